@@ -1,0 +1,62 @@
+"""The small interfaces through which the session runtime meets the outside world.
+
+The runtime is plain asyncio + numpy and imports nothing from Django. The Django side
+(event persistence, tool registry, LiveKit credentials) implements these protocols and
+hands them to the runtime when a session starts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Receives every session event. Must not block: the pipeline never waits on I/O here.
+
+    `event` is a typed model (see `sessions.runtime.events`) with `type`, `at` and a
+    payload; `model_dump(mode="json")` gives the payload the envelope's `data` carries.
+    """
+
+    def emit(self, event: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: str  # the raw JSON string the model produced
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    call_id: str
+    name: str
+    output: str  # what the model sees
+    is_error: bool = False
+    # None on success; otherwise one of: tool_error, exception, timeout,
+    # invalid_arguments, unknown_tool
+    error_kind: str | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class ToolInvocation:
+    """What the runtime knows about the call site; becomes the tool's RunContext."""
+
+    session: Any  # the runtime AgentSession handle
+    speech_handle: Any | None
+    user_data: dict[str, Any] = field(default_factory=dict)
+    session_id: str = ""
+    agent_id: str = ""
+
+
+@runtime_checkable
+class ToolExecutor(Protocol):
+    def schemas(self) -> list[dict[str, Any]]:
+        """OpenAI tool schemas (`{"type": "function", "function": {...}}`) for the LLM."""
+        ...
+
+    async def execute(self, call: ToolCall, invocation: ToolInvocation) -> ToolResult:
+        """Run one call. Never raises for tool failures: they become error results."""
+        ...
