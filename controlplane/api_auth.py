@@ -1,0 +1,83 @@
+"""Bearer API-key authentication and scope permissions for the REST API."""
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import authentication, exceptions, permissions
+
+from controlplane.models import ApiKey
+from controlplane.scopes import READ
+
+
+class ApiKeyUser:
+    """The request user for an API-key request: authenticated, no Django permissions."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+        self.pk = None
+        self.username = f"apikey:{api_key.name}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Any) -> tuple[ApiKeyUser, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        parts = header.split()
+        if parts[0] != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'.")
+        key = ApiKey.authenticate(parts[1])
+        if key is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        return ApiKeyUser(key), key
+
+    def authenticate_header(self, request: Any) -> str:
+        return self.keyword
+
+
+def request_has_scope(request: Any, scope: str) -> bool:
+    """API keys need the scope; logged-in staff users (the dashboard) have every scope."""
+    if isinstance(request.auth, ApiKey):
+        return request.auth.has_scope(scope)
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and user.is_staff)
+
+
+def actor_name(request: Any) -> str:
+    """Who did it, for audit fields and operator_action events."""
+    if isinstance(request.auth, ApiKey):
+        return f"apikey:{request.auth.name}"
+    user = getattr(request, "user", None)
+    return getattr(user, "username", "") or "anonymous"
+
+
+class HasScope(permissions.BasePermission):
+    """Reads need `read`; anything else needs the view's `write_scope`."""
+
+    message = "This API key lacks the scope this action needs."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            scope = getattr(view, "read_scope", READ)
+        else:
+            scope = getattr(view, "write_scope", None)
+            if scope is None:
+                return False
+        if not request_has_scope(request, scope):
+            self.message = f"This API key lacks the '{scope}' scope."
+            return False
+        return True

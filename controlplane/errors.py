@@ -1,0 +1,42 @@
+"""Domain errors raised by service functions; the API maps them to HTTP statuses."""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A request that the domain refuses. `code` is a stable machine-readable name."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+    def __init__(self, entity: str, current: str, target: str) -> None:
+        super().__init__(f"{entity} cannot go from '{current}' to '{target}'", field="status")
+        self.current = current
+        self.target = target
+
+
+class Throttled(DomainError):
+    status_code = 429
+    code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

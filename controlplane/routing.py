@@ -1,0 +1,2 @@
+"""WebSocket routes. The dashboard work adds the session and fleet consumers here."""
+websocket_urlpatterns: list = []

@@ -1,0 +1,10 @@
+"""API key scopes. `admin` implies every other scope."""
+READ = "read"
+AGENTS_WRITE = "agents:write"
+JOBS_WRITE = "jobs:write"
+SESSIONS_CONTROL = "sessions:control"
+TOOLS_WRITE = "tools:write"
+WORKERS_WRITE = "workers:write"
+ADMIN = "admin"
+
+ALL_SCOPES = (READ, AGENTS_WRITE, JOBS_WRITE, SESSIONS_CONTROL, TOOLS_WRITE, WORKERS_WRITE, ADMIN)

@@ -1,0 +1,138 @@
+"""Audio in: frames of any rate and channel count → 16 kHz mono int16 frames of fixed size.
+
+The fast path (already 16 kHz mono, whole frames) makes no copies: frames are numpy views.
+Other rates go through `livekit.rtc.AudioResampler` (sox, runs offline).
+"""
+from __future__ import annotations
+
+import io
+import math
+import wave
+from typing import Any
+
+import numpy as np
+
+VAD_RATES = (8000, 16000, 32000, 48000)
+MIN_RATE, MAX_RATE = 8000, 192_000
+
+
+class MalformedAudio(ValueError):
+    """A frame we cannot interpret (odd byte count, unknown rate, bad channel count)."""
+
+
+def as_int16(data: Any) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.int16:
+            raise MalformedAudio(f"expected int16 samples, got {data.dtype}")
+        return data.reshape(-1)
+    buf = memoryview(data).cast("B")
+    if len(buf) % 2:
+        raise MalformedAudio(f"odd byte count {len(buf)}: not whole 16-bit samples")
+    return np.frombuffer(buf, dtype=np.int16)
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    if samples.size == 0:
+        return -120.0
+    x = samples.astype(np.float32)
+    rms = math.sqrt(float(np.dot(x, x)) / x.size) / 32768.0
+    return 20.0 * math.log10(rms) if rms > 1e-6 else -120.0
+
+
+class AudioInput:
+    """Converts incoming frames to `frame_samples`-long 16 kHz mono frames.
+
+    `push` returns a list of int16 views; they stay valid until the next `push`.
+    """
+
+    def __init__(self, *, rate: int = 16000, frame_ms: int = 20) -> None:
+        self.rate = rate
+        self.frame_samples = rate * frame_ms // 1000
+        self._pending = np.zeros(self.frame_samples * 64, dtype=np.int16)
+        self._n = 0  # samples pending in _pending
+        self._resamplers: dict[tuple[int, int], Any] = {}
+        self.last_rate = rate
+        self.last_channels = 1
+
+    def push(self, data: Any, sample_rate: int, channels: int = 1) -> list[np.ndarray]:
+        if not isinstance(sample_rate, int) or not MIN_RATE <= sample_rate <= MAX_RATE:
+            raise MalformedAudio(f"unsupported sample rate {sample_rate!r}")
+        if not isinstance(channels, int) or not 1 <= channels <= 8:
+            raise MalformedAudio(f"unsupported channel count {channels!r}")
+        samples = as_int16(data)
+        if samples.size % channels:
+            raise MalformedAudio(f"{samples.size} samples do not divide into {channels} channels")
+        self.last_rate, self.last_channels = sample_rate, channels
+        if channels > 1:
+            samples = samples.reshape(-1, channels).mean(axis=1, dtype=np.float32).astype(np.int16)
+        if sample_rate != self.rate:
+            samples = self._resample(samples, sample_rate)
+        fs = self.frame_samples
+        if self._n == 0 and samples.size == fs:
+            return [samples]  # fast path: a whole frame, no copy
+        return self._chunk(samples)
+
+    def _chunk(self, samples: np.ndarray) -> list[np.ndarray]:
+        fs = self.frame_samples
+        need = self._n + samples.size
+        if need > self._pending.size:
+            grown = np.zeros(max(need, self._pending.size * 2), dtype=np.int16)
+            grown[: self._n] = self._pending[: self._n]
+            self._pending = grown
+        self._pending[self._n:need] = samples
+        self._n = need
+        whole = (self._n // fs) * fs
+        if whole == 0:
+            return []
+        out = self._pending[:whole].copy()
+        rest = self._n - whole
+        if rest:
+            self._pending[:rest] = self._pending[whole:self._n]
+        self._n = rest
+        return [out[i:i + fs] for i in range(0, whole, fs)]
+
+    def _resample(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        from livekit import rtc
+
+        key = (rate, self.rate)
+        rs = self._resamplers.get(key)
+        if rs is None:
+            rs = self._resamplers[key] = rtc.AudioResampler(rate, self.rate, num_channels=1)
+        frames = rs.push(bytearray(samples.tobytes()))
+        if not frames:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+
+    def reset(self) -> None:
+        self._n = 0
+
+
+def resample_to(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """One-shot resampling for whole buffers (e.g. TTS audio at a rate the transport lacks)."""
+    if rate_in == rate_out or samples.size == 0:
+        return samples
+    from livekit import rtc
+
+    rs = rtc.AudioResampler(rate_in, rate_out, num_channels=1)
+    out = [np.frombuffer(f.data, dtype=np.int16) for f in rs.push(bytearray(samples.tobytes()))]
+    out += [np.frombuffer(f.data, dtype=np.int16) for f in rs.flush()]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2", copy=False).tobytes())
+    return buf.getvalue()
+
+
+def read_wav(path: str) -> tuple[np.ndarray, int, int]:
+    """(interleaved int16 samples, sample rate, channels) of a 16-bit PCM WAV file."""
+    with wave.open(path, "rb") as w:
+        if w.getsampwidth() != 2:
+            raise MalformedAudio(f"{path}: only 16-bit PCM WAV is supported")
+        return (np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16),
+                w.getframerate(), w.getnchannels())

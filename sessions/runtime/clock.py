@@ -1,0 +1,64 @@
+"""One shared pacing clock per event loop.
+
+Hundreds of sessions each sleeping 50 times a second cost a timer, a wake-up and a task
+switch per frame per session; instead one ticker wakes every `period` and calls every
+subscriber in turn. Ticks are scheduled on an absolute grid so the clock does not drift;
+after a long stall it skips ahead rather than bursting.
+"""
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+
+TickCallback = Callable[[float], None]  # receives the scheduled tick time (loop.time())
+
+
+class Ticker:
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ticker]" = weakref.WeakKeyDictionary()
+
+    def __init__(self, period_s: float = 0.02) -> None:
+        self.period = period_s
+        self._subs: dict[int, TickCallback] = {}
+        self._next_id = 0
+        self._task: asyncio.Task[None] | None = None
+        self.ticks = 0
+
+    @classmethod
+    def shared(cls, period_s: float = 0.02) -> "Ticker":
+        loop = asyncio.get_running_loop()
+        t = cls._by_loop.get(loop)
+        if t is None or t.period != period_s:
+            t = cls._by_loop[loop] = cls(period_s)
+        return t
+
+    def add(self, cb: TickCallback) -> int:
+        self._next_id += 1
+        self._subs[self._next_id] = cb
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="runtime-ticker")
+        return self._next_id
+
+    def remove(self, sub_id: int) -> None:
+        self._subs.pop(sub_id, None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        nxt = loop.time() + self.period
+        while self._subs:
+            delay = nxt - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            scheduled = nxt
+            for cb in list(self._subs.values()):
+                try:
+                    cb(scheduled)
+                except Exception:  # a subscriber's bug must not stop everyone's clock
+                    import logging
+
+                    logging.getLogger(__name__).exception("ticker subscriber failed")
+            self.ticks += 1
+            nxt += self.period
+            now = loop.time()
+            if now - nxt > 5 * self.period:
+                nxt = now + self.period  # fell far behind: skip ahead instead of bursting

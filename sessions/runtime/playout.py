@@ -1,0 +1,178 @@
+"""Paced audio out: TTS audio is queued here and leaves in real time, one small frame per
+tick of the shared clock, so an interruption stops it within one frame."""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .clock import Ticker
+
+
+@dataclass(slots=True)
+class PlayedSegment:
+    text: str
+    samples_total: int = 0  # audio received for this segment so far
+    samples_played: int = 0
+    complete: bool = False  # all of its audio has been queued
+
+
+@dataclass(slots=True)
+class PlayoutJob:
+    """The audio of one speech. Segments map text to the audio that carries it."""
+
+    speech_id: str
+    segments: list[PlayedSegment] = field(default_factory=list)
+    chunks: deque[tuple[np.ndarray, PlayedSegment]] = field(default_factory=deque)
+    head_offset: int = 0
+    queued: int = 0  # samples queued and not yet played
+    input_done: bool = False
+    samples_played: int = 0
+    first_frame_at: float | None = None
+
+    def played_text(self) -> str:
+        parts: list[str] = []
+        for seg in self.segments:
+            if seg.samples_played <= 0:
+                break
+            if seg.complete and seg.samples_played >= seg.samples_total:
+                parts.append(seg.text)
+                continue
+            frac = seg.samples_played / max(1, seg.samples_total)
+            cut = int(len(seg.text) * frac)
+            partial = seg.text[:cut]
+            if cut < len(seg.text) and " " in partial:  # whole words only
+                partial = partial[: partial.rfind(" ")]
+            parts.append(partial)
+            break
+        return " ".join(p.strip() for p in parts if p.strip())
+
+
+class Playout:
+    """Per-session output pacing. `sink(frame)` receives a reused int16 buffer of one frame."""
+
+    def __init__(self, *, sample_rate: int, frame_ms: int, sink: Callable[[np.ndarray], None],
+                 ticker: Ticker, on_frame: Callable[[PlayoutJob, np.ndarray, float], None] | None = None,
+                 on_drained: Callable[[PlayoutJob], None] | None = None, lead_frames: int = 1) -> None:
+        self.rate = sample_rate
+        self.frame_samples = sample_rate * frame_ms // 1000
+        self.frame_s = frame_ms / 1000
+        self._sink = sink
+        self._ticker = ticker
+        self._on_frame = on_frame
+        self._on_drained = on_drained
+        self._lead = lead_frames
+        self._buf = np.zeros(self.frame_samples, dtype=np.int16)
+        self.job: PlayoutJob | None = None
+        self._sub: int | None = None
+        self._start_t = 0.0
+        self._frames_sent = 0
+        self.frames_out = 0
+
+    # -- feeding -----------------------------------------------------------------------
+    def begin(self, speech_id: str) -> PlayoutJob:
+        self.clear()
+        self.job = PlayoutJob(speech_id)
+        return self.job
+
+    def begin_segment(self, text: str) -> PlayedSegment:
+        assert self.job is not None
+        seg = PlayedSegment(text)
+        self.job.segments.append(seg)
+        return seg
+
+    def push(self, seg: PlayedSegment, pcm: np.ndarray) -> None:
+        job = self.job
+        if job is None or pcm.size == 0:
+            return
+        seg.samples_total += pcm.size
+        job.queued += pcm.size
+        job.chunks.append((pcm, seg))
+        if self._sub is None:
+            self._start()
+
+    def end_input(self) -> None:
+        if self.job is not None:
+            self.job.input_done = True
+            if not self.job.chunks and self._sub is None:
+                self._finish()
+
+    def clear(self) -> PlayoutJob | None:
+        """Drop all queued audio at once; returns the job as far as it was played."""
+        job = self.job
+        self._stop()
+        self.job = None
+        return job
+
+    @property
+    def queued_samples(self) -> int:
+        return 0 if self.job is None else self.job.queued
+
+    @property
+    def active(self) -> bool:
+        return self._sub is not None
+
+    # -- pacing --------------------------------------------------------------------------
+    def _start(self) -> None:
+        import asyncio
+
+        now = asyncio.get_running_loop().time()
+        self._start_t = now
+        self._frames_sent = 0
+        self._sub = self._ticker.add(self._tick)
+        self._tick(now)  # the first frame goes out at once, not on the next tick
+
+    def _stop(self) -> None:
+        if self._sub is not None:
+            self._ticker.remove(self._sub)
+            self._sub = None
+
+    def _tick(self, now: float) -> None:
+        job = self.job
+        if job is None:
+            self._stop()
+            return
+        due = int((now - self._start_t) / self.frame_s) + self._lead
+        while self._frames_sent < due:
+            if job.queued == 0 and job.input_done:
+                self._finish()
+                return
+            if job.queued < self.frame_samples and not job.input_done:
+                return  # underrun: wait for more TTS audio
+            self._fill(job, now)
+            if self.job is not job:  # a callback cleared us
+                return
+
+    def _fill(self, job: PlayoutJob, now: float) -> None:
+        fs = self.frame_samples
+        buf = self._buf
+        n = 0
+        while n < fs and job.chunks:
+            chunk, seg = job.chunks[0]
+            take = min(fs - n, chunk.size - job.head_offset)
+            buf[n:n + take] = chunk[job.head_offset:job.head_offset + take]
+            seg.samples_played += take
+            n += take
+            job.head_offset += take
+            if job.head_offset >= chunk.size:
+                job.chunks.popleft()
+                job.head_offset = 0
+        job.queued -= n
+        if n < fs:
+            buf[n:] = 0  # the tail of the last frame
+        self._frames_sent += 1
+        self.frames_out += 1
+        job.samples_played += n
+        if job.first_frame_at is None:
+            job.first_frame_at = now
+        self._sink(buf)
+        if self._on_frame is not None:
+            self._on_frame(job, buf, now)
+
+    def _finish(self) -> None:
+        job = self.job
+        self._stop()
+        if job is not None and self._on_drained is not None:
+            self._on_drained(job)

@@ -1,0 +1,140 @@
+"""Voice activity detection with webrtcvad and hysteresis, plus the utterance buffer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import webrtcvad
+
+
+@dataclass(frozen=True, slots=True)
+class VADOptions:
+    enabled: bool = True
+    sensitivity: float = 0.5  # 0.0 least eager to call audio speech … 1.0 most
+    frame_ms: int = 20
+    min_speech_ms: int = 100
+    min_silence_ms: int = 300
+    padding_ms: int = 200
+    sample_rate: int = 16000
+
+    @property
+    def mode(self) -> int:
+        # webrtcvad mode 0 is the least aggressive filter (calls most things speech).
+        return max(0, min(3, round((1.0 - self.sensitivity) * 3)))
+
+
+@dataclass(frozen=True, slots=True)
+class VadTransition:
+    kind: Literal["start", "end"]
+    speech_ms: float  # voiced duration of the utterance so far (end: total)
+    silence_ms: float
+
+
+class VAD:
+    """Speech starts after `min_speech_ms` of consecutive voiced frames and ends after
+    `min_silence_ms` of consecutive unvoiced ones; in between the state holds."""
+
+    def __init__(self, opts: VADOptions) -> None:
+        if opts.frame_ms not in (10, 20, 30):
+            raise ValueError("webrtcvad frames must be 10, 20 or 30 ms")
+        if opts.sample_rate not in (8000, 16000, 32000, 48000):
+            raise ValueError("webrtcvad needs 8/16/32/48 kHz audio")
+        self.opts = opts
+        self._vad = webrtcvad.Vad(opts.mode)
+        self.frame_samples = opts.sample_rate * opts.frame_ms // 1000
+        self._start_frames = max(1, -(-opts.min_speech_ms // opts.frame_ms))
+        self._end_frames = max(1, -(-opts.min_silence_ms // opts.frame_ms))
+        self.speaking = False
+        self._voiced_run = 0
+        self._silent_run = 0
+        self._speech_frames = 0
+
+    def process(self, frame: np.ndarray) -> VadTransition | None:
+        voiced = self._vad.is_speech(frame.data, self.opts.sample_rate)
+        fm = self.opts.frame_ms
+        if voiced:
+            self._voiced_run += 1
+            self._silent_run = 0
+        else:
+            self._silent_run += 1
+            self._voiced_run = 0
+        if not self.speaking:
+            if self._voiced_run >= self._start_frames:
+                self.speaking = True
+                self._speech_frames = self._voiced_run
+                return VadTransition("start", self._speech_frames * fm, 0.0)
+            return None
+        if voiced:
+            self._speech_frames += 1
+        elif self._silent_run >= self._end_frames:
+            self.speaking = False
+            return VadTransition("end", self._speech_frames * fm, self._silent_run * fm)
+        return None
+
+    @property
+    def speech_ms(self) -> float:
+        return self._speech_frames * self.opts.frame_ms if self.speaking else 0.0
+
+    def reset(self) -> None:
+        self.speaking = False
+        self._voiced_run = self._silent_run = self._speech_frames = 0
+
+
+class UtteranceBuffer:
+    """Keeps `padding_ms` of pre-roll while idle and the whole utterance while speaking."""
+
+    MAX_S = 60
+
+    def __init__(self, *, rate: int, padding_ms: int, frame_samples: int) -> None:
+        self.rate = rate
+        self._pre = max(frame_samples, rate * padding_ms // 1000)
+        self._ring = np.zeros(self._pre, dtype=np.int16)
+        self._ring_n = 0
+        self._buf = np.zeros(rate * 4, dtype=np.int16)
+        self._n = 0
+        self.active = False
+
+    def push(self, frame: np.ndarray) -> None:
+        if self.active:
+            need = self._n + frame.size
+            if need > self._buf.size:
+                if self._buf.size >= self.rate * self.MAX_S:
+                    return  # cap: keep the first MAX_S seconds
+                grown = np.zeros(min(self.rate * self.MAX_S, self._buf.size * 2), dtype=np.int16)
+                grown[: self._n] = self._buf[: self._n]
+                self._buf = grown
+                need = min(need, grown.size)
+            self._buf[self._n:need] = frame[: need - self._n]
+            self._n = need
+            return
+        n = frame.size
+        if n >= self._pre:
+            self._ring[:] = frame[-self._pre:]
+            self._ring_n = self._pre
+            return
+        keep = min(self._ring_n, self._pre - n)
+        if keep:
+            self._ring[:keep] = self._ring[self._ring_n - keep:self._ring_n]
+        self._ring[keep:keep + n] = frame
+        self._ring_n = keep + n
+
+    def begin(self) -> None:
+        """Speech started: the pre-roll becomes the head of the utterance."""
+        self.active = True
+        self._buf[: self._ring_n] = self._ring[: self._ring_n]
+        self._n = self._ring_n
+        self._ring_n = 0
+
+    def take(self) -> np.ndarray:
+        """Speech ended: the utterance (a copy) and back to pre-roll mode."""
+        out = self._buf[: self._n].copy()
+        self._n = 0
+        self.active = False
+        if self._buf.size > self.rate * 8:  # don't keep a long utterance's buffer around
+            self._buf = np.zeros(self.rate * 4, dtype=np.int16)
+        return out
+
+    @property
+    def size(self) -> int:
+        return self._n

@@ -1,0 +1,54 @@
+"""WorkerOptions from the seed: how a worker node connects and how much it takes on.
+
+Validated at worker start; a bad value stops the worker with a message naming the field.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+WORKER_TYPES = ("voice_agent", "multimodal_agent", "text_agent", "custom")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class WorkerOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent_name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")] = "controlplane"
+    server_url: str
+    api_key: SecretStr
+    api_secret: SecretStr
+    entry_point: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")] = "sessions.launch:run_job_session"
+    max_concurrent_jobs: Annotated[int, Field(ge=1, le=1000)] = 50
+    worker_type: Literal["voice_agent", "multimodal_agent", "text_agent", "custom"] = "voice_agent"
+    region: Annotated[str, Field(max_length=64)] = ""
+    drain_timeout: Annotated[int, Field(gt=0, le=86_400)] = 300
+    health_check_port: Annotated[int, Field(ge=0, le=65_535)] = 0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("server_url")
+    @classmethod
+    def _websocket_url(cls, value: str) -> str:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(value)
+        if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
+            raise ValueError("server_url must be a ws:// or wss:// URL with a host")
+        return value
+
+    @field_validator("api_key", "api_secret")
+    @classmethod
+    def _non_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must be a non-empty string")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def python_log_level(self) -> int:
+        return logging.getLevelName(self.log_level)
