@@ -26,3 +26,15 @@ def publish_fleet_event(kind: str, data: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(FLEET_GROUP, message)
     except Exception:  # noqa: BLE001
         log.warning("fleet event %s not broadcast", kind, exc_info=True)
+
+
+async def apublish_fleet_event(kind: str, data: dict[str, Any]) -> None:
+    """The same, from code running on an event loop (async_to_sync refuses to run there)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "fleet.event", "kind": kind, "at": timezone.now().isoformat(), "data": data}
+    try:
+        await layer.group_send(FLEET_GROUP, message)
+    except Exception:  # noqa: BLE001
+        log.warning("fleet event %s not broadcast", kind, exc_info=True)
