@@ -1,0 +1,270 @@
+"""HTTP tools: a tool that is an HTTP endpoint, configured without code.
+
+The request (POST/PUT/PATCH) carries a JSON body:
+`{"call_id", "tool", "arguments", "session_id", "agent_id", "execution_id"}`;
+GET/DELETE send the same fields as query parameters (`arguments` as JSON text).
+A 2xx response's body is what the model sees (a JSON object's `"output"` member if it
+has one). The address guard resolves the host and refuses private, loopback,
+link-local and other non-public addresses unless TOOLS_ALLOW_PRIVATE_ADDRESSES; the
+request then goes to the address that was checked (no second DNS lookup), and
+redirects are not followed.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import socket
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from .context import RunContext
+from .errors import ToolDefinitionError, ToolError
+from .function_tool import drop_optional_nulls, parse_arguments_json
+from .errors import ToolArgumentsError
+from .schema import (
+    to_strict,
+    validate_description,
+    validate_function_schema,
+    validate_name,
+    validate_timeout_ms,
+)
+from .secrets import resolve_headers
+
+logger = logging.getLogger("agents.tools")
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+MAX_OUTPUT_CHARS = 16_000
+DEFAULT_TIMEOUT_MS = 30_000
+
+
+class AddressNotAllowed(ToolError):
+    pass
+
+
+def allow_private_default() -> bool:
+    try:
+        from django.conf import settings
+
+        return bool(getattr(settings, "TOOLS_ALLOW_PRIVATE_ADDRESSES", False))
+    except Exception:
+        return False
+
+
+def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+async def resolve_checked(host: str, port: int, *, allow_private: bool) -> str:
+    """Resolve `host` and return an address to connect to; refuse non-public ones.
+
+    Every address the name resolves to must pass: a name with one public and one
+    private record is refused.
+    """
+    try:
+        ips = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            raise ToolError("the tool's host name does not resolve") from None
+        ips = []
+        for info in infos:
+            ip = ipaddress.ip_address(info[4][0].split("%")[0])
+            if ip not in ips:
+                ips.append(ip)
+    if not ips:
+        raise ToolError("the tool's host name does not resolve")
+    if not allow_private:
+        bad = [str(ip) for ip in ips if not is_public_address(ip)]
+        if bad:
+            logger.warning("HTTP tool refused: %s resolves to non-public address(es) %s", host, bad)
+            raise AddressNotAllowed(
+                "the tool's address is not allowed (private, loopback or link-local)"
+            )
+    return str(ips[0])
+
+
+class HttpTool:
+    kind = "http"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        description: str,
+        url: str,
+        method: str = "POST",
+        headers: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        timeout_ms: int | None = None,
+        retries: int = 0,
+        execution: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        allow_private: bool | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = validate_name(name)
+        self.description = validate_description(description, name=name)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ToolDefinitionError(f"HTTP tool {name!r}: url must be an http(s) URL with a host")
+        self.url = url
+        method = method.upper()
+        if method not in METHODS:
+            raise ToolDefinitionError(f"HTTP tool {name!r}: method must be one of {METHODS}")
+        self.method = method
+        self.headers = dict(headers or {})
+        self.parameters = parameters or {"type": "object", "properties": {}}
+        problems = validate_function_schema(
+            {"name": name, "description": description, "parameters": self.parameters}
+        )
+        if problems:
+            raise ToolDefinitionError(f"HTTP tool {name!r}: " + "; ".join(problems))
+        self.timeout_ms = validate_timeout_ms(timeout_ms) if timeout_ms is not None else None
+        if not isinstance(retries, int) or not 0 <= retries <= 10:
+            raise ToolDefinitionError(f"HTTP tool {name!r}: retries must be 0..10")
+        self.retries = retries
+        self.execution = execution
+        self.metadata = dict(metadata or {})
+        self.allow_private = allow_private
+        self.transport = transport
+        self.module = ""
+        self.function = ""
+        self.arity = len(self.parameters.get("properties", {}))
+        self.return_type = "str"
+        self.context_param = None
+        self._strict: dict[str, Any] | None = None
+        import jsonschema
+
+        self._validator = jsonschema.Draft202012Validator(self.parameters)
+
+    @classmethod
+    def from_row(cls, row: Any, **kwargs: Any) -> "HttpTool":
+        fn = row.schema.get("function", row.schema) if isinstance(row.schema, dict) else {}
+        return cls(
+            name=row.name,
+            description=row.description,
+            url=row.http_url,
+            method=row.http_method or "POST",
+            headers=row.http_headers,
+            parameters=fn.get("parameters"),
+            timeout_ms=row.timeout_ms,
+            retries=row.http_retries,
+            execution=row.execution,
+            metadata=row.metadata,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"<HttpTool {self.name} {self.method} {urlsplit(self.url).hostname}>"
+
+    def function_schema(self, strict: bool = False) -> dict[str, Any]:
+        params = self.strict_parameters() if strict else self.parameters
+        return {"name": self.name, "description": self.description, "parameters": params}
+
+    def strict_parameters(self) -> dict[str, Any]:
+        if self._strict is None:
+            self._strict = to_strict(self.parameters)
+        return self._strict
+
+    def openai_schema(self, strict: bool = False) -> dict[str, Any]:
+        fn = self.function_schema(strict)
+        if strict:
+            fn["strict"] = True
+        return {"type": "function", "function": fn}
+
+    def parse_arguments(self, raw: Any) -> dict[str, Any]:
+        data = drop_optional_nulls(parse_arguments_json(raw), self.parameters)
+        errors = sorted(self._validator.iter_errors(data), key=lambda e: list(e.path))
+        if errors:
+            raise ToolArgumentsError(
+                "; ".join(f"{'.'.join(map(str, e.path)) or '(arguments)'}: {e.message}" for e in errors)
+            )
+        return data
+
+    # -- the call -----------------------------------------------------------------------
+
+    def payload(self, kwargs: dict[str, Any], ctx: RunContext | None) -> dict[str, Any]:
+        return {
+            "call_id": ctx.call_id if ctx else "",
+            "tool": self.name,
+            "arguments": kwargs,
+            "session_id": ctx.session_id if ctx else "",
+            "agent_id": ctx.agent_id if ctx else "",
+            "execution_id": ctx.execution_id if ctx else "",
+        }
+
+    async def run(self, kwargs: dict[str, Any], ctx: RunContext | None) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        allow = self.allow_private if self.allow_private is not None else allow_private_default()
+        ip = await resolve_checked(host, port, allow_private=allow)
+        # Connect to the address we checked; keep Host and TLS SNI on the real name.
+        ip_host = f"[{ip}]" if ":" in ip else ip
+        netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
+        pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        headers = resolve_headers(self.headers)
+        headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
+        headers.setdefault("User-Agent", "controlplane-tools/1")
+        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+        body = self.payload(kwargs, ctx)
+        request_kwargs: dict[str, Any] = {"headers": headers, "extensions": extensions}
+        if self.method in ("GET", "DELETE"):
+            request_kwargs["params"] = {**body, "arguments": json.dumps(kwargs)}
+        else:
+            request_kwargs["json"] = body
+        timeout_s = (self.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000.0
+        attempt = 0
+        async with httpx.AsyncClient(
+            timeout=timeout_s, follow_redirects=False, transport=self.transport, trust_env=False
+        ) as client:
+            while True:
+                try:
+                    response = await client.request(self.method, pinned, **request_kwargs)
+                except httpx.HTTPError as exc:
+                    if attempt < self.retries:
+                        attempt += 1
+                        await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+                        continue
+                    logger.warning("HTTP tool %s: request failed: %s", self.name, type(exc).__name__)
+                    raise ToolError("the tool's service could not be reached") from None
+                if response.status_code >= 500 and attempt < self.retries:
+                    attempt += 1
+                    await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+                    continue
+                return self._output(response)
+
+    def _output(self, response: httpx.Response) -> str:
+        text = response.text[:MAX_OUTPUT_CHARS]
+        if 300 <= response.status_code < 400:
+            raise ToolError(f"the tool's service answered with a redirect ({response.status_code})")
+        if response.status_code >= 400:
+            detail = text[:500] if response.status_code < 500 else ""
+            raise ToolError(
+                f"the tool's service answered {response.status_code}" + (f": {detail}" if detail else "")
+            )
+        if "json" in response.headers.get("content-type", ""):
+            try:
+                data = response.json()
+            except ValueError:
+                return text
+            if isinstance(data, dict) and "output" in data:
+                out = data["output"]
+                return out if isinstance(out, str) else json.dumps(out)
+        return text

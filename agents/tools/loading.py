@@ -1,0 +1,58 @@
+"""Resolve tool names to runnable tools: code tools from the registry, HTTP tools and
+per-tool settings (enabled, execution, timeout) from the Tool rows. Needs Django."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from .executor import BoundTool
+from .function_tool import DEFAULT_TIMEOUT_MS
+from .http import HttpTool
+from .registry import ToolRegistry, registry as default_registry
+
+logger = logging.getLogger("agents.tools")
+
+
+def _rows(names: Sequence[str]) -> dict[str, Any]:
+    from agents.models import Tool
+
+    return {row.name: row for row in Tool.objects.filter(name__in=list(names))}
+
+
+def bind_row(row: Any | None, code_tool: Any | None) -> BoundTool | None:
+    """The runnable form of one tool; None if it is disabled or has no implementation.
+
+    The row, when there is one, decides execution and timeout (operators edit them in the
+    admin; start-up sync writes the decorator's explicit values into it).
+    """
+    if row is not None and not row.enabled:
+        return None
+    if row is not None and row.kind == "http":
+        return BoundTool(HttpTool.from_row(row), row.execution or "inline", row.timeout_ms or DEFAULT_TIMEOUT_MS)
+    if code_tool is None:
+        return None
+    if row is None:
+        return BoundTool.of(code_tool)
+    return BoundTool(code_tool, row.execution or "inline", row.timeout_ms or DEFAULT_TIMEOUT_MS)
+
+
+def load_tools(
+    names: Sequence[str], *, registry: ToolRegistry | None = None
+) -> tuple[list[BoundTool], list[str]]:
+    reg = registry or default_registry
+    reg.ensure_discovered()
+    rows = _rows(names)
+    bound: list[BoundTool] = []
+    missing: list[str] = []
+    for name in dict.fromkeys(names):
+        b = bind_row(rows.get(name), reg.get(name))
+        if b is None:
+            missing.append(name)
+        else:
+            bound.append(b)
+    return bound, missing
+
+
+def load_tool(name: str, *, registry: ToolRegistry | None = None) -> BoundTool | None:
+    bound, _ = load_tools([name], registry=registry)
+    return bound[0] if bound else None

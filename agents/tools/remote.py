@@ -1,0 +1,117 @@
+"""Running a tool on the Celery `tools` queue, and the worker side of it."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+from sessions.runtime.interfaces import ToolCall
+
+from .context import FunctionCall, RunContext
+from .errors import ToolArgumentsError
+
+logger = logging.getLogger("agents.tools")
+
+TOOLS_QUEUE = "tools"
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return {}
+
+
+def context_payload(ctx: RunContext, timeout_ms: int) -> dict[str, Any]:
+    return {
+        "call_id": ctx.call_id,
+        "execution_id": ctx.execution_id,
+        "session_id": ctx.session_id,
+        "agent_id": ctx.agent_id,
+        "user_data": _jsonable(ctx.user_data),
+        "timeout_ms": timeout_ms,
+    }
+
+
+class CeleryToolRunner:
+    """Sends a call to the `tools` queue and awaits its result without blocking the loop:
+    each readiness check runs in a thread, between them the coroutine sleeps."""
+
+    def __init__(self, *, queue: str = TOOLS_QUEUE, first_poll_s: float = 0.001, max_poll_s: float = 0.05) -> None:
+        self.queue = queue
+        self.first_poll_s = first_poll_s
+        self.max_poll_s = max_poll_s
+
+    async def run(self, bound: Any, call: ToolCall, ctx: RunContext, timeout_s: float) -> Any:
+        from agents.tasks import run_tool
+
+        from .executor import Outcome
+
+        payload = context_payload(ctx, bound.timeout_ms)
+        result = await asyncio.to_thread(
+            run_tool.apply_async,
+            args=(call.name, call.arguments, payload),
+            queue=self.queue,
+            expires=timeout_s,  # never start a call whose caller has given up
+        )
+        delay = self.first_poll_s
+        try:
+            while not await asyncio.to_thread(result.ready):
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, self.max_poll_s)
+            value = await asyncio.to_thread(result.get, timeout=max(timeout_s, 1.0), propagate=False)
+        except BaseException:
+            # Timed out or cancelled: drop the message if it has not started yet.
+            try:
+                result.revoke()
+            except Exception:
+                logger.debug("could not revoke tool task %s", result.id)
+            raise
+        finally:
+            try:
+                result.forget()
+            except Exception:
+                pass
+        if isinstance(value, dict) and "output" in value:
+            return Outcome(str(value["output"]), value.get("error_kind"))
+        logger.error("tool %s: Celery task failed: %r", call.name, value)
+        from .executor import EXCEPTION, error_message
+
+        return Outcome(error_message(EXCEPTION, call.name), EXCEPTION)
+
+
+def execute_remote_call(name: str, arguments: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Worker side of a Celery tool call: resolve, validate, run, map the outcome."""
+    from .executor import (
+        EXCEPTION,
+        INVALID_ARGUMENTS,
+        UNKNOWN_TOOL,
+        error_message,
+        run_sync_outcome,
+    )
+    from .loading import load_tool
+
+    bound = load_tool(name)
+    if bound is None:
+        return {"output": error_message(UNKNOWN_TOOL, name), "error_kind": UNKNOWN_TOOL}
+    ctx = RunContext(
+        function_call=FunctionCall(context.get("call_id", ""), name, arguments),
+        user_data=context.get("user_data") or {},
+        session_id=context.get("session_id", ""),
+        agent_id=context.get("agent_id", ""),
+        execution_id=context.get("execution_id") or uuid.uuid4().hex,
+        metadata={"remote": True},
+    )
+    try:
+        kwargs = bound.tool.parse_arguments(arguments)
+    except ToolArgumentsError as exc:
+        return {"output": error_message(INVALID_ARGUMENTS, name, str(exc)), "error_kind": INVALID_ARGUMENTS}
+    try:
+        outcome = run_sync_outcome(bound, kwargs, ctx)
+    except Exception:  # pragma: no cover - run_sync_outcome maps exceptions itself
+        logger.exception("tool %s failed on the worker", name)
+        return {"output": error_message(EXCEPTION, name), "error_kind": EXCEPTION}
+    return {"output": outcome.output, "error_kind": outcome.error_kind}
