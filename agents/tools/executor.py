@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -151,8 +152,11 @@ class ToolExecutor:
                 call, Outcome(error_message(UNKNOWN_TOOL, call.name, available=list(self._tools)), UNKNOWN_TOOL),
                 t0, "inline", record=False,
             )
+        started = datetime.now(timezone.utc)
         ctx = RunContext(
             function_call=FunctionCall(call.call_id, call.name, call.arguments),
+            started_at=started,
+            timeout_at=started + timedelta(milliseconds=bound.timeout_ms),
             session=invocation.session,
             speech_handle=invocation.speech_handle,
             user_data=invocation.user_data,

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import typing
 from enum import Enum
 from typing import Any, Awaitable, Callable, Literal, TypeVar, overload
 
@@ -192,10 +193,11 @@ class FunctionTool:
         self.description = validate_description(schema["description"], name=self.name)
         self.signature = None
         self.parameters = schema["parameters"]
-        params = inspect.signature(self.fn).parameters
-        self.context_param = next(
-            (p.name for p in params.values() if is_context_type(p.annotation)), None
-        )
+        try:
+            hints = typing.get_type_hints(self.fn)
+        except Exception as exc:
+            raise ToolDefinitionError(f"raw tool {self.name!r}: cannot resolve type hints: {exc}") from exc
+        self.context_param = next((p for p, h in hints.items() if p != "return" and is_context_type(h)), None)
         self.param_names = tuple(self.parameters.get("properties", {}))
         self.arity = len(self.param_names)
         self.return_type = ""

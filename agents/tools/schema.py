@@ -108,7 +108,7 @@ def build_signature(fn: Callable[..., Any], *, tool_name: str) -> Signature:
             continue
         default = ... if param.default is param.empty else param.default
         desc = None if _annotated_description(hint) else (doc.params.get(pname) or None)
-        fields[pname] = (hint, pydantic.Field(default, description=desc))
+        fields[pname] = (hint, pydantic.Field(default, **({"description": desc} if desc else {})))
         names.append(pname)
     try:
         model = pydantic.create_model(  # type: ignore[call-overload]
