@@ -60,3 +60,27 @@ class ToolExecutor(Protocol):
     async def execute(self, call: ToolCall, invocation: ToolInvocation) -> ToolResult:
         """Run one call. Never raises for tool failures: they become error results."""
         ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Where a session's audio and text come from and go to (LiveKit room, local memory).
+
+    `connect` starts delivering input by calling the session's `push_audio`, `push_text`
+    and participant hooks. `write_audio` gets one paced output frame (int16 mono at
+    `sample_rate`) and must not block; the buffer is reused after the call returns.
+    """
+
+    name: str
+
+    async def connect(self, session: Any) -> None: ...
+
+    def write_audio(self, frame: Any, sample_rate: int) -> None: ...
+
+    def clear_audio(self) -> None: ...
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def publish_transcript(self, text: str, *, speaker: str, final: bool) -> None: ...
+
+    async def aclose(self) -> None: ...

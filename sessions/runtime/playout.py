@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ class PlayoutJob:
     input_done: bool = False
     samples_played: int = 0
     first_frame_at: float | None = None
+    drained: Any = None  # an asyncio.Future the owner may hang here
 
     def played_text(self) -> str:
         parts: list[str] = []

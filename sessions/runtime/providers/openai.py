@@ -1,0 +1,246 @@
+"""OpenAI providers through the official SDK: chat completions, transcriptions, speech.
+
+`base_url` makes any OpenAI-compatible server work. Where a config names no `base_url`
+or key, the SDK's own OPENAI_BASE_URL / OPENAI_API_KEY environment variables apply.
+Transient failures (connection, timeout, 408/409/429/5xx) are retried with backoff
+before any output has been produced; a timeout bounds every read, so a stalled server
+cannot hang a session.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..audio import wav_bytes
+from ..interfaces import ToolCall
+from .base import LLMDelta, ProviderError, Transcript, Usage
+
+T = TypeVar("T")
+SPEECH_RATE = 24_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout_s: float = 30.0
+    max_retries: int = 2
+
+
+_clients: dict[tuple[int, str | None, str | None, float], Any] = {}
+
+
+def _client(opts: ClientOptions, source: str) -> Any:
+    """One AsyncOpenAI (and its connection pool) per loop and settings, shared by sessions."""
+    from openai import AsyncOpenAI, OpenAIError
+
+    api_key: str | None = None
+    if opts.api_key_env:
+        api_key = os.environ.get(opts.api_key_env)
+        if not api_key:
+            raise ProviderError(source, f"environment variable {opts.api_key_env} is not set", kind="config")
+    loop_id = id(asyncio.get_running_loop())
+    key = (loop_id, opts.base_url, api_key or os.environ.get("OPENAI_API_KEY"), opts.timeout_s)
+    c = _clients.get(key)
+    if c is None:
+        try:
+            c = AsyncOpenAI(base_url=opts.base_url or None, api_key=api_key,
+                            timeout=opts.timeout_s, max_retries=0)
+        except OpenAIError as exc:
+            raise ProviderError(source, str(exc), kind="config") from None
+        _clients[key] = c
+    return c
+
+
+def _classify(source: str, exc: BaseException) -> ProviderError:
+    import openai
+
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderError(source, f"timed out: {exc}", kind="timeout", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError(source, f"connection failed: {exc}", kind="connection", retryable=True)
+    if isinstance(exc, openai.APIStatusError):
+        code = exc.status_code
+        return ProviderError(source, f"HTTP {code}: {exc.message}", kind="status",
+                             retryable=code in (408, 409, 429) or code >= 500)
+    if isinstance(exc, (json.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError,
+                        openai.APIResponseValidationError)):
+        return ProviderError(source, f"malformed response: {exc}", kind="garbage")
+    if isinstance(exc, asyncio.TimeoutError):
+        return ProviderError(source, "timed out", kind="timeout", retryable=True)
+    return ProviderError(source, f"{type(exc).__name__}: {exc}")
+
+
+async def _retrying(source: str, opts: ClientOptions, fn: Callable[[], Awaitable[T]]) -> T:
+    attempt = 0
+    while True:
+        try:
+            return await fn()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - classified below
+            err = _classify(source, exc)
+            err.attempt = attempt + 1
+            if not err.retryable or attempt >= opts.max_retries:
+                raise err from None
+            await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
+            attempt += 1
+
+
+class OpenAILLM:
+    def __init__(self, *, model: str = "gpt-4o-mini", temperature: float | None = 0.7,
+                 max_tokens: int | None = None, parallel_tool_calls: bool = True,
+                 client: ClientOptions = ClientOptions()) -> None:
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.parallel_tool_calls = parallel_tool_calls
+        self.opts = client
+
+    async def chat(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+                   tool_choice: str | None = None) -> AsyncIterator[LLMDelta]:
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True,
+                                  "stream_options": {"include_usage": True}}
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            kwargs["max_completion_tokens"] = self.max_tokens
+        if tools:
+            kwargs["tools"] = tools
+            kwargs["parallel_tool_calls"] = self.parallel_tool_calls
+            if tool_choice:
+                kwargs["tool_choice"] = tool_choice
+
+        async def open_stream() -> Any:
+            return await _client(self.opts, "llm").chat.completions.create(**kwargs)
+
+        stream = await _retrying("llm", self.opts, open_stream)
+        calls: dict[int, dict[str, str]] = {}
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    u = chunk.usage
+                    yield LLMDelta("usage", usage=Usage(u.prompt_tokens or 0, u.completion_tokens or 0,
+                                                        u.total_tokens or 0))
+                for choice in chunk.choices or ():
+                    d = choice.delta
+                    if d is None:
+                        continue
+                    if d.content:
+                        yield LLMDelta("text", text=d.content)
+                    for tc in d.tool_calls or ():
+                        acc = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                        if tc.id:
+                            acc["id"] = tc.id
+                        if tc.function is not None:
+                            if tc.function.name:
+                                acc["name"] += tc.function.name
+                            if tc.function.arguments:
+                                acc["arguments"] += tc.function.arguments
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            raise _classify("llm", exc) from None
+        finally:
+            await _aclose(stream)
+        if calls:
+            yield LLMDelta("tool_calls", tool_calls=[
+                ToolCall(call_id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
+                for i, c in sorted(calls.items())])
+
+
+class OpenAISTT:
+    def __init__(self, *, model: str = "whisper-1", language: str | None = None, prompt: str | None = None,
+                 client: ClientOptions = ClientOptions()) -> None:
+        self.model = model
+        self.language = language
+        self.prompt = prompt
+        self.opts = client
+
+    async def transcribe(self, pcm: np.ndarray, sample_rate: int) -> Transcript:
+        data = wav_bytes(pcm, sample_rate)
+        kwargs: dict[str, Any] = {"model": self.model, "file": ("audio.wav", data, "audio/wav")}
+        if self.language:
+            kwargs["language"] = self.language
+        if self.prompt:
+            kwargs["prompt"] = self.prompt
+
+        async def call() -> Any:
+            return await _client(self.opts, "stt").audio.transcriptions.create(**kwargs)
+
+        res = await _retrying("stt", self.opts, call)
+        text = getattr(res, "text", None)
+        if not isinstance(text, str):
+            raise ProviderError("stt", f"malformed transcription response: {str(res)[:80]!r}", kind="garbage")
+        return Transcript(text.strip(), self.language)
+
+
+class OpenAITTS:
+    sample_rate = SPEECH_RATE
+
+    def __init__(self, *, model: str = "gpt-4o-mini-tts", voice: str = "alloy", speed: float = 1.0,
+                 instructions: str | None = None, client: ClientOptions = ClientOptions(),
+                 chunk_bytes: int = 4800) -> None:
+        self.model = model
+        self.voice = voice
+        self.speed = speed
+        self.instructions = instructions
+        self.opts = client
+        self.chunk_bytes = chunk_bytes
+
+    async def synthesize(self, text: str) -> AsyncIterator[np.ndarray]:
+        kwargs: dict[str, Any] = {"model": self.model, "voice": self.voice, "input": text,
+                                  "response_format": "pcm"}
+        if self.speed != 1.0:
+            kwargs["speed"] = self.speed
+        if self.instructions:
+            kwargs["instructions"] = self.instructions
+
+        async def open_response() -> Any:
+            cm = _client(self.opts, "tts").audio.speech.with_streaming_response.create(**kwargs)
+            resp = await cm.__aenter__()
+            return cm, resp
+
+        cm, resp = await _retrying("tts", self.opts, open_response)
+        carry = b""
+        try:
+            async for data in resp.iter_bytes(self.chunk_bytes):
+                if carry:
+                    data, carry = carry + data, b""
+                if len(data) % 2:  # a sample split across reads
+                    data, carry = data[:-1], data[-1:]
+                if data:
+                    yield np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            raise _classify("tts", exc) from None
+        finally:
+            try:
+                await cm.__aexit__(None, None, None)
+            except Exception:  # noqa: BLE001 - closing a broken stream
+                pass
+
+
+async def _aclose(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        try:
+            res = close()
+            if asyncio.iscoroutine(res):
+                await res
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def now_ms() -> float:
+    return time.perf_counter() * 1000.0

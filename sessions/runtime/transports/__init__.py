@@ -1,0 +1,3 @@
+from .local import LocalTransport
+
+__all__ = ["LocalTransport"]
