@@ -1,0 +1,124 @@
+"""Shared pieces of the REST API views: base view, strict serializers, safe lookups.
+
+Every API view authenticates (API key or login), checks a scope with `HasScope`,
+validates with a serializer and calls one service. The helpers here keep input that the
+database would choke on (NUL characters, lone surrogates, NaN, absurd nesting) out of
+the services, so bad input gets a 400 or 404 naming the field instead of a 500.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import pagination, serializers
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from controlplane.api_auth import HasScope
+from controlplane.errors import NotFound
+from controlplane.models import ApiKey
+
+MAX_JSON_DEPTH = 32
+
+
+class Pagination(pagination.LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+    max_offset = 2**31  # the database refuses offsets past a 64-bit integer; no list is this long
+
+    def get_offset(self, request: Request) -> int:
+        return min(super().get_offset(request), self.max_offset)
+
+
+class ApiView(APIView):
+    """Base of every REST API view: `read` for safe methods, `write_scope` for the rest."""
+
+    permission_classes = [HasScope]
+    read_scope = "read"
+    write_scope: str | None = None
+    pagination_class = Pagination  # read by the schema generator, which documents the envelope
+
+    def paginate(self, request: Request, queryset: Any, serializer_class: type[serializers.BaseSerializer]) -> Any:
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def api_key_of(request: Request) -> ApiKey | None:
+    return request.auth if isinstance(request.auth, ApiKey) else None
+
+
+def _is_unsafe_text(value: str) -> bool:
+    return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def json_value_errors(value: Any, path: str, depth: int = 0) -> list[str]:
+    """Problems that would make a JSON value unstorable (PostgreSQL jsonb refuses them)."""
+    if depth > MAX_JSON_DEPTH:
+        return [f"{path}: nested deeper than {MAX_JSON_DEPTH} levels"]
+    if isinstance(value, str):
+        return [f"{path}: strings may not contain NUL or surrogate characters"] if _is_unsafe_text(value) else []
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"{path}: numbers must be finite"]
+    if isinstance(value, Mapping):
+        errors: list[str] = []
+        for key, item in value.items():
+            if not isinstance(key, str) or _is_unsafe_text(key):
+                errors.append(f"{path}: keys may not contain NUL or surrogate characters")
+                continue
+            errors.extend(json_value_errors(item, f"{path}.{key}", depth + 1))
+        return errors
+    if isinstance(value, list | tuple):
+        errors = []
+        for i, item in enumerate(value):
+            errors.extend(json_value_errors(item, f"{path}[{i}]", depth + 1))
+        return errors
+    return []
+
+
+class JsonObjectField(serializers.DictField):
+    """A JSON object whose every key and value can be stored."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        errors = json_value_errors(value, self.field_name or "value")
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo is an error rather than silently ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(str(k) for k in data if k not in writable)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+def get_or_404(queryset: models.QuerySet, what: str, **lookup: Any) -> Any:
+    """The one row matching `lookup`, or a NotFound naming it (also for unstorable ids)."""
+    values = [v for v in lookup.values() if isinstance(v, str)]
+    if any(_is_unsafe_text(v) for v in values):
+        raise NotFound(f"{what} not found", field=next(iter(lookup)))
+    obj = queryset.filter(**lookup).first()
+    if obj is None:
+        shown = ", ".join(f"{v}" for v in lookup.values())
+        raise NotFound(f"{what} '{shown}' not found")
+    return obj
+
+
+class ApiKeySchemeExtension(OpenApiAuthenticationExtension):
+    """Documents `Authorization: Bearer <api key>` in the OpenAPI schema."""
+
+    target_class = "controlplane.api_auth.ApiKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "http", "scheme": "bearer", "description": "An API key: `Authorization: Bearer cpk_…`."}

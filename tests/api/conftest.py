@@ -1,0 +1,48 @@
+"""Personas for the REST API tests: clients holding API keys with given scopes."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from controlplane.models import ApiKey
+from controlplane.scopes import READ
+
+
+@pytest.fixture
+def client_with_scopes(api_key_factory: Callable[..., tuple[ApiKey, str]]) -> Callable[..., APIClient]:
+    """An APIClient sending `Authorization: Bearer <key>` for a new key with these scopes."""
+
+    def make(*scopes: str, name: str = "test-key") -> APIClient:
+        key, raw = api_key_factory(*scopes, name=name)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client.api_key = key  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_client(client_with_scopes: Callable[..., APIClient]) -> APIClient:
+    """A client whose key holds every scope (`admin`)."""
+    return client_with_scopes("admin", name="admin-key")
+
+
+@pytest.fixture
+def reader(client_with_scopes: Callable[..., APIClient]) -> APIClient:
+    return client_with_scopes(READ, name="read-only")
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+def field_errors(response: Any) -> dict[str, Any]:
+    assert response.status_code == 400, (response.status_code, response.content)
+    body = response.json()
+    assert isinstance(body, dict), body
+    return body

@@ -1,0 +1,112 @@
+"""Jobs and workers API: dispatch (idempotent, back-pressured), follow, cancel; the fleet."""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from controlplane.api_auth import actor_name
+from controlplane.api_base import ApiView, api_key_of, get_or_404
+from controlplane.scopes import JOBS_WRITE, WORKERS_WRITE
+from workers.dispatch import job_cancel_request, job_dispatch
+from workers.models import Job, Worker
+from workers.serializers import (
+    IDEMPOTENCY_HEADER,
+    IdempotencyKeySerializer,
+    JobCreateSerializer,
+    JobListQuerySerializer,
+    JobSerializer,
+    WorkerListQuerySerializer,
+    WorkerSerializer,
+)
+
+_IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
+    description="Same key and body → the same job (200, no second dispatch); same key, other body → 409.",
+)
+
+
+def _jobs():
+    return Job.objects.select_related("agent", "session")
+
+
+class JobListView(ApiView):
+    write_scope = JOBS_WRITE
+
+    @extend_schema(parameters=[JobListQuerySerializer], responses=JobSerializer(many=True), operation_id="jobs_list")
+    def get(self, request: Request) -> Response:
+        query = JobListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        jobs = _jobs().order_by("-created_at", "job_id")
+        if "status" in query.validated_data:
+            jobs = jobs.filter(status=query.validated_data["status"])
+        if "agent" in query.validated_data:
+            jobs = jobs.filter(agent__agent_id=query.validated_data["agent"])
+        return self.paginate(request, jobs, JobSerializer)
+
+    @extend_schema(
+        request=JobCreateSerializer,
+        parameters=[_IDEMPOTENCY_PARAMETER],
+        responses={
+            201: JobSerializer,
+            200: OpenApiResponse(JobSerializer, description="Replay of an earlier request with the same Idempotency-Key."),
+            404: OpenApiResponse(description="Unknown agent."),
+            409: OpenApiResponse(description="Agent not active, or Idempotency-Key reused with another body."),
+            429: OpenApiResponse(description="Queue full or rate limit reached; see Retry-After."),
+        },
+        operation_id="jobs_create",
+    )
+    def post(self, request: Request) -> Response:
+        idempotency_key = IdempotencyKeySerializer.from_request(request)
+        body = JobCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        job = job_dispatch(
+            agent_id=data["agent"], room=data["room"], metadata=data["metadata"], priority=data["priority"],
+            participant_identity=data["participant_identity"], transport=data["transport"],
+            idempotency_key=idempotency_key, api_key=api_key_of(request),
+        )
+        created = job.created
+        job = _jobs().get(pk=job.pk)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class JobDetailView(ApiView):
+    @extend_schema(responses=JobSerializer, operation_id="jobs_retrieve")
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(JobSerializer(get_or_404(_jobs(), "job", job_id=job_id)).data)
+
+
+class JobCancelView(ApiView):
+    write_scope = JOBS_WRITE
+
+    @extend_schema(request=None, responses=JobSerializer, operation_id="jobs_cancel")
+    def post(self, request: Request, job_id: str) -> Response:
+        job = get_or_404(_jobs(), "job", job_id=job_id)
+        job_cancel_request(job_id=job.job_id, actor=actor_name(request))
+        return Response(JobSerializer(_jobs().get(pk=job.pk)).data)
+
+
+class WorkerListView(ApiView):
+    @extend_schema(parameters=[WorkerListQuerySerializer], responses=WorkerSerializer(many=True), operation_id="workers_list")
+    def get(self, request: Request) -> Response:
+        query = WorkerListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        workers = Worker.objects.order_by("worker_id")
+        if "status" in query.validated_data:
+            workers = workers.filter(status=query.validated_data["status"])
+        return self.paginate(request, workers, WorkerSerializer)
+
+
+class WorkerDrainView(ApiView):
+    write_scope = WORKERS_WRITE
+
+    @extend_schema(request=None, responses={202: WorkerSerializer}, operation_id="workers_drain")
+    def post(self, request: Request, worker_id: str) -> Response:
+        worker = get_or_404(Worker.objects, "worker", worker_id=worker_id)
+        from workers.registration import worker_drain  # the fleet engineer's service
+
+        worker_drain(worker=worker)
+        worker.refresh_from_db()
+        return Response(WorkerSerializer(worker).data, status=status.HTTP_202_ACCEPTED)

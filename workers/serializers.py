@@ -1,0 +1,90 @@
+"""Serializers of the jobs and workers API."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from rest_framework import serializers
+
+from controlplane.api_base import JsonObjectField, StrictSerializer
+from workers.models import Job, JobStatus, Transport, Worker, WorkerStatus
+
+
+class JobSerializer(serializers.ModelSerializer):
+    agent = serializers.SlugRelatedField(slug_field="agent_id", read_only=True)
+    room = serializers.CharField(source="room_name", read_only=True)
+    room_data = serializers.JSONField(source="room", read_only=True)
+    assigned_worker = serializers.PrimaryKeyRelatedField(read_only=True)
+    session_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "job_id", "job_type", "agent", "agent_version", "room", "room_data", "participant_identity", "participants",
+            "transport", "status", "priority", "metadata", "assigned_worker", "attempts", "max_attempts",
+            "failure_reason", "idempotency_key", "session_id", "created_at", "assigned_at", "started_at", "completed_at",
+        ]
+        read_only_fields = fields
+
+    def get_session_id(self, job: Job) -> str | None:
+        try:
+            return job.session.session_id
+        except ObjectDoesNotExist:  # not started yet
+            return None
+
+
+class JobCreateSerializer(StrictSerializer):
+    agent = serializers.CharField(max_length=255, help_text="agent_id of an active agent.")
+    room = serializers.CharField(max_length=255, help_text="Room name (LiveKit room, or a label for local sessions).")
+    metadata = JsonObjectField(required=False, default=dict)
+    priority = serializers.IntegerField(min_value=1, max_value=10, required=False, default=5, help_text="1 is the highest.")
+    participant_identity = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    transport = serializers.ChoiceField(
+        choices=Transport.choices, required=False, allow_null=True, default=None,
+        help_text="Default: livekit when LiveKit credentials are configured, else local.",
+    )
+
+    def validate_room(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("A room name is required.")
+        return value
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class IdempotencyKeySerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+
+    def validate_key(self, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or not value.isprintable()):
+            raise serializers.ValidationError("Idempotency-Key must be 1-255 printable characters.")
+        return value
+
+    @classmethod
+    def from_request(cls, request: Any) -> str | None:
+        raw = request.headers.get(IDEMPOTENCY_HEADER)
+        check = cls(data={"key": raw})
+        if not check.is_valid():
+            raise serializers.ValidationError({IDEMPOTENCY_HEADER: check.errors["key"]})
+        return check.validated_data["key"]
+
+
+class JobListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
+    agent = serializers.CharField(max_length=255, required=False, help_text="agent_id")
+
+
+class WorkerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Worker
+        fields = [
+            "worker_id", "hostname", "queue", "agent_name", "worker_type", "region", "version", "capacity", "weight",
+            "status", "load", "active_jobs", "circuit_state", "consecutive_failures", "circuit_opened_at",
+            "health_check_port", "metadata", "started_at", "last_heartbeat_at",
+        ]
+        read_only_fields = fields
+
+
+class WorkerListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=WorkerStatus.choices, required=False)
