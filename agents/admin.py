@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.http import HttpRequest
 
 from agents import services
@@ -73,3 +74,4 @@ class ToolAdmin(admin.ModelAdmin):
     list_filter = ("kind", "execution", "enabled")
     search_fields = ("name", "description")
     readonly_fields = ("calls", "errors", "timeouts", "total_latency_ms", "created_at", "updated_at")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

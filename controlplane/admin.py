@@ -36,7 +36,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             obj.save(update_fields=["name"])
             return
         key, raw = ApiKey.generate(name=obj.name, scopes=list(form.cleaned_data["scopes"]), created_by=request.user)
-        obj.pk = key.pk
+        obj.__dict__.update({k: v for k, v in key.__dict__.items() if not k.startswith("_")})
         # The only time the raw key exists: shown once, never stored.
         self.message_user(request, f"New API key (copy it now, it will not be shown again): {raw}", level=messages.WARNING)
 

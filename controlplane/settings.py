@@ -13,6 +13,7 @@ from controlplane.env import env_bool, env_choice, env_float, env_int, env_list,
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CONTROLPLANE_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file, generated secrets, multiprocess metrics
 
 DEBUG = env_bool("DEBUG", False)
 # A fixed development key keeps the embedded mode one command; production must set one.
@@ -79,6 +80,8 @@ else:
             "NAME": VAR_DIR / "controlplane.sqlite3",
             # Many threads (web, worker, sessions) share one SQLite file in embedded mode.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            # A file, not shared-cache memory: threads then lock like they do in the real run.
+            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -147,6 +150,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
 # --- the product's own knobs -------------------------------------------------------------
 TOOL_MODULES = env_list("TOOL_MODULES", [])
