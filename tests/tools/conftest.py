@@ -16,3 +16,36 @@ def tool_server():
 
     with ToolServer() as server:
         yield server
+
+
+@pytest.fixture
+def tools_urls(settings):
+    settings.ROOT_URLCONF = "tests.tools.urls"
+
+
+@pytest.fixture
+def tools_admin_client(api_key_factory, tools_urls):
+    """An application holding an API key with every scope."""
+    from rest_framework.test import APIClient
+
+    _, raw = api_key_factory()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def read_only_client(api_key_factory, tools_urls):
+    from rest_framework.test import APIClient
+
+    _, raw = api_key_factory("read", name="reader")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def synced_tools(db):
+    from agents.tool_sync import tool_sync
+
+    return tool_sync()
