@@ -1,0 +1,426 @@
+"""The Django side of the runtime's `EventSink`: store every event, then broadcast it.
+
+`emit()` only appends to a deque, so the audio loop never waits on the database or Redis.
+One writer thread per process drains every open sink: it aggregates high-rate audio
+events, stores each batch with `session_events_append` (gap-free seq, one transaction)
+and only then sends the envelopes to the channel-layer group `session-<id>`, so nothing
+a dashboard shows can be missing from the database. A database error is logged and the
+batch retried with backoff; the session keeps running.
+
+Channel-layer message (consumed by `sessions.consumers.SessionConsumer`):
+`{"type": "session.events", "events": [envelope, ...]}`, envelopes in seq order.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
+
+from sessions.models import SessionEvent
+from sessions.services import session_events_append
+
+log = logging.getLogger(__name__)
+
+GROUP_PREFIX = "session-"
+MESSAGE_TYPE = "session.events"
+# Frame-rate audio events become one event per window (frames summed, level averaged).
+AGGREGATED_TYPES = frozenset({"audio_received", "audio_streamed", "tts_audio"})
+AGGREGATE_WINDOW_S = 1.0
+FLUSH_INTERVAL_S = 0.02  # linger after the first pending event, to batch writes
+MAX_BATCH = 100
+MAX_PENDING = 50_000  # beyond this (database down for long) the oldest events are dropped
+RETRY_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+_SUMMED = ("frames", "duration_ms", "dropped_frames", "bytes")
+
+Envelope = dict[str, Any]
+Pending = tuple[str, datetime, dict[str, Any]]
+
+
+def session_group(session_id: str) -> str:
+    return f"{GROUP_PREFIX}{session_id}"
+
+
+def envelopes_message(envelopes: list[Envelope]) -> dict[str, Any]:
+    return {"type": MESSAGE_TYPE, "events": envelopes}
+
+
+def _group_envelopes(rows: Iterable[SessionEvent]) -> dict[str, list[Envelope]]:
+    groups: dict[str, list[Envelope]] = {}
+    for row in sorted(rows, key=lambda r: (r.session_id, r.seq)):
+        groups.setdefault(row.session_id, []).append(row.envelope())
+    return groups
+
+
+# --- where in-memory channel layers live ---------------------------------------------
+# The in-memory layer (embedded mode) uses asyncio queues that belong to the web server's
+# loop; sending from another thread must go through that loop. Consumers register it.
+_layer_loop: asyncio.AbstractEventLoop | None = None
+
+
+def register_layer_loop(loop: asyncio.AbstractEventLoop) -> None:
+    global _layer_loop
+    _layer_loop = loop
+
+
+def _is_in_memory(layer: Any) -> bool:
+    return type(layer).__name__ == "InMemoryChannelLayer"
+
+
+async def abroadcast_session_events(rows: Sequence[SessionEvent]) -> None:
+    """Broadcast stored rows to their sessions' groups (from code on an event loop)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for session_id, envelopes in _group_envelopes(rows).items():
+        try:
+            await layer.group_send(session_group(session_id), envelopes_message(envelopes))
+        except Exception:  # noqa: BLE001 - stored already; a listener fills gaps from the database
+            log.warning("events of %s not broadcast", session_id, exc_info=True)
+
+
+def broadcast_session_events(rows: Sequence[SessionEvent]) -> None:
+    """Broadcast rows appended with `session_events_append` outside a sink.
+
+    Inside a transaction the broadcast waits for the commit: a listener that sees a seq must
+    be able to read it (and every seq before it) from the database.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    transaction.on_commit(lambda: _send_from_thread(rows))
+
+
+def _send_from_thread(rows: list[SessionEvent], loop: asyncio.AbstractEventLoop | None = None) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    target = _layer_loop if _is_in_memory(layer) else None
+    if target is not None and target.is_running():
+        future = asyncio.run_coroutine_threadsafe(abroadcast_session_events(rows), target)
+        try:
+            future.result(timeout=5)
+        except Exception:  # noqa: BLE001
+            log.warning("events not broadcast", exc_info=True)
+    elif loop is not None:
+        loop.run_until_complete(abroadcast_session_events(rows))
+    else:
+        async_to_sync(abroadcast_session_events)(rows)
+
+
+# --- aggregation -------------------------------------------------------------------------
+def _to_power(dbfs: float) -> float:
+    return 10 ** (dbfs / 10) if math.isfinite(dbfs) else 0.0
+
+
+class _AudioWindow:
+    """Sums one type of frame-rate audio events over about a second."""
+
+    __slots__ = ("type", "started_at", "opened", "data", "count", "power_sum", "weight_sum", "peak")
+
+    def __init__(self, type_: str, at: datetime, data: dict[str, Any]) -> None:
+        self.type = type_
+        self.started_at = at
+        self.opened = time.monotonic()
+        self.data: dict[str, Any] = {}
+        self.count = 0
+        self.power_sum = 0.0
+        self.weight_sum = 0.0
+        self.peak = -math.inf
+        self.add(data)
+
+    def add(self, data: dict[str, Any]) -> None:
+        self.count += 1
+        for key, value in data.items():
+            if key in _SUMMED and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.data[key] = self.data.get(key, 0) + value
+            elif key not in ("level_dbfs", "level"):
+                self.data[key] = value
+        if "frames" not in data:
+            self.data["frames"] = self.data.get("frames", 0) + 1
+        level = data.get("level_dbfs", data.get("level"))
+        if isinstance(level, (int, float)) and not isinstance(level, bool):
+            # Average the power, not the decibels, weighted by the audio each event covers.
+            weight = float(data.get("duration_ms") or data.get("frames") or 1)
+            self.power_sum += _to_power(float(level)) * weight
+            self.weight_sum += weight
+            self.peak = max(self.peak, float(level))
+
+    def result(self) -> Pending:
+        data = dict(self.data)
+        if self.weight_sum > 0:
+            mean = self.power_sum / self.weight_sum
+            data["level_dbfs"] = round(10 * math.log10(mean), 2) if mean > 0 else -120.0
+            data["peak_dbfs"] = round(self.peak, 2) if math.isfinite(self.peak) else -120.0
+        data["events"] = self.count
+        return (self.type, self.started_at, data)
+
+
+def _normalize(event: Any) -> Pending:
+    """A runtime model (`type`, `at`, payload) or a dict `{"type", "data", "at"?}`."""
+    if isinstance(event, dict):
+        type_ = str(event["type"])
+        at = event.get("at")
+        data = dict(event.get("data") or {})
+    else:
+        type_ = str(event.type)
+        at = getattr(event, "at", None)
+        data = event.model_dump(mode="json", exclude={"type", "at"})
+    if isinstance(at, str):
+        at = parse_datetime(at)
+    if not isinstance(at, datetime):
+        at = datetime.now(dt_timezone.utc)
+    elif at.tzinfo is None:
+        at = at.replace(tzinfo=dt_timezone.utc)
+    return type_, at, data
+
+
+def _aggregates(type_: str, data: dict[str, Any]) -> bool:
+    # tts_audio with text is already one event per synthesized segment (the runtime's
+    # TtsAudio); merging those would lose what was said. Per-frame ones carry no text.
+    return type_ in AGGREGATED_TYPES and not (type_ == "tts_audio" and data.get("text"))
+
+
+# --- the sink ----------------------------------------------------------------------------
+class DjangoEventSink:
+    """EventSink for one session. Thread-safe `emit`; `flush`/`close` block until stored."""
+
+    def __init__(self, session_id: str, *, window_s: float = AGGREGATE_WINDOW_S, max_batch: int = MAX_BATCH) -> None:
+        self.session_id = session_id
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self.dropped = 0
+        self.stored = 0
+        self._queue: deque[Any] = deque()
+        self._closed = False
+        # Only the writer thread touches what follows.
+        self._pending: deque[Pending] = deque()
+        self._windows: dict[str, _AudioWindow] = {}
+        self._failures = 0
+        self._retry_at = 0.0
+        self._flush_waiters: list[threading.Event] = []
+        self._waiters_lock = threading.Lock()
+        _writer().register(self)
+
+    # -- called from the runtime (any thread, usually the audio loop) --
+    def emit(self, event: Any) -> None:
+        if self._closed:
+            log.debug("event %s emitted after the sink of %s closed", getattr(event, "type", event), self.session_id)
+            return
+        self._queue.append(event)
+        _writer().wake()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Store and broadcast everything emitted so far, open audio windows included."""
+        done = threading.Event()
+        with self._waiters_lock:
+            self._flush_waiters.append(done)
+        _writer().wake(now=True)
+        ok = done.wait(timeout)
+        if not ok:
+            log.error("events of %s not flushed within %.1fs (%d pending)", self.session_id, timeout, self.backlog)
+        return ok
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush, then stop accepting events. Called when the session ends."""
+        ok = self.flush(timeout)
+        self._closed = True
+        ok = self.flush(timeout) and ok  # anything emitted between the two
+        _writer().unregister(self)
+        return ok
+
+    async def aflush(self, timeout: float = 10.0) -> bool:
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self, timeout: float = 10.0) -> bool:
+        return await asyncio.to_thread(self.close, timeout)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue) + len(self._pending) + len(self._windows)
+
+    # -- called on the writer thread --
+    def _take(self, force: bool) -> None:
+        now = time.monotonic()
+        while True:
+            try:
+                event = self._queue.popleft()
+            except IndexError:
+                break
+            try:
+                type_, at, data = _normalize(event)
+            except Exception:  # noqa: BLE001 - a malformed event must not stop the others
+                log.exception("malformed event for %s: %r", self.session_id, event)
+                continue
+            if _aggregates(type_, data):
+                window = self._windows.get(type_)
+                if window is not None and (at - window.started_at).total_seconds() >= self.window_s:
+                    self._pending.append(window.result())
+                    window = None
+                if window is None:
+                    self._windows[type_] = _AudioWindow(type_, at, data)
+                else:
+                    window.add(data)
+            else:
+                self._pending.append((type_, at, data))
+        for type_, window in list(self._windows.items()):
+            if force or now - window.opened >= self.window_s:
+                self._pending.append(window.result())
+                del self._windows[type_]
+        overflow = len(self._pending) - MAX_PENDING
+        if overflow > 0:
+            for _ in range(overflow):
+                self._pending.popleft()
+            self.dropped += overflow
+            log.error("event backlog of %s over %d: dropped %d oldest", self.session_id, MAX_PENDING, overflow)
+
+    def _write(self, loop: asyncio.AbstractEventLoop, force: bool) -> None:
+        with self._waiters_lock:
+            waiters, self._flush_waiters = self._flush_waiters, []
+        force = force or bool(waiters)
+        self._take(force)
+        if self._pending and (force or time.monotonic() >= self._retry_at):
+            self._store(loop)
+        if waiters:
+            if self._pending or self._queue:
+                # Still failing: keep the waiters until a later attempt succeeds (or they time out).
+                with self._waiters_lock:
+                    self._flush_waiters[:0] = waiters
+            else:
+                for waiter in waiters:
+                    waiter.set()
+
+    def _store(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._pending:
+            batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
+            try:
+                rows = session_events_append(session_id=self.session_id, events=batch)
+            except Exception:  # noqa: BLE001 - keep the session alive; retry later
+                delay = RETRY_BACKOFF_S[min(self._failures, len(RETRY_BACKOFF_S) - 1)]
+                self._failures += 1
+                self._retry_at = time.monotonic() + delay
+                log.warning(
+                    "storing %d events of %s failed (attempt %d); retrying in %.2fs",
+                    len(batch), self.session_id, self._failures, delay, exc_info=True,
+                )
+                connection.close()  # a broken connection is reopened on the next attempt
+                return
+            for _ in batch:
+                self._pending.popleft()
+            self._failures = 0
+            self.stored += len(rows)
+            try:
+                _send_from_thread(rows, loop)
+            except Exception:  # noqa: BLE001 - stored; listeners fill the gap from the database
+                log.warning("events of %s not broadcast", self.session_id, exc_info=True)
+
+
+class _Writer:
+    """The process's one writer thread; it exits when no sink is open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sinks: list[DjangoEventSink] = []
+        self._wake = threading.Event()
+        self._urgent = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def register(self, sink: DjangoEventSink) -> None:
+        with self._lock:
+            self._sinks.append(sink)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="event-sink-writer", daemon=True)
+                self._thread.start()
+
+    def unregister(self, sink: DjangoEventSink) -> None:
+        with self._lock:
+            if sink in self._sinks:
+                self._sinks.remove(sink)
+        self.wake(now=True)
+
+    def join_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until the writer thread has exited (no sink open). For tests and shutdown."""
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            return True
+        self.wake(now=True)
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def wake(self, now: bool = False) -> None:
+        if now:
+            self._urgent.set()
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                self._wake.wait(timeout=0.25)
+                if self._wake.is_set() and not self._urgent.is_set():
+                    # Linger a little so a burst becomes one transaction and one message.
+                    self._urgent.wait(FLUSH_INTERVAL_S)
+                self._wake.clear()
+                self._urgent.clear()
+                with self._lock:
+                    sinks = list(self._sinks)
+                    if not sinks:
+                        self._thread = None
+                        return
+                for sink in sinks:
+                    try:
+                        sink._write(loop, force=False)
+                    except Exception:  # noqa: BLE001 - one sink's bug must not stop the others
+                        log.exception("event sink of %s failed", sink.session_id)
+        finally:
+            self._close(loop)
+
+    @staticmethod
+    def _close(loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.close()  # channels_redis closes this loop's connections when it closes
+        except Exception:  # noqa: BLE001
+            log.debug("closing the writer loop failed", exc_info=True)
+        connection.close()  # this thread's; an idle writer holds no database connection
+
+
+_writer_instance = _Writer()
+
+
+def _writer() -> _Writer:
+    return _writer_instance
+
+
+def wait_writer_idle(timeout: float = 5.0) -> bool:
+    return _writer_instance.join_idle(timeout)
+
+
+def session_events_append_and_broadcast(*, session_id: str, events: Sequence[Pending]) -> list[SessionEvent]:
+    """Store events now (not through a sink) and broadcast them after the commit."""
+    rows = session_events_append(session_id=session_id, events=events)
+    broadcast_session_events(rows)
+    return rows
+
+
+__all__ = [
+    "DjangoEventSink",
+    "abroadcast_session_events",
+    "broadcast_session_events",
+    "envelopes_message",
+    "register_layer_loop",
+    "session_events_append_and_broadcast",
+    "session_group",
+]

@@ -1,0 +1,41 @@
+"""Personas for the dashboard tests: a live session of the active agent."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents.models import Agent
+from sessions.models import AgentSession, SessionStatus
+
+
+@pytest.fixture
+def live_session(active_agent: Agent) -> AgentSession:
+    return AgentSession.objects.create(
+        agent=active_agent, agent_version=active_agent.version, room_id="room-1", status=SessionStatus.ACTIVE
+    )
+
+
+@pytest.fixture
+def ended_session(active_agent: Agent) -> AgentSession:
+    from django.utils import timezone
+
+    return AgentSession.objects.create(
+        agent=active_agent, agent_version=active_agent.version, room_id="room-0",
+        status=SessionStatus.DISCONNECTED, ended_at=timezone.now(), end_reason="user hung up",
+    )
+
+
+@pytest.fixture
+def viewer(django_user_model: Any) -> Any:
+    """A logged-in user without staff rights: may not watch sessions."""
+    return django_user_model.objects.create_user(username="viewer", password="viewer-pass-123")
+
+
+@pytest.fixture(autouse=True)
+def _sink_writer_idle() -> Any:
+    """The sink's writer thread holds a database connection while a sink is open."""
+    yield
+    from sessions.event_sink import wait_writer_idle
+
+    wait_writer_idle()

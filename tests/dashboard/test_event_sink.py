@@ -1,0 +1,147 @@
+"""The Django event sink: store, then broadcast; batching; audio aggregation; DB errors."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from sessions.event_sink import DjangoEventSink, broadcast_session_events, session_group
+from sessions.models import AgentSession, SessionEvent
+from sessions.runtime import events as ev
+from sessions.services import session_events_append
+from tests.dashboard.helpers import in_thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class GroupListener:
+    """Joins a session's group on the (in-memory) channel layer and collects envelopes."""
+
+    def __init__(self, session_id: str) -> None:
+        self.layer = get_channel_layer()
+        self.group = session_group(session_id)
+        self.channel = async_to_sync(self.layer.new_channel)()
+        async_to_sync(self.layer.group_add)(self.group, self.channel)
+
+    def drain(self) -> list[dict[str, Any]]:
+        async def collect() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            while True:
+                try:
+                    message = await asyncio.wait_for(self.layer.receive(self.channel), 0.2)
+                except asyncio.TimeoutError:
+                    return out
+                out.extend(message["events"])
+
+        return async_to_sync(collect)()
+
+
+def test_it_stores_every_event_with_gap_free_seq_then_broadcasts(live_session: AgentSession) -> None:
+    listener = GroupListener(live_session.session_id)
+    sink = DjangoEventSink(live_session.session_id)
+    sink.emit(ev.SttResult(text="hello", is_final=False))
+    sink.emit(ev.SttResult(text="hello there", is_final=True))
+    sink.emit(ev.ToolCalled(call_id="c1", name="lookup_order", arguments='{"order_id": "42"}'))
+    sink.emit({"type": "operator_action", "data": {"action": "say", "text": "hi", "by": "operator"}})
+    assert sink.close()
+
+    rows = list(SessionEvent.objects.filter(session=live_session).order_by("seq"))
+    assert [r.seq for r in rows] == [1, 2, 3, 4]
+    assert [r.type for r in rows] == ["stt_result", "stt_result", "tool_called", "operator_action"]
+    assert rows[1].data["text"] == "hello there" and rows[1].data["is_final"] is True
+    assert "type" not in rows[2].data and "at" not in rows[2].data
+    assert rows[2].data["arguments"] == '{"order_id": "42"}'
+
+    received = listener.drain()
+    assert [e["seq"] for e in received] == [1, 2, 3, 4]
+    assert received[0] == rows[0].envelope()
+    assert set(received[0]) == {"session_id", "seq", "type", "at", "data"}
+
+
+def test_a_burst_is_stored_in_batches_not_one_write_per_event(live_session: AgentSession) -> None:
+    sink = DjangoEventSink(live_session.session_id, max_batch=100)
+    for i in range(250):
+        sink.emit(ev.TextReceived(text=f"m{i}"))
+    assert sink.close()
+    seqs = list(SessionEvent.objects.filter(session=live_session).values_list("seq", flat=True))
+    assert seqs == list(range(1, 251))
+    assert sink.stored == 250
+
+
+def test_frame_rate_audio_events_are_aggregated_to_about_one_per_second(live_session: AgentSession) -> None:
+    sink = DjangoEventSink(live_session.session_id)
+    start = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
+    # 150 frames of 20 ms (3 s of audio) at -20 dBFS, with a text event in the middle.
+    for i in range(150):
+        at = start + timedelta(milliseconds=20 * i)
+        sink.emit({"type": "audio_received", "at": at, "data": {"frames": 1, "duration_ms": 20.0, "level_dbfs": -20.0}})
+        if i == 75:
+            sink.emit(ev.TextReceived(text="hi", at=at))
+    assert sink.close()
+
+    audio = list(SessionEvent.objects.filter(session=live_session, type="audio_received").order_by("seq"))
+    assert len(audio) == 3
+    assert [a.data["frames"] for a in audio] == [50, 50, 50]
+    assert sum(a.data["duration_ms"] for a in audio) == pytest.approx(3000.0)
+    assert all(a.data["level_dbfs"] == pytest.approx(-20.0) for a in audio)
+    assert SessionEvent.objects.filter(session=live_session, type="text_received").count() == 1
+
+
+def test_tts_audio_per_segment_is_kept_but_per_frame_is_aggregated(live_session: AgentSession) -> None:
+    sink = DjangoEventSink(live_session.session_id)
+    sink.emit(ev.TtsAudio(speech_id="sp1", text="Hello.", duration_ms=600, ttfb_ms=80, bytes=28800))
+    sink.emit(ev.TtsAudio(speech_id="sp1", text="How can I help?", duration_ms=900, ttfb_ms=70, bytes=43200))
+    for _ in range(10):
+        sink.emit({"type": "tts_audio", "data": {"speech_id": "sp2", "bytes": 960}})
+    assert sink.close()
+    rows = list(SessionEvent.objects.filter(session=live_session, type="tts_audio").order_by("seq"))
+    assert [r.data.get("text") for r in rows] == ["Hello.", "How can I help?", None]
+    assert rows[2].data["frames"] == 10 and rows[2].data["bytes"] == 9600
+
+
+def test_it_survives_a_database_error_and_stores_the_events_later(live_session: AgentSession) -> None:
+    # A real failure: the session row is missing, so the seq counter cannot be read.
+    session_id = live_session.session_id
+    agent, version = live_session.agent, live_session.agent_version
+    live_session.delete()
+    sink = DjangoEventSink(session_id)
+    sink.emit(ev.TextReceived(text="while the database fails"))
+    assert sink.flush(timeout=0.5) is False
+    assert sink.backlog == 1
+
+    AgentSession.objects.create(session_id=session_id, agent=agent, agent_version=version, room_id="room-1")
+    sink.emit(ev.TextReceived(text="after recovery"))
+    assert sink.close(timeout=15)
+    texts = list(SessionEvent.objects.filter(session_id=session_id).order_by("seq").values_list("seq", "data__text"))
+    assert texts == [(1, "while the database fails"), (2, "after recovery")]
+
+
+def test_events_emitted_after_close_are_ignored(live_session: AgentSession) -> None:
+    sink = DjangoEventSink(live_session.session_id)
+    sink.emit(ev.TextReceived(text="one"))
+    assert sink.close()
+    sink.emit(ev.TextReceived(text="late"))
+    assert SessionEvent.objects.filter(session=live_session).count() == 1
+
+
+async def test_emit_from_the_event_loop_does_not_wait_and_aclose_drains(live_session: AgentSession) -> None:
+    sink = DjangoEventSink(live_session.session_id)
+    for i in range(20):
+        sink.emit(ev.AgentStateChanged(old_state="listening", new_state="thinking"))
+    assert await sink.aclose()
+    count = await in_thread(SessionEvent.objects.filter(session_id=live_session.session_id).count)
+    assert count == 20
+
+
+def test_broadcast_helper_sends_rows_appended_outside_a_sink(live_session: AgentSession) -> None:
+    listener = GroupListener(live_session.session_id)
+    rows = session_events_append(
+        session_id=live_session.session_id,
+        events=[("operator_action", datetime.now(timezone.utc), {"action": "end", "by": "operator"})],
+    )
+    broadcast_session_events(rows)
+    assert [e["type"] for e in listener.drain()] == ["operator_action"]
