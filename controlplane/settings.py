@@ -5,6 +5,7 @@ process, no external services. DATABASE_URL and REDIS_URL switch to PostgreSQL a
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -81,7 +82,8 @@ else:
             # Many threads (web, worker, sessions) share one SQLite file in embedded mode.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
             # A file, not shared-cache memory: threads then lock like they do in the real run.
-            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+            # One file per test run, so runs side by side don't trample each other.
+            "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

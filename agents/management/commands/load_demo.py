@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agents import services
 from agents.models import Agent, AgentState
+from agents.tool_sync import tool_sync
 
 DEMO_AGENT_ID = "demo"
 DEMO_CONFIG: dict[str, Any] = {
@@ -26,9 +27,9 @@ DEMO_CONFIG: dict[str, Any] = {
 
 def ensure_demo_tools() -> None:
     """Make sure the example tools are registered as Tool rows."""
-    from agents.tools.sync import sync_registered_tools
-
-    sync_registered_tools()
+    report = tool_sync()
+    if "get_weather" in report.failed:
+        raise CommandError(f"the example tool get_weather could not be registered: {report.failed['get_weather']}")
 
 
 class Command(BaseCommand):
