@@ -1,0 +1,87 @@
+"""The bridge from an agent's config snapshot to a runtime session.
+
+The dispatch task and the console command call `build_session(...)`, then
+`await run_session(session)` (or drive the session themselves). No Django imports: the
+caller loads the agent and builds the event sink and the tool executor.
+
+    snapshot = agent.config_snapshot()   # instructions, tools, llm/stt/tts/vad/turn config, metadata
+    session = build_session(snapshot, sink=sink, tools=executor, transport=transport,
+                            session_id=str(row.id), agent_id=agent.agent_id)
+    reason = await run_session(session)  # returns when the session has ended
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from agents.provider_configs import (
+    NoProviderConfig,
+    OpenAIRealtimeConfig,
+    ProviderConfigError,
+    WebRTCVADConfig,
+    parse_provider_config,
+    parse_turn_config,
+)
+from sessions.runtime import AgentSession, SessionOptions, TurnOptions, VADOptions
+from sessions.runtime.interfaces import EventSink, ToolExecutor, Transport
+from sessions.runtime.providers import build_llm, build_stt, build_tts
+
+__all__ = ["ConfigError", "build_session", "run_session", "session_options"]
+
+
+class ConfigError(ValueError):
+    """The snapshot cannot run on the pipeline runtime; the message names the field."""
+
+
+def session_options(config: dict[str, Any], *, session_id: str = "", agent_id: str = "") -> SessionOptions:
+    try:
+        llm = parse_provider_config("llm", config.get("llm_config"))
+        vad = parse_provider_config("vad", config.get("vad_config"))
+        turn = parse_turn_config(config.get("turn_config"))
+    except ProviderConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if isinstance(vad, WebRTCVADConfig):
+        vad_opts = VADOptions(enabled=vad.enabled, sensitivity=vad.sensitivity, frame_ms=vad.frame_ms,
+                              min_speech_ms=vad.min_speech_ms, min_silence_ms=vad.min_silence_ms,
+                              padding_ms=vad.padding_ms)
+    else:
+        vad_opts = VADOptions(enabled=False)
+    return SessionOptions(
+        instructions=str(config.get("instructions") or ""), session_id=session_id, agent_id=agent_id,
+        vad=vad_opts,
+        turn=TurnOptions(min_endpointing_delay_ms=turn.min_endpointing_delay_ms,
+                         max_endpointing_delay_ms=turn.max_endpointing_delay_ms,
+                         min_interruption_duration_ms=turn.min_interruption_duration_ms,
+                         allow_interruptions=turn.allow_interruptions, max_tool_steps=turn.max_tool_steps),
+        vision=bool(getattr(llm, "vision", False)))
+
+
+def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSink | None = None,
+                  tools: ToolExecutor | None = None, session_id: str = "", agent_id: str = "",
+                  user_data: dict[str, Any] | None = None) -> AgentSession:
+    """An unstarted AgentSession for an agent config snapshot.
+
+    Raises ConfigError for a config the pipeline cannot run (e.g. an `openai_realtime`
+    LLM, which the realtime runtime serves)."""
+    try:
+        llm_cfg = parse_provider_config("llm", config.get("llm_config"))
+        stt_cfg = parse_provider_config("stt", config.get("stt_config"))
+        tts_cfg = parse_provider_config("tts", config.get("tts_config"))
+    except ProviderConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if isinstance(llm_cfg, OpenAIRealtimeConfig):
+        raise ConfigError("llm_config.provider: 'openai_realtime' runs on the realtime runtime, not the pipeline")
+    stt = None if isinstance(stt_cfg, NoProviderConfig) else build_stt(stt_cfg)
+    tts = None if isinstance(tts_cfg, NoProviderConfig) else build_tts(tts_cfg)
+    data = dict(user_data or {})
+    data.setdefault("metadata", dict(config.get("metadata") or {}))
+    return AgentSession(options=session_options(config, session_id=session_id, agent_id=agent_id),
+                        llm=build_llm(llm_cfg), stt=stt, tts=tts, tools=tools, sink=sink,
+                        transport=transport, user_data=data)
+
+
+async def run_session(session: AgentSession, *, greeting: str | None = None) -> str:
+    """Start the session, optionally greet, and return the stop reason once it has ended."""
+    await session.start()
+    if greeting:
+        session.say(greeting)
+    return await session.wait_closed()

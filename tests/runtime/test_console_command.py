@@ -1,0 +1,75 @@
+"""`manage.py console`: a real agent row, the real tool executor, the OpenAI double."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from agents import services as agent_services
+from agents.tool_sync import tool_sync
+from tests.doubles.openai_server import Reply
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def weather_agent(openai_double, monkeypatch):
+    monkeypatch.setenv("CONSOLE_TEST_KEY", "sk-test")
+    tool_sync()
+    openai_double.speech_ms_per_char = 5.0
+    cfg = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": "CONSOLE_TEST_KEY",
+           "timeout_s": 5, "max_retries": 0}
+    return agent_services.agent_create(
+        agent_id="weather", instructions="You tell the weather.", actor="test", tools=["get_weather"],
+        llm_config={**cfg, "model": "gpt-4o-mini"}, stt_config={**cfg, "model": "whisper-1"},
+        tts_config={**cfg, "voice": "alloy"}, vad_config={"provider": "webrtcvad", "min_silence_ms": 300},
+        turn_config={"min_endpointing_delay_ms": 100, "max_endpointing_delay_ms": 1000})
+
+
+def test_console_text_prints_transcript_tool_calls_and_latency(weather_agent, openai_double):
+    openai_double.chat.push(Reply.tool("get_weather", {"city": "Paris"}), "Here is the forecast for Paris.")
+    out = io.StringIO()
+    call_command("console", "weather", "--text", "weather in Paris?", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "user: weather in Paris?"
+    assert lines[1] == 'tool: get_weather({"city": "Paris"})'
+    assert lines[2].startswith("tool: get_weather -> The weather in Paris is ")
+    assert "agent: Here is the forecast for Paris." in lines
+    assert any(line.startswith("latency: end-of-utterance") and "end-to-end" in line for line in lines)
+    # the real tool ran and its output went back to the model
+    second = openai_double.requests_to("/chat/completions")[1].body
+    assert second["messages"][-1]["content"].startswith("The weather in Paris is ")
+
+
+def test_console_json_prints_envelopes_with_gap_free_seq(weather_agent, openai_double):
+    openai_double.chat.push("Hello!")
+    out = io.StringIO()
+    call_command("console", "weather", "--text", "hi", "--json", stdout=out)
+    envelopes = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["seq"] for e in envelopes] == list(range(1, len(envelopes) + 1))
+    assert all(set(e) == {"session_id", "seq", "type", "at", "data"} for e in envelopes)
+    types = [e["type"] for e in envelopes]
+    assert types[0] == "session_started" and types[-1] == "session_stopped"
+    assert "response_generated" in types and "metrics_collected" in types
+    assert envelopes[types.index("response_generated")]["data"]["text"] == "Hello!"
+    assert envelopes[0]["at"].endswith("Z")
+
+
+def test_console_wav_runs_a_spoken_turn_and_saves_audio(weather_agent, openai_double, speech, tmp_path):
+    openai_double.transcripts.push("What's the weather in Oslo?")
+    openai_double.chat.push("Cold, probably.")
+    wav = speech.wav("What is the weather in Oslo?", rate=48000, channels=2)
+    out = io.StringIO()
+    saved = tmp_path / "agent.wav"
+    call_command("console", "weather", "--wav", str(wav), "--save-audio", str(saved), stdout=out)
+    text = out.getvalue()
+    assert "user: What's the weather in Oslo?" in text
+    assert "agent: Cold, probably." in text
+    assert saved.stat().st_size > 44 + 1000
+
+
+def test_console_unknown_agent_is_a_command_error(db):
+    with pytest.raises(CommandError, match="no agent"):
+        call_command("console", "nobody", "--text", "hi", stdout=io.StringIO())
