@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class WorkersConfig(AppConfig):
     name = "workers"
     verbose_name = "Jobs and workers"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from controlplane.celery import app
+
+        # the periodic maintenance: `celery beat`, or the embedded command's periodic loop
+        interval = max(0.5, float(settings.WORKER_HEARTBEAT_SECONDS))
+        schedule = dict(app.conf.beat_schedule or {})
+        schedule.setdefault("workers.reap", {"task": "workers.reap", "schedule": interval})
+        schedule.setdefault("workers.autoscale", {"task": "workers.autoscale", "schedule": max(interval, 10.0)})
+        app.conf.beat_schedule = schedule
+        import workers.registration  # noqa: F401 - worker lifecycle signals

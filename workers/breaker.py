@@ -1,0 +1,73 @@
+"""A circuit breaker per worker, kept on the Worker row so every dispatcher sees it.
+
+closed: jobs flow. After CIRCUIT_BREAKER_THRESHOLD consecutive failures → open: the
+worker gets no jobs. After CIRCUIT_BREAKER_COOLDOWN_SECONDS → half-open: exactly one
+trial job (the dispatcher that wins the conditional update sends it). A success closes
+the circuit, a failure opens it again.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from controlplane.fleet_events import publish_fleet_event
+from workers.models import CircuitState, Worker
+
+log = logging.getLogger(__name__)
+
+
+def _cooldown() -> timedelta:
+    return timedelta(seconds=settings.CIRCUIT_BREAKER_COOLDOWN_SECONDS)
+
+
+def breaker_record_failure(*, worker_id: str) -> str:
+    """Count one failed job on the worker; returns the circuit state afterwards."""
+    Worker.objects.filter(pk=worker_id).update(consecutive_failures=F("consecutive_failures") + 1)
+    threshold = settings.CIRCUIT_BREAKER_THRESHOLD
+    now = timezone.now()
+    # a failed half-open trial reopens at once; a closed circuit opens at the threshold
+    opened = Worker.objects.filter(pk=worker_id, circuit_state=CircuitState.HALF_OPEN).update(
+        circuit_state=CircuitState.OPEN, circuit_opened_at=now
+    ) or Worker.objects.filter(
+        pk=worker_id, circuit_state=CircuitState.CLOSED, consecutive_failures__gte=threshold
+    ).update(circuit_state=CircuitState.OPEN, circuit_opened_at=now)
+    if opened:
+        log.warning("circuit opened for worker %s", worker_id)
+        publish_fleet_event("worker", {"worker_id": worker_id, "circuit_state": CircuitState.OPEN})
+        return CircuitState.OPEN
+    return Worker.objects.filter(pk=worker_id).values_list("circuit_state", flat=True).first() or CircuitState.CLOSED
+
+
+def breaker_record_success(*, worker_id: str) -> None:
+    changed = Worker.objects.filter(pk=worker_id).exclude(circuit_state=CircuitState.CLOSED).update(
+        circuit_state=CircuitState.CLOSED, consecutive_failures=0, circuit_opened_at=None
+    )
+    Worker.objects.filter(pk=worker_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+    if changed:
+        log.info("circuit closed for worker %s", worker_id)
+        publish_fleet_event("worker", {"worker_id": worker_id, "circuit_state": CircuitState.CLOSED})
+
+
+def breaker_try_half_open(*, worker_id: str, now: datetime | None = None) -> bool:
+    """Move an open circuit whose cool-down has passed to half-open; True for the one winner."""
+    now = now or timezone.now()
+    won = Worker.objects.filter(
+        pk=worker_id, circuit_state=CircuitState.OPEN, circuit_opened_at__lte=now - _cooldown()
+    ).update(circuit_state=CircuitState.HALF_OPEN)
+    if won:
+        publish_fleet_event("worker", {"worker_id": worker_id, "circuit_state": CircuitState.HALF_OPEN})
+    return bool(won)
+
+
+def breaker_allows(worker: Worker, *, now: datetime | None = None) -> bool:
+    """Whether a worker in this snapshot may be offered a job (half-open needs the trial win)."""
+    now = now or timezone.now()
+    if worker.circuit_state == CircuitState.CLOSED:
+        return True
+    if worker.circuit_state == CircuitState.OPEN:
+        return worker.circuit_opened_at is not None and worker.circuit_opened_at <= now - _cooldown()
+    return False

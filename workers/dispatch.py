@@ -1,0 +1,245 @@
+"""Dispatch: accept a job (idempotency, backpressure, rate limit), route it to a worker.
+
+The API calls `job_dispatch` and `job_cancel_request`; the periodic loop calls
+`jobs_assign_pending`. Routing picks a worker by the configured strategy, assigns the job
+with a conditional update and sends `run_session` to that worker's own queue.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from datetime import timedelta
+from typing import Any
+
+from celery.utils.nodenames import worker_direct
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from agents.models import Agent, AgentState
+from controlplane.errors import Conflict, DomainError, IllegalTransition, NotFound, Throttled
+from controlplane.fleet_events import publish_fleet_event
+from workers import breaker
+from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
+from workers.services import job_assign, job_cancel
+from workers.strategies import Candidate, choose
+
+log = logging.getLogger(__name__)
+
+ACTIVE_JOB_STATUSES = (JobStatus.ASSIGNED, JobStatus.RUNNING)
+
+
+def job_event(job: Job, **extra: Any) -> None:
+    publish_fleet_event(
+        "job",
+        {"job_id": job.job_id, "status": job.status, "worker_id": job.assigned_worker_id, "attempts": job.attempts, **extra},
+    )
+
+
+def livekit_configured() -> bool:
+    return bool(settings.LIVEKIT_URL and settings.LIVEKIT_API_KEY and settings.LIVEKIT_API_SECRET)
+
+
+def default_transport() -> str:
+    return Transport.LIVEKIT if livekit_configured() else Transport.LOCAL
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def _validate(*, room: str, metadata: Any, priority: int, participant_identity: str, transport: str, job_type: str) -> None:
+    if job_type not in JobType.values:
+        raise DomainError(f"job_type must be one of {', '.join(JobType.values)}", field="job_type")
+    if not isinstance(room, str) or not room.strip():
+        raise DomainError("room is required (the LiveKit room name)", field="room")
+    if len(room) > 255:
+        raise DomainError("room must be at most 255 characters", field="room")
+    if not isinstance(metadata, dict):
+        raise DomainError("metadata must be a JSON object", field="metadata")
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
+        raise DomainError("priority must be an integer from 1 (highest) to 10", field="priority")
+    if not isinstance(participant_identity, str) or len(participant_identity) > 255:
+        raise DomainError("participant_identity must be a string of at most 255 characters", field="participant_identity")
+    if transport not in Transport.values:
+        raise DomainError(f"transport must be one of {', '.join(Transport.values)}", field="transport")
+    if transport == Transport.LIVEKIT and not livekit_configured():
+        raise DomainError("transport 'livekit' needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET", field="transport")
+
+
+def _check_rate_limit(api_key: Any) -> None:
+    """At most DISPATCH_RATE_LIMIT_PER_MINUTE new jobs per API key in any 60 s window.
+
+    Counted from the jobs table, so the limit holds across every web process.
+    """
+    if api_key is None:
+        return
+    limit = settings.DISPATCH_RATE_LIMIT_PER_MINUTE
+    since = timezone.now() - timedelta(seconds=60)
+    recent = Job.objects.filter(api_key=api_key, created_at__gte=since)
+    if recent.count() >= limit:
+        oldest = recent.order_by("created_at").values_list("created_at", flat=True)[recent.count() - limit]
+        retry = max(1, math.ceil((oldest + timedelta(seconds=60) - timezone.now()).total_seconds()))
+        raise Throttled(f"dispatch rate limit of {limit} jobs per minute reached for this API key", retry_after=retry)
+
+
+def _check_queue_limit() -> None:
+    limit = settings.JOB_QUEUE_LIMIT
+    if Job.objects.pending().count() >= limit:
+        raise Throttled(f"the pending queue is full ({limit} jobs); retry later", retry_after=5)
+
+
+def _replay(existing: Job, fingerprint: str) -> Job:
+    if existing.request_fingerprint != fingerprint:
+        raise Conflict("Idempotency-Key was already used with a different request body", field="idempotency_key")
+    existing.created = False  # type: ignore[attr-defined]
+    return existing
+
+
+def job_dispatch(
+    *,
+    agent_id: str | None,
+    room: str,
+    metadata: dict[str, Any] | None = None,
+    priority: int = 5,
+    participant_identity: str = "",
+    transport: str | None = None,
+    idempotency_key: str | None = None,
+    api_key: Any = None,
+    job_type: str = JobType.AGENT_SESSION,
+) -> Job:
+    """Create a pending job and route it once committed.
+
+    Returns the Job with `.created` = False when an earlier request with the same
+    Idempotency-Key (and the same body) made it. Raises NotFound (unknown agent),
+    Conflict (inactive agent; key reused with another body), Throttled (queue full or
+    the API key's rate limit), DomainError (a bad field).
+    """
+    metadata = {} if metadata is None else metadata
+    transport = transport or default_transport()
+    _validate(room=room, metadata=metadata, priority=priority, participant_identity=participant_identity, transport=transport, job_type=job_type)
+    if idempotency_key is not None and (not idempotency_key.strip() or len(idempotency_key) > 255):
+        raise DomainError("Idempotency-Key must be 1..255 characters", field="idempotency_key")
+    body = {
+        "agent": agent_id, "room": room, "metadata": metadata, "priority": priority,
+        "participant_identity": participant_identity, "transport": transport, "job_type": job_type,
+    }
+    fingerprint = _fingerprint(body)
+    if idempotency_key:
+        existing = Job.objects.filter(api_key=api_key, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replay(existing, fingerprint)
+
+    agent = None
+    if agent_id is not None or job_type == JobType.AGENT_SESSION:
+        agent = Agent.objects.filter(agent_id=agent_id).exclude(state=AgentState.DESTROYED).first()
+        if agent is None:
+            raise NotFound(f"agent '{agent_id}' does not exist", field="agent")
+        if agent.state != AgentState.ACTIVE:
+            raise Conflict(f"agent '{agent_id}' is {agent.state}; only active agents accept jobs", field="agent")
+    _check_rate_limit(api_key)
+    _check_queue_limit()
+
+    job = Job(
+        job_type=job_type, agent=agent, agent_version=agent.version if agent else None, room_name=room,
+        room={"name": room}, participant_identity=participant_identity, transport=transport, priority=priority,
+        metadata=metadata, max_attempts=settings.JOB_MAX_ATTEMPTS, idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint, api_key=api_key,
+    )
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            transaction.on_commit(lambda: job_route(job_id=job.job_id))
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # a concurrent request with the same key won the insert
+        existing = Job.objects.filter(api_key=api_key, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint)
+    job.created = True  # type: ignore[attr-defined]
+    job_event(job)
+    return job
+
+
+def worker_candidates(*, now: Any = None) -> list[tuple[Worker, Candidate]]:
+    """Online workers with a fresh heartbeat whose breaker lets a job through."""
+    now = now or timezone.now()
+    fresh_after = now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
+    workers = (
+        Worker.objects.filter(status=WorkerStatus.ONLINE, last_heartbeat_at__gte=fresh_after)
+        .annotate(n_active=Count("jobs", filter=Q(jobs__status__in=ACTIVE_JOB_STATUSES)))
+    )
+    return [
+        (w, Candidate(worker_id=w.worker_id, capacity=w.capacity, active=w.n_active, load=w.load, weight=w.weight))
+        for w in workers
+        if breaker.breaker_allows(w, now=now)
+    ]
+
+
+def _pick_worker() -> Worker | None:
+    pool = worker_candidates()
+    while pool:
+        chosen = choose(settings.DISPATCH_STRATEGY, [c for _, c in pool])
+        if chosen is None:
+            return None
+        worker = next(w for w, c in pool if c.worker_id == chosen.worker_id)
+        if worker.circuit_state == CircuitState.CLOSED or breaker.breaker_try_half_open(worker_id=worker.worker_id):
+            return worker
+        pool = [(w, c) for w, c in pool if c.worker_id != chosen.worker_id]
+    return None
+
+
+def job_route(*, job_id: str) -> str | None:
+    """Assign a pending job to a worker and send it there; returns the worker id or None.
+
+    None leaves the job pending (no capacity, or another dispatcher took it); the periodic
+    `jobs_assign_pending` picks it up when capacity frees.
+    """
+    from workers.tasks import run_session
+
+    worker = _pick_worker()
+    if worker is None:
+        return None
+    job = Job(pk=job_id, status=JobStatus.PENDING)
+    try:
+        job_assign(job=job, worker_id=worker.worker_id)
+    except IllegalTransition:
+        return None
+    job.assigned_worker_id = worker.worker_id
+    run_session.apply_async(args=[job_id], queue=worker_direct(worker.worker_id))
+    publish_fleet_event("job", {"job_id": job_id, "status": JobStatus.ASSIGNED, "worker_id": worker.worker_id})
+    return worker.worker_id
+
+
+def jobs_assign_pending(*, limit: int = 200) -> int:
+    """Route pending jobs by priority, then age, until capacity runs out; returns how many."""
+    routed = 0
+    for job_id in Job.objects.pending().in_dispatch_order().values_list("job_id", flat=True)[:limit]:
+        if job_route(job_id=job_id) is None:
+            if not worker_candidates():
+                break
+            continue
+        routed += 1
+    return routed
+
+
+def job_cancel_request(*, job_id: str, actor: str = "", reason: str | None = None) -> Job:
+    """Cancel a job in any unfinished state; its live session is told to end at once.
+
+    Raises NotFound, or IllegalTransition (a Conflict) when the job has already finished.
+    """
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"job '{job_id}' does not exist", field="job_id")
+    reason = reason or (f"cancelled by {actor}" if actor else "cancelled")
+    job_cancel(job=job, reason=reason)
+    job_event(job)
+    from sessions.control import stop_job_session
+
+    stop_job_session(job_id=job_id, reason=reason, actor=actor)
+    return job

@@ -1,0 +1,133 @@
+"""Session entry points a worker can run (WorkerOptions.entry_point, WORKER_ENTRY_POINT).
+
+`agent_session` (the default) runs the voice runtime built by `sessions.launch` from the
+job's agent config snapshot, with the Django event sink, the tool executor and the job's
+transport; it mirrors the runtime's status into the AgentSession row and routes operator
+commands to the runtime. `echo_session` is a runtime-free session for fleet smoke tests
+and the dispatch benchmark: it stores a few events and echoes messages.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from controlplane.errors import IllegalTransition
+from controlplane.fleet_events import publish_fleet_event
+from sessions.job_context import JobContext
+
+
+def _mirror_status(session_id: str, status: str, reason: str = "") -> None:
+    from sessions.models import AgentSession, SessionStatus
+    from sessions.services import session_fail, session_transition
+
+    if status == SessionStatus.DISCONNECTED:
+        return  # the worker closes the row with the end reason once the entry point returns
+    session = AgentSession.objects.filter(pk=session_id).first()
+    if session is None or session.status == status:
+        return
+    try:
+        if status == SessionStatus.ERROR:
+            session_fail(session=session, error=reason or "runtime error")
+        else:
+            session_transition(session=session, status=status)
+    except IllegalTransition:
+        return
+    publish_fleet_event("session", {"session_id": session_id, "status": status})
+
+
+def _transport_for(ctx: JobContext) -> Any:
+    if ctx.transport == "local":
+        from sessions.runtime.transports.local import LocalTransport
+
+        return LocalTransport()
+    try:
+        from sessions.runtime.transports.livekit import LiveKitTransport  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise RuntimeError("the livekit transport is not available in this build") from exc
+    return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name)
+
+
+async def agent_session(ctx: JobContext) -> None:
+    from agents.tools.executor import build_tool_executor
+    from sessions.event_sink import DjangoEventSink
+    from sessions.launch import build_session
+
+    tools = await asyncio.to_thread(build_tool_executor, list(ctx.agent_config.get("tools") or []))
+    sink = DjangoEventSink(ctx.session_id)
+    session = build_session(
+        ctx.agent_config, transport=_transport_for(ctx), sink=sink, tools=tools, session_id=ctx.session_id,
+        agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata},
+    )
+    statuses: asyncio.Queue[str] = asyncio.Queue()
+    session.on("state_changed", lambda event: statuses.put_nowait(event.new_state))
+
+    async def mirror() -> None:  # one writer, so the row sees the transitions in order
+        while True:
+            await asyncio.to_thread(_mirror_status, ctx.session_id, await statuses.get())
+
+    ctx.create_task(mirror(), name=f"status-{ctx.session_id}")
+    for command in ("say", "interrupt", "message"):
+        ctx.on_command(command, lambda text=None, actor=None, _c=command: session.operator_action(_c, text=text or "", by=actor or ""))
+    ctx.add_shutdown_callback(lambda reason: sink.aclose())
+    try:
+        await session.start()
+        greeting = ctx.metadata.get("greeting")
+        if isinstance(greeting, str) and greeting:
+            session.say(greeting)
+        closed = asyncio.ensure_future(session.wait_closed())
+        shutdown = asyncio.ensure_future(ctx.wait_for_shutdown())
+        await asyncio.wait({closed, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+        if not closed.done():
+            await session.stop(ctx.shutdown_reason or "ended")
+        else:
+            shutdown.cancel()
+            ctx.shutdown(closed.result())
+    finally:
+        if not session.closed:
+            await session.stop(ctx.shutdown_reason or "worker_error")
+        while not statuses.empty():
+            await asyncio.to_thread(_mirror_status, ctx.session_id, statuses.get_nowait())
+
+
+# --- a runtime-free session ------------------------------------------------------------------
+
+
+def _append(session_id: str, type_: str, data: dict[str, Any]) -> None:
+    from sessions.services import session_events_append
+
+    session_events_append(session_id=session_id, events=[(type_, datetime.now(timezone.utc), data)])
+
+
+async def echo_session(ctx: JobContext) -> None:
+    """Connects at once, echoes `message`s as responses, ends on `end` / cancel / drain.
+
+    metadata `echo_end_after_s` ends it on its own after that many seconds.
+    """
+    append = sync_to_async(_append, thread_sensitive=False)
+    await sync_to_async(_mirror_status, thread_sensitive=False)(ctx.session_id, "connected")
+    await sync_to_async(_mirror_status, thread_sensitive=False)(ctx.session_id, "active")
+    await append(ctx.session_id, "session_started", {"session_id": ctx.session_id, "agent_id": ctx.agent_id, "transport": "echo"})
+
+    async def on_message(text: str | None = None, actor: str | None = None) -> None:
+        await append(ctx.session_id, "operator_action", {"action": "message", "text": text or "", "by": actor or ""})
+        await append(ctx.session_id, "text_received", {"text": text or "", "source": "operator"})
+        await append(ctx.session_id, "response_generated", {"text": f"echo: {text}"})
+
+    async def on_say(text: str | None = None, actor: str | None = None) -> None:
+        await append(ctx.session_id, "operator_action", {"action": "say", "text": text or "", "by": actor or ""})
+        await append(ctx.session_id, "speech_created", {"text": text or "", "source": "say"})
+
+    ctx.on_command("message", on_message)
+    ctx.on_command("say", on_say)
+    ctx.on_command("interrupt", lambda **_: append(ctx.session_id, "interrupted", {"reason": "operator"}))
+    end_after = ctx.metadata.get("echo_end_after_s")
+    if isinstance(end_after, (int, float)) and not isinstance(end_after, bool):
+        try:
+            await asyncio.wait_for(ctx.wait_for_shutdown(), timeout=float(end_after))
+        except asyncio.TimeoutError:
+            ctx.shutdown("completed")
+    reason = await ctx.wait_for_shutdown()
+    await append(ctx.session_id, "session_stopped", {"reason": reason})

@@ -1,0 +1,203 @@
+"""Worker lifecycle: register on start, heartbeat (load, active jobs, leases), drain, stop.
+
+Hooked to Celery's signals: `worker_init` registers (the embedded in-thread worker sends
+it too), `worker_shutting_down` starts a drain on a warm shutdown (SIGTERM), and
+`worker_shutdown` marks the worker offline.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from celery.signals import worker_init, worker_shutdown, worker_shutting_down
+from celery.utils.nodenames import worker_direct
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from controlplane.fleet_events import publish_fleet_event
+from workers.claims import job_release, leases_renew
+from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
+from workers.node import node, options_from_env, worker_version, worker_weight
+from workers.options import WorkerOptions
+
+log = logging.getLogger(__name__)
+DRAIN_REASON = "worker_drain_timeout"
+
+
+def worker_register(*, worker_id: str, options: WorkerOptions, capacity: int | None = None, health_port: int | None = None) -> Worker:
+    now = timezone.now()
+    capacity = capacity or options.max_concurrent_jobs
+    defaults = {
+        "hostname": worker_id.partition("@")[2] or worker_id,
+        "queue": worker_direct(worker_id).name,
+        "agent_name": options.agent_name,
+        "worker_type": options.worker_type,
+        "region": options.region,
+        "version": worker_version(),
+        "capacity": capacity,
+        "weight": worker_weight(),
+        "status": WorkerStatus.ONLINE,
+        "load": 0.0,
+        "active_jobs": 0,
+        "circuit_state": CircuitState.CLOSED,
+        "consecutive_failures": 0,
+        "circuit_opened_at": None,
+        "health_check_port": health_port or options.health_check_port or None,
+        "metadata": {"pid": os.getpid(), "drain_timeout": options.drain_timeout, "entry_point": options.entry_point},
+        "last_heartbeat_at": now,
+        "started_at": now,
+    }
+    worker, _ = Worker.objects.update_or_create(worker_id=worker_id, defaults=defaults)
+    publish_fleet_event("worker", {"worker_id": worker_id, "status": WorkerStatus.ONLINE, "capacity": capacity})
+    log.info("worker %s registered (capacity %d, queue %s)", worker_id, capacity, worker.queue)
+    return worker
+
+
+def current_load(capacity: int) -> float:
+    slots = node.active_jobs / capacity if capacity else 1.0
+    try:
+        cpu = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        cpu = 0.0
+    return round(min(1.0, max(slots, cpu)), 3)
+
+
+def heartbeat_once() -> set[str]:
+    """Report load and active jobs, renew leases; end sessions whose jobs we lost."""
+    worker_id = node.worker_id
+    capacity = node.options.max_concurrent_jobs if node.options else 1
+    status = WorkerStatus.DRAINING if node.draining else WorkerStatus.ONLINE
+    updated = Worker.objects.filter(pk=worker_id).update(
+        last_heartbeat_at=timezone.now(), load=current_load(capacity), active_jobs=node.active_jobs, status=status
+    )
+    if not updated and node.options is not None:
+        worker_register(worker_id=worker_id, options=node.options, capacity=capacity)
+    contexts = {ctx.job_id: ctx for ctx in node.contexts()}
+    lost = leases_renew(worker_id=worker_id, job_ids=contexts)
+    for job_id in lost:
+        status_now = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        reason = "job cancelled" if status_now == JobStatus.CANCELLED else "job no longer held by this worker"
+        contexts[job_id].shutdown(reason)
+    return lost
+
+
+class Heartbeat:
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = settings.WORKER_HEARTBEAT_SECONDS
+        while not self._stop.wait(interval):
+            try:
+                close_old_connections()
+                heartbeat_once()
+            except Exception:  # noqa: BLE001 - a database blip must not stop the heartbeat
+                log.exception("heartbeat failed")
+        connection.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+
+heartbeat = Heartbeat()
+_drain_timer: threading.Timer | None = None
+
+
+def worker_start(*, worker_id: str, concurrency: int | None = None, options: WorkerOptions | None = None) -> Worker:
+    """Validate options, register, start heartbeat and the node's health server."""
+    options = options or options_from_env()
+    logging.getLogger("sessions").setLevel(options.python_log_level())
+    node.worker_id = worker_id
+    node.options = options
+    node.draining = False
+    worker = worker_register(worker_id=worker_id, options=options, capacity=concurrency or options.max_concurrent_jobs)
+    heartbeat.start()
+    if options.health_check_port:
+        from workers.health_server import start_health_server
+
+        start_health_server(options.health_check_port)
+    return worker
+
+
+def worker_drain(*, reason: str = "draining") -> None:
+    """Refuse new jobs, let running sessions finish up to drain_timeout, then end them."""
+    global _drain_timer
+    if node.draining or not node.worker_id:
+        return
+    node.draining = True
+    worker_id = node.worker_id
+    Worker.objects.filter(pk=worker_id).update(status=WorkerStatus.DRAINING)
+    publish_fleet_event("worker", {"worker_id": worker_id, "status": WorkerStatus.DRAINING, "reason": reason})
+    # jobs routed here but not started go back to the queue for another worker
+    from workers.dispatch import job_route
+
+    for job_id in Job.objects.filter(assigned_worker_id=worker_id, status=JobStatus.ASSIGNED).values_list("job_id", flat=True):
+        if job_release(job_id=job_id, worker_id=worker_id, reason=f"worker {worker_id} is draining"):
+            job_route(job_id=job_id)
+    timeout = node.options.drain_timeout if node.options else 300
+    log.warning("worker %s draining: %d session(s) get up to %ds to finish", worker_id, node.active_jobs, timeout)
+    _drain_timer = threading.Timer(timeout, _end_remaining_sessions, kwargs={"reason": DRAIN_REASON})
+    _drain_timer.daemon = True
+    _drain_timer.start()
+
+
+def _end_remaining_sessions(*, reason: str) -> None:
+    for ctx in node.contexts():
+        ctx.shutdown(reason)
+
+
+def worker_stop(*, reason: str = "worker stopped") -> None:
+    """Mark offline; anything still running is ended and its job taken back."""
+    if not node.worker_id:
+        return
+    if _drain_timer is not None:
+        _drain_timer.cancel()
+    heartbeat.stop()
+    _end_remaining_sessions(reason=reason)
+    from workers.reaper import worker_mark_offline
+
+    close_old_connections()
+    worker_mark_offline(worker_id=node.worker_id, reason=reason)
+    log.info("worker %s offline", node.worker_id)
+
+
+# --- Celery signals ------------------------------------------------------------------------
+
+
+@worker_init.connect
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    worker_id = getattr(sender, "hostname", None)
+    if not worker_id:
+        return
+    pool = getattr(sender, "pool_cls", None)
+    pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", str(pool))
+    if "thread" not in pool_name:
+        log.warning("worker %s uses pool %s; sessions share one loop per process only with --pool threads", worker_id, pool_name)
+    worker_start(worker_id=worker_id, concurrency=getattr(sender, "concurrency", None))
+
+
+@worker_shutting_down.connect
+def _on_shutting_down(sender: Any = None, how: str = "Warm", **_: Any) -> None:
+    if how == "Warm":
+        # we are inside a signal handler: do the database work on a thread of its own
+        threading.Thread(target=worker_drain, kwargs={"reason": "warm shutdown (SIGTERM)"}, name="worker-drain", daemon=True).start()
+    else:
+        _end_remaining_sessions(reason=f"{how.lower()} shutdown")
+
+
+@worker_shutdown.connect
+def _on_worker_shutdown(**_: Any) -> None:
+    worker_stop(reason="worker shut down")

@@ -1,0 +1,245 @@
+"""Worker side of a job: claim it, run it by type, record the outcome.
+
+For an agent session: create the AgentSession row, build the JobContext, run the entry
+point (WorkerOptions.entry_point, `sessions.launch:run_job_session` by default) on the
+SessionHost loop, listen for operator commands meanwhile, and close the session and the
+job with one outcome. `run_claimed_job` blocks the calling (Celery pool) thread until the
+session is over.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from agents.services import agent_version_config
+from controlplane.errors import IllegalTransition
+from controlplane.fleet_events import publish_fleet_event
+from sessions.control import command_listener, register_local, unregister_local
+from sessions.job_context import JobContext
+from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
+from sessions.services import session_fail, session_transition
+from workers import breaker
+from workers.claims import job_claim, job_finish, job_release
+from workers.models import Job, JobType, Transport
+from workers.node import node
+from workers.session_host import host
+
+log = logging.getLogger(__name__)
+EntryPoint = Callable[[JobContext], Awaitable[Any]]
+# after a shutdown request, how long the entry point gets to wind down before cancellation
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+class EntryPointError(Exception):
+    pass
+
+
+def load_entry_point(spec: str) -> EntryPoint:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr or "entrypoint")
+    except (ImportError, AttributeError) as exc:
+        raise EntryPointError(f"entry point {spec!r} cannot be loaded: {exc}") from exc
+
+
+def run_job(*, job_id: str, worker_id: str) -> str:
+    """What `run_session` does. Returns a short outcome word for the task result."""
+    if node.draining:
+        # refuse: hand the job back and let the dispatcher pick another worker
+        if job_release(job_id=job_id, worker_id=worker_id, reason=f"worker {worker_id} is draining"):
+            from workers.dispatch import job_route
+
+            job_route(job_id=job_id)
+        return "refused"
+    job = job_claim(job_id=job_id, worker_id=worker_id)
+    if job is None:
+        log.info("job %s: claim taken or job no longer assigned here; duplicate delivery ignored", job_id)
+        return "duplicate"
+    return run_claimed_job(job=job, worker_id=worker_id)
+
+
+def run_claimed_job(*, job: Job, worker_id: str) -> str:
+    handler = JOB_HANDLERS.get(job.job_type)
+    failure: str | None = None
+    try:
+        if handler is None:
+            raise EntryPointError(f"no handler for job type {job.job_type!r}")
+        failure = handler(job, worker_id)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes the job's reason
+        log.exception("job %s failed", job.job_id)
+        failure = f"{type(exc).__name__}: {exc}"
+    recorded = job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure)
+    if failure:
+        breaker.breaker_record_failure(worker_id=worker_id)
+    else:
+        breaker.breaker_record_success(worker_id=worker_id)
+    if not recorded:
+        return "superseded"
+    return "failed" if failure else "completed"
+
+
+# --- agent sessions -------------------------------------------------------------------------
+
+
+def _create_session(job: Job, agent_version: int) -> AgentSession:
+    # One session row per job: a re-dispatched attempt detaches the earlier attempt's row.
+    previous = AgentSession.objects.filter(job=job).first()
+    if previous is not None:
+        if previous.status in LIVE_SESSION_STATUSES:
+            try:
+                session_fail(session=previous, error="the worker hosting this session was lost; job re-dispatched")
+            except IllegalTransition:
+                pass
+        AgentSession.objects.filter(pk=previous.pk).update(
+            job=None, user_data={**previous.user_data, "job_id": job.job_id, "attempt": job.attempts - 1}
+        )
+    session = AgentSession.objects.create(
+        job=job, agent=job.agent, agent_version=agent_version, room_id=job.room_name, transport=job.transport,
+        user_data={"job_id": job.job_id, "attempt": job.attempts},
+    )
+    publish_fleet_event("session", {"session_id": session.session_id, "job_id": job.job_id, "status": session.status})
+    return session
+
+
+def build_job_context(job: Job, session: AgentSession, config: dict[str, Any], worker_id: str) -> JobContext:
+    ctx = JobContext(
+        job_id=job.job_id, session_id=session.session_id, agent_id=job.agent.agent_id if job.agent else "",
+        agent_version=session.agent_version, agent_config=config, room=dict(job.room or {"name": job.room_name}),
+        transport=job.transport, participant_identity=job.participant_identity, participants=list(job.participants or []),
+        metadata=dict(job.metadata or {}), worker_id=worker_id, attempt=job.attempts,
+    )
+    if job.transport == Transport.LIVEKIT:
+        from workers.livekit import prepare_room
+
+        ctx.livekit_url, ctx.livekit_token, room = prepare_room(job=job)
+        ctx.room.update(room)
+    return ctx
+
+
+async def host_session(ctx: JobContext, entry: EntryPoint) -> None:
+    """Run the entry point on the host loop until it returns or shutdown is requested."""
+    ctx.bind_loop(asyncio.get_running_loop())
+    ctx.create_task(command_listener(ctx), name=f"control-{ctx.session_id}")
+    session_task = asyncio.ensure_future(entry(ctx))
+    shutdown = asyncio.ensure_future(ctx.wait_for_shutdown())
+    try:
+        await asyncio.wait({session_task, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+        if not session_task.done():
+            done, _ = await asyncio.wait({session_task}, timeout=SHUTDOWN_GRACE_SECONDS)
+            if not done:
+                ctx.log.warning("entry point did not return %.0fs after shutdown; cancelling it", SHUTDOWN_GRACE_SECONDS)
+                session_task.cancel()
+                await asyncio.wait({session_task})
+        if not session_task.cancelled() and session_task.exception() is not None:
+            raise session_task.exception()  # type: ignore[misc]
+    finally:
+        shutdown.cancel()
+        if not session_task.done():
+            session_task.cancel()
+        await ctx.aclose()
+
+
+def _close_session(session_id: str, *, error: str | None, reason: str) -> None:
+    session = AgentSession.objects.filter(pk=session_id).first()
+    if session is None or session.status not in LIVE_SESSION_STATUSES:
+        return
+    try:
+        if error:
+            session_fail(session=session, error=error)
+        else:
+            if session.status == SessionStatus.INITIALIZING:  # the entry point never reported a connection
+                session_transition(session=session, status=SessionStatus.CONNECTED)
+            session_transition(session=session, status=SessionStatus.DISCONNECTED, end_reason=reason[:255])
+    except IllegalTransition:
+        return
+    publish_fleet_event("session", {"session_id": session_id, "status": session.status, "reason": reason})
+
+
+def run_agent_session(job: Job, worker_id: str) -> str | None:
+    """Host one agent session; returns a failure reason or None."""
+    options = node.options
+    entry = load_entry_point(options.entry_point if options else "workers.entrypoints:agent_session")
+    if job.agent is None:
+        return "agent session job without an agent"
+    version, config = agent_version_config(agent=job.agent, version=job.agent_version)
+    session = _create_session(job, version)
+    ctx = build_job_context(job, session, config, worker_id)
+    node.track(ctx)
+    register_local(ctx)
+    error: str | None = None
+    try:
+        host.run(host_session(ctx, entry))
+    except Exception as exc:  # noqa: BLE001
+        ctx.log.exception("session failed")
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        unregister_local(ctx)
+        node.untrack(ctx)
+    reason = ctx.shutdown_reason or "completed"
+    _close_session(session.session_id, error=error, reason=reason)
+    ctx.log.info("session over: %s", error or reason)
+    return error
+
+
+# --- the other job types ----------------------------------------------------------------------
+
+
+def run_tool_execution(job: Job, worker_id: str) -> str | None:
+    """metadata {"tool": name, "arguments": {...}} → metadata["result"] = {output, error_kind}."""
+    from agents.tools.remote import execute_remote_call
+
+    name = job.metadata.get("tool")
+    if not isinstance(name, str) or not name:
+        return "tool_execution job needs metadata.tool (the tool name)"
+    arguments = job.metadata.get("arguments", {})
+    result = execute_remote_call(name, json.dumps(arguments), {"call_id": job.job_id, "execution_id": job.job_id})
+    Job.objects.filter(pk=job.pk).update(metadata={**job.metadata, "result": result})
+    if result.get("error_kind"):
+        return f"tool {name} failed ({result['error_kind']}): {result.get('output', '')}"
+    return None
+
+
+def run_audio_processing(job: Job, worker_id: str) -> str | None:
+    """metadata {"pcm16_base64", "sample_rate"} → duration, level and speech share in metadata["result"]."""
+    import base64
+
+    import numpy as np
+
+    from sessions.runtime.vad import VAD, VADOptions
+
+    raw = job.metadata.get("pcm16_base64")
+    rate = job.metadata.get("sample_rate", 16000)
+    if not isinstance(raw, str) or rate not in (8000, 16000, 32000, 48000):
+        return "audio_processing job needs metadata.pcm16_base64 and sample_rate 8000/16000/32000/48000"
+    try:
+        samples = np.frombuffer(base64.b64decode(raw, validate=True), dtype=np.int16)
+    except ValueError as exc:
+        return f"audio_processing: bad audio payload: {exc}"
+    vad = VAD(VADOptions(sample_rate=rate, frame_ms=30))
+    frames = len(samples) // vad.frame_samples
+    speech_frames = utterances = 0
+    for i in range(frames):
+        transition = vad.process(np.ascontiguousarray(samples[i * vad.frame_samples:(i + 1) * vad.frame_samples]))
+        if transition is not None and transition.kind == "start":
+            utterances += 1
+        speech_frames += vad.speaking
+    level = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
+    result = {"duration_ms": round(len(samples) * 1000 / rate, 1), "rms": round(level, 2), "frames": frames, "speech_frames": speech_frames, "utterances": utterances}
+    Job.objects.filter(pk=job.pk).update(metadata={**job.metadata, "result": result})
+    return None
+
+
+JOB_HANDLERS: dict[str, Callable[[Job, str], str | None]] = {
+    JobType.AGENT_SESSION: run_agent_session,
+    JobType.TOOL_EXECUTION: run_tool_execution,
+    JobType.AUDIO_PROCESSING: run_audio_processing,
+}

@@ -1,0 +1,43 @@
+"""Celery tasks of the fleet. Thin: take an id, call into the services."""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+import workers.registration  # noqa: F401 - connects the worker lifecycle signals
+
+
+@shared_task(name="workers.run_session", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_session(self: Any, job_id: str) -> str:
+    """Claim the job for this worker and host it until it ends (blocks this pool thread)."""
+    from workers.node import node
+    from workers.registration import worker_start
+    from workers.session_runner import run_job
+
+    worker_id = self.request.hostname or node.worker_id
+    if node.worker_id != worker_id:
+        worker_start(worker_id=worker_id)
+    return run_job(job_id=job_id, worker_id=worker_id)
+
+
+@shared_task(name="workers.reap", ignore_result=True)
+def reap() -> dict[str, int]:
+    """Offline dead workers, take back expired leases, assign pending jobs."""
+    from workers.reaper import reap as do_reap
+
+    return do_reap()
+
+
+@shared_task(name="workers.assign_pending", ignore_result=True)
+def assign_pending() -> int:
+    from workers.dispatch import jobs_assign_pending
+
+    return jobs_assign_pending()
+
+
+@shared_task(name="workers.autoscale", ignore_result=True)
+def autoscale() -> dict[str, Any]:
+    from workers.autoscale import autoscale_apply
+
+    return autoscale_apply()
