@@ -1,13 +1,13 @@
 """Routes under /api/v1/. Nothing here is anonymous: the schema and docs need a login or a key."""
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.permissions import IsAuthenticated
 
 from agents import api as agents_api
+from controlplane.api_auth import HasScope
 from sessions import api as sessions_api
 from workers import api as workers_api
 
-_authenticated = {"permission_classes": [IsAuthenticated]}
+_authenticated = {"permission_classes": [HasScope]}  # reads need `read`
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(**_authenticated), name="api-schema"),

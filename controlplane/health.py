@@ -160,7 +160,7 @@ class StatusView(APIView):
             "queue": selectors.queue_overview(),
             "jobs": selectors.jobs_by_status(),
             "sessions": selectors.sessions_by_status(),
-            "desired_capacity": selectors.desired_capacity(),
+            "capacity": selectors.fleet_capacity(),
             "dispatch_strategy": settings.DISPATCH_STRATEGY,
         }
         return Response(body)

@@ -66,7 +66,7 @@ class StateCollector(Collector):
             workers = selectors.workers_overview()
             workers_by_status = selectors.workers_by_status()
             sessions = selectors.sessions_by_status()
-            desired = selectors.desired_capacity()
+            capacity_figures = selectors.fleet_capacity()
         except Exception:  # noqa: BLE001 - a scrape must not fail because the database does
             log.warning("could not read state metrics", exc_info=True)
             up.add_metric([], 0)
@@ -113,10 +113,12 @@ class StateCollector(Collector):
         g = GaugeMetricFamily("controlplane_active_sessions", "Sessions currently live (initializing, connected, active, paused)")
         g.add_metric([], sum(sessions[s] for s in ("initializing", "connected", "active", "paused")))
         yield g
-        if desired is not None:
-            g = GaugeMetricFamily("controlplane_desired_capacity", "Session slots the fleet should have for its queue and load")
-            g.add_metric([], desired)
-            yield g
+        g = GaugeMetricFamily("controlplane_fleet_capacity", "Session slots of the online workers")
+        g.add_metric([], capacity_figures["capacity"])
+        yield g
+        g = GaugeMetricFamily("controlplane_desired_capacity", "Session slots the fleet should have for its queue and load")
+        g.add_metric([], capacity_figures["desired_capacity"])
+        yield g
 
 
 def multiprocess_dir() -> str | None:

@@ -55,10 +55,9 @@ def workers_by_status() -> dict[str, int]:
     return counts
 
 
-def desired_capacity() -> int | None:
-    """Session slots the fleet should have (the scaler's figure), None until one exists."""
-    try:
-        from workers.scaling import desired_capacity as compute  # the fleet engineer's scaler
-    except ImportError:
-        return None
-    return int(compute())
+
+def fleet_capacity() -> dict[str, Any]:
+    """Capacity, demand and the desired capacity the scaler aims for (workers.autoscale)."""
+    from workers.autoscale import fleet_capacity as compute
+
+    return compute()

@@ -46,3 +46,31 @@ def field_errors(response: Any) -> dict[str, Any]:
     body = response.json()
     assert isinstance(body, dict), body
     return body
+
+
+@pytest.fixture
+def job(active_agent: Any) -> Any:
+    from workers.dispatch import job_dispatch
+
+    return job_dispatch(agent_id=active_agent.agent_id, room="room-1", metadata={"caller": "+15550100"})
+
+
+@pytest.fixture
+def live_session(job: Any) -> Any:
+    """A session in `active` state, as a worker would have recorded it."""
+    from sessions.models import AgentSession, SessionStatus
+
+    return AgentSession.objects.create(
+        job=job, agent=job.agent, agent_version=job.agent_version, room_id=job.room_name, status=SessionStatus.ACTIVE
+    )
+
+
+@pytest.fixture
+def worker(db: Any) -> Any:
+    from django.utils import timezone
+
+    from workers.models import Worker
+
+    return Worker.objects.create(
+        worker_id="celery@node-1", hostname="node-1", queue="celery@node-1.dq2", capacity=10, last_heartbeat_at=timezone.now()
+    )
