@@ -1,0 +1,288 @@
+"""LiveKit transport: the agent joins a room as `agent-<job id>` with a short-lived,
+least-privilege token, subscribes to the participant's audio (and video for vision),
+publishes its voice as a microphone track, reads text on `lk.chat`, and publishes
+transcriptions on `lk.transcription`.
+
+The mapping from room events to session hooks is plain functions over participant-like
+objects, so it is unit-tested without a LiveKit server.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..events import ParticipantInfo
+
+log = logging.getLogger(__name__)
+
+CHAT_TOPIC = "lk.chat"
+TRANSCRIPTION_TOPIC = "lk.transcription"
+DEFAULT_TOKEN_TTL = datetime.timedelta(minutes=10)
+
+_KINDS = {0: "standard", 1: "ingress", 2: "egress", 3: "sip", 4: "agent", 5: "connector", 6: "bridge"}
+_TRACK_KINDS = {0: "unknown", 1: "audio", 2: "video"}
+_SOURCES = {0: "unknown", 1: "camera", 2: "microphone", 3: "screen_share", 4: "screen_share_audio"}
+_PERMISSIONS = ("can_subscribe", "can_publish", "can_publish_data", "hidden", "can_update_metadata")
+
+
+def agent_identity(job_id: str) -> str:
+    return f"agent-{job_id}"
+
+
+def mint_agent_token(*, api_key: str, api_secret: str, room: str, job_id: str,
+                     ttl: datetime.timedelta = DEFAULT_TOKEN_TTL, name: str = "",
+                     metadata: str = "") -> str:
+    """A token that lets the agent join `room` only: publish its microphone and data,
+    subscribe; no room admin, create, list or record rights."""
+    from livekit import api
+
+    grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True,
+                             can_publish_data=True, can_publish_sources=["microphone"],
+                             can_update_own_metadata=False, agent=True)
+    token = (api.AccessToken(api_key, api_secret).with_identity(agent_identity(job_id))
+             .with_kind("agent").with_name(name or agent_identity(job_id)).with_ttl(ttl).with_grants(grants))
+    if metadata:
+        token = token.with_metadata(metadata)
+    return token.to_jwt()
+
+
+# -- mapping (pure) ------------------------------------------------------------------------
+def participant_info(p: Any, *, connection_state: str = "connected") -> ParticipantInfo:
+    """An rtc.Participant (or anything shaped like one) → the Participant entity."""
+    perms = getattr(p, "permissions", None)
+    permissions = {k: bool(getattr(perms, k, False)) for k in _PERMISSIONS} if perms is not None else {}
+    pubs: Mapping[str, Any] = getattr(p, "track_publications", None) or {}
+    tracks = [{"sid": sid, "name": getattr(pub, "name", ""),
+               "kind": _TRACK_KINDS.get(int(getattr(pub, "kind", 0)), "unknown"),
+               "source": _SOURCES.get(int(getattr(pub, "source", 0)), "unknown"),
+               "muted": bool(getattr(pub, "muted", False)),
+               "subscribed": bool(getattr(pub, "subscribed", False))}
+              for sid, pub in pubs.items()]
+    return ParticipantInfo(identity=p.identity, sid=getattr(p, "sid", "") or "", name=getattr(p, "name", "") or "",
+                           kind=_KINDS.get(int(getattr(p, "kind", 0)), "standard"),  # type: ignore[arg-type]
+                           permissions=permissions, tracks=tracks, connection_state=connection_state,  # type: ignore[arg-type]
+                           attributes=dict(getattr(p, "attributes", None) or {}),
+                           metadata=getattr(p, "metadata", "") or "")
+
+
+def is_user(p: Any, target_identity: str | None) -> bool:
+    """Whether the agent should listen to this participant."""
+    if target_identity:
+        return bool(p.identity == target_identity)
+    return _KINDS.get(int(getattr(p, "kind", 0))) in ("standard", "sip")
+
+
+class RoomEventMapper:
+    """Room events → session hooks. Holds which participant the agent is talking to."""
+
+    def __init__(self, session: Any, *, participant_identity: str | None = None,
+                 close_on_disconnect: bool = True) -> None:
+        self.session = session
+        self.target = participant_identity
+        self.linked: str | None = None
+        self.close_on_disconnect = close_on_disconnect
+
+    def connected(self, p: Any) -> None:
+        self.session.participant_joined(participant_info(p))
+        if self.linked is None and is_user(p, self.target):
+            self.linked = p.identity
+
+    def updated(self, p: Any) -> None:
+        if p.identity in self.session.participants:
+            self.session.participant_updated(participant_info(p))
+
+    def disconnected(self, p: Any, reason: str = "") -> None:
+        self.session.participant_left(p.identity, reason)
+        if p.identity == self.linked:
+            self.linked = None
+            if self.close_on_disconnect:
+                self.session.end("participant_left")
+
+    def should_listen(self, p: Any) -> bool:
+        if self.linked is None and is_user(p, self.target):
+            self.linked = p.identity
+        return p.identity == self.linked
+
+    def chat(self, text: str, sender: str) -> None:
+        if sender == self.linked or self.linked is None:
+            self.session.push_text(text, source="transport", participant_identity=sender)
+
+
+# -- the transport ---------------------------------------------------------------------------
+class LiveKitTransport:
+    name = "livekit"
+
+    def __init__(self, *, url: str, token: str, participant_identity: str | None = None,
+                 input_rate: int = 16000, input_frame_ms: int = 20, output_queue_ms: int = 200,
+                 close_on_disconnect: bool = True) -> None:
+        self.url = url
+        self.token = token
+        self.participant_identity = participant_identity
+        self.input_rate = input_rate
+        self.input_frame_ms = input_frame_ms
+        self.output_queue_ms = output_queue_ms
+        self.close_on_disconnect = close_on_disconnect
+        self.room: Any = None
+        self.session: Any = None
+        self.mapper: RoomEventMapper | None = None
+        self._source: Any = None
+        self._track: Any = None
+        self._out_rate = 0
+        self._out_q: asyncio.Queue[Any] = asyncio.Queue(maxsize=50)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._streams: dict[str, asyncio.Task[Any]] = {}
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        t = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    async def connect(self, session: Any) -> None:
+        from livekit import rtc
+
+        self.session = session
+        self.mapper = mapper = RoomEventMapper(session, participant_identity=self.participant_identity,
+                                               close_on_disconnect=self.close_on_disconnect)
+        room = self.room = rtc.Room()
+        room.on("participant_connected", mapper.connected)
+        room.on("participant_disconnected", lambda p: mapper.disconnected(p, "disconnected"))
+        for ev in ("participant_metadata_changed", "participant_name_changed", "participant_attributes_changed",
+                   "participant_permissions_changed", "track_published", "track_unpublished", "track_muted",
+                   "track_unmuted"):
+            room.on(ev, self._updated)
+        room.on("track_subscribed", self._on_track_subscribed)
+        room.on("track_unsubscribed", self._on_track_unsubscribed)
+        room.on("disconnected", lambda *a: session.end("room_disconnected"))
+        room.register_text_stream_handler(CHAT_TOPIC, self._on_chat_stream)
+        await room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=True))
+        session.room_updated(room.name, await room.sid)
+        for p in room.remote_participants.values():
+            mapper.connected(p)
+            for pub in p.track_publications.values():
+                if getattr(pub, "track", None) is not None and pub.subscribed:
+                    self._on_track_subscribed(pub.track, pub, p)
+        self._out_rate = session.tts.sample_rate if session.tts is not None else 24000
+        if session.tts is not None:
+            self._source = rtc.AudioSource(self._out_rate, 1, queue_size_ms=self.output_queue_ms)
+            self._track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._source)
+            await room.local_participant.publish_track(
+                self._track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+            self._spawn(self._pump_audio(), "lk-audio-out")
+
+    def _updated(self, *args: Any) -> None:
+        assert self.mapper is not None
+        for a in args:
+            if hasattr(a, "identity") and hasattr(a, "track_publications"):
+                self.mapper.updated(a)
+                return
+
+    # -- input -------------------------------------------------------------------------------
+    def _on_track_subscribed(self, track: Any, pub: Any, participant: Any) -> None:
+        from livekit import rtc
+
+        assert self.mapper is not None
+        if not self.mapper.should_listen(participant):
+            return
+        self.mapper.updated(participant)
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            stream = rtc.AudioStream(track, sample_rate=self.input_rate, num_channels=1,
+                                     frame_size_ms=self.input_frame_ms)
+            self._streams[track.sid] = self._spawn(self._read_audio(stream), f"lk-audio-in-{track.sid}")
+        elif track.kind == rtc.TrackKind.KIND_VIDEO and self.session.options.vision:
+            self._streams[track.sid] = self._spawn(self._read_video(rtc.VideoStream(track)), f"lk-video-{track.sid}")
+
+    def _on_track_unsubscribed(self, track: Any, pub: Any, participant: Any) -> None:
+        t = self._streams.pop(getattr(track, "sid", ""), None)
+        if t is not None:
+            t.cancel()
+
+    async def _read_audio(self, stream: Any) -> None:
+        try:
+            async for event in stream:
+                f = event.frame
+                self.session.push_audio(f.data, f.sample_rate, f.num_channels)
+        finally:
+            await stream.aclose()
+
+    async def _read_video(self, stream: Any) -> None:
+        from livekit import rtc
+
+        from ..imaging import downscale, encode_png
+
+        last = 0.0
+        try:
+            async for event in stream:
+                now = time.monotonic()
+                if now - last < 1.0 or self.session.user_state != "speaking":
+                    continue
+                last = now
+                frame = event.frame.convert(rtc.VideoBufferType.RGB24)
+                rgb = np.frombuffer(frame.data, dtype=np.uint8).reshape(frame.height, frame.width, 3)
+                self.session.push_video_frame(encode_png(np.ascontiguousarray(downscale(rgb))), "image/png")
+        finally:
+            await stream.aclose()
+
+    def _on_chat_stream(self, reader: Any, participant_identity: str) -> None:
+        async def read() -> None:
+            text = await reader.read_all()
+            assert self.mapper is not None
+            self.mapper.chat(text, participant_identity)
+
+        self._spawn(read(), "lk-chat")
+
+    # -- output ------------------------------------------------------------------------------
+    def write_audio(self, frame: np.ndarray, sample_rate: int) -> None:
+        from livekit import rtc
+
+        if self._source is None:
+            return
+        af = rtc.AudioFrame(frame.tobytes(), sample_rate, 1, frame.size)
+        try:
+            self._out_q.put_nowait(af)
+        except asyncio.QueueFull:  # the room is not keeping up: drop rather than block the clock
+            pass
+
+    async def _pump_audio(self) -> None:
+        while True:
+            frame = await self._out_q.get()
+            await self._source.capture_frame(frame)
+
+    def clear_audio(self) -> None:
+        while not self._out_q.empty():
+            self._out_q.get_nowait()
+        if self._source is not None:
+            self._source.clear_queue()
+
+    async def send_text(self, text: str) -> None:
+        if self.room is not None and self.room.isconnected():
+            await self.room.local_participant.send_text(text, topic=CHAT_TOPIC)
+
+    async def publish_transcript(self, text: str, *, speaker: str, final: bool) -> None:
+        if self.room is None or not self.room.isconnected():
+            return
+        attrs = {"lk.transcription_final": "true" if final else "false", "lk.segment_id": f"seg-{time.time_ns()}"}
+        if speaker == "agent" and self._track is not None:
+            attrs["lk.transcribed_track_id"] = self._track.sid
+        elif speaker == "user" and self.mapper is not None and self.mapper.linked:
+            attrs["lk.transcribed_participant"] = self.mapper.linked
+        try:
+            await self.room.local_participant.send_text(text, topic=TRANSCRIPTION_TOPIC, attributes=attrs)
+        except Exception as exc:  # noqa: BLE001 - a transcript is not worth a session
+            log.warning("transcription publish failed: %s", exc)
+
+    async def aclose(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)
+        if self._source is not None:
+            await self._source.aclose()
+        if self.room is not None:
+            await self.room.disconnect()
