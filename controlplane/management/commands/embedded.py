@@ -79,6 +79,8 @@ class Command(BaseCommand):
         from controlplane.asgi import application
 
         if not options["no_worker"]:
+            # The maintenance loop runs every few seconds; its successes are not news.
+            logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
             start_worker_thread(options["concurrency"])
             start_periodic_loop(settings.WORKER_HEARTBEAT_SECONDS)
             self.stdout.write("worker: in-process Celery worker started")
