@@ -1,2 +1,9 @@
-"""WebSocket routes. The dashboard work adds the session and fleet consumers here."""
-websocket_urlpatterns: list = []
+"""WebSocket routes: a session's event stream and the fleet's status changes."""
+from django.urls import re_path
+
+from sessions.consumers import FleetConsumer, SessionConsumer
+
+websocket_urlpatterns = [
+    re_path(r"^ws/sessions/(?P<session_id>[A-Za-z0-9_.-]{1,40})/$", SessionConsumer.as_asgi()),
+    re_path(r"^ws/fleet/$", FleetConsumer.as_asgi()),
+]

@@ -9,6 +9,16 @@ from agents.models import Agent
 from sessions.models import AgentSession, SessionStatus
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _short_lived_thread_connections(django_db_setup: Any) -> None:
+    """Consumers reach the ORM from executor threads that outlive a test; with persistent
+    connections PostgreSQL would refuse to drop the test database at the end."""
+    from django.db import connections
+
+    for alias in connections:
+        connections[alias].settings_dict["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture
 def live_session(active_agent: Agent) -> AgentSession:
     return AgentSession.objects.create(

@@ -1,0 +1,181 @@
+"""WebSocket consumers: one session's event stream, and the fleet's status changes.
+
+Frames sent to the client (JSON):
+  `{"type": "events", "events": [envelope, ...]}`  envelopes in seq order, never repeated
+  `{"type": "replay_done", "last_seq": N}`         stored events after `after_seq` all sent
+  `{"type": "fleet", "kind": ..., "at": ..., "data": {...}}`  on `/ws/fleet/`
+
+Close codes: 4400 bad request, 4401 unauthenticated, 4403 forbidden, 4404 unknown session.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import close_old_connections
+
+from controlplane.fleet_events import FLEET_GROUP
+from controlplane.models import ApiKey
+from sessions.dashboard.access import key_can_watch, user_can_watch
+from sessions.event_sink import register_layer_loop, session_group
+from sessions.models import AgentSession, SessionEvent
+
+log = logging.getLogger(__name__)
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+REPLAY_CHUNK = 500
+
+
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return {k: v[-1] for k, v in parse_qs(raw).items()}
+
+
+def _bearer(scope: dict[str, Any]) -> str:
+    token = _query(scope).get("token", "")
+    if token:
+        return token
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            parts = value.decode("latin-1").split()
+            if len(parts) == 2 and parts[0] == "Bearer":
+                return parts[1]
+    return ""
+
+
+@database_sync_to_async
+def _authorise(scope: dict[str, Any]) -> int | None:
+    """None when the client may watch; otherwise the close code."""
+    token = _bearer(scope)
+    if token:
+        key = ApiKey.authenticate(token)
+        if key is None:
+            return CLOSE_UNAUTHENTICATED
+        scope["api_key"] = key
+        return None if key_can_watch(key) else CLOSE_FORBIDDEN
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return CLOSE_UNAUTHENTICATED
+    return None if user_can_watch(user) else CLOSE_FORBIDDEN
+
+
+@database_sync_to_async
+def _session_exists(session_id: str) -> bool:
+    return AgentSession.objects.filter(pk=session_id).exists()
+
+
+@database_sync_to_async
+def _stored_events(session_id: str, after: int, upto: int | None = None, limit: int = REPLAY_CHUNK) -> list[dict[str, Any]]:
+    rows = SessionEvent.objects.filter(session_id=session_id, seq__gt=after)
+    if upto is not None:
+        rows = rows.filter(seq__lt=upto)
+    return [row.envelope() for row in rows.order_by("seq")[:limit]]
+
+
+class _AuthorisedConsumer(AsyncJsonWebsocketConsumer):
+    async def _admit(self) -> bool:
+        register_layer_loop(asyncio.get_running_loop())
+        code = await _authorise(self.scope)
+        if code is not None:
+            await self._refuse(code)
+            return False
+        return True
+
+    async def _refuse(self, code: int) -> None:
+        # A close code only reaches the client after the handshake, so accept first.
+        await self.accept()
+        await self.close(code=code)
+
+
+class SessionConsumer(_AuthorisedConsumer):
+    """Replays stored events after `after_seq`, then streams live ones, without gap or repeat.
+
+    The group is joined before the replay; live messages that arrive meanwhile wait in this
+    channel's queue (a consumer handles one message at a time) and are then trimmed to what
+    the replay did not send. A live batch that starts beyond the next expected seq (a lost
+    broadcast, or two writers racing) is filled in from the database, where every broadcast
+    event is committed before it is sent.
+    """
+
+    session_id = ""
+    last_seq = 0
+    joined = False
+
+    async def connect(self) -> None:
+        if not await self._admit():
+            return
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        try:
+            self.last_seq = max(0, int(_query(self.scope).get("after_seq", "0") or 0))
+        except ValueError:
+            await self._refuse(CLOSE_BAD_REQUEST)
+            return
+        if not await _session_exists(self.session_id):
+            await self._refuse(CLOSE_NOT_FOUND)
+            return
+        await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
+        self.joined = True
+        await self.accept()
+        await self._send_stored(upto=None)
+        await self.send_json({"type": "replay_done", "last_seq": self.last_seq})
+
+    async def disconnect(self, code: int) -> None:
+        if self.joined:
+            await self.channel_layer.group_discard(session_group(self.session_id), self.channel_name)
+        await database_sync_to_async(close_old_connections)()
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        # The stream is one-way; operator actions go through CSRF-protected HTTP views.
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong", "last_seq": self.last_seq})
+
+    async def session_events(self, message: dict[str, Any]) -> None:
+        events = [e for e in message["events"] if e["seq"] > self.last_seq]
+        if not events:
+            return
+        if events[0]["seq"] > self.last_seq + 1:
+            await self._send_stored(upto=events[0]["seq"])
+            events = [e for e in events if e["seq"] > self.last_seq]
+        await self._send_events(events)
+
+    async def _send_stored(self, upto: int | None) -> None:
+        while True:
+            chunk = await _stored_events(self.session_id, self.last_seq, upto)
+            if not chunk:
+                return
+            await self._send_events(chunk)
+            if len(chunk) < REPLAY_CHUNK:
+                return
+
+    async def _send_events(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            await self.send_json({"type": "events", "events": events})
+            self.last_seq = events[-1]["seq"]
+
+
+class FleetConsumer(_AuthorisedConsumer):
+    """Job, worker and session status changes, as `controlplane.fleet_events` publishes them."""
+
+    joined = False
+
+    async def connect(self) -> None:
+        if not await self._admit():
+            return
+        await self.channel_layer.group_add(FLEET_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()  # after joining: an open socket misses nothing
+
+    async def disconnect(self, code: int) -> None:
+        if self.joined:
+            await self.channel_layer.group_discard(FLEET_GROUP, self.channel_name)
+        await database_sync_to_async(close_old_connections)()
+
+    async def fleet_event(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": "fleet", "kind": message["kind"], "at": message["at"], "data": message["data"]})
