@@ -16,7 +16,6 @@ from sessions.models import AgentSession, SessionEvent
 from sessions.serializers import (
     CommandAcceptedSerializer,
     EmptyCommandSerializer,
-    EndCommandSerializer,
     EventListQuerySerializer,
     MessageCommandSerializer,
     SayCommandSerializer,
@@ -81,7 +80,7 @@ class _SessionCommandView(ApiView):
         session = get_or_404(AgentSession.objects, "session", session_id=session_id)
         body = self.body_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        text = body.validated_data.get("text") or body.validated_data.get("reason") or None
+        text = body.validated_data.get("text")
         send_session_command(session.session_id, self.command, actor=actor_name(request), text=text)
         accepted = {"session_id": session.session_id, "command": self.command, "status": "accepted"}
         return Response(accepted, status=status.HTTP_202_ACCEPTED)
@@ -104,9 +103,9 @@ class SessionInterruptView(_SessionCommandView):
 
 
 class SessionEndView(_SessionCommandView):
-    command, body_serializer = "end", EndCommandSerializer
+    command, body_serializer = "end", EmptyCommandSerializer
 
-    @extend_schema(request=EndCommandSerializer, responses={202: CommandAcceptedSerializer}, operation_id="sessions_end")
+    @extend_schema(request=EmptyCommandSerializer, responses={202: CommandAcceptedSerializer}, operation_id="sessions_end")
     def post(self, request: Request, session_id: str) -> Response:
         return self.send(request, session_id)
 

@@ -68,10 +68,6 @@ class EmptyCommandSerializer(StrictSerializer):
     pass
 
 
-class EndCommandSerializer(StrictSerializer):
-    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-
-
 class CommandAcceptedSerializer(serializers.Serializer):
     session_id = serializers.CharField()
     command = serializers.CharField()
