@@ -49,3 +49,18 @@ def echo_node(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     node.draining = False
     yield node
     node.worker_id, node.options, node.draining = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Session-host and worker-subprocess connections would keep the test database from
+    being dropped at the end; end them first."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -1,0 +1,121 @@
+"""The worker side of a job, in this process: claim, host on the SessionHost loop, end."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sessions.control import send_session_command
+from sessions.models import AgentSession, SessionStatus
+from tests.workers.helpers import InThread, wait_for
+from workers.dispatch import job_cancel_request, job_dispatch
+from workers.models import Job, JobStatus, Worker, WorkerStatus
+from workers.registration import heartbeat_once, worker_drain
+from workers.services import job_requeue
+from workers.session_runner import run_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def assigned(active_agent: Any, online_worker: Any, echo_node: Any) -> Job:
+    online_worker(echo_node.worker_id)
+    job = job_dispatch(agent_id=active_agent.agent_id, room="room-1", transport="local", metadata={"lang": "en"})
+    job = Job.objects.get(pk=job.pk)  # committed, so already routed to the only worker
+    assert (job.status, job.assigned_worker_id) == (JobStatus.ASSIGNED, echo_node.worker_id)
+    return job
+
+
+def live_session(job: Job) -> AgentSession:
+    return wait_for(lambda: AgentSession.objects.filter(job=job, status=SessionStatus.ACTIVE).first(), what="a live session")
+
+
+def test_a_job_runs_its_session_and_completes_when_the_session_ends(assigned: Job, echo_node: Any) -> None:
+    task = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
+    session = live_session(assigned)
+    assert Job.objects.get(pk=assigned.pk).status == JobStatus.RUNNING
+    send_session_command(session.pk, "message", actor="ops", text="hello")
+    wait_for(lambda: session.events.filter(type="response_generated").exists(), what="the echo")
+    send_session_command(session.pk, "end", actor="ops")
+    assert task.join() == "completed"
+    job, session = Job.objects.get(pk=assigned.pk), AgentSession.objects.get(pk=session.pk)
+    assert job.status == JobStatus.COMPLETED and job.attempts == 1 and job.completed_at
+    assert session.status == SessionStatus.DISCONNECTED and session.end_reason == "ended by ops"
+    types = list(session.events.order_by("seq").values_list("type", flat=True))
+    assert types == ["session_started", "operator_action", "text_received", "response_generated", "session_stopped"]
+    assert list(session.events.order_by("seq").values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
+
+
+def test_a_redelivered_task_never_runs_a_second_session(assigned: Job, echo_node: Any) -> None:
+    first = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
+    session = live_session(assigned)
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "duplicate"
+    assert AgentSession.objects.filter(job=assigned).count() == 1
+    send_session_command(session.pk, "end", actor="ops")
+    assert first.join() == "completed"
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "duplicate"  # and after it ended
+    assert AgentSession.objects.count() == 1
+
+
+def test_cancelling_the_job_ends_its_session(assigned: Job, echo_node: Any) -> None:
+    task = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
+    session = live_session(assigned)
+    job_cancel_request(job_id=assigned.pk, actor="api")
+    assert task.join() == "superseded"
+    session.refresh_from_db()
+    assert session.status == SessionStatus.DISCONNECTED and session.end_reason == "cancelled by api"
+    assert Job.objects.get(pk=assigned.pk).status == JobStatus.CANCELLED
+
+
+def test_the_heartbeat_ends_a_session_whose_job_was_taken_back(assigned: Job, echo_node: Any) -> None:
+    task = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
+    session = live_session(assigned)
+    job_requeue(job=Job.objects.get(pk=assigned.pk), reason="lease expired")  # as the reaper would
+    assert heartbeat_once() == {assigned.pk}
+    assert task.join() == "superseded"
+    session.refresh_from_db()
+    assert session.end_reason == "job no longer held by this worker"
+
+
+def test_a_draining_worker_refuses_new_jobs(assigned: Job, echo_node: Any) -> None:
+    echo_node.draining = True
+    Worker.objects.filter(pk=echo_node.worker_id).update(status=WorkerStatus.DRAINING)
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "refused"
+    job = Job.objects.get(pk=assigned.pk)
+    assert job.status == JobStatus.PENDING and job.attempts == 0 and "draining" in job.failure_reason
+    assert not AgentSession.objects.exists()
+
+
+def test_a_refused_job_is_routed_to_another_worker(assigned: Job, echo_node: Any, online_worker: Any) -> None:
+    other = online_worker("other@unit")
+    echo_node.draining = True
+    Worker.objects.filter(pk=echo_node.worker_id).update(status=WorkerStatus.DRAINING)
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "refused"
+    job = Job.objects.get(pk=assigned.pk)
+    assert (job.status, job.assigned_worker_id) == (JobStatus.ASSIGNED, other.pk)
+
+
+def test_drain_lets_sessions_run_then_ends_them_at_the_drain_timeout(assigned: Job, echo_node: Any) -> None:
+    echo_node.options = echo_node.options.model_copy(update={"drain_timeout": 1})
+    task = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
+    session = live_session(assigned)
+    worker_drain(reason="test")
+    assert AgentSession.objects.get(pk=session.pk).status == SessionStatus.ACTIVE  # not cut at once
+    assert task.join() == "completed"
+    session.refresh_from_db()
+    assert session.end_reason == "worker_drain_timeout"
+    assert Job.objects.get(pk=assigned.pk).status == JobStatus.COMPLETED
+
+
+def test_an_entry_point_that_raises_fails_job_and_session(assigned: Job, echo_node: Any) -> None:
+    echo_node.options = echo_node.options.model_copy(update={"entry_point": "tests.workers.entrypoints:crashing"})
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
+    job = Job.objects.get(pk=assigned.pk)
+    assert job.status == JobStatus.FAILED and "provider exploded" in job.failure_reason
+    assert AgentSession.objects.get(job=job).status == SessionStatus.ERROR
+
+
+def test_an_entry_point_that_cannot_be_loaded_fails_the_job_with_a_reason(assigned: Job, echo_node: Any) -> None:
+    echo_node.options = echo_node.options.model_copy(update={"entry_point": "nowhere.to_be:found"})
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
+    assert "cannot be loaded" in Job.objects.get(pk=assigned.pk).failure_reason
