@@ -128,7 +128,15 @@ class ToolExecutor:
     async def afor_tools(cls, names: Sequence[str], *, strict: bool = False, **kwargs: Any) -> "ToolExecutor":
         from asgiref.sync import sync_to_async
 
-        return await sync_to_async(cls.for_tools, thread_sensitive=True)(names, strict=strict, **kwargs)
+        def load() -> "ToolExecutor":
+            from django.db import connections
+
+            try:
+                return cls.for_tools(names, strict=strict, **kwargs)
+            finally:
+                connections.close_all()  # this thread's only; it may not be used again soon
+
+        return await sync_to_async(load, thread_sensitive=False)()
 
     # -- the ToolExecutor protocol ---------------------------------------------------
 

@@ -15,6 +15,7 @@ from .errors import ToolArgumentsError
 logger = logging.getLogger("agents.tools")
 
 TOOLS_QUEUE = "tools"
+RUN_TOOL_TASK = "agents.run_tool"
 
 
 def _jsonable(value: Any) -> Any:
@@ -40,19 +41,34 @@ class CeleryToolRunner:
     """Sends a call to the `tools` queue and awaits its result without blocking the loop:
     each readiness check runs in a thread, between them the coroutine sleeps."""
 
-    def __init__(self, *, queue: str = TOOLS_QUEUE, first_poll_s: float = 0.001, max_poll_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        *,
+        app: Any = None,
+        queue: str = TOOLS_QUEUE,
+        first_poll_s: float = 0.001,
+        max_poll_s: float = 0.05,
+    ) -> None:
+        self._app = app  # the Celery app; controlplane.celery.app unless given
         self.queue = queue
         self.first_poll_s = first_poll_s
         self.max_poll_s = max_poll_s
 
-    async def run(self, bound: Any, call: ToolCall, ctx: RunContext, timeout_s: float) -> Any:
-        from agents.tasks import run_tool
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            from controlplane.celery import app
 
+            self._app = app
+        return self._app
+
+    async def run(self, bound: Any, call: ToolCall, ctx: RunContext, timeout_s: float) -> Any:
         from .executor import Outcome
 
         payload = context_payload(ctx, bound.timeout_ms)
         result = await asyncio.to_thread(
-            run_tool.apply_async,
+            self.app.send_task,
+            RUN_TOOL_TASK,
             args=(call.name, call.arguments, payload),
             queue=self.queue,
             expires=timeout_s,  # never start a call whose caller has given up

@@ -41,8 +41,15 @@ def test_disabled_tools_are_left_out(synced_tools) -> None:
     assert executor.names == [] and executor.missing == ("get_weather",)
 
 
-async def test_the_async_factory_runs_a_call(synced_tools) -> None:
+@pytest.mark.django_db(transaction=True)
+async def test_the_async_factory_reads_rows_and_runs_a_call(synced_tools) -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await Tool.objects.filter(name="get_weather").aupdate(timeout_ms=4321)
+    await sync_to_async(connections.close_all)()  # the thread aupdate used
     executor = await ToolExecutor.afor_tools(["get_weather"])
+    assert executor.get("get_weather").timeout_ms == 4321
     result = await executor.execute(ToolCall("c1", "get_weather", '{"city": "Rome"}'),
                                     ToolInvocation(session=None, speech_handle=None))
     assert result.output.startswith("The weather in Rome is") and not result.is_error
