@@ -1,0 +1,80 @@
+"""Operator commands: validation, and delivery across processes through the channel layer."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from controlplane.errors import Conflict, DomainError, NotFound
+from sessions.control import command_listener, send_session_command
+from sessions.job_context import JobContext
+from sessions.models import AgentSession, SessionStatus
+
+
+@pytest.fixture
+def live_session(active_agent: Any) -> AgentSession:
+    return AgentSession.objects.create(agent=active_agent, agent_version=1, room_id="room-1", status=SessionStatus.ACTIVE)
+
+
+def test_an_unknown_session_is_not_found(db: Any) -> None:
+    with pytest.raises(NotFound):
+        send_session_command("ses_missing", "say", actor="ops", text="hi")
+
+
+def test_a_session_that_is_not_live_is_a_conflict(live_session: AgentSession) -> None:
+    AgentSession.objects.filter(pk=live_session.pk).update(status=SessionStatus.DISCONNECTED)
+    with pytest.raises(Conflict):
+        send_session_command(live_session.pk, "interrupt", actor="ops")
+
+
+@pytest.mark.parametrize(("command", "text", "field"), [("dance", None, "command"), ("say", None, "text"), ("message", "  ", "text"),
+                                                         ("say", "x" * 10_001, "text")])
+def test_bad_commands_name_the_field(live_session: AgentSession, command: str, text: str | None, field: str) -> None:
+    with pytest.raises(DomainError) as exc:
+        send_session_command(live_session.pk, command, actor="ops", text=text)
+    assert exc.value.field == field
+
+
+def test_a_command_crosses_to_a_listener_on_another_event_loop(live_session: AgentSession) -> None:
+    """The worker's listener runs on its own loop and thread, as in a worker process."""
+    assert "Redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"], "run with REDIS_URL set"
+    received: list[tuple[str, Any]] = []
+    done = threading.Event()
+    subscribed = threading.Event()
+    ctx = JobContext(job_id="job_x", session_id=live_session.pk, agent_id="support", agent_version=1, agent_config={}, room={"name": "r"})
+    ctx.on_command("say", lambda text=None, actor=None: received.append(("say", text)))
+
+    def worker_loop() -> None:
+        async def main() -> None:
+            ctx.bind_loop(asyncio.get_running_loop())
+            from channels.layers import get_channel_layer
+
+            listener = ctx.create_task(command_listener(ctx))
+            layer = get_channel_layer()
+            group = f"session-control-{live_session.pk}"
+            while not await _is_member(layer, group):
+                await asyncio.sleep(0.01)
+            subscribed.set()
+            await ctx.wait_for_shutdown()
+            received.append(("end", ctx.shutdown_reason))
+            listener.cancel()
+            await ctx.aclose()
+            done.set()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=worker_loop, daemon=True)
+    thread.start()
+    assert subscribed.wait(10)
+    send_session_command(live_session.pk, "say", actor="ops", text="hold on")
+    send_session_command(live_session.pk, "end", actor="ops")
+    assert done.wait(10)
+    assert received == [("say", "hold on"), ("end", "ended by ops")]
+
+
+async def _is_member(layer: Any, group: str) -> bool:
+    connection = layer.connection(layer.consistent_hash(group))
+    return bool(await connection.zcard(layer._group_key(group)))
