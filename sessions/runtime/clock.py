@@ -23,6 +23,7 @@ class Ticker:
         self._next_id = 0
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
+        self.next_at = 0.0  # scheduled loop time of the next tick
 
     @classmethod
     def shared(cls, period_s: float = 0.02) -> "Ticker":
@@ -36,7 +37,9 @@ class Ticker:
         self._next_id += 1
         self._subs[self._next_id] = cb
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="runtime-ticker")
+            loop = asyncio.get_running_loop()
+            self.next_at = loop.time() + self.period
+            self._task = loop.create_task(self._run(), name="runtime-ticker")
         return self._next_id
 
     def remove(self, sub_id: int) -> None:
@@ -44,8 +47,8 @@ class Ticker:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        nxt = loop.time() + self.period
         while self._subs:
+            nxt = self.next_at
             delay = nxt - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -62,3 +65,4 @@ class Ticker:
             now = loop.time()
             if now - nxt > 5 * self.period:
                 nxt = now + self.period  # fell far behind: skip ahead instead of bursting
+            self.next_at = nxt

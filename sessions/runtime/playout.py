@@ -121,10 +121,12 @@ class Playout:
         import asyncio
 
         now = asyncio.get_running_loop().time()
-        self._start_t = now
         self._frames_sent = 0
         self._sub = self._ticker.add(self._tick)
-        self._tick(now)  # the first frame goes out at once, not on the next tick
+        # Pace on the shared clock's grid: frame k is due at the k-th tick from the last grid
+        # point, and the first frame goes out at once rather than waiting for a tick.
+        self._start_t = self._ticker.next_at - self._ticker.period
+        self._tick(max(now, self._start_t))
 
     def _stop(self) -> None:
         if self._sub is not None:
@@ -136,7 +138,7 @@ class Playout:
         if job is None:
             self._stop()
             return
-        due = int((now - self._start_t) / self.frame_s) + self._lead
+        due = int((now - self._start_t) / self.frame_s + 1e-6) + self._lead  # float grid: no off-by-one
         while self._frames_sent < due:
             if job.queued == 0 and job.input_done:
                 self._finish()
