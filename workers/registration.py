@@ -69,12 +69,16 @@ def heartbeat_once() -> set[str]:
     """Report load and active jobs, renew leases; end sessions whose jobs we lost."""
     worker_id = node.worker_id
     capacity = node.options.max_concurrent_jobs if node.options else 1
+    row_status = Worker.objects.filter(pk=worker_id).values_list("status", flat=True).first()
+    if row_status == WorkerStatus.DRAINING and not node.draining:
+        drain_locally(reason="drain requested")  # e.g. POST /workers/{id}/drain from the web
+    if row_status in (None, WorkerStatus.OFFLINE) and node.options is not None:
+        # declared dead during a long pause (its jobs were taken back); come back as a fresh node
+        worker_register(worker_id=worker_id, options=node.options, capacity=capacity)
     status = WorkerStatus.DRAINING if node.draining else WorkerStatus.ONLINE
-    updated = Worker.objects.filter(pk=worker_id).update(
+    Worker.objects.filter(pk=worker_id).update(
         last_heartbeat_at=timezone.now(), load=current_load(capacity), active_jobs=node.active_jobs, status=status
     )
-    if not updated and node.options is not None:
-        worker_register(worker_id=worker_id, options=node.options, capacity=capacity)
     contexts = {ctx.job_id: ctx for ctx in node.contexts()}
     lost = leases_renew(worker_id=worker_id, job_ids=contexts)
     for job_id in lost:
@@ -132,8 +136,20 @@ def worker_start(*, worker_id: str, concurrency: int | None = None, options: Wor
     return worker
 
 
-def worker_drain(*, reason: str = "draining") -> None:
-    """Refuse new jobs, let running sessions finish up to drain_timeout, then end them."""
+def worker_drain(*, worker: Worker | None = None, worker_id: str | None = None, reason: str = "drain requested") -> Worker | None:
+    """Drain a worker from anywhere (the API, the `drain` command): mark it draining, so no
+    job is routed to it; the node itself sees the mark on its next heartbeat and drains."""
+    target = worker.worker_id if worker is not None else (worker_id or node.worker_id)
+    if target == node.worker_id:
+        drain_locally(reason=reason)
+    else:
+        Worker.objects.filter(pk=target).exclude(status=WorkerStatus.OFFLINE).update(status=WorkerStatus.DRAINING)
+        publish_fleet_event("worker", {"worker_id": target, "status": WorkerStatus.DRAINING, "reason": reason})
+    return Worker.objects.filter(pk=target).first()
+
+
+def drain_locally(*, reason: str = "draining") -> None:
+    """On the node: refuse new jobs, let running sessions finish up to drain_timeout, then end them."""
     global _drain_timer
     if node.draining or not node.worker_id:
         return
@@ -193,7 +209,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
 def _on_shutting_down(sender: Any = None, how: str = "Warm", **_: Any) -> None:
     if how == "Warm":
         # we are inside a signal handler: do the database work on a thread of its own
-        threading.Thread(target=worker_drain, kwargs={"reason": "warm shutdown (SIGTERM)"}, name="worker-drain", daemon=True).start()
+        threading.Thread(target=drain_locally, kwargs={"reason": "warm shutdown (SIGTERM)"}, name="worker-drain", daemon=True).start()
     else:
         _end_remaining_sessions(reason=f"{how.lower()} shutdown")
 

@@ -119,3 +119,16 @@ def test_an_entry_point_that_cannot_be_loaded_fails_the_job_with_a_reason(assign
     echo_node.options = echo_node.options.model_copy(update={"entry_point": "nowhere.to_be:found"})
     assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
     assert "cannot be loaded" in Job.objects.get(pk=assigned.pk).failure_reason
+
+
+def test_a_drain_requested_from_the_web_is_picked_up_by_the_heartbeat(echo_node: Any, online_worker: Any) -> None:
+    from workers.registration import worker_drain as request_drain
+
+    online_worker(echo_node.worker_id)
+    other = online_worker("other@unit")
+    request_drain(worker=other)  # another node: only marked
+    assert Worker.objects.get(pk=other.pk).status == WorkerStatus.DRAINING
+    Worker.objects.filter(pk=echo_node.worker_id).update(status=WorkerStatus.DRAINING)  # as the API does for us
+    heartbeat_once()
+    assert echo_node.draining
+    assert Worker.objects.get(pk=echo_node.worker_id).status == WorkerStatus.DRAINING
