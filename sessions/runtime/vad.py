@@ -51,7 +51,8 @@ class VAD:
         self._speech_frames = 0
 
     def process(self, frame: np.ndarray) -> VadTransition | None:
-        voiced = self._vad.is_speech(frame.data, self.opts.sample_rate)
+        # bytes view: len() of an int16 memoryview counts samples, and webrtcvad wants bytes
+        voiced = self._vad.is_speech(memoryview(frame).cast("B"), self.opts.sample_rate)
         fm = self.opts.frame_ms
         if voiced:
             self._voiced_run += 1
