@@ -48,7 +48,9 @@ class CeleryToolRunner:
         queue: str = TOOLS_QUEUE,
         first_poll_s: float = 0.001,
         max_poll_s: float = 0.05,
+        fast_polls: int = 20,
     ) -> None:
+        self.fast_polls = fast_polls
         self._app = app  # the Celery app; controlplane.celery.app unless given
         self.queue = queue
         self.first_poll_s = first_poll_s
@@ -73,24 +75,31 @@ class CeleryToolRunner:
             queue=self.queue,
             expires=timeout_s,  # never start a call whose caller has given up
         )
-        delay = self.first_poll_s
+
+        def poll() -> tuple[bool, Any]:
+            if not result.ready():
+                return False, None
+            value = result.get(timeout=max(timeout_s, 1.0), propagate=False)
+            result.forget()
+            return True, value
+
+        polls, delay = 0, self.first_poll_s
         try:
-            while not await asyncio.to_thread(result.ready):
+            while True:
+                done, value = await asyncio.to_thread(poll)
+                if done:
+                    break
                 await asyncio.sleep(delay)
-                delay = min(delay * 1.5, self.max_poll_s)
-            value = await asyncio.to_thread(result.get, timeout=max(timeout_s, 1.0), propagate=False)
+                polls += 1
+                if polls >= self.fast_polls:  # most calls are quick: poll fast, then back off
+                    delay = min(delay * 1.5, self.max_poll_s)
         except BaseException:
             # Timed out or cancelled: drop the message if it has not started yet.
             try:
-                result.revoke()
-            except Exception:
+                await asyncio.shield(asyncio.to_thread(result.revoke))
+            except BaseException:
                 logger.debug("could not revoke tool task %s", result.id)
             raise
-        finally:
-            try:
-                result.forget()
-            except Exception:
-                pass
         if isinstance(value, dict) and "output" in value:
             return Outcome(str(value["output"]), value.get("error_kind"))
         logger.error("tool %s: Celery task failed: %r", call.name, value)
