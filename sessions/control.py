@@ -114,7 +114,17 @@ async def command_listener(ctx: JobContext) -> None:
     await layer.group_add(group, channel)
     try:
         while True:
-            message = await layer.receive(channel)
+            try:
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a redis blip; cancellation can also surface as one
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
+                ctx.log.warning("control channel receive failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
             if message.get("type") != "session.command":
                 continue
             try:

@@ -58,6 +58,7 @@ class JobContext:
         self._callbacks: list[ShutdownCallback] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handlers: dict[str, CommandHandler] = {}
+        self._early: list[tuple[str, dict[str, Any]]] = []
         self._closed = False
 
     @property
@@ -119,6 +120,10 @@ class JobContext:
     def on_command(self, command: str, handler: CommandHandler) -> None:
         """Register `handler(**payload)` (sync or async) for say / interrupt / message."""
         self._handlers[command] = handler
+        early = [p for c, p in self._early if c == command]
+        self._early = [(c, p) for c, p in self._early if c != command]
+        for payload in early:  # commands that arrived while the session was still starting
+            self.create_task(self.handle_command(command, payload), name=f"command-{command}")
 
     def bind_session(self, session: Any) -> None:
         """Route operator commands to a runtime session's methods (those it has)."""
@@ -138,7 +143,10 @@ class JobContext:
             return
         handler = self._handlers.get(command)
         if handler is None:
-            self.log.warning("no handler for operator command %r", command)
+            if len(self._early) < 100:
+                self._early.append((command, payload))
+            else:
+                self.log.warning("no handler for operator command %r", command)
             return
         result = handler(**{k: v for k, v in payload.items() if k in ("text", "actor")})
         if inspect.isawaitable(result):
