@@ -63,8 +63,10 @@ class AudioInput:
         if samples.size % channels:
             raise MalformedAudio(f"{samples.size} samples do not divide into {channels} channels")
         self.last_rate, self.last_channels = sample_rate, channels
-        if channels > 1:
-            samples = samples.reshape(-1, channels).mean(axis=1, dtype=np.float32).astype(np.int16)
+        if channels == 2:
+            samples = ((samples[0::2].astype(np.int32) + samples[1::2]) >> 1).astype(np.int16)
+        elif channels > 2:
+            samples = (samples.reshape(-1, channels).sum(axis=1, dtype=np.int32) // channels).astype(np.int16)
         if sample_rate != self.rate:
             samples = self._resample(samples, sample_rate)
         fs = self.frame_samples
