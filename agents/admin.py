@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from agents import services
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion, Tool
+from agents.tool_admin_forms import ToolAdminForm
 from controlplane.errors import DomainError
 
 
@@ -70,8 +71,31 @@ class AgentAdmin(admin.ModelAdmin):
 
 @admin.register(Tool)
 class ToolAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "execution", "timeout_ms", "enabled", "calls", "errors", "timeouts")
+    form = ToolAdminForm
+    list_display = ("name", "kind", "execution", "timeout_ms", "enabled", "calls", "errors", "timeouts", "avg_latency")
     list_filter = ("kind", "execution", "enabled")
     search_fields = ("name", "description")
-    readonly_fields = ("calls", "errors", "timeouts", "total_latency_ms", "created_at", "updated_at")
+    readonly_fields = ("calls", "errors", "timeouts", "total_latency_ms", "avg_latency", "created_at", "updated_at")
+    actions = ("sync_discovered_tools",)
+    # Code tools are defined by their code (synced at start): only these stay editable.
+    CODE_TOOL_EDITABLE = ("timeout_ms", "execution", "enabled", "metadata")
+
+    @admin.display(description="avg latency (ms)")
+    def avg_latency(self, obj: Tool) -> str:
+        return f"{obj.average_latency_ms:.2f}"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.kind == "python":
+            readonly += [f.name for f in Tool._meta.fields if f.editable and f.name not in self.CODE_TOOL_EDITABLE and f.name != "id"]
+        return readonly
+
+    @admin.action(description="Sync discovered code tools into rows")
+    def sync_discovered_tools(self, request: HttpRequest, queryset: Any) -> None:
+        from agents.tool_sync import tool_sync
+
+        report = tool_sync()
+        self.message_user(request, f"{len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged")
+        for name, why in report.failed.items():
+            self.message_user(request, f"{name}: {why}", level=messages.ERROR)
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
