@@ -1,6 +1,8 @@
 """Jobs and workers API: dispatch (idempotent, back-pressured), follow, cancel; the fleet."""
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -11,6 +13,7 @@ from controlplane.api_base import ApiView, api_key_of, get_or_404
 from controlplane.scopes import JOBS_WRITE, WORKERS_WRITE
 from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import Job, Worker
+from workers.registration import worker_drain
 from workers.serializers import (
     IDEMPOTENCY_HEADER,
     IdempotencyKeySerializer,
@@ -27,7 +30,7 @@ _IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
-def _jobs():
+def _jobs() -> Any:
     return Job.objects.select_related("agent", "session")
 
 
@@ -105,8 +108,5 @@ class WorkerDrainView(ApiView):
     @extend_schema(request=None, responses={202: WorkerSerializer}, operation_id="workers_drain")
     def post(self, request: Request, worker_id: str) -> Response:
         worker = get_or_404(Worker.objects, "worker", worker_id=worker_id)
-        from workers.registration import worker_drain  # the fleet engineer's service
-
-        worker_drain(worker=worker)
-        worker.refresh_from_db()
-        return Response(WorkerSerializer(worker).data, status=status.HTTP_202_ACCEPTED)
+        drained = worker_drain(worker=worker, reason=f"drain requested by {actor_name(request)}") or worker
+        return Response(WorkerSerializer(drained).data, status=status.HTTP_202_ACCEPTED)
