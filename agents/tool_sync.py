@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from agents.models import Tool
 from agents.tools.registry import ToolRegistry, registry as default_registry
@@ -83,8 +83,12 @@ def tool_sync(*, registry: ToolRegistry | None = None) -> SyncReport:
         except ValidationError as exc:
             report.failed[tool.name] = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
             continue
-        with transaction.atomic():
-            row.save()
+        try:
+            with transaction.atomic():
+                row.save()
+        except IntegrityError:  # another process synced the same tool at the same moment
+            report.unchanged.append(tool.name)
+            continue
         (report.created if is_new else report.updated).append(tool.name)
     known = {t.name for t in code_tools}
     report.orphaned = sorted(

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import functools
 import inspect
 import json
+import threading
 import typing
+from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Any, Awaitable, Callable, Literal, TypeVar, overload
 
@@ -268,7 +271,9 @@ class FunctionTool:
         args, call_kwargs = self.bind(kwargs, ctx)
         if self.is_async:
             return await self.fn(*args, **call_kwargs)
-        return await asyncio.to_thread(self.fn, *args, **call_kwargs)
+        ctx_vars = contextvars.copy_context()
+        call = functools.partial(ctx_vars.run, self.fn, *args, **call_kwargs)
+        return await asyncio.get_running_loop().run_in_executor(tool_thread_pool(), call)
 
     def run_sync(self, kwargs: dict[str, Any], ctx: RunContext | None) -> Any:
         args, call_kwargs = self.bind(kwargs, ctx)
@@ -276,6 +281,29 @@ class FunctionTool:
         if inspect.isawaitable(result):
             return asyncio.run(_await(result))
         return result
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def tool_thread_pool() -> ThreadPoolExecutor:
+    """Threads for sync tools, apart from the loop's default executor (which the runtime
+    and asgiref use), so slow sync tools cannot starve them. A sync tool that times out
+    keeps its thread until it returns: Python cannot stop a thread."""
+    global _POOL
+    if _POOL is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                size = 32
+                try:
+                    from django.conf import settings
+
+                    size = int(getattr(settings, "TOOLS_THREAD_POOL_SIZE", size))
+                except Exception:
+                    pass
+                _POOL = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tool")
+    return _POOL
 
 
 async def _await(aw: Awaitable[Any]) -> Any:
