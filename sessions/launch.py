@@ -25,7 +25,7 @@ from sessions.runtime import AgentSession, SessionOptions, TurnOptions, VADOptio
 from sessions.runtime.interfaces import EventSink, ToolExecutor, Transport
 from sessions.runtime.providers import build_llm, build_stt, build_tts
 
-__all__ = ["ConfigError", "build_session", "run_session", "session_options"]
+__all__ = ["ConfigError", "build_session", "run_job_session", "run_session", "session_options"]
 
 
 class ConfigError(ValueError):
@@ -85,3 +85,12 @@ async def run_session(session: AgentSession, *, greeting: str | None = None) -> 
     if greeting:
         session.say(greeting)
     return await session.wait_closed()
+
+
+async def run_job_session(ctx: Any) -> None:
+    """The default worker entry point (`sessions.launch:run_job_session`): the voice runtime
+    for one job, with the Django event sink and status mirroring of
+    `workers.entrypoints.agent_session`."""
+    from workers.entrypoints import agent_session
+
+    await agent_session(ctx)

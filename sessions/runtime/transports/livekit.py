@@ -118,11 +118,12 @@ class RoomEventMapper:
 class LiveKitTransport:
     name = "livekit"
 
-    def __init__(self, *, url: str, token: str, participant_identity: str | None = None,
+    def __init__(self, *, url: str, token: str, room: str = "", participant_identity: str | None = None,
                  input_rate: int = 16000, input_frame_ms: int = 20, output_queue_ms: int = 200,
                  close_on_disconnect: bool = True) -> None:
         self.url = url
         self.token = token
+        self.room_name = room  # informational: the token decides which room is joined
         self.participant_identity = participant_identity
         self.input_rate = input_rate
         self.input_frame_ms = input_frame_ms
