@@ -200,7 +200,9 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         return
     pool = getattr(sender, "pool_cls", None)
     pool_name = pool if isinstance(pool, str) else getattr(pool, "__module__", str(pool))
-    if "thread" not in pool_name:
+    if pool_name == "custom":
+        pool_name = os.environ.get("CELERY_CUSTOM_WORKER_POOL", "")
+    if "thread" not in pool_name and "workers.pool" not in pool_name:
         log.warning("worker %s uses pool %s; sessions share one loop per process only with --pool threads", worker_id, pool_name)
     worker_start(worker_id=worker_id, concurrency=getattr(sender, "concurrency", None))
 

@@ -77,11 +77,12 @@ def run_claimed_job(*, job: Job, worker_id: str) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure becomes the job's reason
         log.exception("job %s failed", job.job_id)
         failure = f"{type(exc).__name__}: {exc}"
-    recorded = job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure)
+    # the breaker first: whoever sees the job finished also sees the worker's circuit updated
     if failure:
         breaker.breaker_record_failure(worker_id=worker_id)
     else:
         breaker.breaker_record_success(worker_id=worker_id)
+    recorded = job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure)
     if not recorded:
         return "superseded"
     return "failed" if failure else "completed"

@@ -6,3 +6,9 @@ from sessions.job_context import JobContext
 
 async def crashing(ctx: JobContext) -> None:
     raise RuntimeError("provider exploded")
+
+
+async def flaky(ctx: JobContext) -> None:
+    """Fails when the job's metadata says so; otherwise a session that ends at once."""
+    if ctx.metadata.get("fail"):
+        raise RuntimeError("scripted failure")
