@@ -83,6 +83,9 @@ class WebRTCVADConfig(ProviderConfig):
     min_speech_ms: Annotated[int, Field(ge=0, le=10_000)] = 100
     min_silence_ms: Annotated[int, Field(ge=0, le=10_000)] = 300
     padding_ms: Annotated[int, Field(ge=0, le=2_000)] = 200
+    # audio-in processing before VAD (livekit.rtc.AudioProcessingModule)
+    noise_suppression: bool = False
+    echo_cancellation: bool = False
 
 
 class TurnConfig(ProviderConfig):

@@ -52,7 +52,9 @@ def session_options(config: dict[str, Any], *, session_id: str = "", agent_id: s
                          max_endpointing_delay_ms=turn.max_endpointing_delay_ms,
                          min_interruption_duration_ms=turn.min_interruption_duration_ms,
                          allow_interruptions=turn.allow_interruptions, max_tool_steps=turn.max_tool_steps),
-        vision=bool(getattr(llm, "vision", False)))
+        vision=bool(getattr(llm, "vision", False)),
+        noise_suppression=bool(getattr(vad, "noise_suppression", False)),
+        echo_cancellation=bool(getattr(vad, "echo_cancellation", False)))
 
 
 def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSink | None = None,
