@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 
 import pytest
 
-import tests.tools.celery_tools  # noqa: F401  (registers the celery_* tools here too)
 from agents.tool_sync import tool_sync
+from agents.tools import FunctionTool, registry
 from agents.tools.executor import ToolExecutor
 from agents.tools.remote import RUN_TOOL_TASK, CeleryToolRunner
 from agents.tools.testing import ToolWorker
@@ -27,9 +28,20 @@ def tool_worker(django_db_setup, django_db_blocker):
     database_url = None
     if "postgresql" in db["ENGINE"]:  # share the test database with the worker
         database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    with ToolWorker(broker_url=BROKER, database_url=database_url,
-                    tool_modules=["tests.tools.celery_tools"]) as worker:
-        yield worker
+    # The worker loads these tools through TOOL_MODULES; this process registers them too,
+    # for this module only (other tests sync the registry and should not see them).
+    module = importlib.import_module("tests.tools.celery_tools")
+    names = [t.name for t in vars(module).values() if isinstance(t, FunctionTool)]
+    for name in names:
+        if registry.get(name) is None:
+            registry.register(getattr(module, name))
+    try:
+        with ToolWorker(broker_url=BROKER, database_url=database_url,
+                        tool_modules=["tests.tools.celery_tools"]) as worker:
+            yield worker
+    finally:
+        for name in names:
+            registry.deregister(name)
 
 
 @pytest.fixture
