@@ -60,18 +60,24 @@ def session_options(config: dict[str, Any], *, session_id: str = "", agent_id: s
 def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSink | None = None,
                   tools: ToolExecutor | None = None, session_id: str = "", agent_id: str = "",
                   user_data: dict[str, Any] | None = None) -> AgentSession:
-    """An unstarted AgentSession for an agent config snapshot.
+    """An unstarted AgentSession for an agent config snapshot (a RealtimeSession, with the
+    same surface, when the LLM is `openai_realtime`).
 
-    Raises ConfigError for a config the pipeline cannot run (e.g. an `openai_realtime`
-    LLM, which the realtime runtime serves)."""
+    Raises ConfigError for a config the runtime cannot run."""
     try:
         llm_cfg = parse_provider_config("llm", config.get("llm_config"))
         stt_cfg = parse_provider_config("stt", config.get("stt_config"))
         tts_cfg = parse_provider_config("tts", config.get("tts_config"))
     except ProviderConfigError as exc:
         raise ConfigError(str(exc)) from None
-    if isinstance(llm_cfg, OpenAIRealtimeConfig):
-        raise ConfigError("llm_config.provider: 'openai_realtime' runs on the realtime runtime, not the pipeline")
+    if isinstance(llm_cfg, OpenAIRealtimeConfig):  # a speech-to-speech model: the realtime runtime
+        from sessions.runtime.realtime import build_realtime_session
+
+        data = dict(user_data or {})
+        data.setdefault("metadata", dict(config.get("metadata") or {}))
+        return build_realtime_session(  # type: ignore[return-value]
+            llm_cfg, session_options(config, session_id=session_id, agent_id=agent_id), transport=transport,
+            sink=sink, tools=tools, user_data=data)
     stt = None if isinstance(stt_cfg, NoProviderConfig) else build_stt(stt_cfg)
     tts = None if isinstance(tts_cfg, NoProviderConfig) else build_tts(tts_cfg)
     data = dict(user_data or {})
