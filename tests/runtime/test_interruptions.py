@@ -115,3 +115,25 @@ async def test_text_input_interrupts_current_speech(make_session, openai_double,
     assert handle.interrupted
     await recorder.wait_for("response_generated")
     assert recorder.of("response_generated")[-1].text == "New answer."
+
+
+async def test_user_speech_while_the_agent_thinks_cancels_the_llm(make_session, openai_double, recorder, speech):
+    from tests.doubles.openai_server import Reply
+
+    openai_double.chat.push(Reply.message("This reply streams very slowly word by word.", chunk_delay_s=0.3),
+                            "Second answer.")
+    openai_double.transcripts.push("wait, never mind")
+    transport = LocalTransport()
+    session = make_session(transport=transport)
+    await session.start()
+    handle = session.push_text("tell me something")
+    while not openai_double.requests_to("/chat/completions"):  # the LLM is streaming
+        await asyncio.sleep(0.01)
+    assert session.agent_state == "thinking"
+    await transport.play(speech.samples("Wait, never mind, forget it."), 16000, realtime=False, tail_silence_ms=500)
+    await handle
+    assert handle.interrupted
+    assert recorder.first("interrupted").played_text == ""
+    await recorder.wait_for("response_generated")
+    assert [i["content"] for i in session.history if i["role"] == "assistant"] == ["Second answer."]
+    assert transport.frames_out > 0
