@@ -34,3 +34,36 @@ def key_can_control(key: ApiKey | None) -> bool:
 def actor_name(user: Any) -> str:
     """How an operator appears in `operator_action` events."""
     return getattr(user, "get_username", lambda: str(user))() or "operator"
+
+
+def watcher_required(view: Any) -> Any:
+    """Login required (redirect), then the watch permission (403)."""
+    from functools import wraps
+
+    from django.contrib.auth.decorators import login_required
+    from django.core.exceptions import PermissionDenied
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
+        if not user_can_watch(request.user):
+            raise PermissionDenied("You may not watch sessions.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def controller_required(view: Any) -> Any:
+    """Like `watcher_required`, for views that change something."""
+    from functools import wraps
+
+    from django.core.exceptions import PermissionDenied
+
+    @watcher_required
+    @wraps(view)
+    def wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
+        if not user_can_control(request.user):
+            raise PermissionDenied("You may not act on sessions, agents or jobs.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
