@@ -39,7 +39,6 @@ async def test_no_stt_or_tts_makes_a_text_agent():
 
 
 @pytest.mark.parametrize("over,field", [
-    ({"llm_config": {"provider": "openai_realtime"}}, "openai_realtime"),
     ({"llm_config": {"provider": "anthropic"}}, "provider"),
     ({"tts_config": {"provider": "openai", "speed": 9}}, "speed"),
     ({"turn_config": {"min_endpointing_delay_ms": 900, "max_endpointing_delay_ms": 100}}, "max_endpointing"),
