@@ -6,7 +6,6 @@ import json
 import uuid
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from agents.models import Tool
@@ -95,6 +94,3 @@ def tool_get(*, name: str) -> Tool:
     if tool is None:
         raise NotFound(f"tool '{name}' not found")
     return tool
-
-
-__all__ = ["tool_create_http", "tool_get", "tool_test", "ValidationError"]
