@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from agents import tool_services
 from agents.models import Tool
+from agents.tool_sync import ensure_tools_synced
 from agents.tool_serializers import (
     HttpToolCreateSerializer,
     ToolListQuerySerializer,
@@ -27,6 +28,7 @@ class ToolListView(ApiView):
 
     @extend_schema(parameters=[ToolListQuerySerializer], responses=ToolSerializer(many=True), operation_id="tools_list")
     def get(self, request: Request) -> Response:
+        ensure_tools_synced()
         query = ToolListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
@@ -49,6 +51,7 @@ class ToolListView(ApiView):
 class ToolDetailView(ApiView):
     @extend_schema(responses=ToolSerializer, operation_id="tools_retrieve")
     def get(self, request: Request, name: str) -> Response:
+        ensure_tools_synced()
         return Response(ToolSerializer(get_or_404(Tool.objects, "tool", name=name)).data)
 
 
@@ -57,6 +60,7 @@ class ToolTestView(ApiView):
 
     @extend_schema(request=ToolTestSerializer, responses=ToolResultSerializer, operation_id="tools_test")
     def post(self, request: Request, name: str) -> Response:
+        ensure_tools_synced()
         tool = get_or_404(Tool.objects, "tool", name=name)
         body = ToolTestSerializer(data=request.data)
         body.is_valid(raise_exception=True)

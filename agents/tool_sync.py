@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,3 +109,17 @@ def sync_tools_safely() -> SyncReport | None:
         logger.warning("tools not synced: %s", report.failed)
     logger.info("tool sync: %d created, %d updated", len(report.created), len(report.updated))
     return report
+
+
+_synced_lock = threading.Lock()
+_synced = False
+
+
+def ensure_tools_synced() -> None:
+    """Sync once per process (the first tools API request, start-up hooks)."""
+    global _synced
+    if _synced:
+        return
+    with _synced_lock:
+        if not _synced:
+            _synced = sync_tools_safely() is not None

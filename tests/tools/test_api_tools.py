@@ -135,3 +135,12 @@ def test_a_disabled_tool_cannot_be_tested(tools_admin_client, synced_tools) -> N
     Tool.objects.filter(name="get_weather").update(enabled=False)
     response = tools_admin_client.post("/api/v1/tools/get_weather/test", {"arguments": {"city": "x"}}, format="json")
     assert response.status_code == 409
+
+
+def test_the_first_tools_request_syncs_the_code_tools(tools_admin_client, monkeypatch) -> None:
+    import agents.tool_sync
+
+    monkeypatch.setattr(agents.tool_sync, "_synced", False)
+    assert not Tool.objects.filter(name="get_weather").exists()
+    names = [t["name"] for t in tools_admin_client.get("/api/v1/tools/").json()["results"]]
+    assert "get_weather" in names
