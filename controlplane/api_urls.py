@@ -1,5 +1,5 @@
 """Routes under /api/v1/. Nothing here is anonymous: the schema and docs need a login or a key."""
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agents import api as agents_api
@@ -18,6 +18,8 @@ urlpatterns = [
     path("agents/<str:agent_id>/activate", agents_api.AgentActivateView.as_view(), name="api-agent-activate"),
     path("agents/<str:agent_id>/deactivate", agents_api.AgentDeactivateView.as_view(), name="api-agent-deactivate"),
     path("agents/<str:agent_id>/versions/", agents_api.AgentVersionListView.as_view(), name="api-agent-versions"),
+    # tools (agents/api_tools_urls.py, the tools engineer's)
+    path("", include("agents.api_tools_urls")),
     # jobs
     path("jobs/", workers_api.JobListView.as_view(), name="api-jobs"),
     path("jobs/<str:job_id>/", workers_api.JobDetailView.as_view(), name="api-job"),

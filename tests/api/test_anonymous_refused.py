@@ -61,7 +61,7 @@ def test_the_walk_finds_every_api_route() -> None:
         "api-schema", "api-docs", "api-agents", "api-agent", "api-agent-activate", "api-agent-deactivate",
         "api-agent-versions", "api-jobs", "api-job", "api-job-cancel", "api-sessions", "api-session",
         "api-session-events", "api-session-say", "api-session-interrupt", "api-session-end",
-        "api-session-messages", "api-workers", "api-worker-drain",
+        "api-session-messages", "api-workers", "api-worker-drain", "api-tools", "api-tool", "api-tool-test",
     }
     assert expected <= names, expected - names
 

@@ -47,8 +47,11 @@ def auth_headers(db: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def real_ids(active_agent: Any, job: Any, live_session: Any, worker: Any) -> dict[str, str]:
-    return {"agent_id": active_agent.agent_id, "job_id": job.job_id, "session_id": live_session.session_id, "worker_id": worker.worker_id}
+def real_ids(active_agent: Any, job: Any, live_session: Any, worker: Any, registered_tool: Any) -> dict[str, str]:
+    return {
+        "agent_id": active_agent.agent_id, "job_id": job.job_id, "session_id": live_session.session_id,
+        "worker_id": worker.worker_id, "name": registered_tool.name,
+    }
 
 
 def _openapi_document() -> dict[str, Any]:
