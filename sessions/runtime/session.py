@@ -60,7 +60,7 @@ class AudioState:
     speaking: bool = False  # the user, per VAD
     agent_speaking: bool = False
     muted: bool = False
-    buffer_size: int = 0  # samples of agent audio queued for playout
+    buffer_size: int = 0  # samples of agent audio queued for playout (at the output rate)
     current_latency_ms: float | None = None  # last turn's end-to-end latency
     stream_active: bool = False
     last_audio_time: float | None = None  # wall clock (time.time())
@@ -472,6 +472,7 @@ class AgentSession:
         h.interrupted = True
         played_ms = 0.0
         if job is not None:
+            self.audio_state.buffer_size = 0
             h.played_text = job.played_text()
             played_ms = job.samples_played / self._playout.rate * 1000 if self._playout else 0.0
         elif self.tts is None:
@@ -503,6 +504,7 @@ class AgentSession:
     def _on_out_frame(self, job: PlayoutJob, frame: np.ndarray, now: float) -> None:
         st = self.audio_state
         st.frames_sent += 1
+        st.buffer_size = job.queued
         h = self.current_speech
         if h is not None and h.id == job.speech_id and h.timer.first_audio is None:
             h.timer.first_audio = time.perf_counter()
@@ -531,6 +533,7 @@ class AgentSession:
         self._out_samples = 0
 
     def _on_drained(self, job: PlayoutJob) -> None:
+        self.audio_state.buffer_size = 0
         self._flush_out_stats(job.speech_id)
         h = self.current_speech
         if h is not None and h.id == job.speech_id:

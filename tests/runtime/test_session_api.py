@@ -156,11 +156,14 @@ async def test_audio_state_is_kept_current(make_session, recorder, speech, opena
     assert st.stream_active and st.vad_enabled and st.vad_sensitivity == 0.5 and st.frame_ms == 20
     assert st.last_audio_time is None
     speaking = []
+    buffered = []
     session.on("vad_speech_start", lambda e: speaking.append(session.audio_state.speaking))
+    session.on("audio_out_frame", lambda f: buffered.append(session.audio_state.buffer_size))
     samples = speech.samples("Hello there, my friend.", rate=48000, channels=2)
     await transport.play(samples, 48000, channels=2, realtime=False, tail_silence_ms=500)
     await recorder.wait_for("metrics_collected")
     assert speaking == [True] and not st.speaking
+    assert max(buffered) > 0 and st.buffer_size == 0  # queued agent audio, drained at the end
     assert (st.sample_rate, st.channels) == (48000, 2) and st.last_audio_time is not None
     assert st.frames_received >= samples.size // 1920 and st.frames_sent == transport.frames_out
     assert st.current_latency_ms == recorder.first("metrics_collected").metrics.end_to_end_ms
