@@ -73,15 +73,22 @@ def error_message(kind: str, name: str, detail: str = "", *, available: Sequence
 
 
 def run_sync_outcome(bound: BoundTool, kwargs: dict[str, Any], ctx: RunContext) -> Outcome:
-    """Run a tool to completion in this thread (Celery worker side)."""
+    """Run a tool to completion, with its timeout, from a thread without an event loop
+    (the Celery worker side)."""
     name = bound.name
+
+    async def guarded() -> Outcome:
+        try:
+            async with asyncio.timeout(bound.timeout_ms / 1000.0) as cm:
+                return Outcome(to_output(await bound.tool.run(kwargs, ctx)))
+        except TimeoutError:
+            if not cm.expired():
+                raise
+            logger.warning("tool %s timed out after %d ms [call_id=%s]", name, bound.timeout_ms, ctx.call_id)
+            return Outcome(error_message(TIMEOUT, name, str(bound.timeout_ms)), TIMEOUT)
+
     try:
-        run_sync = getattr(bound.tool, "run_sync", None)
-        if run_sync is not None:
-            value = run_sync(kwargs, ctx)
-        else:
-            value = asyncio.run(bound.tool.run(kwargs, ctx))
-        return Outcome(to_output(value))
+        return asyncio.run(guarded())
     except ToolError as exc:
         return Outcome(error_message(TOOL_ERROR, name, exc.message), TOOL_ERROR)
     except Exception:

@@ -11,7 +11,7 @@ import threading
 import typing
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
-from typing import Any, Awaitable, Callable, Literal, TypeVar, overload
+from typing import Any, Callable, Literal, TypeVar, overload
 
 import pydantic
 
@@ -275,13 +275,6 @@ class FunctionTool:
         call = functools.partial(ctx_vars.run, self.fn, *args, **call_kwargs)
         return await asyncio.get_running_loop().run_in_executor(tool_thread_pool(), call)
 
-    def run_sync(self, kwargs: dict[str, Any], ctx: RunContext | None) -> Any:
-        args, call_kwargs = self.bind(kwargs, ctx)
-        result = self.fn(*args, **call_kwargs)
-        if inspect.isawaitable(result):
-            return asyncio.run(_await(result))
-        return result
-
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -304,10 +297,6 @@ def tool_thread_pool() -> ThreadPoolExecutor:
                     pass
                 _POOL = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tool")
     return _POOL
-
-
-async def _await(aw: Awaitable[Any]) -> Any:
-    return await aw
 
 
 @overload

@@ -175,3 +175,18 @@ async def test_cancelling_the_call_cancels_the_tool(executor, invocation) -> Non
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_the_worker_side_runner_maps_every_outcome() -> None:
+    from agents.tools.executor import run_sync_outcome
+
+    def outcome(tool, kwargs=None):
+        ctx = RunContext.create(call_id="c", name=tool.name, arguments="{}")
+        return run_sync_outcome(BoundTool.of(tool), kwargs or {}, ctx)
+
+    assert outcome(add, {"a": 1, "b": 2}).output == "3"
+    assert outcome(refuse, {"reason": "no"}).error_kind == "tool_error"
+    assert outcome(crash).error_kind == "exception"
+    assert outcome(slow_async).error_kind == "timeout"
+    assert outcome(slow_sync).error_kind == "timeout"
+    assert outcome(inner_timeout).error_kind == "exception"
