@@ -73,3 +73,21 @@ def test_console_wav_runs_a_spoken_turn_and_saves_audio(weather_agent, openai_do
 def test_console_unknown_agent_is_a_command_error(db):
     with pytest.raises(CommandError, match="no agent"):
         call_command("console", "nobody", "--text", "hi", stdout=io.StringIO())
+
+
+def test_console_reads_lines_from_stdin_when_no_input_is_given(weather_agent, openai_double, monkeypatch):
+    openai_double.chat.push("First reply.", "Second reply.")
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n\nhow are you?\n"))
+    out = io.StringIO()
+    call_command("console", "weather", stdout=out)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith(("user:", "agent:"))]
+    assert lines == ["user: hello", "agent: First reply.", "user: how are you?", "agent: Second reply."]
+
+
+def test_console_wav_needs_an_agent_with_stt(db, openai_double, monkeypatch, speech):
+    monkeypatch.setenv("CONSOLE_TEST_KEY", "sk-test")
+    agent_services.agent_create(agent_id="texty", instructions="Text only.", actor="test",
+                                llm_config={"provider": "openai", "base_url": openai_double.base_url,
+                                            "api_key_env": "CONSOLE_TEST_KEY"})
+    with pytest.raises(CommandError, match="no STT provider"):
+        call_command("console", "texty", "--wav", str(speech.wav("hello")), stdout=io.StringIO())
