@@ -27,7 +27,7 @@ MIN_TIMEOUT_MS = 1
 MAX_TIMEOUT_MS = 300_000
 
 # Keywords OpenAI's strict mode does not accept; dropped from the strict variant.
-_STRICT_DROP = ("default", "title", "examples")
+_STRICT_DROP = ("default", "title", "examples", "uniqueItems")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 
 
@@ -270,6 +270,8 @@ def _nullable(s: dict[str, Any]) -> dict[str, Any]:
 def _strict_node(s: dict[str, Any]) -> dict[str, Any]:
     for key in _STRICT_DROP:
         s.pop(key, None)
+    if "prefixItems" in s:
+        raise ToolDefinitionError("strict mode does not allow fixed-length tuples; use a list or a model")
     is_object = s.get("type") == "object" or "properties" in s
     if is_object:
         props: dict[str, Any] = s.get("properties") or {}

@@ -145,3 +145,26 @@ def test_a_raw_tool_gets_a_strict_variant_too() -> None:
     p = lookup.openai_schema(strict=True)["function"]["parameters"]
     assert strict_violations(p) == []
     assert p["properties"]["limit"] == {"type": ["integer", "null"]}
+
+
+def test_sets_lose_unique_items_in_strict_mode_but_still_validate() -> None:
+    @function_tool(register=False)
+    def tagset(tags: set[str]) -> str:
+        """Set."""
+        return ",".join(sorted(tags))
+
+    assert tagset.openai_schema()["function"]["parameters"]["properties"]["tags"]["uniqueItems"] is True
+    strict = tagset.openai_schema(strict=True)["function"]["parameters"]
+    assert strict_violations(strict) == []
+    assert tagset.parse_arguments('{"tags": ["a", "b", "a"]}') == {"tags": {"a", "b"}}
+
+
+def test_fixed_length_tuples_cannot_be_strict() -> None:
+    @function_tool(register=False)
+    def pair(p: tuple[int, int]) -> str:
+        """Tuple."""
+        return ""
+
+    assert pair.openai_schema()["function"]["parameters"]["properties"]["p"]["prefixItems"]
+    with pytest.raises(ToolDefinitionError, match="tuples"):
+        pair.openai_schema(strict=True)
