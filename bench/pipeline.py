@@ -209,7 +209,7 @@ async def bench_concurrency(n: int, seconds: float, speech: np.ndarray) -> dict[
     print(f"   N={n:4d}: in-frame lag p50 {pct(in_ms, 50):5.2f} ms  p99 {pct(in_ms, 99):6.2f} ms  "
           f"max {in_ms.max() if in_ms.size else float('nan'):6.1f} ms | out-frame lag p50 {pct(out_ms, 50):5.2f} ms  "
           f"p99 {pct(out_ms, 99):6.2f} ms | {per_session:5.2f} MB/session | CPU {cpu / wall * 100:4.0f}% of one core | "
-          f"{turns} turns, {frames_out} frames out, {sink.n} events  "
+          f"{turns} turns, {frames_out} frames out, {sink.n} events | machine load avg {os.getloadavg()[0]:.1f}  "
           f"[goal: {'OK' if max(pct(in_ms, 99), pct(out_ms, 99)) < 20 and per_session < 10 else 'MISSED'}]")
     del started_rss
     return {"in_p99": pct(in_ms, 99), "out_p99": pct(out_ms, 99), "mb": per_session}
@@ -222,7 +222,8 @@ async def main() -> None:
     ap.add_argument("--turns", type=int, default=300)
     args = ap.parse_args()
     speech, source = speech_sample()
-    print(f"voice session runtime bench - python {sys.version.split()[0]}, {os.cpu_count()} CPUs, user audio: {source}")
+    print(f"voice session runtime bench - python {sys.version.split()[0]}, {os.cpu_count()} CPUs, user audio: {source}, "
+          f"load avg {os.getloadavg()[0]:.1f} (other processes competing for the CPUs inflate the lag figures)")
     await bench_overhead(args.turns)
     gc.unfreeze()
     bench_vad(speech)
