@@ -459,7 +459,7 @@ class RealtimeDouble:
 
     async def _handler(self, ws: Any) -> None:
         req = ws.request
-        self.connections.append({"path": req.path, "headers": dict(req.headers.raw_items())})
+        self.connections.append({"path": req.path, "headers": {k.lower(): v for k, v in req.headers.raw_items()}})
         if not req.path.startswith("/v1/realtime"):
             await ws.close(4004, "not found")
             return
@@ -482,15 +482,16 @@ class RealtimeDouble:
             self._conns.remove(conn)
 
     def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
+        """Stop serving; open connections are dropped at once (the TCP socket closes)."""
+        loop, self._loop = self._loop, None
+        if loop is None or loop.is_closed():
             return
 
         async def shutdown() -> None:
+            self._server.close(close_connections=False)
             for c in list(self._conns):
-                await c.ws.close()
-            self._server.close()
-            await self._server.wait_closed()
+                c.ws.transport.abort()
+            await asyncio.wait_for(self._server.wait_closed(), 2)
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
@@ -499,6 +500,16 @@ class RealtimeDouble:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(5)
+
+    def drop_connections(self) -> None:
+        """Cut every open connection without a close handshake, keep serving."""
+        assert self._loop is not None
+
+        async def drop() -> None:
+            for c in list(self._conns):
+                c.ws.transport.abort()
+
+        asyncio.run_coroutine_threadsafe(drop(), self._loop).result(5)
 
     def __enter__(self) -> "RealtimeDouble":
         return self.start()

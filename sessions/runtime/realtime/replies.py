@@ -41,6 +41,7 @@ class Reply:
     responses: int = 0
     input_done: bool = False
     cancelled: bool = False
+    retry: bool = False  # our response.create was refused (another response active): ask again
     first_delta_at: float | None = None  # perf_counter when the first audio arrived
     pushed: int = 0  # samples handed to the playout
     marks: deque[tuple[int, float]] = field(default_factory=deque)  # (sample offset, monotonic recv) per delta
@@ -238,10 +239,20 @@ class ReplyDriver:
             return ToolResult(call.call_id, call.name, json.dumps({"error": str(exc)}), is_error=True,
                               error_kind="exception", duration_ms=(time.perf_counter() - start) * 1000)
 
+    def on_rejected(self) -> None:
+        """Our response.create lost to a response already in progress: ask again after it."""
+        cur = self.current
+        if cur is not None and cur.response_id is None and not cur.cancelled:
+            cur.retry = True
+
     def on_response_done(self, d: dict[str, Any]) -> None:
         s = self.s
         r = d.get("response") or {}
         reply = self._by_response.pop(r.get("id") or "", None)
+        cur = self.current
+        if cur is not None and cur.retry and cur is not reply and not s._stopping:
+            cur.retry = False
+            self._request(cur)
         if reply is None:
             return
         reply.active = False
@@ -348,17 +359,18 @@ class ReplyDriver:
             self.s.current_speech = None
 
     # -- interruption ------------------------------------------------------------------------------
-    def interrupt(self, *, reason: str, emit: bool = True) -> bool:
+    def interrupt(self, *, reason: str, emit: bool = True, server_cancels: bool = False) -> bool:
+        """`server_cancels`: the server's VAD heard the user and cancels its response itself."""
         reply = self.current
         if reply is None or reply.handle.done():
             return False
         if reason == "user_speech" and not (reply.handle.allow_interruptions and self.s.options.turn.allow_interruptions):
             return False
-        self._cancel(reply, reason=reason, emit=emit)
+        self._cancel(reply, reason=reason, emit=emit, server_cancels=server_cancels)
         self._next()
         return True
 
-    def _cancel(self, reply: Reply, *, reason: str, emit: bool) -> None:
+    def _cancel(self, reply: Reply, *, reason: str, emit: bool, server_cancels: bool = False) -> None:
         s, h = self.s, reply.handle
         reply.cancelled = True
         job = None
@@ -371,7 +383,6 @@ class ReplyDriver:
             for item_id, seg in reply.segments.items():
                 if seg.samples_total and (seg.samples_played < seg.samples_total or reply.active):
                     link.truncate(item_id, int(seg.samples_played * 1000 / RATE))
-            server_cancels = reason == "user_speech" and s.server_vad and s.options.turn.allow_interruptions
             if reply.active and not server_cancels:
                 link.response_cancel(reply.response_id)
         for task in reply.tool_tasks:

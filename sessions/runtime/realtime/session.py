@@ -377,22 +377,25 @@ class RealtimeSession:
     def _on_server_error(self, d: dict[str, Any]) -> None:
         err = d.get("error") or {}
         code = err.get("code") or ""
-        if code in ("response_cancel_not_active", "conversation_already_has_active_response"):
-            return  # races the protocol allows (a cancel after the end; the server's own response won)
+        if code == "response_cancel_not_active":
+            return  # a cancel that crossed the response's end: harmless
+        if code == "conversation_already_has_active_response":
+            self.replies.on_rejected()  # the server's own (VAD) response won the race; ours goes next
+            return
         self._error("llm", f"realtime error {code or err.get('type')}: {err.get('message')}", kind=code or "status")
 
     # -- user turns ---------------------------------------------------------------------------------------
     def _start_turn(self, item_id: str = "") -> None:
+        self._set_user_state("speaking")
+        self.emit(ev.VadSpeechStart())
         if self._turn is None:
             self._turn = _Turn(TurnTimer(turn_id=new_id("turn")), time.perf_counter(), item_id)
             self.emit(ev.TurnStarted(turn_id=self._turn.timer.turn_id, source="audio"))
-        self._set_user_state("speaking")
-        self.emit(ev.VadSpeechStart())
 
     def _server_speech_started(self, d: dict[str, Any]) -> None:
         self._start_turn(d.get("item_id") or "")
         if self.options.turn.allow_interruptions:
-            self.replies.interrupt(reason="user_speech")
+            self.replies.interrupt(reason="user_speech", server_cancels=True)  # interrupt_response is on
 
     def _server_speech_stopped(self, d: dict[str, Any]) -> None:
         turn = self._turn

@@ -1,0 +1,64 @@
+"""Personas for the realtime tests: the Realtime protocol double, real speech, an event
+recorder, a tool executor, and realtime sessions wired to all of them."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessions.runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession
+from sessions.runtime.transports import LocalTransport
+from sessions.runtime.turns import TurnOptions
+from sessions.runtime.vad import VADOptions
+from tests.doubles.openai_realtime_server import RealtimeDouble
+from tests.runtime.conftest import DictToolExecutor, Recorder, SpeechMaker
+
+__all__ = ["DictToolExecutor", "Recorder"]
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechMaker:
+    return SpeechMaker(Path(tmp_path_factory.mktemp("rt_speech")))
+
+
+@pytest.fixture
+def realtime_api() -> Iterator[RealtimeDouble]:
+    """A fresh Realtime API double on 127.0.0.1:<ephemeral port>."""
+    with RealtimeDouble() as api:
+        yield api
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def make_rt_session(realtime_api: RealtimeDouble, recorder: Recorder,
+                          monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[..., RealtimeSession]]:
+    """Builds (not starts) a realtime session against the double; stops it after the test."""
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test-realtime")
+    made: list[RealtimeSession] = []
+
+    def make(*, tools: Any = None, turn_detection: str = "server_vad", turn: dict[str, Any] | None = None,
+             vad: dict[str, Any] | None = None, transport: LocalTransport | None = None,
+             **opts: Any) -> RealtimeSession:
+        options = RealtimeOptions(
+            instructions="You are a realtime test agent.", session_id=f"rt{len(made)}", agent_id="rt-agent",
+            turn_detection=turn_detection,  # type: ignore[arg-type]
+            vad=VADOptions(**{"min_silence_ms": 300, **(vad or {})}),
+            turn=TurnOptions(**{"min_endpointing_delay_ms": 100, "max_endpointing_delay_ms": 1000,
+                                "min_interruption_duration_ms": 200, **(turn or {})}), **opts)
+        model = RealtimeModel(model="gpt-realtime", voice="marin", base_url=realtime_api.base_url,
+                              api_key_env="TEST_OPENAI_KEY", timeout_s=5.0)
+        s = RealtimeSession(options=options, model=model, tools=tools, sink=recorder,
+                            transport=transport or LocalTransport(record_audio=True))
+        made.append(s)
+        return s
+
+    yield make  # type: ignore[misc]
+    for s in made:
+        if s._closed is not None and not s.closed:
+            await s.stop("test_teardown")
