@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,7 +35,9 @@ class ClientOptions:
     max_retries: int = 2
 
 
-_clients: dict[tuple[int, str | None, str | None, float], Any] = {}
+# Per event loop (an httpx pool is bound to its loop; ids of dead loops get reused).
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str | None, str | None, float], Any]]" = (
+    weakref.WeakKeyDictionary())
 
 
 def _client(opts: ClientOptions, source: str) -> Any:
@@ -46,16 +49,17 @@ def _client(opts: ClientOptions, source: str) -> Any:
         api_key = os.environ.get(opts.api_key_env)
         if not api_key:
             raise ProviderError(source, f"environment variable {opts.api_key_env} is not set", kind="config")
-    loop_id = id(asyncio.get_running_loop())
-    key = (loop_id, opts.base_url, api_key or os.environ.get("OPENAI_API_KEY"), opts.timeout_s)
-    c = _clients.get(key)
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    key = (opts.base_url or os.environ.get("OPENAI_BASE_URL"), api_key or os.environ.get("OPENAI_API_KEY"),
+           opts.timeout_s)
+    c = per_loop.get(key)
     if c is None:
         try:
             c = AsyncOpenAI(base_url=opts.base_url or None, api_key=api_key,
                             timeout=opts.timeout_s, max_retries=0)
         except OpenAIError as exc:
             raise ProviderError(source, str(exc), kind="config") from None
-        _clients[key] = c
+        per_loop[key] = c
     return c
 
 
