@@ -44,6 +44,7 @@ class ToolRegistry:
         self._listeners: list[Callable[[RegistryEvent], None]] = []
         self._lock = threading.RLock()
         self._discovered = False
+        self.import_errors: dict[str, str] = {}  # module → error, from the last discovery
 
     # -- changes ----------------------------------------------------------------------
 
@@ -159,6 +160,7 @@ class ToolRegistry:
         """Import every installed app's `tools` module and the modules in
         `settings.TOOL_MODULES` (plus `extra_modules`). Returns the modules imported."""
         self._discovered = True
+        self.import_errors = {}
         imported: list[str] = []
         modules: list[str] = list(extra_modules or [])
         try:
@@ -176,7 +178,12 @@ class ToolRegistry:
         except Exception as exc:  # settings not configured
             logger.debug("tool discovery without Django: %s", exc)
         for mod in dict.fromkeys(modules):
-            importlib.import_module(mod)
+            try:
+                importlib.import_module(mod)
+            except Exception as exc:  # one broken module must not hide every other tool
+                logger.exception("tool module %s failed to import", mod)
+                self.import_errors[mod] = f"{type(exc).__name__}: {exc}"
+                continue
             imported.append(mod)
         return imported
 

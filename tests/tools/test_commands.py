@@ -56,3 +56,17 @@ def test_list_tools_shows_tools_and_stats() -> None:
     weather = next(r for r in rows if r["name"] == "get_weather")
     assert (weather["calls"], weather["errors"], weather["avg_ms"], weather["kind"]) == (4, 1, 2.0, "python")
     assert "get_weather" in run("list_tools")
+
+
+def test_validate_tools_reports_a_module_that_fails_to_import(settings) -> None:
+    from agents.tools import registry
+
+    settings.TOOL_MODULES = ["tests_tools_missing_module"]
+    registry.discover()
+    try:
+        with pytest.raises(CommandError):
+            run("validate_tools")
+    finally:
+        settings.TOOL_MODULES = []
+        registry.discover()
+    assert "tests_tools_missing_module" not in registry.import_errors

@@ -101,3 +101,10 @@ def test_the_default_registry_has_the_example_tool() -> None:
     assert tool is not None
     assert tool("Paris") == tool("Paris") and "Paris" in tool("Paris")
     assert registry.validate(tool, check_import=True) == []
+
+
+def test_a_broken_tool_module_is_reported_not_fatal(fresh_registry: ToolRegistry, settings) -> None:
+    settings.TOOL_MODULES = ["tests_tools_module_that_does_not_exist"]
+    imported = fresh_registry.discover()
+    assert "agents.tools" in imported
+    assert "ModuleNotFoundError" in fresh_registry.import_errors["tests_tools_module_that_does_not_exist"]

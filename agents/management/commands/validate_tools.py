@@ -20,6 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         registry.ensure_discovered()
         problems: dict[str, list[str]] = dict(registry.validate_all())
+        for module, error in registry.import_errors.items():
+            problems.setdefault(f"module {module}", []).append(f"import failed: {error}")
         if not options["no_sync"]:
             report = tool_sync()
             for name, why in report.failed.items():
@@ -44,7 +46,8 @@ class Command(BaseCommand):
                     HttpTool.from_row(row)
                 except ToolDefinitionError as exc:
                     problems.setdefault(row.name, []).append(str(exc))
-        checked = sorted(set(registry.names()) | set(Tool.objects.values_list("name", flat=True)))
+        checked = sorted(set(registry.names()) | set(Tool.objects.values_list("name", flat=True))
+                         | {f"module {m}" for m in registry.import_errors})
         for name in checked:
             if name in problems:
                 for p in problems[name]:
