@@ -266,7 +266,7 @@ class _Conn:
         if callable(reply):
             reply = reply(params)
         if reply is None:
-            reply = RealtimeReply.say(d.default_reply)
+            reply = RealtimeReply.say(d.default_reply, audio_ms=d.default_audio_ms, chunk_ms=d.default_chunk_ms)
         if isinstance(reply, str):
             reply = RealtimeReply.say(reply)
         d.requests.append(params)
@@ -414,6 +414,8 @@ class RealtimeDouble:
         self.transcripts = Script()
         self.default_reply = "This is the default answer."
         self.default_transcript = "hello"
+        self.default_audio_ms: float | None = None  # default reply's audio length (None: follows the text)
+        self.default_chunk_ms = 100
         self.speed = speed  # how much faster than real time audio is streamed (0: no pacing)
         self.ms_per_char = ms_per_char
         self.vad_threshold = 0.02  # RMS (full scale 1.0) above which a 20 ms window is voiced
@@ -547,3 +549,30 @@ class RealtimeDouble:
 
 
 Responder = Callable[[dict[str, Any]], RealtimeReply | str | None]
+
+
+def main() -> None:
+    """Serve in a process of its own (benchmarks): prints `port N`, runs until stdin closes."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--speed", type=float, default=4.0)
+    ap.add_argument("--audio-ms", type=float, default=200.0)
+    ap.add_argument("--chunk-ms", type=int, default=20)
+    args = ap.parse_args()
+    with RealtimeDouble(speed=args.speed) as api:
+        api.default_audio_ms, api.default_chunk_ms = args.audio_ms, args.chunk_ms
+        api.received = _Discard()  # type: ignore[assignment]
+        api.sent = _Discard()  # type: ignore[assignment]
+        print(f"port {api.port}", flush=True)
+        sys.stdin.read()
+
+
+class _Discard(list):  # type: ignore[type-arg]
+    def append(self, _: Any) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    main()
