@@ -76,8 +76,11 @@ class Command(BaseCommand):
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 
+        from agents.tool_sync import sync_tools_safely
         from controlplane.asgi import application
 
+        # Agents may only name registered tools: give code tools their rows before serving.
+        sync_tools_safely()
         if not options["no_worker"]:
             # The maintenance loop runs every few seconds; its successes are not news.
             logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
