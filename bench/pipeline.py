@@ -105,6 +105,32 @@ async def bench_overhead(turns: int) -> None:
           f"[goal p99 < 5 ms: {'OK' if pct(o, 99) < 5 else 'MISSED'}]")
 
 
+async def bench_overhead_sdk(turns: int) -> None:
+    """The same measure with the real OpenAI SDK against the loopback HTTP double."""
+    from sessions.runtime.providers import build_llm, build_tts
+    from tests.doubles.openai_server import OpenAIDouble
+
+    with OpenAIDouble(default_chat_text="Sure. The weather in Paris is sunny today.",
+                      speech_ms_per_char=0.5) as api:
+        os.environ.setdefault("BENCH_OPENAI_KEY", "sk-bench")
+        cfg = {"provider": "openai", "base_url": api.base_url, "api_key_env": "BENCH_OPENAI_KEY", "max_retries": 0}
+        sink = CountingSink()
+        session = AgentSession(options=SessionOptions(instructions="bench"), llm=build_llm(cfg), stt=FakeSTT(),
+                               tts=build_tts(cfg), sink=sink, transport=LocalTransport())
+        await session.start()
+        for i in range(10):
+            session.push_text(f"warm up {i}")
+            await session.wait_idle(poll_s=0.002)
+        sink.overheads.clear()
+        for i in range(turns):
+            session.push_text(f"question {i}")
+            await session.wait_idle(poll_s=0.002)
+        await session.stop()
+    o = sink.overheads
+    print(f"   with the OpenAI SDK over loopback HTTP (LLM + TTS doubles), {len(o)} turns: "
+          f"p50 {pct(o, 50):.3f} ms   p99 {pct(o, 99):.3f} ms")
+
+
 # -- 2. VAD speed --------------------------------------------------------------------------------
 def bench_vad(speech: np.ndarray) -> None:
     pattern = np.concatenate([speech, np.zeros(RATE, dtype=np.int16)])
@@ -226,6 +252,7 @@ async def main() -> None:
           f"load avg {os.getloadavg()[0]:.1f} (other processes competing for the CPUs inflate the lag figures)")
     await bench_overhead(args.turns)
     gc.unfreeze()
+    await bench_overhead_sdk(max(50, args.turns // 3))
     bench_vad(speech)
     print(f"3. concurrent sessions in one process ({args.seconds:.0f} s each; 20 ms frames in and out at "
           f"real-time pace; VAD on; fake STT/LLM/TTS; users talk ~every 5 s):")
