@@ -146,3 +146,25 @@ async def test_connect_uses_the_real_room_and_fails_cleanly_without_a_server():
     assert session.status == "error" and session.closed
     assert rec.first("error").source == "transport"
     assert rec.first("session_stopped").reason == "transport_error"
+
+
+@pytest.mark.asyncio
+async def test_agent_audio_goes_into_a_real_audio_source_and_clear_drops_it():
+    import numpy as np
+
+    transport = LiveKitTransport(url="ws://unused", token="unused", output_queue_ms=400)
+    transport._source = rtc.AudioSource(24000, 1, queue_size_ms=400)
+    transport._spawn(transport._pump_audio(), "pump")
+    frame = np.full(480, 1000, dtype=np.int16)
+    for _ in range(10):
+        transport.write_audio(frame, 24000)
+    for _ in range(50):
+        if transport._out_q.empty():
+            break
+        await asyncio.sleep(0.01)
+    assert transport._source.queued_duration > 0.1  # 200 ms handed to WebRTC's paced source
+    for _ in range(5):
+        transport.write_audio(frame, 24000)
+    transport.clear_audio()
+    assert transport._out_q.empty() and transport._source.queued_duration == 0
+    await transport.aclose()
