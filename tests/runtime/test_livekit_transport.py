@@ -168,3 +168,45 @@ async def test_agent_audio_goes_into_a_real_audio_source_and_clear_drops_it():
     transport.clear_audio()
     assert transport._out_q.empty() and transport._source.queued_duration == 0
     await transport.aclose()
+
+
+@pytest.mark.asyncio
+async def test_subscribed_audio_frames_reach_the_session_and_chat_streams_become_text():
+    import numpy as np
+
+    from .conftest import Recorder
+
+    class FakeStream:  # what rtc.AudioStream yields: events with a .frame
+        def __init__(self, frames):
+            self.frames = frames
+            self.closed = False
+
+        def __aiter__(self):
+            return self._gen()
+
+        async def _gen(self):
+            for f in self.frames:
+                yield SimpleNamespace(frame=f)
+
+        async def aclose(self):
+            self.closed = True
+
+    class FakeReader:
+        async def read_all(self):
+            return "typed hello"
+
+    rec = Recorder()
+    session = AgentSession(options=SessionOptions(), llm=FakeLLM(), sink=rec, transport=LocalTransport())
+    await session.start()
+    transport = LiveKitTransport(url="ws://unused", token="unused")
+    transport.session = session
+    transport.mapper = RoomEventMapper(session)
+    frames = [rtc.AudioFrame(np.zeros(960, np.int16).tobytes(), 48000, 1, 960) for _ in range(60)]
+    stream = FakeStream(frames)
+    await transport._read_audio(stream)
+    assert stream.closed and session.audio_state.frames_received == 60
+    assert session.audio_state.sample_rate == 48000
+    transport._on_chat_stream(FakeReader(), "alice")
+    await rec.wait_for("text_received")
+    assert rec.first("text_received").text == "typed hello"
+    await session.stop()
