@@ -66,3 +66,4 @@ class Ticker:
             if now - nxt > 5 * self.period:
                 nxt = now + self.period  # fell far behind: skip ahead instead of bursting
             self.next_at = nxt
+        self._task = None  # idle: hold no reference to the loop (the per-loop registry is weak)
