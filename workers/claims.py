@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from controlplane.fleet_events import publish_fleet_event
+from workers.events import publish as publish_fleet_event
 from workers.models import Job, JobStatus
 
 

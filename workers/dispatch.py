@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from agents.models import Agent, AgentState
 from controlplane.errors import Conflict, DomainError, IllegalTransition, NotFound, Throttled
-from controlplane.fleet_events import publish_fleet_event
+from workers.events import publish as publish_fleet_event
 from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
 from workers.services import job_assign, job_cancel
@@ -70,26 +70,27 @@ def _validate(*, room: str, metadata: Any, priority: int, participant_identity: 
         raise DomainError("transport 'livekit' needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET", field="transport")
 
 
-def _check_rate_limit(api_key: Any) -> None:
-    """At most DISPATCH_RATE_LIMIT_PER_MINUTE new jobs per API key in any 60 s window.
+def _check_limits(api_key: Any) -> None:
+    """Backpressure and the per-key rate limit, in one query.
 
-    Counted from the jobs table, so the limit holds across every web process.
+    At most JOB_QUEUE_LIMIT pending jobs in all; at most DISPATCH_RATE_LIMIT_PER_MINUTE new
+    jobs per API key in any 60 s window. Counted from the jobs table, so the limits hold
+    across every web process.
     """
-    if api_key is None:
-        return
-    limit = settings.DISPATCH_RATE_LIMIT_PER_MINUTE
     since = timezone.now() - timedelta(seconds=60)
-    recent = Job.objects.filter(api_key=api_key, created_at__gte=since)
-    if recent.count() >= limit:
-        oldest = recent.order_by("created_at").values_list("created_at", flat=True)[recent.count() - limit]
-        retry = max(1, math.ceil((oldest + timedelta(seconds=60) - timezone.now()).total_seconds()))
+    pending_q = Q(status=JobStatus.PENDING)
+    recent_q = Q(api_key=api_key, created_at__gte=since) if api_key is not None else Q(pk__in=[])
+    counts = Job.objects.filter(pending_q | recent_q).aggregate(
+        pending=Count("pk", filter=pending_q), recent=Count("pk", filter=recent_q)
+    )
+    limit = settings.DISPATCH_RATE_LIMIT_PER_MINUTE
+    if api_key is not None and counts["recent"] >= limit:
+        recent = Job.objects.filter(recent_q).order_by("-created_at").values_list("created_at", flat=True)
+        oldest_counted = recent[limit - 1]  # the job whose ageing out frees a slot
+        retry = max(1, math.ceil((oldest_counted + timedelta(seconds=60) - timezone.now()).total_seconds()))
         raise Throttled(f"dispatch rate limit of {limit} jobs per minute reached for this API key", retry_after=retry)
-
-
-def _check_queue_limit() -> None:
-    limit = settings.JOB_QUEUE_LIMIT
-    if Job.objects.pending().count() >= limit:
-        raise Throttled(f"the pending queue is full ({limit} jobs); retry later", retry_after=5)
+    if counts["pending"] >= settings.JOB_QUEUE_LIMIT:
+        raise Throttled(f"the pending queue is full ({settings.JOB_QUEUE_LIMIT} jobs); retry later", retry_after=5)
 
 
 def _replay(existing: Job, fingerprint: str) -> Job:
@@ -140,8 +141,7 @@ def job_dispatch(
             raise NotFound(f"agent '{agent_id}' does not exist", field="agent")
         if agent.state != AgentState.ACTIVE:
             raise Conflict(f"agent '{agent_id}' is {agent.state}; only active agents accept jobs", field="agent")
-    _check_rate_limit(api_key)
-    _check_queue_limit()
+    _check_limits(api_key)
 
     job = Job(
         job_type=job_type, agent=agent, agent_version=agent.version if agent else None, room_name=room,
@@ -151,8 +151,16 @@ def job_dispatch(
     )
     try:
         with transaction.atomic():
+            # choose the worker in the same transaction as the insert: one commit, and the
+            # task is sent the moment the row is visible
+            worker = _pick_worker()
+            if worker is not None:
+                job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, timezone.now()
             job.save(force_insert=True)
-            transaction.on_commit(lambda: job_route(job_id=job.job_id))
+            if worker is not None:
+                transaction.on_commit(lambda: _send(job.job_id, worker))
+            else:
+                transaction.on_commit(lambda: job_route(job_id=job.job_id))
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -170,14 +178,20 @@ def worker_candidates(*, now: Any = None) -> list[tuple[Worker, Candidate]]:
     """Online workers with a fresh heartbeat whose breaker lets a job through."""
     now = now or timezone.now()
     fresh_after = now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
-    workers = (
-        Worker.objects.filter(status=WorkerStatus.ONLINE, last_heartbeat_at__gte=fresh_after)
-        .annotate(n_active=Count("jobs", filter=Q(jobs__status__in=ACTIVE_JOB_STATUSES)))
+    workers = [
+        w for w in Worker.objects.filter(status=WorkerStatus.ONLINE, last_heartbeat_at__gte=fresh_after)
+        if breaker.breaker_allows(w, now=now)
+    ]
+    if not workers:
+        return []
+    # counted from the (status-indexed) unfinished jobs only, not joined over every job ever run
+    active = dict(
+        Job.objects.filter(status__in=ACTIVE_JOB_STATUSES, assigned_worker_id__in=[w.worker_id for w in workers])
+        .values_list("assigned_worker_id").annotate(n=Count("pk")).values_list("assigned_worker_id", "n")
     )
     return [
-        (w, Candidate(worker_id=w.worker_id, capacity=w.capacity, active=w.n_active, load=w.load, weight=w.weight))
+        (w, Candidate(worker_id=w.worker_id, capacity=w.capacity, active=active.get(w.worker_id, 0), load=w.load, weight=w.weight))
         for w in workers
-        if breaker.breaker_allows(w, now=now)
     ]
 
 
@@ -200,8 +214,6 @@ def job_route(*, job_id: str) -> str | None:
     None leaves the job pending (no capacity, or another dispatcher took it); the periodic
     `jobs_assign_pending` picks it up when capacity frees.
     """
-    from workers.tasks import run_session
-
     worker = _pick_worker()
     if worker is None:
         return None
@@ -210,10 +222,15 @@ def job_route(*, job_id: str) -> str | None:
         job_assign(job=job, worker_id=worker.worker_id)
     except IllegalTransition:
         return None
-    job.assigned_worker_id = worker.worker_id
+    _send(job_id, worker)
+    return worker.worker_id
+
+
+def _send(job_id: str, worker: Worker) -> None:
+    from workers.tasks import run_session
+
     run_session.apply_async(args=[job_id], queue=worker_direct(worker.worker_id))
     publish_fleet_event("job", {"job_id": job_id, "status": JobStatus.ASSIGNED, "worker_id": worker.worker_id})
-    return worker.worker_id
 
 
 def jobs_assign_pending(*, limit: int = 200) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from controlplane.errors import IllegalTransition
-from controlplane.fleet_events import publish_fleet_event
+from workers.events import publish as publish_fleet_event
 from sessions.job_context import JobContext
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from controlplane.fleet_events import publish_fleet_event
+from workers.events import publish as publish_fleet_event
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
 from workers import breaker
 from workers.models import Job, JobStatus, Worker, WorkerStatus

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from controlplane.fleet_events import publish_fleet_event
+from workers.events import publish as publish_fleet_event
 from workers.claims import job_release, leases_renew
 from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
 from workers.node import node, options_from_env, worker_version, worker_weight
@@ -188,6 +188,9 @@ def worker_stop(*, reason: str = "worker stopped") -> None:
     close_old_connections()
     worker_mark_offline(worker_id=node.worker_id, reason=reason)
     log.info("worker %s offline", node.worker_id)
+    from workers import events
+
+    events.flush(2.0)
 
 
 # --- Celery signals ------------------------------------------------------------------------

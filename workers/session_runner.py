@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from agents.services import agent_version_config
 from controlplane.errors import IllegalTransition
-from controlplane.fleet_events import publish_fleet_event
+from workers.events import publish as publish_fleet_event
 from sessions.control import command_listener, register_local, unregister_local
 from sessions.job_context import JobContext
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
@@ -34,6 +34,7 @@ from workers.session_host import host
 
 log = logging.getLogger(__name__)
 EntryPoint = Callable[[JobContext], Awaitable[Any]]
+DRAIN_REASON = "worker_drain_timeout"
 # after a shutdown request, how long the entry point gets to wind down before cancellation
 SHUTDOWN_GRACE_SECONDS = 5.0
 
@@ -93,7 +94,7 @@ def run_claimed_job(*, job: Job, worker_id: str) -> str:
 
 def _create_session(job: Job, agent_version: int) -> AgentSession:
     # One session row per job: a re-dispatched attempt detaches the earlier attempt's row.
-    previous = AgentSession.objects.filter(job=job).first()
+    previous = AgentSession.objects.filter(job=job).first() if job.attempts > 1 else None
     if previous is not None:
         if previous.status in LIVE_SESSION_STATUSES:
             try:
@@ -149,6 +150,25 @@ async def host_session(ctx: JobContext, entry: EntryPoint) -> None:
         await ctx.aclose()
 
 
+def _observe_dispatch_latency(job: Job) -> None:
+    """Dispatch accepted → session started on this worker (the bench measures the same span)."""
+    try:
+        from controlplane.metrics import observe_dispatch_latency
+
+        observe_dispatch_latency((timezone.now() - job.created_at).total_seconds())
+    except Exception:  # noqa: BLE001 - metrics never break a session
+        log.debug("dispatch latency not recorded", exc_info=True)
+
+
+def _count_session_end(outcome: str) -> None:
+    try:
+        from controlplane.metrics import SESSIONS_ENDED
+
+        SESSIONS_ENDED.labels(outcome).inc()
+    except Exception:  # noqa: BLE001
+        log.debug("session outcome not counted", exc_info=True)
+
+
 def _close_session(session_id: str, *, error: str | None, reason: str) -> None:
     session = AgentSession.objects.filter(pk=session_id).first()
     if session is None or session.status not in LIVE_SESSION_STATUSES:
@@ -173,6 +193,7 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         return "agent session job without an agent"
     version, config = agent_version_config(agent=job.agent, version=job.agent_version)
     session = _create_session(job, version)
+    _observe_dispatch_latency(job)
     ctx = build_job_context(job, session, config, worker_id)
     node.track(ctx)
     register_local(ctx)
@@ -187,6 +208,7 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         node.untrack(ctx)
     reason = ctx.shutdown_reason or "completed"
     _close_session(session.session_id, error=error, reason=reason)
+    _count_session_end("error" if error else reason if reason in ("completed", DRAIN_REASON) else "ended")
     ctx.log.info("session over: %s", error or reason)
     return error
 

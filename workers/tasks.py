@@ -41,3 +41,9 @@ def autoscale() -> dict[str, Any]:
     from workers.autoscale import autoscale_apply
 
     return autoscale_apply()
+
+
+@shared_task(name="workers.ping")
+def ping() -> str:
+    """A no-op round trip (the dispatch benchmark's baseline; a broker/worker smoke test)."""
+    return "pong"

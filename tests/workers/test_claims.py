@@ -5,12 +5,14 @@ from typing import Any
 from workers.claims import job_claim, job_finish, job_release, leases_renew
 from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import Job, JobStatus
-from workers.services import job_assign
+from workers.services import job_assign, job_requeue
 
 
 def assigned_job(agent: Any, worker_id: str) -> Job:
     job = job_dispatch(agent_id=agent.agent_id, room="r", transport="local")
-    return job_assign(job=job, worker_id=worker_id)
+    if job.assigned_worker_id != worker_id:  # the dispatcher chose another worker
+        job = job_assign(job=job_requeue(job=job, reason="test"), worker_id=worker_id)
+    return job
 
 
 def test_claim_twice_only_one_wins(active_agent: Any, online_worker: Any) -> None:

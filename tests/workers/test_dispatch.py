@@ -16,19 +16,27 @@ def dispatch(agent: Any, **overrides: Any) -> Job:
     return job_dispatch(**kwargs)
 
 
-def test_dispatch_creates_a_pending_job_and_routes_it_after_commit(
+def test_dispatch_assigns_a_worker_with_the_insert_and_sends_the_task_after_commit(
     active_agent: Any, online_worker: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     worker = online_worker("w1@unit")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = dispatch(active_agent, metadata={"caller": "+1555"}, priority=2, participant_identity="caller-1")
-    assert job.created and job.status == JobStatus.PENDING
-    assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING  # nothing routed before commit
-    assert len(callbacks) == 1
+    assert job.created
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.status, stored.assigned_worker_id) == (JobStatus.ASSIGNED, worker.worker_id)
+    assert len(callbacks) == 1  # the run_session message: sent only once the row is committed
+    assert stored.agent_version == active_agent.version and stored.room == {"name": "room-1"}
+    assert (stored.metadata, stored.priority, stored.participant_identity) == ({"caller": "+1555"}, 2, "caller-1")
+
+
+def test_without_a_worker_the_job_is_routed_after_commit(active_agent: Any, django_capture_on_commit_callbacks: Any, online_worker: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = dispatch(active_agent)
+    assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING
+    worker = online_worker("w1@unit")  # capacity appeared meanwhile
     callbacks[0]()
-    job.refresh_from_db()
-    assert (job.status, job.assigned_worker_id) == (JobStatus.ASSIGNED, worker.worker_id)
-    assert job.agent_version == active_agent.version and job.room == {"name": "room-1"}
+    assert Job.objects.get(pk=job.pk).assigned_worker_id == worker.worker_id
 
 
 def test_a_job_waits_pending_when_no_worker_has_capacity(active_agent: Any, online_worker: Any, busy: Any, django_capture_on_commit_callbacks: Any) -> None:

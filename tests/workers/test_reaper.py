@@ -10,13 +10,19 @@ from workers.claims import job_claim
 from workers.dispatch import job_dispatch
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 from workers.reaper import reap
-from workers.services import job_assign
+from workers.services import job_assign, job_requeue
+
+
+def assigned_job(agent: Any, worker_id: str) -> Job:
+    job = job_dispatch(agent_id=agent.agent_id, room="r", transport="local")
+    if job.assigned_worker_id != worker_id:
+        job = job_assign(job=job_requeue(job=job, reason="test"), worker_id=worker_id)
+    return job
 
 
 def running_job(agent: Any, worker_id: str, **fields: Any) -> Job:
-    job = job_dispatch(agent_id=agent.agent_id, room="r", transport="local")
+    job = assigned_job(agent, worker_id)
     Job.objects.filter(pk=job.pk).update(**fields)
-    job_assign(job=job, worker_id=worker_id)
     return job_claim(job_id=job.pk, worker_id=worker_id)
 
 
@@ -69,7 +75,7 @@ def test_a_renewed_lease_is_left_alone(active_agent: Any, online_worker: Any, se
 def test_an_assigned_job_nobody_claims_goes_back_to_the_queue(active_agent: Any, online_worker: Any, settings: Any) -> None:
     settings.JOB_LEASE_SECONDS = 3
     worker = online_worker("w1@unit")
-    job = job_assign(job=job_dispatch(agent_id=active_agent.agent_id, room="r", transport="local"), worker_id=worker.pk)
+    job = assigned_job(active_agent, worker.pk)
     with time_machine.travel(timezone.now() + timedelta(seconds=4)):
         Worker.objects.filter(pk=worker.pk).update(last_heartbeat_at=timezone.now())
         assert reap(assign=False)["unclaimed"] == 1

@@ -1,0 +1,216 @@
+"""Dispatch latency and throughput of the worker fleet, against a plain Celery round trip.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/fleet_bench REDIS_URL=redis://127.0.0.1:6379/5 \\
+        .venv/bin/python bench/dispatch.py [--jobs 200] [--burst 400] [--concurrency 50]
+
+Uses PostgreSQL and Redis (the production setup), creates/migrates the bench database,
+flushes the Redis db and starts two `celery worker` processes (threads pool) running the
+runtime-free echo entry point, so the figures are the fleet's own cost:
+
+1. baseline: a no-op Celery task, apply_async → result, sequentially (p50/p99);
+2. dispatch latency: POST /api/v1/jobs/ accepted (the job row's created_at) → session
+   started on a worker (the AgentSession row's started_at), sequentially (p50/p99), plus
+   the POST's own response time;
+3. sustained throughput: a burst of dispatches from 8 client threads; jobs per second from
+   the first POST to the last session started.
+
+Goal: dispatch p50 < 25 ms and p99 < 100 ms. The last line printed is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleet_bench")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+os.environ.setdefault("JOB_QUEUE_LIMIT", "100000")
+os.environ.setdefault("DISPATCH_RATE_LIMIT_PER_MINUTE", "1000000")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2), "mean_ms": round(statistics.fmean(ms), 2), "n": len(ms)}
+
+
+def start_workers(n: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "CELERY_CUSTOM_WORKER_POOL": "workers.pool:TaskPool", "WORKER_ENTRY_POINT": "workers.entrypoints:echo_session",
+           "WORKER_MAX_CONCURRENT_JOBS": str(concurrency), "WORKER_HEARTBEAT_SECONDS": "1", "PYTHONPATH": str(ROOT)}
+    procs = []
+    for i in range(n):
+        log = (log_dir / f"bench-worker-{i}.log").open("wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--pool", "custom", "-c", str(concurrency),
+             "-n", f"bench{i}-{os.getpid()}@bench", "-Q", "celery", "-l", "WARNING", "--without-gossip", "--without-mingle",
+             "--without-heartbeat"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=200, help="sequential dispatches for the latency figures")
+    parser.add_argument("--burst", type=int, default=400, help="dispatches for the throughput figure")
+    parser.add_argument("--concurrency", type=int, default=50, help="sessions per worker process")
+    parser.add_argument("--baseline", type=int, default=200)
+    args = parser.parse_args()
+
+    ensure_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    import redis
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    from agents import services as agent_services
+    from agents.models import Agent
+    from controlplane.models import ApiKey
+    from sessions.models import AgentSession
+    from workers.models import Job, Worker, WorkerStatus
+    from workers.tasks import ping
+
+    call_command("migrate", verbosity=0)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    # a clean slate: earlier runs' rows would skew the per-key and queue counters
+    AgentSession.objects.all().delete()
+    Job.objects.all().delete()
+    Worker.objects.all().delete()
+    Agent.objects.filter(agent_id="bench-echo").delete()
+    agent = agent_services.agent_create(agent_id="bench-echo", instructions="Echo.", actor="bench",
+                                        llm_config={"provider": "openai", "model": "gpt-4o-mini"})
+    agent_services.agent_activate(agent=agent)
+    _, raw_key = ApiKey.generate(name="bench", scopes=["jobs:write", "read"])
+
+    log_dir = ROOT / "var" / "bench"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs = start_workers(2, args.concurrency, log_dir)
+    try:
+        wait_until(lambda: Worker.objects.filter(status=WorkerStatus.ONLINE).count() == 2, 60, "two workers online")
+        # both consumers subscribed: a ping answered from each node's shared queue
+        for _ in range(20):
+            ping.apply_async().get(timeout=30)
+
+        baseline = []
+        for _ in range(args.baseline):
+            t0 = time.perf_counter()
+            ping.apply_async().get(timeout=10)
+            baseline.append((time.perf_counter() - t0) * 1000)
+
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        body = {"agent": "bench-echo", "transport": "local", "metadata": {"echo_end_after_s": 0}}
+
+        def post(i: int, c: Any = client) -> str:
+            response = c.post("/api/v1/jobs/", {**body, "room": f"bench-{i}"}, format="json")
+            if response.status_code != 201:
+                raise SystemExit(f"dispatch refused: {response.status_code} {response.content[:300]!r}")
+            return response.json()["job_id"]
+
+        for i in range(10):  # warm-up: connections, code paths
+            job_id = post(-i - 1)
+            wait_until(lambda job_id=job_id: AgentSession.objects.filter(job_id=job_id).exists(), 30, "warm-up session")
+
+        latencies, post_ms = [], []
+        for i in range(args.jobs):
+            t0 = time.perf_counter()
+            job_id = post(i)
+            post_ms.append((time.perf_counter() - t0) * 1000)
+            wait_until(lambda job_id=job_id: AgentSession.objects.filter(job_id=job_id).exists(), 30, f"session of {job_id}")
+            created = Job.objects.filter(pk=job_id).values_list("created_at", flat=True).get()
+            started = AgentSession.objects.filter(job_id=job_id).values_list("started_at", flat=True).get()
+            latencies.append((started - created).total_seconds() * 1000)
+
+        # sustained throughput: 8 client threads, each with its own client and DB connection
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def client_thread(chunk: range) -> None:
+            c = APIClient()
+            c.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+            try:
+                for i in chunk:
+                    job_id = post(100_000 + i, c)
+                    with lock:
+                        ids.append(job_id)
+            finally:
+                connection.close()
+
+        t0 = time.perf_counter()
+        chunks = [range(k, args.burst, 8) for k in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(client_thread, chunks))
+        post_done = time.perf_counter() - t0
+        wait_until(lambda: AgentSession.objects.filter(job_id__in=ids).count() == len(ids), 120, "the burst's sessions")
+        first = Job.objects.filter(pk__in=ids).order_by("created_at").values_list("created_at", flat=True).first()
+        last = AgentSession.objects.filter(job_id__in=ids).order_by("-started_at").values_list("started_at", flat=True).first()
+        span = (last - first).total_seconds()
+        wait_until(lambda: not Job.objects.filter(pk__in=ids).exclude(status="completed").exists(), 120, "the burst's jobs to complete")
+        failed = Job.objects.exclude(status="completed").count()
+
+        result = {
+            "baseline_celery_roundtrip": summary(baseline),
+            "dispatch_latency": summary(latencies),
+            "post_response": summary(post_ms),
+            "throughput": {"jobs": len(ids), "seconds": round(span, 3), "jobs_per_second": round(len(ids) / span, 1),
+                           "post_seconds": round(post_done, 3)},
+            "workers": 2, "sessions_per_worker": args.concurrency, "strategy": settings.DISPATCH_STRATEGY,
+            "not_completed": failed,
+            "goal_met": pct(latencies, 50) < 25 and pct(latencies, 99) < 100,
+        }
+        print(f"baseline celery round trip   p50 {result['baseline_celery_roundtrip']['p50_ms']} ms  "
+              f"p99 {result['baseline_celery_roundtrip']['p99_ms']} ms")
+        print(f"dispatch → session started   p50 {result['dispatch_latency']['p50_ms']} ms  p99 {result['dispatch_latency']['p99_ms']} ms")
+        print(f"POST /api/v1/jobs/ response  p50 {result['post_response']['p50_ms']} ms  p99 {result['post_response']['p99_ms']} ms")
+        print(f"throughput                   {result['throughput']['jobs_per_second']} jobs/s ({len(ids)} jobs, 2 workers)")
+        print(json.dumps(result))
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGQUIT)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()
