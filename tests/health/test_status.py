@@ -33,12 +33,12 @@ def test_a_logged_in_user_may_read_it(django_user_model: Any) -> None:
 
 def test_it_details_workers_queue_jobs_sessions_and_capacity(api_client: APIClient, active_agent: Any, settings: Any) -> None:
     settings.JOB_QUEUE_LIMIT = 50
+    for i, priority in enumerate((1, 5, 5)):  # before any worker exists, so they stay queued
+        job_dispatch(agent_id="support", room=f"r{i}", priority=priority)
     now = timezone.now()
     Worker.objects.create(worker_id="celery@a", hostname="a", queue="a.dq2", capacity=4, load=0.5, active_jobs=1, last_heartbeat_at=now)
     Worker.objects.create(worker_id="celery@b", hostname="b", queue="b.dq2", capacity=6, status=WorkerStatus.DRAINING, last_heartbeat_at=now)
     Worker.objects.create(worker_id="celery@c", hostname="c", queue="c.dq2", capacity=9, status=WorkerStatus.OFFLINE)
-    for i, priority in enumerate((1, 5, 5)):
-        job_dispatch(agent_id="support", room=f"r{i}", priority=priority)
 
     response = api_client.get("/status")
     assert response.status_code == 200
