@@ -1,6 +1,8 @@
 """A spoken question gets a spoken answer over the Realtime protocol, events in order."""
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from sessions.runtime.realtime.connection import RATE
@@ -54,6 +56,10 @@ async def test_a_spoken_question_gets_a_spoken_answer_with_server_vad(make_rt_se
     assert session.transport.out_rate == RATE
     assert abs(out.size / RATE * 1000 - 1200) <= 20
     assert np.abs(out.astype(np.int32)).max() > 1000
+    for _ in range(100):  # transcripts are published by a task of their own
+        if ("agent", ANSWER, True) in session.transport.transcripts:
+            break
+        await asyncio.sleep(0.01)
     assert ("agent", ANSWER, True) in session.transport.transcripts
     assert ("user", "What is the weather in Paris?", True) in session.transport.transcripts
     # history and metrics
