@@ -15,8 +15,10 @@ def run_session(self: Any, job_id: str) -> str:
     from workers.registration import worker_start
     from workers.session_runner import run_job
 
-    worker_id = self.request.hostname or node.worker_id
-    if node.worker_id != worker_id:
+    # the node registered at worker_init is authoritative (an in-thread test worker reports
+    # the bare host name in request.hostname)
+    worker_id = node.worker_id or self.request.hostname
+    if not node.worker_id:
         worker_start(worker_id=worker_id)
     return run_job(job_id=job_id, worker_id=worker_id)
 
