@@ -132,3 +132,16 @@ async def test_the_server_closing_the_socket_ends_the_session(make_rt_session, r
     realtime_api.drop_connections()
     assert await asyncio.wait_for(session.wait_closed(), 10) == "realtime_disconnected"
     assert any(e.error_kind == "connection" for e in recorder.of("error"))
+
+
+async def test_interrupting_an_out_of_band_say_sends_no_truncate(make_rt_session, realtime_api, recorder):
+    realtime_api.responses.push(RealtimeReply.say("An announcement " * 10, audio_ms=4000, speed=1.0))
+    session = make_rt_session()
+    await session.start()
+    handle = session.say("An announcement " * 10, add_to_history=False)
+    while session.transport.frames_out < 10:
+        await asyncio.sleep(0.01)
+    assert session.interrupt()
+    await realtime_api.wait_for("response.cancel")
+    assert handle.interrupted and not realtime_api.of("conversation.item.truncate")
+    assert not [e for e in recorder.of("error")]

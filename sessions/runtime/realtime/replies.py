@@ -380,7 +380,9 @@ class ReplyDriver:
         link = s._link
         if link is not None:
             # what the user heard is all the model may remember: cut its item at the played position
-            for item_id, seg in reply.segments.items():
+            # (an out-of-band response, conversation "none", left no item to cut)
+            in_conversation = reply.params.get("conversation") != "none"
+            for item_id, seg in reply.segments.items() if in_conversation else ():
                 if seg.samples_total and (seg.samples_played < seg.samples_total or reply.active):
                     link.truncate(item_id, int(seg.samples_played * 1000 / RATE))
             if reply.active and not server_cancels:

@@ -432,7 +432,10 @@ class RealtimeSession:
                 turn.timer.last_voice = turn.timer.committed
             self._committed.append(turn.timer)
         turn.item_id = item_id
-        self._turns_by_item[item_id] = turn
+        if self.model.transcription_model:
+            self._turns_by_item[item_id] = turn  # the turn ends with its transcript
+        else:
+            self._end_turn(turn, "")
 
     def _take_committed_turn(self) -> TurnTimer:
         if self._committed:
@@ -445,8 +448,10 @@ class RealtimeSession:
         text = text.strip()
         if text:
             self.emit(ev.SttResult(text=text, is_final=True))
-        if turn is None:
-            return
+        if turn is not None:
+            self._end_turn(turn, text)
+
+    def _end_turn(self, turn: _Turn, text: str) -> None:
         self.turns += 1
         t = turn.timer
         self.emit(ev.TurnEnded(turn_id=t.turn_id, source="audio", text=text,
