@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import models
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import pagination, serializers
+from rest_framework import exceptions, pagination, parsers, serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -33,10 +33,22 @@ class Pagination(pagination.LimitOffsetPagination):
         return min(super().get_offset(request), self.max_offset)
 
 
+class SafeJSONParser(parsers.JSONParser):
+    """DRF's JSON parser turns ValueError into a 400 but lets RecursionError (absurdly
+    nested input, e.g. 100,000 '[') escape as a 500."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the document is nested too deeply") from None
+
+
 class ApiView(APIView):
     """Base of every REST API view: `read` for safe methods, `write_scope` for the rest."""
 
     permission_classes = [HasScope]
+    parser_classes = [SafeJSONParser, parsers.FormParser, parsers.MultiPartParser]
     read_scope = "read"
     write_scope: str | None = None
     pagination_class = Pagination  # read by the schema generator, which documents the envelope

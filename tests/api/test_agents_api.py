@@ -167,3 +167,32 @@ def test_a_destroyed_agent_cannot_change(api_client: APIClient, configured_agent
     assert api_client.patch("/api/v1/agents/support/", {"instructions": "New"}, format="json").status_code == 409
     assert api_client.post("/api/v1/agents/support/activate").status_code == 409
     assert api_client.delete("/api/v1/agents/support/").status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        ("[" * 100_000, "application/json"),  # json.loads raises RecursionError, not ValueError
+        ('{"a":' * 100_000, "application/json"),
+        (b"\xff\xfe", "application/json"),
+        ('{"agent_id": "a", "instructions": "' + "y" * 3_000_000 + '"}', "application/json"),
+        ("agent_id=a", "multipart/form-data"),
+    ],
+    ids=["deep-array", "deep-object", "not-utf8", "over-upload-limit", "multipart-without-boundary"],
+)
+def test_hostile_bodies_get_400_not_500(api_client: APIClient, raw: Any, content_type: str) -> None:
+    response = api_client.generic("POST", "/api/v1/agents/", raw, content_type=content_type)
+    assert response.status_code == 400
+    assert not Agent.objects.exists()
+
+
+def test_json_nested_past_the_limit_is_refused_naming_the_path(api_client: APIClient) -> None:
+    deep: Any = 1
+    for _ in range(40):
+        deep = [deep]
+    response = api_client.post("/api/v1/agents/", {"agent_id": "deep", "instructions": "x", "metadata": {"a": deep}}, format="json")
+    assert response.status_code == 400 and "nested deeper than 32 levels" in response.json()["metadata"][0]
+
+
+def test_an_unsupported_media_type_gets_415(api_client: APIClient) -> None:
+    assert api_client.post("/api/v1/agents/", "{}", content_type="text/plain").status_code == 415
