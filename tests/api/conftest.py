@@ -1,14 +1,18 @@
 """Personas for the REST API tests: clients holding API keys with given scopes."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from rest_framework.test import APIClient
 
 from controlplane.models import ApiKey
 from controlplane.scopes import READ
+from sessions.control import control_group
 
 
 @pytest.fixture
@@ -74,3 +78,29 @@ def worker(db: Any) -> Any:
     return Worker.objects.create(
         worker_id="celery@node-1", hostname="node-1", queue="celery@node-1.dq2", capacity=10, last_heartbeat_at=timezone.now()
     )
+
+
+class ControlListener:
+    """Stands where the hosting worker listens: a channel in the session's control group."""
+
+    def __init__(self, session_id: str) -> None:
+        self.layer = get_channel_layer()
+        self.group = control_group(session_id)
+        self.channel = async_to_sync(self.layer.new_channel)()
+        async_to_sync(self.layer.group_add)(self.group, self.channel)
+
+    def receive(self) -> dict[str, Any]:
+        async def get() -> dict[str, Any]:
+            return await asyncio.wait_for(self.layer.receive(self.channel), timeout=5)
+
+        return async_to_sync(get)()
+
+    def close(self) -> None:
+        async_to_sync(self.layer.group_discard)(self.group, self.channel)
+
+
+@pytest.fixture
+def listener(live_session: Any) -> Any:
+    listener = ControlListener(live_session.session_id)
+    yield listener
+    listener.close()

@@ -159,3 +159,10 @@ def test_cancel_then_cancel_again_is_409(api_client: APIClient, job: Job) -> Non
     again = api_client.post(f"/api/v1/jobs/{job.job_id}/cancel")
     assert again.status_code == 409 and "cancelled" in again.json()["detail"]
     assert api_client.post("/api/v1/jobs/job_missing/cancel").status_code == 404
+
+
+def test_cancelling_a_job_ends_its_live_session(api_client: APIClient, job: Job, live_session: Any, listener: Any) -> None:
+    response = api_client.post(f"/api/v1/jobs/{job.job_id}/cancel")
+    assert response.status_code == 200 and response.json()["session_id"] == live_session.session_id
+    message = listener.receive()
+    assert message["command"] == "end" and message["reason"] == "cancelled by apikey:admin-key"

@@ -1,17 +1,13 @@
 """Sessions API: list/detail, the event log after a seq, and operator actions."""
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from sessions.control import control_group
 from sessions.models import AgentSession, SessionStatus
 from sessions.services import session_events_append
 
@@ -25,32 +21,6 @@ def events(live_session: AgentSession) -> list[Any]:
         ("text_received", now + timedelta(milliseconds=i), {"text": f"message {i}"}) for i in range(1, 8)
     ] + [("turn_ended", now + timedelta(seconds=1), {"latency_ms": 420})]
     return session_events_append(session_id=live_session.session_id, events=rows)
-
-
-class ControlListener:
-    """Stands where the hosting worker listens: a channel in the session's control group."""
-
-    def __init__(self, session_id: str) -> None:
-        self.layer = get_channel_layer()
-        self.group = control_group(session_id)
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(self.group, self.channel)
-
-    def receive(self) -> dict[str, Any]:
-        async def get() -> dict[str, Any]:
-            return await asyncio.wait_for(self.layer.receive(self.channel), timeout=5)
-
-        return async_to_sync(get)()
-
-    def close(self) -> None:
-        async_to_sync(self.layer.group_discard)(self.group, self.channel)
-
-
-@pytest.fixture
-def listener(live_session: AgentSession) -> Any:
-    listener = ControlListener(live_session.session_id)
-    yield listener
-    listener.close()
 
 
 def test_list_and_filters(api_client: APIClient, live_session: AgentSession) -> None:
@@ -107,7 +77,7 @@ def test_events_of_an_unknown_session_get_404(api_client: APIClient, db: Any) ->
     ],
 )
 def test_operator_actions_reach_the_session_host(
-    api_client: APIClient, live_session: AgentSession, listener: ControlListener, action: str, body: dict[str, Any], command: str, text: str | None
+    api_client: APIClient, live_session: AgentSession, listener: Any, action: str, body: dict[str, Any], command: str, text: str | None
 ) -> None:
     response = api_client.post(f"/api/v1/sessions/{live_session.session_id}/{action}", body, format="json")
     assert response.status_code == 202, response.content
@@ -148,7 +118,7 @@ def test_actions_on_an_unknown_session_get_404(api_client: APIClient, db: Any) -
     assert response.status_code == 404
 
 
-def test_the_operator_is_the_actor_when_logged_in(operator: Any, live_session: AgentSession, listener: ControlListener) -> None:
+def test_the_operator_is_the_actor_when_logged_in(operator: Any, live_session: AgentSession, listener: Any) -> None:
     client = APIClient()
     client.force_login(operator)
     assert client.post(f"/api/v1/sessions/{live_session.session_id}/interrupt").status_code == 202
