@@ -40,8 +40,21 @@ def realtime_agent(db: Any, realtime_api: RealtimeDouble, monkeypatch: pytest.Mo
     return agent_services.agent_activate(agent=agent)
 
 
+@pytest.fixture(scope="session")
+def _drop_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """The session host's DB connection would keep the test database from being dropped."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture
-def multimodal_node(db: Any) -> Iterator[Any]:
+def multimodal_node(db: Any, _drop_stray_connections: None) -> Iterator[Any]:
     """This test process acting as worker `rt@test`: multimodal, the default entry point."""
     from celery.utils.nodenames import worker_direct
 
