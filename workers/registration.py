@@ -20,6 +20,7 @@ from django.utils import timezone
 from workers.events import publish as publish_fleet_event
 from workers.claims import job_release, leases_renew
 from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
+from controlplane.env import env_bool
 from workers.node import node, options_from_env, worker_version, worker_weight
 from workers.options import WorkerOptions
 
@@ -58,6 +59,8 @@ def worker_register(*, worker_id: str, options: WorkerOptions, capacity: int | N
 
 def current_load(capacity: int) -> float:
     slots = node.active_jobs / capacity if capacity else 1.0
+    if not env_bool("WORKER_REPORT_CPU_LOAD", True):  # e.g. several nodes sharing one test host
+        return round(min(1.0, slots), 3)
     try:
         cpu = os.getloadavg()[0] / (os.cpu_count() or 1)
     except OSError:

@@ -71,8 +71,9 @@ class Fleet:
         self.log_dir = log_dir
         self.workers: list[WorkerProcess] = []
 
-    def start(self, *names: str, **env: Any) -> list[WorkerProcess]:
-        started = [WorkerProcess(name, log_dir=self.log_dir, **{k: str(v) for k, v in env.items()}) for name in names]
+    def start(self, *names: str, concurrency: int = 4, **env: Any) -> list[WorkerProcess]:
+        started = [WorkerProcess(name, concurrency=concurrency, log_dir=self.log_dir, **{k: str(v) for k, v in env.items()})
+                   for name in names]
         self.workers.extend(started)
         for w in started:
             w.wait_online()

@@ -209,3 +209,22 @@ def test_past_the_queue_limit_dispatch_answers_429(active_agent: Any, api_key_fa
              for i in range(3)]
     assert [r.status_code for r in codes] == [201, 201, 429]
     assert int(codes[2]["Retry-After"]) >= 1
+
+
+def test_autoscaling_grows_a_worker_pool_through_remote_control(fleet: Fleet, active_agent: Any, settings: Any) -> None:
+    from controlplane.celery import app
+    from workers.autoscale import autoscale_apply
+
+    settings.AUTOSCALE = True
+    (w1,) = fleet.start("w1", concurrency=2, WORKER_ENTRY_POINT=ECHO, WORKER_REPORT_CPU_LOAD="false")
+    assert Worker.objects.get(pk=w1.name).capacity == 2
+    jobs = [echo_job(active_agent, room=f"r{i}") for i in range(6)]
+    assert Job.objects.filter(status=JobStatus.PENDING).count() == 4  # two slots only
+
+    result = autoscale_apply()
+    assert result["desired_capacity"] == 8 and result["changes"] == {w1.name: 8}
+    stats = wait_for(lambda: (app.control.inspect([w1.name], timeout=2).stats() or {}).get(w1.name), timeout=10, what="stats")
+    assert stats["pool"]["max-concurrency"] == 8
+    poll(lambda: all(running_on(j) for j in jobs), timeout=30, what="all six sessions running")
+    for job in jobs:
+        job_cancel_request(job_id=job.pk)
