@@ -107,7 +107,7 @@
         case "text_received": {
           this.dropInterim();
           const l = this.line("user", d.text, e);
-          if (d.source && d.source !== "local") l.appendChild(el("span", "tag", d.source === "operator" ? "typed by operator" : d.source));
+          if (d.source && d.source !== "local") this.tag(l, d.source === "operator" ? "typed by operator" : d.source);
           break;
         }
         case "speech_created": this.agentLine(d.speech_id, e, d.source); break;
@@ -141,7 +141,11 @@
           this.ended = true;
           if (this.onEnded) this.onEnded(d);
           break;
-        case "operator_action": this.sys("⚑ " + (d.by || "operator") + " · " + d.action + (d.text ? ": “" + d.text + "”" : ""), e, "op"); break;
+        case "operator_action": {
+          const t = d.text && d.text.length > 90 ? d.text.slice(0, 88) + "…" : d.text;
+          this.sys("⚑ " + (d.by || "operator") + " · " + d.action + (t ? ": “" + t + "”" : ""), e, "op");
+          break;
+        }
         case "tool_called": this.toolCalled(d, e); break;
         case "tool_completed": this.toolDone(d, false); break;
         case "tool_error": this.toolDone(d, true); break;
@@ -163,6 +167,11 @@
       if (t) t.appendChild(l);
       return l;
     }
+    tag(l, text, cls) {
+      let tags = l.querySelector(".tags");
+      if (!tags) { tags = el("span", "tags"); l.appendChild(tags); }
+      tags.appendChild(el("span", "tag " + (cls || ""), text));
+    }
     sys(text, e, cls) { return this.line("sys " + (cls || ""), text, e); }
     showInterim(text) {
       const t = this.$("transcript");
@@ -182,7 +191,7 @@
         l = this.line("agent", "", e);
         l.dataset.speechId = id;
         l.dataset.text = "";
-        if (source && source !== "generate_reply") l.appendChild(el("span", "tag", source));
+        if (source && source !== "generate_reply") this.tag(l, source);
         this.speech.set(id, l);
       }
       return l;
@@ -199,7 +208,7 @@
       span.appendChild(document.createTextNode(heard));
       if (full.length > heard.length && full.startsWith(heard)) span.appendChild(el("span", "unheard", full.slice(heard.length)));
       l.classList.add("interrupted");
-      if (!l.querySelector(".tag.int")) l.appendChild(el("span", "tag int", "interrupted"));
+      if (!l.querySelector(".tag.int")) this.tag(l, "interrupted", "int");
     }
 
     // -- tools --
@@ -250,7 +259,7 @@
       const box = this.$("latency-chart"); if (!box) return;
       const turns = this.turns.slice(-16);
       const NS = "http://www.w3.org/2000/svg";
-      const W = Math.max(box.clientWidth || 600, 280), H = box.classList.contains("small") ? 150 : 190;
+      const W = Math.max(box.clientWidth || 600, 280), H = box.classList.contains("small") ? 150 : 170;
       const pad = { l: 44, r: 8, t: 10, b: 22 };
       const max = Math.max(100, ...turns.map((m) => Math.max(m.end_to_end_ms || 0, STAGES.reduce((a, [k]) => a + (m[k] || 0), 0))));
       const nice = Math.pow(10, Math.floor(Math.log10(max)));

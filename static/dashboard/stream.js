@@ -47,7 +47,14 @@
     }
     // For tests and operators: drop the socket as a network failure would; it reconnects.
     drop() { if (this.ws) this.ws.close(4000, "dropped"); }
-    stop() { this.stopped = true; clearTimeout(this.timer); if (this.ws) this.ws.close(1000); }
+    stop() {
+      this.stopped = true;
+      clearTimeout(this.timer);
+      const ws = this.ws;
+      this.ws = null;  // its close event is ours, not a drop
+      if (ws) ws.close(1000);
+      setConn("closed", "closed");
+    }
   }
 
   class SessionStream {

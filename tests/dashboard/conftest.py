@@ -49,3 +49,33 @@ def _sink_writer_idle() -> Any:
     from sessions.event_sink import wait_writer_idle
 
     wait_writer_idle()
+
+
+# --- browser tests: a real daphne server and headless Chromium ----------------------------
+@pytest.fixture(scope="module")
+def dashboard_server(django_db_setup: Any) -> Any:
+    from tests.dashboard.live_server import OUTPUT, DaphneServer, require_services
+
+    require_services()
+    (OUTPUT / "logs").mkdir(parents=True, exist_ok=True)
+    server = DaphneServer(OUTPUT / "logs").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def browser_page() -> Any:
+    """A 1280×800 page. Request it last: while Playwright runs, this thread has a running
+    event loop, so ORM calls in the test go through `live_server.db`."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.dashboard.live_server import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        context.close()
+        browser.close()

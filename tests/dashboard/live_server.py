@@ -1,0 +1,127 @@
+"""A real daphne server subprocess and headless Chromium for the browser tests.
+
+The server gets the test database (PostgreSQL, shared with this process) and the same
+Redis channel layer, so events a sink stores here reach the browser through it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "test-output"
+SCREENSHOTS = OUTPUT / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+T = TypeVar("T")
+
+_db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="browser-test-db")
+
+
+def db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ORM code off the main thread: Playwright's sync API keeps an event loop there,
+    and Django refuses synchronous queries on a thread with a running loop."""
+
+    def call() -> T:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return _db_pool.submit(call).result()
+
+
+def require_services() -> None:
+    assert settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), (
+        "browser tests share the test database with a daphne subprocess: set DATABASE_URL to PostgreSQL")
+    assert settings.REDIS_URL, "browser tests need the Redis channel layer: set REDIS_URL"
+    assert os.path.exists(CHROMIUM), f"install Chromium ({CHROMIUM}): apt-get install -y chromium"
+
+
+def test_database_url() -> str:
+    s = connection.settings_dict
+    user = s["USER"] or "postgres"
+    auth = f"{user}:{s['PASSWORD']}" if s.get("PASSWORD") else user
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DaphneServer:
+    """`daphne controlplane.asgi:application` on a fixed port; can be stopped and restarted
+    on the same port (a real dropped connection for the browser)."""
+
+    def __init__(self, log_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"daphne-{self.port}.log"
+        self.env = {
+            **os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": settings.REDIS_URL,
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings", "DB_CONN_MAX_AGE": "0", "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1", **env,
+        }
+        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> DaphneServer:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "controlplane.asgi:application"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daphne exited:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health/live", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"daphne did not come up in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def screenshot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.evaluate("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    page.screenshot(path=str(path))
+    return path
+
+
+def log_in(page: Any, base_url: str, username: str, password: str, next_path: str = "/") -> None:
+    page.goto(f"{base_url}/accounts/login/?next={next_path}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}{next_path}")
