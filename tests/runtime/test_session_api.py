@@ -73,12 +73,13 @@ async def test_speeches_queue_and_play_one_after_another(make_session, recorder)
 
 async def test_generate_reply_with_instructions(make_session, openai_double):
     openai_double.chat.push("Hello and welcome!")
-    session = make_session(text_only=True)
+    session = make_session(text_only=True, llm={"model": "my-model", "temperature": 0.3, "max_tokens": 50})
     await session.start()
     await session.generate_reply(instructions="Greet the user.")
     body = openai_double.requests_to("/chat/completions")[0].body
     assert body["messages"][0]["content"].endswith("Greet the user.")
-    assert body["temperature"] == 0.7
+    assert (body["model"], body["temperature"], body["max_tokens"]) == ("my-model", 0.3, 50)
+    assert body["stream_options"] == {"include_usage": True}
 
 
 async def test_tools_see_the_session_user_data_and_ids(make_session, openai_double, recorder):

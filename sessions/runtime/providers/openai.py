@@ -117,7 +117,7 @@ class OpenAILLM:
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         if self.max_tokens is not None:
-            kwargs["max_completion_tokens"] = self.max_tokens
+            kwargs["max_tokens"] = self.max_tokens  # what OpenAI-compatible servers understand
         if tools:
             kwargs["tools"] = tools
             kwargs["parallel_tool_calls"] = self.parallel_tool_calls
