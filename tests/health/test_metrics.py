@@ -79,6 +79,24 @@ def test_event_metrics_are_exposed(client: Client) -> None:
     assert grew("controlplane_tool_calls_total", (("outcome", "ok"), ("tool", "lookup_order"))) == 1
 
 
+def test_turn_metrics_of_a_metrics_collected_event_feed_the_turn_histogram(client: Client) -> None:
+    from controlplane import metrics
+    from sessions.runtime.events import TurnMetrics
+
+    turn = TurnMetrics(turn_id="t1", end_of_utterance_delay_ms=300, stt_duration_ms=120, llm_ttft_ms=250, end_to_end_ms=800)
+    before = scrape(client)
+    metrics.observe_turn_metrics(turn.model_dump())
+    after = scrape(client)
+
+    def grew(stage: str, suffix: str) -> float:
+        key = (f"controlplane_turn_latency_seconds_{suffix}", (("stage", stage),))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("end_to_end", "count") == 1 and abs(grew("end_to_end", "sum") - 0.8) < 1e-9
+    assert grew("stt", "count") == 1 and grew("end_of_utterance", "count") == 1
+    assert grew("tts_ttfb", "count") == 0  # the stage did not run
+
+
 WRITER = """
 import django
 django.setup()
