@@ -483,6 +483,8 @@ class AgentSession:
             self.emit(ev.ResponseCancelled(speech_id=h.id, reason=reason))
         if h.add_to_history and h.played_text:
             self.add_item({"role": "assistant", "content": h.played_text}, interrupted=True)
+        if h.played_text and self.tts is not None and not self._stopping:
+            self._spawn(self.transport.publish_transcript(h.played_text, speaker="agent", final=True), "transcript")
         if h._task is not None and not h._task.done():
             h._task.cancel()
         h._mark_done()

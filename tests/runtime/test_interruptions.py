@@ -90,6 +90,8 @@ async def test_interrupt_api_stops_speech_and_records_partial_text(make_session,
     assert session.agent_state == "listening"
     assert recorder.first("interrupted").reason == "api"
     assert session.history[-1]["content"] == handle.played_text != ""
+    await asyncio.sleep(0)
+    assert transport.transcripts[-1] == ("agent", handle.played_text, True)  # what was heard, not the whole text
 
 
 async def test_short_noise_below_min_interruption_duration_does_not_interrupt(make_session, recorder, speech):
