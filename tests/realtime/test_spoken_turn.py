@@ -86,6 +86,8 @@ async def test_usage_and_operator_events_are_realtime_events_and_deltas_are_aggr
     usage = done.payload["usage"]
     assert usage["output_audio_tokens"] > 0 and usage["output_text_tokens"] > 0
     assert usage["input_text_tokens"] > 0 and usage["input_audio_tokens"] is not None
+    assert session.usage["output_audio_tokens"] == usage["output_audio_tokens"] and session.usage["responses"] == 1
+    assert session.usage["total_tokens"] == recorder.first("metrics_collected").metrics.total_tokens
     # 75 audio deltas arrived; far fewer realtime_events describe them, with the counts
     deltas = [e for e in recorder.of("realtime_event") if e.name == "response.output_audio.delta"]
     assert 1 <= len(deltas) <= 3

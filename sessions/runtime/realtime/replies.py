@@ -263,6 +263,7 @@ class ReplyDriver:
         t.prompt_tokens += int(usage.get("input_tokens") or 0)
         t.completion_tokens += int(usage.get("output_tokens") or 0)
         t.total_tokens += int(usage.get("total_tokens") or 0)
+        s.add_usage(usage)
         if reply.cancelled:
             return
         status = r.get("status")

@@ -89,6 +89,10 @@ class RealtimeSession:
         self.current_speech: SpeechHandle | None = None
         self.audio_lag_ms: deque[float] | None = deque(maxlen=100_000) if options.record_audio_lag else None
         self.replies = ReplyDriver(self)
+        # the session's token usage so far (from every response.done), audio and text apart
+        self.usage: dict[str, int] = dict.fromkeys(
+            ("input_tokens", "output_tokens", "total_tokens", "input_audio_tokens", "input_text_tokens",
+             "cached_tokens", "output_audio_tokens", "output_text_tokens", "responses"), 0)
         self._listeners: dict[str, list[Listener]] = {}
         self._ticker = ticker
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -171,6 +175,17 @@ class RealtimeSession:
         self.emit(ev.ConversationItemAdded(role=item["role"], content=item.get("content"),
                                            tool_calls=item.get("tool_calls") or [],
                                            tool_call_id=item.get("tool_call_id"), interrupted=interrupted))
+
+    def add_usage(self, usage: dict[str, Any]) -> None:
+        u = self.usage
+        ind, outd = usage.get("input_token_details") or {}, usage.get("output_token_details") or {}
+        for key, value in (("input_tokens", usage.get("input_tokens")), ("output_tokens", usage.get("output_tokens")),
+                           ("total_tokens", usage.get("total_tokens")), ("input_audio_tokens", ind.get("audio_tokens")),
+                           ("input_text_tokens", ind.get("text_tokens")), ("cached_tokens", ind.get("cached_tokens")),
+                           ("output_audio_tokens", outd.get("audio_tokens")),
+                           ("output_text_tokens", outd.get("text_tokens"))):
+            u[key] += int(value or 0)
+        u["responses"] += 1
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def session_config(self) -> dict[str, Any]:
