@@ -35,6 +35,7 @@ from workers.session_host import host
 log = logging.getLogger(__name__)
 EntryPoint = Callable[[JobContext], Awaitable[Any]]
 DRAIN_REASON = "worker_drain_timeout"
+_listeners: set[asyncio.Task[None]] = set()
 # after a shutdown request, how long the entry point gets to wind down before cancellation
 SHUTDOWN_GRACE_SECONDS = 5.0
 
@@ -130,7 +131,11 @@ def build_job_context(job: Job, session: AgentSession, config: dict[str, Any], w
 async def host_session(ctx: JobContext, entry: EntryPoint) -> None:
     """Run the entry point on the host loop until it returns or shutdown is requested."""
     ctx.bind_loop(asyncio.get_running_loop())
-    ctx.create_task(command_listener(ctx), name=f"control-{ctx.session_id}")
+    # not one of the context's tasks: a cancelled channel-layer receive can take seconds to
+    # unwind, and the session's end must not wait for it
+    listener = asyncio.get_running_loop().create_task(command_listener(ctx), name=f"control-{ctx.session_id}")
+    _listeners.add(listener)
+    listener.add_done_callback(_listeners.discard)
     session_task = asyncio.ensure_future(entry(ctx))
     shutdown = asyncio.ensure_future(ctx.wait_for_shutdown())
     try:
@@ -144,6 +149,7 @@ async def host_session(ctx: JobContext, entry: EntryPoint) -> None:
         if not session_task.cancelled() and session_task.exception() is not None:
             raise session_task.exception()  # type: ignore[misc]
     finally:
+        listener.cancel()
         shutdown.cancel()
         if not session_task.done():
             session_task.cancel()
