@@ -43,11 +43,10 @@ def _transport_for(ctx: JobContext) -> Any:
         from sessions.runtime.transports.local import LocalTransport
 
         return LocalTransport()
-    try:
-        from sessions.runtime.transports.livekit import LiveKitTransport  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise RuntimeError("the livekit transport is not available in this build") from exc
-    return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name)
+    from sessions.runtime.transports.livekit import LiveKitTransport
+
+    return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name,
+                            participant_identity=ctx.participant_identity or None)
 
 
 async def agent_session(ctx: JobContext) -> None:
