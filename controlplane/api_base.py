@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from controlplane.api_auth import HasScope
 from controlplane.errors import NotFound
 from controlplane.models import ApiKey
+from controlplane.scopes import READ
 
 MAX_JSON_DEPTH = 32
 
@@ -49,7 +50,7 @@ class ApiView(APIView):
 
     permission_classes = [HasScope]
     parser_classes = [SafeJSONParser, parsers.FormParser, parsers.MultiPartParser]
-    read_scope = "read"
+    read_scope = READ
     write_scope: str | None = None
     pagination_class = Pagination  # read by the schema generator, which documents the envelope
 
