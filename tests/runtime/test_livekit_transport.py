@@ -210,3 +210,22 @@ async def test_subscribed_audio_frames_reach_the_session_and_chat_streams_become
     await rec.wait_for("text_received")
     assert rec.first("text_received").text == "typed hello"
     await session.stop()
+
+
+@pytest.mark.asyncio
+async def test_transcription_attributes_name_the_transcribed_track():
+    from sessions.runtime.transports.livekit import transcription_attributes
+
+    session = AgentSession(options=SessionOptions(), llm=FakeLLM(), transport=LocalTransport())
+    await session.start()
+    transport = LiveKitTransport(url="ws://unused", token="unused")
+    transport.session = session
+    transport.mapper = RoomEventMapper(session)
+    transport.mapper.connected(_participant("alice", tracks={"TR_mic": _mic()}))
+    transport._track = SimpleNamespace(sid="TR_agent")
+    user = transcription_attributes(transport, speaker="user", final=True)
+    agent = transcription_attributes(transport, speaker="agent", final=False)
+    assert user["lk.transcribed_track_id"] == "TR_mic" and user["lk.transcription_final"] == "true"
+    assert agent["lk.transcribed_track_id"] == "TR_agent" and agent["lk.transcription_final"] == "false"
+    assert user["lk.segment_id"] != agent["lk.segment_id"]
+    await session.stop()

@@ -114,6 +114,19 @@ class RoomEventMapper:
             self.session.push_text(text, source="transport", participant_identity=sender)
 
 
+def transcription_attributes(transport: Any, *, speaker: str, final: bool) -> dict[str, str]:
+    attrs = {"lk.transcription_final": "true" if final else "false", "lk.segment_id": f"SG_{time.time_ns():x}"}
+    track_sid = ""
+    if speaker == "agent" and transport._track is not None:
+        track_sid = transport._track.sid
+    elif speaker == "user" and transport.mapper is not None and transport.mapper.linked:
+        info = transport.session.participants.get(transport.mapper.linked)
+        track_sid = next((t["sid"] for t in (info.tracks if info else []) if t["kind"] == "audio"), "")
+    if track_sid:
+        attrs["lk.transcribed_track_id"] = track_sid
+    return attrs
+
+
 # -- the transport ---------------------------------------------------------------------------
 class LiveKitTransport:
     name = "livekit"
@@ -266,15 +279,17 @@ class LiveKitTransport:
             await self.room.local_participant.send_text(text, topic=CHAT_TOPIC)
 
     async def publish_transcript(self, text: str, *, speaker: str, final: bool) -> None:
+        """A transcription text stream as LiveKit clients expect it: topic `lk.transcription`,
+        the transcribed track in the attributes, the user's lines sent on the user's behalf."""
         if self.room is None or not self.room.isconnected():
             return
-        attrs = {"lk.transcription_final": "true" if final else "false", "lk.segment_id": f"seg-{time.time_ns()}"}
-        if speaker == "agent" and self._track is not None:
-            attrs["lk.transcribed_track_id"] = self._track.sid
-        elif speaker == "user" and self.mapper is not None and self.mapper.linked:
-            attrs["lk.transcribed_participant"] = self.mapper.linked
+        attrs = transcription_attributes(self, speaker=speaker, final=final)
+        sender = self.mapper.linked if speaker == "user" and self.mapper is not None else None
         try:
-            await self.room.local_participant.send_text(text, topic=TRANSCRIPTION_TOPIC, attributes=attrs)
+            writer = await self.room.local_participant.stream_text(
+                topic=TRANSCRIPTION_TOPIC, attributes=attrs, sender_identity=sender)
+            await writer.write(text)
+            await writer.aclose()
         except Exception as exc:  # noqa: BLE001 - a transcript is not worth a session
             log.warning("transcription publish failed: %s", exc)
 
