@@ -143,7 +143,7 @@ class ReplyDriver:
             self.queue.appendleft(cur)
         elif cur is not None and cur.handle.allow_interruptions and s.options.turn.allow_interruptions:
             self.interrupt(reason="user_speech")
-        timer = s._take_committed_turn()
+        timer = s.user.take_committed()
         h = SpeechHandle(source="generate_reply", user_initiated=True, timer=timer,
                          allow_interruptions=s.options.turn.allow_interruptions)
         return self.schedule(h, request=False)

@@ -10,7 +10,6 @@ our VAD + commit + response.create) ─▶ audio deltas → Playout (paced) → 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import logging
 import math
@@ -31,10 +30,11 @@ from ..providers.base import ProviderError
 from ..session import AudioState
 from ..speech import SpeechHandle, TurnTimer, new_id
 from ..turns import TurnOptions
-from ..vad import VAD, VADOptions
+from ..vad import VADOptions
 from .connection import RATE, RealtimeLink, RealtimeModel, tool_schemas
 from .digest import EventDigest
 from .replies import ReplyDriver
+from .user_turns import UserTurns
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,6 @@ class RealtimeOptions:
     max_realtime_events_per_s: int = 20
     record_audio_lag: bool = False  # keep per-delta "arrived → sent to transport" lags (benchmarks)
     vision: bool = False  # video input is not sent to realtime models (yet)
-
-
-@dataclass(slots=True)
-class _Turn:
-    timer: TurnTimer
-    speech_start: float = 0.0
-    item_id: str = ""
 
 
 class RealtimeSession:
@@ -103,20 +96,9 @@ class RealtimeSession:
         self._playout: Playout | None = None
         self._digest = EventDigest(interval_s=options.realtime_event_interval_s,
                                    max_per_s=options.max_realtime_events_per_s)
-        vad = options.vad
-        local = not self.server_vad and vad.enabled
-        self.audio_state = AudioState(frame_ms=20, vad_enabled=True, vad_sensitivity=vad.sensitivity)
+        self.audio_state = AudioState(frame_ms=20, vad_enabled=True, vad_sensitivity=options.vad.sensitivity)
         self._up = AudioInput(rate=RATE, frame_ms=20)  # what the model hears
-        self._vad_in = AudioInput(rate=vad.sample_rate, frame_ms=vad.frame_ms) if local else None
-        self._vad = VAD(vad) if local else None
-        self._commit_timer: asyncio.TimerHandle | None = None
-        # user turns
-        self._turn: _Turn | None = None  # speaking (or waiting to commit)
-        self._local_commits: deque[_Turn] = deque()  # committed by us, waiting for the server's item id
-        self._turns_by_item: dict[str, _Turn] = {}  # committed, waiting for the transcript
-        self._committed: deque[TurnTimer] = deque(maxlen=8)  # waiting for the server's response
-        self._in_ms = 0.0
-        self._in_clock: deque[tuple[float, float]] = deque(maxlen=3000)  # (input ms so far, perf_counter)
+        self.user = UserTurns(self, local_vad=not self.server_vad and options.vad.enabled)
         # aggregated audio counters
         self._in_frames = 0
         self._in_sq = 0.0
@@ -245,7 +227,7 @@ class RealtimeSession:
                 await asyncio.shield(self._closed)
             return
         self._stopping = True
-        self._cancel_commit()
+        self.user.cancel()
         self.replies.cancel_all("session_end")
         for name, payload in self._digest.flush(time.monotonic()):
             self.emit(ev.RealtimeEvent(name=name, payload=payload))
@@ -296,8 +278,7 @@ class RealtimeSession:
             self.audio_state.muted = False
 
     def idle(self) -> bool:
-        return (self.replies.idle and self._turn is None and not self._turns_by_item and not self._local_commits
-                and (self._vad is None or not self._vad.speaking))
+        return self.replies.idle and not self.user.pending
 
     async def wait_idle(self, poll_s: float = 0.02) -> None:
         while not self.idle() and not self.closed:
@@ -365,17 +346,17 @@ class RealtimeSession:
         elif t == "response.function_call_arguments.done":
             r.on_call_done(d)
         elif t == "input_audio_buffer.speech_started":
-            self._server_speech_started(d)
+            self.user.speech_started(d)
         elif t == "input_audio_buffer.speech_stopped":
-            self._server_speech_stopped(d)
+            self.user.speech_stopped(d)
         elif t == "input_audio_buffer.committed":
-            self._on_committed(d)
+            self.user.committed(d)
         elif t == "conversation.item.input_audio_transcription.completed":
-            self._on_transcript(d.get("item_id") or "", d.get("transcript") or "")
+            self.user.transcript(d.get("item_id") or "", d.get("transcript") or "")
         elif t == "conversation.item.input_audio_transcription.failed":
             err = (d.get("error") or {}).get("message") or "transcription failed"
             self._error("stt", f"realtime input transcription failed: {err}", kind="status")
-            self._on_transcript(d.get("item_id") or "", "")
+            self.user.transcript(d.get("item_id") or "", "")
         elif t == "error":
             self._on_server_error(d)
         for name, payload in self._digest.feed(d, mono):
@@ -399,82 +380,6 @@ class RealtimeSession:
             return
         self._error("llm", f"realtime error {code or err.get('type')}: {err.get('message')}", kind=code or "status")
 
-    # -- user turns ---------------------------------------------------------------------------------------
-    def _start_turn(self, item_id: str = "") -> None:
-        self._set_user_state("speaking")
-        self.emit(ev.VadSpeechStart())
-        if self._turn is None:
-            self._turn = _Turn(TurnTimer(turn_id=new_id("turn")), time.perf_counter(), item_id)
-            self.emit(ev.TurnStarted(turn_id=self._turn.timer.turn_id, source="audio"))
-
-    def _server_speech_started(self, d: dict[str, Any]) -> None:
-        self._start_turn(d.get("item_id") or "")
-        if self.options.turn.allow_interruptions:
-            self.replies.interrupt(reason="user_speech", server_cancels=True)  # interrupt_response is on
-
-    def _server_speech_stopped(self, d: dict[str, Any]) -> None:
-        turn = self._turn
-        if turn is None:
-            self._start_turn(d.get("item_id") or "")
-            turn = self._turn
-            assert turn is not None
-        end_ms = float(d.get("audio_end_ms") or 0)
-        turn.timer.last_voice = self._perf_at(end_ms)
-        silence = self.options.vad.min_silence_ms + self.options.turn.min_endpointing_delay_ms
-        self.emit(ev.VadSpeechEnd(speech_duration_ms=max(0.0, (turn.timer.last_voice - turn.speech_start) * 1000),
-                                  silence_duration_ms=float(silence)))
-        self._set_user_state("listening")
-
-    def _perf_at(self, input_ms: float) -> float:
-        """When the audio at `input_ms` into the stream was pushed (perf_counter)."""
-        marks = self._in_clock
-        if not marks:
-            return time.perf_counter()
-        i = bisect.bisect_left(marks, (input_ms, -math.inf))
-        return marks[min(i, len(marks) - 1)][1]
-
-    def _on_committed(self, d: dict[str, Any]) -> None:
-        item_id = d.get("item_id") or ""
-        if self._local_commits:
-            turn = self._local_commits.popleft()
-        else:
-            turn = self._turn or _Turn(TurnTimer(turn_id=new_id("turn")), time.perf_counter())
-            if self._turn is None:
-                self.emit(ev.TurnStarted(turn_id=turn.timer.turn_id, source="audio"))
-            self._turn = None
-            turn.timer.committed = time.perf_counter()
-            if turn.timer.last_voice is None:
-                turn.timer.last_voice = turn.timer.committed
-            self._committed.append(turn.timer)
-        turn.item_id = item_id
-        if self.model.transcription_model:
-            self._turns_by_item[item_id] = turn  # the turn ends with its transcript
-        else:
-            self._end_turn(turn, "")
-
-    def _take_committed_turn(self) -> TurnTimer:
-        if self._committed:
-            return self._committed.popleft()
-        now = time.perf_counter()
-        return TurnTimer(turn_id=new_id("turn"), last_voice=now, committed=now)
-
-    def _on_transcript(self, item_id: str, text: str) -> None:
-        turn = self._turns_by_item.pop(item_id, None)
-        text = text.strip()
-        if text:
-            self.emit(ev.SttResult(text=text, is_final=True))
-        if turn is not None:
-            self._end_turn(turn, text)
-
-    def _end_turn(self, turn: _Turn, text: str) -> None:
-        self.turns += 1
-        t = turn.timer
-        self.emit(ev.TurnEnded(turn_id=t.turn_id, source="audio", text=text,
-                               end_of_utterance_delay_ms=round(((t.committed or 0) - (t.last_voice or 0)) * 1000, 3)))
-        if text:
-            self.add_item({"role": "user", "content": text})
-            self._spawn(self.transport.publish_transcript(text, speaker="user", final=True), "transcript")
-
     # -- audio in (synchronous, per frame) ---------------------------------------------------------------
     def push_audio(self, data: Any, sample_rate: int, channels: int = 1) -> None:
         """One frame of user audio: bytes/memoryview/int16 ndarray, any rate, interleaved."""
@@ -483,7 +388,7 @@ class RealtimeSession:
             return
         try:
             frames = self._up.push(data, sample_rate, channels)
-            vad_frames = self._vad_in.push(data, sample_rate, channels) if self._vad_in is not None else ()
+            self.user.push_local(data, sample_rate, channels)
         except MalformedAudio as exc:
             st.frames_dropped += 1
             self._audio_error(str(exc))
@@ -502,16 +407,13 @@ class RealtimeSession:
                 for cb in listeners:
                     cb(frame)
             self._link.append_audio(frame)
-            self._in_ms += frame.size * 1000 / RATE
-            self._in_clock.append((self._in_ms, now))
+            self.user.audio_sent(frame.size * 1000 / RATE, now)
             x = frame.astype(np.float32)
             self._in_sq += float(np.dot(x, x))
             self._in_samples += frame.size
             self._in_frames += 1
             if self._in_samples >= RATE * self.options.audio_event_interval_s:
                 self._flush_in_stats()
-        for vf in vad_frames:
-            self._local_vad(vf)
 
     def _audio_error(self, message: str) -> None:
         now = time.perf_counter()
@@ -528,49 +430,6 @@ class RealtimeSession:
         self._in_frames = 0
         self._in_sq = 0.0
         self._in_samples = 0
-
-    def _local_vad(self, frame: np.ndarray) -> None:
-        vad = self._vad
-        assert vad is not None
-        tr = vad.process(frame)
-        if tr is None:
-            if vad.speaking:
-                self._maybe_interrupt_by_voice()
-            return
-        if tr.kind == "start":
-            self._cancel_commit()
-            self._start_turn()
-            self._maybe_interrupt_by_voice()
-            return
-        turn = self._turn
-        assert turn is not None
-        turn.timer.last_voice = time.perf_counter() - tr.silence_ms / 1000
-        self.emit(ev.VadSpeechEnd(speech_duration_ms=tr.speech_ms, silence_duration_ms=tr.silence_ms))
-        self._set_user_state("listening")
-        delay = self.options.turn.min_endpointing_delay_ms / 1000
-        self._commit_timer = asyncio.get_running_loop().call_later(delay, self._commit_local)
-
-    def _maybe_interrupt_by_voice(self) -> None:
-        assert self._vad is not None
-        if self.replies.current is not None and self._vad.speech_ms >= self.options.turn.min_interruption_duration_ms:
-            self.replies.interrupt(reason="user_speech")
-
-    def _cancel_commit(self) -> None:
-        if self._commit_timer is not None:
-            self._commit_timer.cancel()
-            self._commit_timer = None
-
-    def _commit_local(self) -> None:
-        """Our endpointing decided the turn is over: commit the buffer and ask for a reply."""
-        self._commit_timer = None
-        turn, self._turn = self._turn, None
-        if turn is None or self._stopping or self._link is None:
-            return
-        turn.timer.committed = time.perf_counter()
-        self._local_commits.append(turn)
-        self._link.commit()
-        self.replies.schedule(SpeechHandle(source="generate_reply", user_initiated=True, timer=turn.timer,
-                                           allow_interruptions=self.options.turn.allow_interruptions))
 
     # -- video ----------------------------------------------------------------------------------------------
     def push_video_frame(self, image: bytes, mime: str = "image/jpeg") -> None:
