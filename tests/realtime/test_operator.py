@@ -145,3 +145,19 @@ async def test_interrupting_an_out_of_band_say_sends_no_truncate(make_rt_session
     await realtime_api.wait_for("response.cancel")
     assert handle.interrupted and not realtime_api.of("conversation.item.truncate")
     assert not [e for e in recorder.of("error")]
+
+
+async def test_a_speech_interrupted_before_the_model_started_it_is_cancelled_unheard(make_rt_session, realtime_api,
+                                                                                     recorder):
+    realtime_api.responses.push(RealtimeReply.say("Never heard.", audio_ms=1000, first_delay_s=0.2),
+                                RealtimeReply.say("Next one.", audio_ms=200))
+    session = make_rt_session()
+    await session.start()
+    first = session.say("Never heard.")
+    assert session.interrupt(reason="api") and first.interrupted
+    second = session.push_text("go on")
+    await asyncio.wait_for(second.wait_for_playout(), 10)
+    await realtime_api.wait_for("response.cancel")
+    assert [e.text for e in recorder.of("response_generated")] == ["Next one."]
+    assert recorder.first("interrupted").played_ms == 0.0
+    assert session.transport.frames_out <= 12  # only the next one's 200 ms were played

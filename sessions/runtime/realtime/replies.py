@@ -123,6 +123,10 @@ class ReplyDriver:
         rid = r.get("id") or ""
         speech_id = (r.get("metadata") or {}).get("speech_id")
         reply = self._by_speech.get(speech_id) if speech_id else None
+        if reply is None and speech_id:  # ours, but interrupted before the server started it
+            if self.s._link is not None:
+                self.s._link.response_cancel(rid)
+            return
         if reply is None:  # the server answered on its own (server VAD turn)
             reply = self._server_reply()
         reply.response_id = rid
