@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, JSONField, OuterRef, Subquery
 from django.utils import timezone
 
 from workers.events import publish as publish_fleet_event
+from agents.models import AgentVersion
 from workers.models import Job, JobStatus
 
 
@@ -30,7 +31,10 @@ def job_claim(*, job_id: str, worker_id: str) -> Job | None:
     )
     if not won:
         return None
-    job = Job.objects.select_related("agent").get(pk=job_id)
+    # one read for the job, its agent and the config of the version it was dispatched with
+    version_config = AgentVersion.objects.filter(agent=OuterRef("agent"), version=OuterRef("agent_version")).values("config")[:1]
+    job = (Job.objects.select_related("agent").annotate(version_config=Subquery(version_config, output_field=JSONField()))
+           .get(pk=job_id))
     publish_fleet_event("job", {"job_id": job_id, "status": JobStatus.RUNNING, "worker_id": worker_id, "attempts": job.attempts})
     return job
 

@@ -197,7 +197,11 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
     entry = load_entry_point(options.entry_point if options else "workers.entrypoints:agent_session")
     if job.agent is None:
         return "agent session job without an agent"
-    version, config = agent_version_config(agent=job.agent, version=job.agent_version)
+    config = getattr(job, "version_config", None)  # read with the claim
+    if config is not None and job.agent_version:
+        version = job.agent_version
+    else:
+        version, config = agent_version_config(agent=job.agent, version=job.agent_version)
     session = _create_session(job, version)
     _observe_dispatch_latency(job)
     ctx = build_job_context(job, session, config, worker_id)

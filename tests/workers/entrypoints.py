@@ -12,3 +12,11 @@ async def flaky(ctx: JobContext) -> None:
     """Fails when the job's metadata says so; otherwise a session that ends at once."""
     if ctx.metadata.get("fail"):
         raise RuntimeError("scripted failure")
+
+
+seen: list[JobContext] = []
+
+
+async def recording(ctx: JobContext) -> None:
+    """Remembers the context it was given and ends at once."""
+    seen.append(ctx)

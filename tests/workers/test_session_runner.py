@@ -132,3 +132,18 @@ def test_a_drain_requested_from_the_web_is_picked_up_by_the_heartbeat(echo_node:
     heartbeat_once()
     assert echo_node.draining
     assert Worker.objects.get(pk=echo_node.worker_id).status == WorkerStatus.DRAINING
+
+
+def test_a_session_runs_the_agent_version_it_was_dispatched_with(assigned: Job, echo_node: Any, active_agent: Any) -> None:
+    from agents import services as agent_services
+    from tests.workers import entrypoints
+
+    dispatched_version = assigned.agent_version
+    agent_services.agent_update(agent=active_agent, instructions="Changed after dispatch.")
+    echo_node.options = echo_node.options.model_copy(update={"entry_point": "tests.workers.entrypoints:recording"})
+    entrypoints.seen.clear()
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "completed"
+    ctx = entrypoints.seen[0]
+    assert ctx.agent_version == dispatched_version and ctx.agent_config["instructions"] != "Changed after dispatch."
+    assert (ctx.job_id, ctx.room_name, ctx.metadata, ctx.worker_id, ctx.attempt) == (assigned.pk, "room-1", {"lang": "en"}, echo_node.worker_id, 1)
+    assert AgentSession.objects.get(job=assigned).agent_version == dispatched_version
