@@ -38,7 +38,7 @@ MESSAGE_TYPE = "session.events"
 # Frame-rate audio events become one event per window (frames summed, level averaged).
 AGGREGATED_TYPES = frozenset({"audio_received", "audio_streamed", "tts_audio"})
 AGGREGATE_WINDOW_S = 1.0
-FLUSH_INTERVAL_S = 0.02  # linger after the first pending event, to batch writes
+FLUSH_INTERVAL_S = 0.005  # linger after the first pending event: a burst becomes one write
 MAX_BATCH = 100
 MAX_PENDING = 50_000  # beyond this (database down for long) the oldest events are dropped
 RETRY_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
