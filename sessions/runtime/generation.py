@@ -20,6 +20,21 @@ if TYPE_CHECKING:
     from .session import AgentSession
 
 _DONE = object()
+# Sentences synthesized at once: the next sentence's audio is on its way while the current
+# one plays, so slow TTS does not leave gaps between sentences.
+TTS_LOOKAHEAD = 2
+
+
+class _Synthesis:
+    """One sentence's TTS request; its audio chunks wait here until their turn to play."""
+
+    __slots__ = ("text", "chunks", "ttfb_ms", "task")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.chunks: asyncio.Queue[Any] = asyncio.Queue()
+        self.ttfb_ms: float | None = None
+        self.task: asyncio.Task[None] | None = None
 
 
 class ReplyGenerator:
@@ -30,6 +45,8 @@ class ReplyGenerator:
         self._segmenter = SentenceSegmenter()
         self._sentences: asyncio.Queue[Any] = asyncio.Queue()
         self._tts_task: asyncio.Task[None] | None = None
+        self._tts_slots = asyncio.Semaphore(TTS_LOOKAHEAD)
+        self._synths: list[_Synthesis] = []
         self._job = None
 
     async def run(self) -> None:
@@ -94,10 +111,11 @@ class ReplyGenerator:
             s.emit(ev.MetricsCollected(metrics=m))
 
     async def _cancel_children(self) -> None:
-        t = self._tts_task
-        if t is not None and not t.done():
+        tasks = [t for t in [self._tts_task, *(syn.task for syn in self._synths)] if t is not None and not t.done()]
+        for t in tasks:
             t.cancel()
-            await asyncio.wait({t}, timeout=1.0)
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
 
     # -- LLM with tool steps --------------------------------------------------------------
     def _context(self) -> list[dict[str, Any]]:
@@ -207,36 +225,50 @@ class ReplyGenerator:
         return bool(sentences)
 
     def _sentence(self, text: str) -> None:
-        if self._tts_task is not None:
-            self._sentences.put_nowait(text)
+        if self._tts_task is None:
+            return
+        syn = _Synthesis(text)
+        syn.task = asyncio.get_running_loop().create_task(self._synthesize(syn), name=f"tts-req-{self.h.id}")
+        self.s._tasks_keep(syn.task)
+        self._synths.append(syn)
+        self._sentences.put_nowait(syn)
+
+    async def _synthesize(self, syn: _Synthesis) -> None:
+        s = self.s
+        assert s.tts is not None
+        try:
+            async with self._tts_slots:
+                start = time.perf_counter()
+                async for pcm in s.tts.synthesize(syn.text):
+                    if syn.ttfb_ms is None:
+                        syn.ttfb_ms = (time.perf_counter() - start) * 1000
+                    syn.chunks.put_nowait(pcm)
+        except ProviderError as err:
+            s.provider_error(err)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            s._error("tts", f"{type(exc).__name__}: {exc}")
+        finally:
+            syn.chunks.put_nowait(_DONE)
 
     async def _tts_worker(self) -> None:
+        """Plays the sentences' audio in order, each as soon as its first bytes arrive."""
         s, h, t = self.s, self.h, self.t
         tts, playout = s.tts, s._playout
         assert tts is not None and playout is not None
-        while (text := await self._sentences.get()) is not _DONE:
-            seg = playout.begin_segment(text)
-            start = time.perf_counter()
-            ttfb: float | None = None
+        while (syn := await self._sentences.get()) is not _DONE:
+            seg = playout.begin_segment(syn.text)
             nbytes = 0
-            try:
-                async for pcm in tts.synthesize(text):
-                    if ttfb is None:
-                        ttfb = (time.perf_counter() - start) * 1000
-                        if t.tts_ttfb_ms is None:
-                            t.tts_ttfb_ms = round(ttfb, 3)
-                            t.critical_provider_ms += ttfb
-                    nbytes += pcm.size * 2
-                    playout.push(seg, pcm)
-            except ProviderError as err:
-                s.provider_error(err)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                s._error("tts", f"{type(exc).__name__}: {exc}")
+            while (pcm := await syn.chunks.get()) is not _DONE:
+                if t.tts_ttfb_ms is None and syn.ttfb_ms is not None:
+                    t.tts_ttfb_ms = round(syn.ttfb_ms, 3)
+                    t.critical_provider_ms += syn.ttfb_ms
+                nbytes += pcm.size * 2
+                playout.push(seg, pcm)
             seg.complete = True
             if seg.samples_total == 0 and self._job is not None and seg in self._job.segments:
                 self._job.segments.remove(seg)  # nothing to hear: not part of the played text
-            t.tts_characters += len(text)
-            s.emit(ev.TtsAudio(speech_id=h.id, text=text, duration_ms=round(nbytes / 2 / tts.sample_rate * 1000, 1),
-                               ttfb_ms=round(ttfb or 0.0, 3), bytes=nbytes))
+            t.tts_characters += len(syn.text)
+            s.emit(ev.TtsAudio(speech_id=h.id, text=syn.text, duration_ms=round(nbytes / 2 / tts.sample_rate * 1000, 1),
+                               ttfb_ms=round(syn.ttfb_ms or 0.0, 3), bytes=nbytes))

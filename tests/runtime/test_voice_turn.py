@@ -63,7 +63,8 @@ async def test_spoken_question_runs_vad_stt_llm_tool_llm_tts_in_order(make_sessi
 
     # both sentences were synthesized separately and played out
     tts_reqs = openai_double.requests_to("/audio/speech")
-    assert [r.body["input"] for r in tts_reqs] == ["It is sunny in Paris.", "Twenty one degrees."]
+    assert sorted(r.body["input"] for r in tts_reqs) == ["It is sunny in Paris.", "Twenty one degrees."]
+    assert [e.text for e in recorder.of("tts_audio")] == ["It is sunny in Paris.", "Twenty one degrees."]
     assert all(r.body["response_format"] == "pcm" and r.body["voice"] == "alloy" for r in tts_reqs)
     tts_ms = sum(e.duration_ms for e in recorder.of("tts_audio"))
     assert transport.frames_out == pytest.approx(tts_ms / 20, abs=1)
@@ -135,3 +136,21 @@ async def test_a_failing_tool_emits_tool_error_and_the_model_sees_it(make_sessio
     err = recorder.first("tool_error")
     assert err.name == "broken" and "database down" in err.error and err.error_kind == "exception"
     assert openai_double.requests_to("/chat/completions")[1].body["messages"][-1]["content"] == "database down"
+
+
+async def test_the_next_sentence_is_synthesized_while_the_current_one_streams(make_session, openai_double, recorder):
+    from tests.doubles.openai_server import tone_pcm
+
+    openai_double.chat.push("The first sentence is slow to synthesize. The second one is quick.")
+    openai_double.speech.push(Reply(pcm=tone_pcm(0.6), chunk_delay_s=0.1), Reply(pcm=tone_pcm(0.3)))
+    session = make_session()
+    await session.start()
+    session.push_text("talk")
+    await recorder.wait_for("response_generated")
+    first_done = recorder.time_of("tts_audio")
+    second_request = openai_double.requests_to("/audio/speech")[1]
+    assert second_request.at < first_done  # requested while the first sentence was still arriving
+    assert [e.text for e in recorder.of("tts_audio")] == ["The first sentence is slow to synthesize.",
+                                                         "The second one is quick."]
+    assert recorder.first("response_generated").text == \
+        "The first sentence is slow to synthesize. The second one is quick."
