@@ -1,8 +1,9 @@
 """Fleet broadcasts off the hot path.
 
-`publish_fleet_event` goes through async_to_sync (a fresh event loop hop, several ms) and
-the channel layer. Dispatch and session start must not wait for that, so state changes
-enqueue their event here and one background thread broadcasts them in order.
+`publish_fleet_event` goes through async_to_sync: a fresh event loop per call, and with it a
+fresh channel-layer (Redis) connection. Dispatch and session start must not wait for that,
+so state changes enqueue their event here, and one background thread with one long-lived
+loop (so one reused Redis connection) broadcasts them in order.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import threading
 from concurrent.futures import thread as _futures_thread
 from typing import Any
 
-from controlplane.fleet_events import publish_fleet_event
+import asyncio
+
+from controlplane.fleet_events import apublish_fleet_event
 
 log = logging.getLogger(__name__)
 _queue: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
@@ -25,19 +28,21 @@ _pending = 0
 
 def _run() -> None:
     global _pending
-    while True:
-        item = _queue.get()
-        if item is None:
-            return
-        if _futures_thread._shutdown:  # interpreter exiting: async_to_sync can no longer run
-            return
-        try:
-            publish_fleet_event(*item)
-        except Exception:  # noqa: BLE001 - the database is the record; this is the live view
-            log.warning("fleet event not broadcast", exc_info=True)
-        with _idle:
-            _pending -= 1
-            _idle.notify_all()
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            item = _queue.get()
+            if item is None or _futures_thread._shutdown:  # stopping, or the interpreter is exiting
+                return
+            try:
+                loop.run_until_complete(apublish_fleet_event(*item))
+            except Exception:  # noqa: BLE001 - the database is the record; this is the live view
+                log.warning("fleet event not broadcast", exc_info=True)
+            with _idle:
+                _pending -= 1
+                _idle.notify_all()
+    finally:
+        loop.close()
 
 
 def publish(kind: str, data: dict[str, Any]) -> None:

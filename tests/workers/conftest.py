@@ -58,7 +58,7 @@ def _drop_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Ite
     yield
     from django.db import connection
 
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or not str(connection.settings_dict["NAME"]).startswith("test_"):
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
