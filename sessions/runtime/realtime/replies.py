@@ -188,6 +188,8 @@ class ReplyDriver:
             self._push(reply, seg, pcm, recv_mono)
         else:
             reply.pending.append((seg, pcm))
+        if self.s.delta_handling_ms is not None:
+            self.s.delta_handling_ms.append((time.perf_counter() - recv_perf) * 1000)
 
     def _push(self, reply: Reply, seg: PlayedSegment, pcm: np.ndarray, recv_mono: float | None) -> None:
         s = self.s

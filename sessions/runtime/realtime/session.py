@@ -80,7 +80,10 @@ class RealtimeSession:
         self.turns = 0
         self.server_vad = options.turn_detection == "server_vad"
         self.current_speech: SpeechHandle | None = None
+        # benchmarks: per audio delta, socket read → its first sample at the transport (minus the wait
+        # for audio ahead of it), and socket read → queued for playout (our handling alone)
         self.audio_lag_ms: deque[float] | None = deque(maxlen=100_000) if options.record_audio_lag else None
+        self.delta_handling_ms: deque[float] | None = deque(maxlen=100_000) if options.record_audio_lag else None
         self.replies = ReplyDriver(self)
         # the session's token usage so far (from every response.done), audio and text apart
         self.usage: dict[str, int] = dict.fromkeys(
