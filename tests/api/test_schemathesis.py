@@ -78,3 +78,8 @@ def test_no_generated_request_gets_a_server_error(case: Any, auth_headers: dict[
     if case.path_parameters:
         case.path_parameters = {name: real_ids.get(name, value) for name, value in case.path_parameters.items()}
         case.call_and_validate(headers=auth_headers, checks=[not_a_server_error])
+
+
+def test_the_docs_page_renders_for_a_reader(reader: Any) -> None:
+    response = reader.get("/api/v1/docs/")
+    assert response.status_code == 200 and b"swagger" in response.content.lower()
