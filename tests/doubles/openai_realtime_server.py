@@ -530,6 +530,16 @@ class RealtimeDouble:
 
         asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
 
+    def inject_raw(self, text: str) -> None:
+        """Send any text frame (e.g. garbage) on every open connection."""
+        assert self._loop is not None
+
+        async def send() -> None:
+            for c in list(self._conns):
+                await c.ws.send(text)
+
+        asyncio.run_coroutine_threadsafe(send(), self._loop).result(5)
+
     def of(self, type_: str) -> list[dict[str, Any]]:
         return [e for e in list(self.received) if e.get("type") == type_]
 

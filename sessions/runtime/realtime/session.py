@@ -64,8 +64,9 @@ class RealtimeSession:
         self.options = options
         self.id = options.session_id or new_id("session")
         self.model = model
-        self.llm, self.stt = model, None
-        self.tts = model  # transports size their output track from `session.tts.sample_rate`
+        # the model hears and speaks itself: callers that ask "does it take speech / make speech"
+        # find it here; transports size their output track from `session.tts.sample_rate`
+        self.llm = self.stt = self.tts = model
         self.tools = tools
         self.transport = transport
         self._sink = sink
