@@ -57,12 +57,13 @@ def overview(*, now: datetime | None = None) -> dict[str, Any]:
 def recent_errors(limit: int = RECENT_ERRORS) -> list[dict[str, Any]]:
     """Session `error` events and failed jobs, newest first."""
     errors: list[dict[str, Any]] = [
-        {"at": e.at, "source": e.data.get("source", "session"), "message": e.data.get("message", ""), "session_id": e.session_id, "job_id": None}
+        {
+            "at": e.at, "session_id": e.session_id, "job_id": None,
+            "source": e.data.get("source", "session") if e.type == "error" else "tool",
+            "message": e.data.get("message", "") if e.type == "error" else f"{e.data.get('name', 'tool')}: {e.data.get('error', '')}",
+        }
         for e in SessionEvent.objects.filter(type__in=("error", "tool_error")).order_by("-at")[:limit]
     ]
-    for e in errors:
-        if not e["message"]:
-            e["message"] = "tool error"
     errors += [
         {"at": j.completed_at or j.created_at, "source": "job", "message": j.failure_reason or "failed", "session_id": None, "job_id": j.job_id}
         for j in Job.objects.filter(status=JobStatus.FAILED).order_by("-completed_at")[:limit]

@@ -63,13 +63,14 @@ def test_the_login_page_renders(client: Client) -> None:
 def test_overview_shows_workers_queue_sessions_and_errors(operator_client: Client, worker: Worker, live_session: AgentSession, failed_job: Job) -> None:
     session_events_append(session_id=live_session.session_id, events=[
         ("error", datetime.now(timezone.utc), {"source": "llm", "message": "upstream 503", "recoverable": True}),
+        ("tool_error", datetime.now(timezone.utc), {"call_id": "c1", "name": "lookup_order", "error": "order service timed out"}),
     ])
     response = operator_client.get(reverse("dashboard:overview"))
     html = response.content.decode()
     assert response.status_code == 200
     assert "celery@node-1" in html and "42%" in html and "3/8" in html and "closed" in html
     assert live_session.session_id in html
-    assert "upstream 503" in html and "worker lost twice" in html
+    assert "upstream 503" in html and "worker lost twice" in html and "lookup_order: order service timed out" in html
     assert 'data-job-count="failed">1<' in html
     panels = operator_client.get(reverse("dashboard:overview-panels"))
     assert panels.status_code == 200 and b"celery@node-1" in panels.content and b"<html" not in panels.content
