@@ -161,3 +161,19 @@ async def test_a_speech_interrupted_before_the_model_started_it_is_cancelled_unh
     assert [e.text for e in recorder.of("response_generated")] == ["Next one."]
     assert recorder.first("interrupted").played_ms == 0.0
     assert session.transport.frames_out <= 12  # only the next one's 200 ms were played
+
+
+async def test_a_paused_session_sends_no_user_audio_to_the_model(make_rt_session, realtime_api, recorder):
+    session = make_rt_session()
+    await session.start()
+    silence = b"\x00\x00" * 480
+    session.operator_action("pause", by="ops")
+    for _ in range(10):
+        session.push_audio(silence, 24000)
+    session.operator_action("resume", by="ops")
+    for _ in range(3):
+        session.push_audio(silence, 24000)
+    await realtime_api.wait_for("input_audio_buffer.append", count=3)
+    await asyncio.sleep(0.1)
+    assert len(realtime_api.of("input_audio_buffer.append")) == 3
+    assert [e.new_state for e in recorder.of("state_changed")][-2:] == ["paused", "active"]
