@@ -53,3 +53,17 @@ def test_a_released_job_goes_back_to_pending_without_using_an_attempt(active_age
     assert job_release(job_id=job.pk, worker_id=worker.pk, reason="draining")
     job.refresh_from_db()
     assert (job.status, job.attempts, job.assigned_worker_id) == (JobStatus.PENDING, 0, None)
+
+
+def test_the_claimed_job_reads_like_an_orm_row(active_agent: Any, online_worker: Any) -> None:
+    from django.forms.models import model_to_dict
+
+    worker = online_worker("w1@unit")
+    job = assigned_job(active_agent, worker.pk)
+    Job.objects.filter(pk=job.pk).update(metadata={"a": [1, 2]}, room={"name": "r", "sid": "RM_1"})
+    claimed = job_claim(job_id=job.pk, worker_id=worker.pk)
+    fresh = Job.objects.select_related("agent").get(pk=job.pk)
+    assert model_to_dict(claimed) == model_to_dict(fresh)
+    assert (claimed.created_at, claimed.started_at) == (fresh.created_at, fresh.started_at)
+    assert model_to_dict(claimed.agent) == model_to_dict(fresh.agent) and claimed.agent.created_at == fresh.agent.created_at
+    assert claimed.version_config == active_agent.versions.get(version=job.agent_version).config

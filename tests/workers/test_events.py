@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
 
 from controlplane.fleet_events import FLEET_GROUP
 from workers import events
@@ -12,7 +13,8 @@ from workers import events
 
 def test_published_events_reach_fleet_listeners_in_order() -> None:
     async def listen() -> list[dict[str, Any]]:
-        layer = get_channel_layer()
+        # a layer instance of our own, as a web process listening on /ws/fleet/ has
+        layer = RedisChannelLayer(hosts=[settings.REDIS_URL])
         channel = await layer.new_channel()
         await layer.group_add(FLEET_GROUP, channel)
         try:
