@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally, not from a CDN
     "channels",
     "controlplane",
     "agents",
@@ -142,6 +143,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # three models have a `status` field with different choices; name each enum
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "workers.models.JobStatus",
+        "WorkerStatusEnum": "workers.models.WorkerStatus",
+        "SessionStatusEnum": "sessions.models.SessionStatus",
+    },
 }
 
 # --- i18n / static -----------------------------------------------------------------------
