@@ -217,8 +217,9 @@
       const r = el("tr", "tool running");
       r.dataset.callId = d.call_id;
       r.appendChild(el("td", "mono", d.name));
-      r.appendChild(el("td", "mono args", pretty(d.arguments)));
-      r.appendChild(el("td", "mono result", "running…"));
+      const cell = (cls, text) => { const td = el("td", "mono"); td.appendChild(el("div", "clamp " + cls, text)); return td; };
+      r.appendChild(cell("args", pretty(d.arguments)));
+      r.appendChild(cell("result", "running…"));
       r.appendChild(el("td", "num dur", ""));
       if (tb) tb.tBodies[0].appendChild(r);
       this.tools.set(d.call_id, r);
