@@ -12,7 +12,6 @@ from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from agents import services as agent_services
-from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
 from tests.doubles.fixtures import openai_double  # noqa: F401
 from tests.workers.fleet import Fleet, poll
@@ -52,8 +51,22 @@ def running_on(job: Job) -> Job | None:
     return fresh if fresh.status == JobStatus.RUNNING and AgentSession.objects.filter(job=fresh, status=SessionStatus.ACTIVE).exists() else None
 
 
+def http(method: str, url: str, key: str, body: dict[str, Any] | None = None, **headers: str) -> tuple[int, dict[str, Any]]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
 def test_a_job_dispatched_over_http_runs_a_local_session_end_to_end(
-    fleet: Fleet, openai_double: Any, api_key_factory: Any, monkeypatch: pytest.MonkeyPatch
+    fleet: Fleet, openai_double: Any, api_key_factory: Any, live_server: Any
 ) -> None:
     llm = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": "FLEET_TEST_OPENAI_KEY", "model": "gpt-4o-mini",
            "timeout_s": 5, "max_retries": 0}
@@ -62,19 +75,18 @@ def test_a_job_dispatched_over_http_runs_a_local_session_end_to_end(
     fleet.start("w1", FLEET_TEST_OPENAI_KEY="sk-test")
     openai_double.chat.push("Hello from the agent!")
     _, raw = api_key_factory("jobs:write", "sessions:control", "read")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    api = f"{live_server.url}/api/v1"
 
-    response = client.post("/api/v1/jobs/", {"agent": "greeter", "room": "lobby", "transport": "local"}, format="json",
-                           HTTP_IDEMPOTENCY_KEY="e2e-1")
-    assert response.status_code == 201, response.content
-    job_id = response.json()["job_id"]
+    status, job_body = http("POST", f"{api}/jobs/", raw, {"agent": "greeter", "room": "lobby", "transport": "local"},
+                            **{"Idempotency-Key": "e2e-1"})
+    assert status == 201, job_body
+    job_id = job_body["job_id"]
     job = wait_for(lambda: running_on(Job.objects.get(pk=job_id)), timeout=20, what="the session running")
     session = AgentSession.objects.get(job=job)
 
-    send_session_command(session.pk, "message", actor="test", text="hi there")
+    assert http("POST", f"{api}/sessions/{session.pk}/messages", raw, {"text": "hi there"})[0] in (200, 202)
     wait_for(lambda: session.events.filter(type="response_generated").exists(), timeout=20, what="the agent's reply")
-    send_session_command(session.pk, "end", actor="test")
+    assert http("POST", f"{api}/sessions/{session.pk}/end", raw, {})[0] in (200, 202)
     wait_for(lambda: Job.objects.get(pk=job_id).status == JobStatus.COMPLETED, timeout=20, what="the job to complete")
 
     session.refresh_from_db()
@@ -85,7 +97,7 @@ def test_a_job_dispatched_over_http_runs_a_local_session_end_to_end(
     assert types[0] == "session_started" and "session_stopped" in types
     assert next(e for e in events if e.type == "response_generated").data["text"] == "Hello from the agent!"
     assert openai_double.requests_to("/chat/completions")[0].body["messages"][-1]["content"] == "hi there"
-    assert client.get(f"/api/v1/jobs/{job_id}/").json()["status"] == "completed"
+    assert http("GET", f"{api}/jobs/{job_id}/", raw)[1]["status"] == "completed"
 
 
 def test_kill9_mid_session_redispatches_the_job_to_a_second_worker(fleet: Fleet, active_agent: Any) -> None:
