@@ -218,9 +218,23 @@ async def bench_concurrency(n: int, seconds: float, speech: np.ndarray) -> dict[
     await asyncio.sleep(1.0)
     in_lags.clear()
     out_lags.clear()
+    # Who delayed the worst tick: this process (CPU used since the previous tick) or the OS?
+    loop = asyncio.get_running_loop()
+    prev = [time.process_time()]
+    worst = [0.0, 0.0]
+
+    def probe(scheduled: float) -> None:
+        cpu = time.process_time()
+        late = loop.time() - scheduled
+        if late > worst[0]:
+            worst[0], worst[1] = late, cpu - prev[0]
+        prev[0] = cpu
+
+    probe_id = ticker.add(probe)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     await asyncio.gather(*feeders)
+    ticker.remove(probe_id)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     peak_rss = rss_mb()
@@ -235,7 +249,8 @@ async def bench_concurrency(n: int, seconds: float, speech: np.ndarray) -> dict[
     print(f"   N={n:4d}: in-frame lag p50 {pct(in_ms, 50):5.2f} ms  p99 {pct(in_ms, 99):6.2f} ms  "
           f"max {in_ms.max() if in_ms.size else float('nan'):6.1f} ms | out-frame lag p50 {pct(out_ms, 50):5.2f} ms  "
           f"p99 {pct(out_ms, 99):6.2f} ms | {per_session:5.2f} MB/session | CPU {cpu / wall * 100:4.0f}% of one core | "
-          f"{turns} turns, {frames_out} frames out, {sink.n} events | machine load avg {os.getloadavg()[0]:.1f}  "
+          f"{turns} turns, {frames_out} frames out, {sink.n} events | machine load avg {os.getloadavg()[0]:.1f}, "
+          f"worst tick {worst[0] * 1000:.0f} ms late with {worst[1] * 1000:.0f} ms of our CPU since the one before  "
           f"[goal: {'OK' if max(pct(in_ms, 99), pct(out_ms, 99)) < 20 and per_session < 10 else 'MISSED'}]")
     del started_rss
     return {"in_p99": pct(in_ms, 99), "out_p99": pct(out_ms, 99), "mb": per_session}
