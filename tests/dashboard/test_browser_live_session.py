@@ -161,3 +161,31 @@ def test_replay_rebuilds_an_ended_session_from_its_stored_events(
     expect(page.locator("#tool-calls tbody tr")).to_have_count(1)
     expect(page.locator("#transcript")).not_to_contain_text("Kyoto")
     expect(page.locator("#conn")).to_contain_text(f"replay · {total} events")
+
+
+def test_the_overview_follows_fleet_events_without_a_reload(
+    dashboard_server: DaphneServer, active_agent: Agent, operator: Any, browser_page: Any
+) -> None:
+    from django.utils import timezone
+
+    from controlplane.fleet_events import publish_fleet_event
+    from workers.models import Worker
+
+    page = browser_page
+    log_in(page, dashboard_server.url, "operator", "operator-pass-123", next_path="/")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    expect(page.locator("#workers")).to_contain_text("No workers registered")
+    refreshes = page.evaluate("window.__overview.refreshes")
+
+    def worker_joins() -> None:
+        Worker.objects.create(worker_id="celery@gpu-7", hostname="gpu-7", queue="celery@gpu-7.dq2", capacity=20, active_jobs=5,
+                              load=0.25, circuit_state="half_open", last_heartbeat_at=timezone.now())
+        publish_fleet_event("worker", {"worker_id": "celery@gpu-7", "status": "online"})
+
+    db(worker_joins)
+    row = page.locator("#workers tr[data-worker='celery@gpu-7']")
+    expect(row).to_contain_text("5/20")
+    expect(row).to_contain_text("25%")
+    expect(row).to_contain_text("half_open")
+    assert page.evaluate("window.__overview.fleetEvents") >= 1
+    assert page.evaluate("window.__overview.refreshes") > refreshes

@@ -182,3 +182,14 @@ def test_the_playground_lists_active_agents_and_dispatches_a_local_job(operator_
 def test_the_playground_refuses_an_inactive_agent(operator_client: Client, configured_agent: Agent) -> None:
     response = operator_client.post(reverse("dashboard:playground-start"), {"agent": "support"})
     assert response.status_code == 409
+
+
+def test_operator_actions_need_csrf_and_control_rights(live_session: AgentSession, operator: Any, viewer: Any) -> None:
+    url = reverse("dashboard:session-action", args=[live_session.session_id, "interrupt"])
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    assert client.post(url).status_code == 403  # no CSRF token
+    other = Client()
+    other.force_login(viewer)
+    assert other.post(url).status_code == 403  # no rights
+    assert Client().post(url).status_code == 302  # not logged in: to the login page
