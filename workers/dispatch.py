@@ -157,10 +157,12 @@ def job_dispatch(
             if worker is not None:
                 job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, timezone.now()
             job.save(force_insert=True)
+            # robust: a broker hiccup must not turn an accepted dispatch into an error; the
+            # reaper re-routes an assigned job nobody claimed within the lease
             if worker is not None:
-                transaction.on_commit(lambda: _send(job.job_id, worker))
+                transaction.on_commit(lambda: _send(job.job_id, worker), robust=True)
             else:
-                transaction.on_commit(lambda: job_route(job_id=job.job_id))
+                transaction.on_commit(lambda: job_route(job_id=job.job_id), robust=True)
     except IntegrityError:
         if not idempotency_key:
             raise

@@ -162,3 +162,23 @@ def test_cancelling_a_finished_job_is_a_conflict(active_agent: Any) -> None:
 def test_cancelling_an_unknown_job_is_not_found(db: Any) -> None:
     with pytest.raises(NotFound):
         job_cancel_request(job_id="job_missing")
+
+
+def test_a_broker_failure_after_commit_does_not_fail_the_dispatch(
+    active_agent: Any, online_worker: Any, django_capture_on_commit_callbacks: Any, caplog: Any
+) -> None:
+    from controlplane.celery import app
+
+    online_worker("w1@unit")
+    app.pool.force_close_all()
+    previous = app._pool, app.conf.broker_url, app.conf.broker_connection_retry_on_startup
+    app._pool = None
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = dispatch(active_agent)
+    finally:
+        app._pool = None
+        app.conf.broker_url = previous[1]
+    assert any("Error calling" in r.getMessage() for r in caplog.records)  # the publish did fail
+    assert Job.objects.get(pk=job.pk).status == JobStatus.ASSIGNED  # the reaper re-routes it if unclaimed
