@@ -91,3 +91,21 @@ def test_console_wav_needs_an_agent_with_stt(db, openai_double, monkeypatch, spe
                                             "api_key_env": "CONSOLE_TEST_KEY"})
     with pytest.raises(CommandError, match="no STT provider"):
         call_command("console", "texty", "--wav", str(speech.wav("hello")), stdout=io.StringIO())
+
+
+def test_console_wav_with_two_questions_makes_two_turns_at_real_time_pace(weather_agent, openai_double, speech,
+                                                                           tmp_path):
+    import numpy as np
+
+    from sessions.runtime.audio import wav_bytes
+
+    openai_double.transcripts.push("Hello there.", "Goodbye now.")
+    openai_double.chat.push("Hi!", "Bye!")
+    gap = np.zeros(int(16000 * 1.5), dtype=np.int16)
+    audio = np.concatenate([speech.samples("Hello there."), gap, speech.samples("Goodbye now.")])
+    wav = tmp_path / "two.wav"
+    wav.write_bytes(wav_bytes(audio, 16000))
+    out = io.StringIO()
+    call_command("console", "weather", "--wav", str(wav), stdout=out)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith(("user:", "agent:"))]
+    assert lines == ["user: Hello there.", "agent: Hi!", "user: Goodbye now.", "agent: Bye!"]

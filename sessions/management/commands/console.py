@@ -1,6 +1,6 @@
 """Run an agent on the local transport against a WAV file or typed text.
 
-    python manage.py console AGENT_ID [--wav PATH] [--text TEXT] [--json] [--save-audio OUT.wav]
+    python manage.py console AGENT_ID [--wav PATH [--fast]] [--text TEXT] [--json] [--save-audio OUT.wav]
 
 Prints the transcript, tool calls and per-turn latency; with --json, every session event
 as one JSON line in the DESIGN.md envelope. Exits when the agent has finished replying to
@@ -83,7 +83,9 @@ class Command(BaseCommand):
         parser.add_argument("--text", help="one user message (stdin lines when neither --wav nor --text)")
         parser.add_argument("--json", action="store_true", help="print every event as a JSON line")
         parser.add_argument("--save-audio", help="write the agent's audio to this WAV file")
-        parser.add_argument("--realtime", action="store_true", help="feed the WAV at real-time pace")
+        parser.add_argument("--fast", action="store_true",
+                            help="feed the WAV as fast as possible (pauses shorter than the endpointing delay "
+                                 "then no longer separate turns); default: real-time pace, like a microphone")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from agents.models import Agent
@@ -121,7 +123,7 @@ class Command(BaseCommand):
                 try:
                     if wav is not None:
                         samples, rate, channels = wav
-                        await transport.play(samples, rate, channels, realtime=opts["realtime"],
+                        await transport.play(samples, rate, channels, realtime=not opts["fast"],
                                              tail_silence_ms=1500)
                         await session.wait_idle()
                     for line in texts if texts is not None else _stdin_lines():
