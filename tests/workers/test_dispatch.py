@@ -165,20 +165,17 @@ def test_cancelling_an_unknown_job_is_not_found(db: Any) -> None:
 
 
 def test_a_broker_failure_after_commit_does_not_fail_the_dispatch(
-    active_agent: Any, online_worker: Any, django_capture_on_commit_callbacks: Any, caplog: Any
+    active_agent: Any, online_worker: Any, django_capture_on_commit_callbacks: Any, caplog: Any, monkeypatch: Any
 ) -> None:
     from controlplane.celery import app
 
     online_worker("w1@unit")
-    app.pool.force_close_all()
-    previous = app._pool, app.conf.broker_url, app.conf.broker_connection_retry_on_startup
-    app._pool = None
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            job = dispatch(active_agent)
-    finally:
-        app._pool = None
-        app.conf.broker_url = previous[1]
+    app.pool  # noqa: B018 - make sure the pools exist, so they are put back afterwards
+    app.amqp.producer_pool  # noqa: B018
+    monkeypatch.setitem(app.conf, "broker_url", "redis://127.0.0.1:1/0")  # nothing listens there
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = dispatch(active_agent)
     assert any("Error calling" in r.getMessage() for r in caplog.records)  # the publish did fail
     assert Job.objects.get(pk=job.pk).status == JobStatus.ASSIGNED  # the reaper re-routes it if unclaimed
