@@ -12,6 +12,7 @@ from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 from workers.registration import heartbeat_once, worker_drain
 from workers.services import job_requeue
+from workers.session_host import host
 from workers.session_runner import run_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -147,3 +148,15 @@ def test_a_session_runs_the_agent_version_it_was_dispatched_with(assigned: Job, 
     assert ctx.agent_version == dispatched_version and ctx.agent_config["instructions"] != "Changed after dispatch."
     assert (ctx.job_id, ctx.room_name, ctx.metadata, ctx.worker_id, ctx.attempt) == (assigned.pk, "room-1", {"lang": "en"}, echo_node.worker_id, 1)
     assert AgentSession.objects.get(job=assigned).agent_version == dispatched_version
+
+
+def test_sessions_of_one_worker_process_share_one_event_loop(active_agent: Any, online_worker: Any, echo_node: Any) -> None:
+    online_worker(echo_node.worker_id, capacity=5)
+    jobs = [job_dispatch(agent_id=active_agent.agent_id, room=f"room-{i}", transport="local") for i in range(3)]
+    tasks = [InThread(lambda job=job: run_job(job_id=job.pk, worker_id=echo_node.worker_id)) for job in jobs]
+    contexts = wait_for(lambda: len(echo_node.contexts()) == 3 and echo_node.contexts(), what="three live sessions")
+    assert len({id(ctx._loop) for ctx in contexts}) == 1  # one SessionHost loop, not a loop per session
+    assert all(ctx._loop is host.loop for ctx in contexts) and host.loop.is_running()
+    for job in jobs:
+        job_cancel_request(job_id=job.pk, actor="test")
+    assert [t.join() for t in tasks] == ["superseded"] * 3
