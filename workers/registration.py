@@ -210,7 +210,10 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         pool_name = os.environ.get("CELERY_CUSTOM_WORKER_POOL", "")
     if "thread" not in pool_name and "workers.pool" not in pool_name:
         log.warning("worker %s uses pool %s; sessions share one loop per process only with --pool threads", worker_id, pool_name)
-    worker_start(worker_id=worker_id, concurrency=getattr(sender, "concurrency", None))
+    options = options_from_env()
+    threads = getattr(sender, "concurrency", None) or options.max_concurrent_jobs
+    # session slots: the configured maximum, never more than the pool has threads
+    worker_start(worker_id=worker_id, concurrency=min(int(threads), options.max_concurrent_jobs), options=options)
 
 
 @worker_shutting_down.connect

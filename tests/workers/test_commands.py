@@ -73,7 +73,7 @@ def test_cluster_and_monitor_list_nodes_workers_and_jobs(active_agent: Any, onli
 def test_start_builds_a_threads_pool_worker_with_the_node_capacity(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKER_MAX_CONCURRENT_JOBS", "25")
     out = run("start", "--name", "w9@host", "--print")
-    assert "--pool custom" in out and "-c 25" in out and "-n w9@host" in out
+    assert "--pool custom" in out and "-c 29" in out and "-n w9@host" in out  # 25 session slots + 4 spare threads
 
 
 def test_start_refuses_invalid_options(db: Any) -> None:

@@ -240,3 +240,17 @@ def test_autoscaling_grows_a_worker_pool_through_remote_control(fleet: Fleet, ac
     poll(lambda: all(running_on(j) for j in jobs), timeout=30, what="all six sessions running")
     for job in jobs:
         job_cancel_request(job_id=job.pk)
+
+
+def test_a_full_worker_keeps_a_thread_for_maintenance_tasks(fleet: Fleet, active_agent: Any) -> None:
+    from workers.tasks import ping
+
+    (w1,) = fleet.start("w1", concurrency=3, WORKER_ENTRY_POINT=ECHO, WORKER_MAX_CONCURRENT_JOBS=2)
+    assert Worker.objects.get(pk=w1.name).capacity == 2  # session slots below the pool's threads
+    jobs = [echo_job(active_agent, room=f"r{i}") for i in range(3)]
+    for job in jobs[:2]:
+        wait_for(lambda job=job: running_on(job), timeout=20, what="two sessions filling the slots")
+    assert Job.objects.get(pk=jobs[2].pk).status == JobStatus.PENDING  # no third session
+    assert ping.apply_async().get(timeout=10) == "pong"  # the spare thread still serves the shared queue
+    for job in jobs:
+        job_cancel_request(job_id=job.pk)

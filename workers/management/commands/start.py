@@ -10,6 +10,9 @@ from workers.cli import worker_argv, worker_env
 from workers.node import options_from_env
 
 
+SPARE_THREADS = 4
+
+
 class Command(BaseCommand):
     help = ("Start a production worker node: a Celery worker on the threads pool whose concurrency is the node's "
             "session capacity (max_concurrent_jobs), consuming its own queue plus the shared ones.")
@@ -38,8 +41,10 @@ class Command(BaseCommand):
                            "WORKER_DRAIN_TIMEOUT": options.drain_timeout, "WORKER_HEALTH_CHECK_PORT": options.health_check_port,
                            "WORKER_ENTRY_POINT": options.entry_point}.items():
             env[key] = str(value)
-        argv = worker_argv(name=o["name"], concurrency=options.max_concurrent_jobs, queues=o["queues"].split(","),
-                           loglevel=options.log_level)
+        # a few threads beyond the session slots, so maintenance (reap), tool calls and pings
+        # still run when every slot hosts a session
+        argv = worker_argv(name=o["name"], concurrency=options.max_concurrent_jobs + SPARE_THREADS,
+                           queues=o["queues"].split(","), loglevel=options.log_level)
         if o["print"]:
             self.stdout.write(" ".join(argv))
             return
