@@ -126,3 +126,22 @@ def test_the_test_command_fails_a_mismatching_turn(scripted_agent: Any, openai_d
     openai_double.chat.push("No idea.")
     with pytest.raises(CommandError, match="1 turn"):
         run("test", "helper", "--turn", "where is my order?", "--expect", "ships")
+
+
+def test_scale_without_arguments_prints_capacity_and_the_desired_figure(online_worker: Any) -> None:
+    online_worker("w1@unit", capacity=6)
+    out = run("scale")
+    assert "capacity 6" in out and "desired" in out
+
+
+def test_scale_refuses_an_unknown_worker(db: Any) -> None:
+    with pytest.raises(CommandError, match="no online worker"):
+        run("scale", "ghost@nowhere", "--capacity", "4")
+
+
+def test_metrics_prints_the_prometheus_series(db: Any) -> None:
+    from controlplane.metrics import observe_dispatch_latency
+
+    observe_dispatch_latency(0.012)
+    out = run("metrics", "--grep", "controlplane_dispatch_latency")
+    assert "controlplane_dispatch_latency_seconds_bucket" in out and "controlplane_jobs" not in out
