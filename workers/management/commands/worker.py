@@ -19,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--loglevel", default="INFO")
 
     def handle(self, *args: Any, **o: Any) -> None:
-        os.environ["CELERY_CUSTOM_WORKER_POOL"] = "workers.pool:TaskPool"
-        app.worker_main(["worker", "--pool", "custom", "-c", str(o["concurrency"]), "-n", o["name"], "-Q", o["queues"],
+        # the threads pool with grow/shrink (workers/pool.py); --pool only takes the aliases
+        # known when celery was imported, the setting takes a class path
+        app.conf.worker_pool = "workers.pool:TaskPool"
+        app.worker_main(["worker", "-c", str(o["concurrency"]), "-n", o["name"], "-Q", o["queues"],
                          "-l", o["loglevel"], "--without-gossip", "--without-mingle"])
