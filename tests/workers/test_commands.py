@@ -145,3 +145,15 @@ def test_metrics_prints_the_prometheus_series(db: Any) -> None:
     observe_dispatch_latency(0.012)
     out = run("metrics", "--grep", "controlplane_dispatch_latency")
     assert "controlplane_dispatch_latency_seconds_bucket" in out and "controlplane_jobs" not in out
+
+
+def test_the_test_command_reads_a_script_and_checks_tool_calls(scripted_agent: Any, openai_double: Any, tmp_path: Any) -> None:
+    script = tmp_path / "turns.json"
+    script.write_text(json.dumps([{"user": "hello", "expect": "hi"}, {"user": "weather?", "expect_tool": "get_weather"}]))
+    openai_double.chat.push("Hi!", "It is sunny.")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 turn"):
+        call_command("test", "helper", "--script", str(script), stdout=out)
+    text = out.getvalue()
+    assert "turn 1: hello" in text and "tool get_weather was not called" in text
+    assert "1/2 turns passed" in text
