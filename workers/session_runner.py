@@ -17,6 +17,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from agents.services import agent_version_config
@@ -208,6 +209,10 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
     node.track(ctx)
     register_local(ctx)
     error: str | None = None
+    # this pool thread only waits while the session lives: give its database connection back
+    # (a node hosts hundreds of sessions; PostgreSQL allows ~100 connections by default)
+    if not connection.in_atomic_block:
+        connection.close()
     try:
         host.run(host_session(ctx, entry))
     except Exception as exc:  # noqa: BLE001
