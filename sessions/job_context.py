@@ -139,6 +139,14 @@ class JobContext:
 
     async def handle_command(self, command: str, payload: dict[str, Any]) -> None:
         if command == "end":
+            note = self._handlers.get("end")  # e.g. records the operator action; ending is ours
+            if note is not None:
+                try:
+                    result = note(**{k: v for k, v in payload.items() if k in ("text", "actor")})
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # noqa: BLE001 - the session ends regardless
+                    self.log.exception("end hook failed")
             self.shutdown(payload.get("reason") or f"ended by {payload.get('actor') or 'operator'}")
             return
         handler = self._handlers.get(command)

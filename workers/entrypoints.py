@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from controlplane.errors import IllegalTransition
 from workers.events import publish as publish_fleet_event
 from sessions.job_context import JobContext
+from sessions.runtime.events import OperatorAction
 
 
 def _mirror_status(session_id: str, status: str, reason: str = "") -> None:
@@ -70,6 +71,8 @@ async def agent_session(ctx: JobContext) -> None:
     ctx.create_task(mirror(), name=f"status-{ctx.session_id}")
     for command in ("say", "interrupt", "message"):
         ctx.on_command(command, lambda text=None, actor=None, _c=command: session.operator_action(_c, text=text or "", by=actor or ""))
+    # "end" is the worker's to carry out (with its reason); the runtime only records it
+    ctx.on_command("end", lambda text=None, actor=None: session.emit(OperatorAction(action="end", by=actor or "")))
     ctx.add_shutdown_callback(lambda reason: sink.aclose())
     try:
         await session.start()

@@ -96,6 +96,8 @@ def test_a_job_dispatched_over_http_runs_a_local_session_end_to_end(
     types = [e.type for e in events]
     assert types[0] == "session_started" and "session_stopped" in types
     assert next(e for e in events if e.type == "response_generated").data["text"] == "Hello from the agent!"
+    actions = [(e.data["action"], e.data["by"]) for e in events if e.type == "operator_action"]
+    assert [a for a, _ in actions] == ["message", "end"] and all(by.startswith("apikey:") for _, by in actions)
     assert openai_double.requests_to("/chat/completions")[0].body["messages"][-1]["content"] == "hi there"
     assert http("GET", f"{api}/jobs/{job_id}/", raw)[1]["status"] == "completed"
 
