@@ -223,6 +223,10 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         node.untrack(ctx)
     reason = ctx.shutdown_reason or "completed"
     _close_session(session.session_id, error=error, reason=reason)
+    if error is None:  # the runtime may have ended the session in its error state itself
+        final = AgentSession.objects.filter(pk=session.session_id).values_list("status", "error").first()
+        if final and final[0] == SessionStatus.ERROR:
+            error = f"session error: {final[1] or 'unknown'}"
     _count_session_end("error" if error else reason if reason in ("completed", DRAIN_REASON) else "ended")
     ctx.log.info("session over: %s", error or reason)
     return error

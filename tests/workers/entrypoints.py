@@ -20,3 +20,12 @@ seen: list[JobContext] = []
 async def recording(ctx: JobContext) -> None:
     """Remembers the context it was given and ends at once."""
     seen.append(ctx)
+
+
+async def erroring(ctx: JobContext) -> None:
+    """A runtime that puts its session in the error state and returns normally."""
+    from asgiref.sync import sync_to_async
+
+    from workers.entrypoints import _mirror_status
+
+    await sync_to_async(_mirror_status, thread_sensitive=False)(ctx.session_id, "error", "transport lost")

@@ -160,3 +160,10 @@ def test_sessions_of_one_worker_process_share_one_event_loop(active_agent: Any, 
     for job in jobs:
         job_cancel_request(job_id=job.pk, actor="test")
     assert [t.join() for t in tasks] == ["superseded"] * 3
+
+
+def test_a_session_the_runtime_ended_in_error_fails_the_job(assigned: Job, echo_node: Any) -> None:
+    echo_node.options = echo_node.options.model_copy(update={"entry_point": "tests.workers.entrypoints:erroring"})
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
+    job = Job.objects.get(pk=assigned.pk)
+    assert job.status == JobStatus.FAILED and job.failure_reason == "session error: transport lost"
