@@ -154,7 +154,8 @@ def test_sessions_of_one_worker_process_share_one_event_loop(active_agent: Any, 
     online_worker(echo_node.worker_id, capacity=5)
     jobs = [job_dispatch(agent_id=active_agent.agent_id, room=f"room-{i}", transport="local") for i in range(3)]
     tasks = [InThread(lambda job=job: run_job(job_id=job.pk, worker_id=echo_node.worker_id)) for job in jobs]
-    contexts = wait_for(lambda: len(echo_node.contexts()) == 3 and echo_node.contexts(), what="three live sessions")
+    contexts = wait_for(lambda: len(echo_node.contexts()) == 3 and all(c._loop for c in echo_node.contexts()) and echo_node.contexts(),
+                        what="three live sessions")
     assert len({id(ctx._loop) for ctx in contexts}) == 1  # one SessionHost loop, not a loop per session
     assert all(ctx._loop is host.loop for ctx in contexts) and host.loop.is_running()
     for job in jobs:
