@@ -71,24 +71,47 @@ def run_job(*, job_id: str, worker_id: str) -> str:
 
 
 def run_claimed_job(*, job: Job, worker_id: str) -> str:
+    """Run a claimed job by type and record one outcome.
+
+    A handler returns None (success) or a reason the job itself failed (its config, its
+    tool, its input): the worker's circuit breaker ignores those. An exception is a failure
+    of this worker (it cannot load its entry point, a session crashed on it) and counts
+    towards opening its circuit.
+    """
     handler = JOB_HANDLERS.get(job.job_type)
     failure: str | None = None
+    worker_fault = False
     try:
         if handler is None:
             raise EntryPointError(f"no handler for job type {job.job_type!r}")
         failure = handler(job, worker_id)
     except Exception as exc:  # noqa: BLE001 - any failure becomes the job's reason
-        log.exception("job %s failed", job.job_id)
-        failure = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, WorkerFault):
+            log.exception("job %s failed", job.job_id)
+        failure = str(exc) if isinstance(exc, WorkerFault) else f"{type(exc).__name__}: {exc}"
+        worker_fault = True
     # the breaker first: whoever sees the job finished also sees the worker's circuit updated
-    if failure:
+    if worker_fault:
         breaker.breaker_record_failure(worker_id=worker_id)
-    else:
+    elif not failure:
         breaker.breaker_record_success(worker_id=worker_id)
     recorded = job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure)
     if not recorded:
         return "superseded"
     return "failed" if failure else "completed"
+
+
+class WorkerFault(Exception):
+    """A job failed because of the worker hosting it (after its session was closed)."""
+
+
+def _is_job_fault(exc: BaseException) -> bool:
+    """Errors that follow the job wherever it runs: a config the runtime cannot run."""
+    try:
+        from sessions.launch import ConfigError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, ConfigError)
 
 
 # --- agent sessions -------------------------------------------------------------------------
@@ -209,6 +232,7 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
     node.track(ctx)
     register_local(ctx)
     error: str | None = None
+    worker_fault = False
     # this pool thread only waits while the session lives: give its database connection back
     # (a node hosts hundreds of sessions; PostgreSQL allows ~100 connections by default)
     if not connection.in_atomic_block:
@@ -218,6 +242,7 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
     except Exception as exc:  # noqa: BLE001
         ctx.log.exception("session failed")
         error = f"{type(exc).__name__}: {exc}"
+        worker_fault = not _is_job_fault(exc)
     finally:
         unregister_local(ctx)
         node.untrack(ctx)
@@ -229,6 +254,8 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
             error = f"session error: {final[1] or 'unknown'}"
     _count_session_end("error" if error else reason if reason in ("completed", DRAIN_REASON) else "ended")
     ctx.log.info("session over: %s", error or reason)
+    if error and worker_fault:
+        raise WorkerFault(error)
     return error
 
 

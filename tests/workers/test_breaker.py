@@ -74,12 +74,17 @@ def test_the_circuit_recovers_through_real_job_outcomes(active_agent: Any, onlin
     settings.CIRCUIT_BREAKER_COOLDOWN_SECONDS = 10
     settings.WORKER_OFFLINE_AFTER_SECONDS = 3600
     worker = online_worker("w1@unit")
-    outcomes = iter(["boom", "boom", None])
+    outcomes = iter([RuntimeError("worker lost its GPU"), RuntimeError("worker lost its GPU"), None])
+
+    def handler(job: Any, worker_id: str) -> None:
+        outcome = next(outcomes)
+        if outcome is not None:
+            raise outcome  # an exception is the worker's fault
 
     from workers import session_runner
 
     original = dict(session_runner.JOB_HANDLERS)
-    session_runner.JOB_HANDLERS["audio_processing"] = lambda job, worker_id: next(outcomes)
+    session_runner.JOB_HANDLERS["audio_processing"] = handler
     try:
         for i in range(2):
             job = job_dispatch(agent_id=None, room=f"r{i}", transport="local", job_type="audio_processing")
@@ -96,3 +101,14 @@ def test_the_circuit_recovers_through_real_job_outcomes(active_agent: Any, onlin
     finally:
         session_runner.JOB_HANDLERS.clear()
         session_runner.JOB_HANDLERS.update(original)
+
+
+def test_a_job_that_fails_on_its_own_input_does_not_count_against_the_worker(online_worker: Any, settings: Any) -> None:
+    from workers.claims import job_claim
+    from workers.session_runner import run_claimed_job
+
+    settings.CIRCUIT_BREAKER_THRESHOLD = 1
+    worker = online_worker("w1@unit")
+    job = job_dispatch(agent_id=None, room="r", transport="local", job_type="audio_processing", metadata={})  # no audio
+    assert run_claimed_job(job=job_claim(job_id=job.pk, worker_id=worker.pk), worker_id=worker.pk) == "failed"
+    assert state(worker) == CircuitState.CLOSED and worker.consecutive_failures == 0

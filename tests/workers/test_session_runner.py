@@ -168,3 +168,24 @@ def test_a_session_the_runtime_ended_in_error_fails_the_job(assigned: Job, echo_
     assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
     job = Job.objects.get(pk=assigned.pk)
     assert job.status == JobStatus.FAILED and job.failure_reason == "session error: transport lost"
+
+
+def test_a_config_the_runtime_cannot_run_fails_the_job_but_not_the_worker(assigned: Job, echo_node: Any) -> None:
+    from agents.models import AgentVersion
+    from workers.models import CircuitState
+
+    # a version stored before a provider was withdrawn: it no longer parses
+    version = AgentVersion.objects.get(agent_id=assigned.agent_id, version=assigned.agent_version)
+    AgentVersion.objects.filter(pk=version.pk).update(config={**version.config, "llm_config": {"provider": "withdrawn"}})
+    echo_node.options = echo_node.options.model_copy(update={"entry_point": "workers.entrypoints:agent_session"})
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
+    job = Job.objects.get(pk=assigned.pk)
+    assert job.status == JobStatus.FAILED and job.failure_reason.startswith("ConfigError")
+    worker = Worker.objects.get(pk=echo_node.worker_id)
+    assert (worker.consecutive_failures, worker.circuit_state) == (0, CircuitState.CLOSED)
+
+
+def test_a_crashing_session_counts_against_the_worker(assigned: Job, echo_node: Any) -> None:
+    echo_node.options = echo_node.options.model_copy(update={"entry_point": "tests.workers.entrypoints:crashing"})
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
+    assert Worker.objects.get(pk=echo_node.worker_id).consecutive_failures == 1
