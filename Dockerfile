@@ -5,7 +5,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends postgresql-clie
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
+RUN useradd --create-home app && mkdir -p /app/var/prometheus && chown -R app /app/var
 USER app
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "controlplane.asgi:application"]

@@ -12,5 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("controlplane.api_urls")),
+    path("", include("workers.urls")),  # one-time login links printed by `manage.py dashboard`
     path("", include("controlplane.dashboard_urls")),
 ]

@@ -26,6 +26,7 @@ from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
 from workers.services import job_assign, job_cancel
 from workers.strategies import Candidate, choose
+from workers.worker_types import job_worker_type, worker_serves
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +147,15 @@ def job_dispatch(
     job = Job(
         job_type=job_type, agent=agent, agent_version=agent.version if agent else None, room_name=room,
         room={"name": room}, participant_identity=participant_identity, transport=transport, priority=priority,
-        metadata=metadata, max_attempts=settings.JOB_MAX_ATTEMPTS, idempotency_key=idempotency_key or None,
+        metadata=metadata, max_attempts=settings.JOB_MAX_ATTEMPTS,
+        worker_type=job_worker_type(agent.config_snapshot()) if agent else "", idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint, api_key=api_key,
     )
     try:
         with transaction.atomic():
             # choose the worker in the same transaction as the insert: one commit, and the
             # task is sent the moment the row is visible
-            worker = _pick_worker()
+            worker = _pick_worker(job.worker_type)
             if worker is not None:
                 job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, timezone.now()
             job.save(force_insert=True)
@@ -176,13 +178,13 @@ def job_dispatch(
     return job
 
 
-def worker_candidates(*, now: Any = None) -> list[tuple[Worker, Candidate]]:
-    """Online workers with a fresh heartbeat whose breaker lets a job through."""
+def worker_candidates(*, now: Any = None, worker_type: str = "") -> list[tuple[Worker, Candidate]]:
+    """Online workers with a fresh heartbeat that serve `worker_type` and whose breaker lets a job through."""
     now = now or timezone.now()
     fresh_after = now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
     workers = [
         w for w in Worker.objects.filter(status=WorkerStatus.ONLINE, last_heartbeat_at__gte=fresh_after)
-        if breaker.breaker_allows(w, now=now)
+        if worker_serves(w, worker_type) and breaker.breaker_allows(w, now=now)
     ]
     if not workers:
         return []
@@ -197,8 +199,8 @@ def worker_candidates(*, now: Any = None) -> list[tuple[Worker, Candidate]]:
     ]
 
 
-def _pick_worker() -> Worker | None:
-    pool = worker_candidates()
+def _pick_worker(worker_type: str = "") -> Worker | None:
+    pool = worker_candidates(worker_type=worker_type)
     while pool:
         chosen = choose(settings.DISPATCH_STRATEGY, [c for _, c in pool])
         if chosen is None:
@@ -216,7 +218,10 @@ def job_route(*, job_id: str) -> str | None:
     None leaves the job pending (no capacity, or another dispatcher took it); the periodic
     `jobs_assign_pending` picks it up when capacity frees.
     """
-    worker = _pick_worker()
+    worker_type = Job.objects.filter(pk=job_id).values_list("worker_type", flat=True).first()
+    if worker_type is None:
+        return None
+    worker = _pick_worker(worker_type)
     if worker is None:
         return None
     job = Job(pk=job_id, status=JobStatus.PENDING)
@@ -238,10 +243,13 @@ def _send(job_id: str, worker: Worker) -> None:
 def jobs_assign_pending(*, limit: int = 200) -> int:
     """Route pending jobs by priority, then age, until capacity runs out; returns how many."""
     routed = 0
-    for job_id in Job.objects.pending().in_dispatch_order().values_list("job_id", flat=True)[:limit]:
+    full: set[str] = set()  # worker types with no capacity left: their jobs wait, others go on
+    for job_id, worker_type in Job.objects.pending().in_dispatch_order().values_list("job_id", "worker_type")[:limit]:
+        if worker_type in full:
+            continue
         if job_route(job_id=job_id) is None:
-            if not worker_candidates():
-                break
+            if not worker_candidates(worker_type=worker_type):
+                full.add(worker_type)
             continue
         routed += 1
     return routed

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 
 from controlplane.errors import IllegalTransition
+from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
 from sessions.job_context import JobContext
 from sessions.runtime.events import OperatorAction
@@ -63,14 +65,24 @@ async def agent_session(ctx: JobContext) -> None:
     )
     statuses: asyncio.Queue[str] = asyncio.Queue()
     session.on("state_changed", lambda event: statuses.put_nowait(event.new_state))
+    # per-turn latency histogram for /metrics (cheap: a few in-memory observations a turn)
+    session.on("metrics_collected", lambda event: observe_turn_metrics(event.metrics.model_dump()))
 
     async def mirror() -> None:  # one writer, so the row sees the transitions in order
         while True:
             await asyncio.to_thread(_mirror_status, ctx.session_id, await statuses.get())
 
     ctx.create_task(mirror(), name=f"status-{ctx.session_id}")
+    def operator(command: str) -> Callable[..., None]:
+        def handle(text: str | None = None, actor: str | None = None) -> None:
+            # operator_action returns the speech's handle; it is not awaited, or the next
+            # command (an interrupt, an end) would queue behind the whole playout
+            session.operator_action(command, text=text or "", by=actor or "")
+
+        return handle
+
     for command in ("say", "interrupt", "message"):
-        ctx.on_command(command, lambda text=None, actor=None, _c=command: session.operator_action(_c, text=text or "", by=actor or ""))
+        ctx.on_command(command, operator(command))
     # "end" is the worker's to carry out (with its reason); the runtime only records it
     ctx.on_command("end", lambda text=None, actor=None: session.emit(OperatorAction(action="end", by=actor or "")))
     ctx.add_shutdown_callback(lambda reason: sink.aclose())
@@ -98,9 +110,10 @@ async def agent_session(ctx: JobContext) -> None:
 
 
 def _append(session_id: str, type_: str, data: dict[str, Any]) -> None:
-    from sessions.services import session_events_append
+    from sessions.event_sink import session_events_append_and_broadcast
 
-    session_events_append(session_id=session_id, events=[(type_, datetime.now(timezone.utc), data)])
+    # stored, then broadcast: a dashboard watching the session sees it live
+    session_events_append_and_broadcast(session_id=session_id, events=[(type_, datetime.now(timezone.utc), data)])
 
 
 async def echo_session(ctx: JobContext) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from pydantic import ValidationError
 
-from controlplane.env import env_bool, env_int, env_str
+from controlplane.env import env_bool, env_int, env_list, env_str
 from workers.options import WorkerOptions
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def options_from_env(**overrides: object) -> WorkerOptions:
         "drain_timeout": env_int("WORKER_DRAIN_TIMEOUT", 300),
         "health_check_port": env_int("WORKER_HEALTH_CHECK_PORT", 0),
         "log_level": env_str("WORKER_LOG_LEVEL", settings.LOG_LEVEL),
+        "serves": tuple(env_list("WORKER_SERVES")),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -27,6 +27,8 @@ class WorkerOptions(BaseModel):
     drain_timeout: Annotated[int, Field(gt=0, le=86_400)] = 300
     health_check_port: Annotated[int, Field(ge=0, le=65_535)] = 0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # the job types this worker takes; empty = its own type (+ text agents), see worker_types
+    serves: tuple[Literal["voice_agent", "multimodal_agent", "text_agent", "custom"], ...] = ()
 
     @field_validator("server_url")
     @classmethod

@@ -23,6 +23,7 @@ from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
 from controlplane.env import env_bool
 from workers.node import node, options_from_env, worker_version, worker_weight
 from workers.options import WorkerOptions
+from workers.worker_types import served_types
 
 log = logging.getLogger(__name__)
 DRAIN_REASON = "worker_drain_timeout"
@@ -36,6 +37,7 @@ def worker_register(*, worker_id: str, options: WorkerOptions, capacity: int | N
         "queue": worker_direct(worker_id).name,
         "agent_name": options.agent_name,
         "worker_type": options.worker_type,
+        "serves": served_types(options.worker_type, options.serves),
         "region": options.region,
         "version": worker_version(),
         "capacity": capacity,

@@ -21,7 +21,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "job_id", "job_type", "agent", "agent_version", "room", "room_data", "participant_identity", "participants",
-            "transport", "status", "priority", "metadata", "assigned_worker", "attempts", "max_attempts",
+            "transport", "worker_type", "status", "priority", "metadata", "assigned_worker", "attempts", "max_attempts",
             "failure_reason", "idempotency_key", "session_id", "created_at", "assigned_at", "started_at", "completed_at",
         ]
         read_only_fields = fields
@@ -79,7 +79,7 @@ class WorkerSerializer(serializers.ModelSerializer):
     class Meta:
         model = Worker
         fields = [
-            "worker_id", "hostname", "queue", "agent_name", "worker_type", "region", "version", "capacity", "weight",
+            "worker_id", "hostname", "queue", "agent_name", "worker_type", "serves", "region", "version", "capacity", "weight",
             "status", "load", "active_jobs", "circuit_state", "consecutive_failures", "circuit_opened_at",
             "health_check_port", "metadata", "started_at", "last_heartbeat_at",
         ]

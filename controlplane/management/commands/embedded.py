@@ -7,6 +7,7 @@ way the parts can talk: the in-memory transports work inside one process only.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -82,6 +83,8 @@ class Command(BaseCommand):
         # Agents may only name registered tools: give code tools their rows before serving.
         sync_tools_safely()
         if not options["no_worker"]:
+            # one process runs everything, so its worker takes every kind of agent
+            os.environ.setdefault("WORKER_SERVES", "voice_agent,multimodal_agent,text_agent")
             # The maintenance loop runs every few seconds; its successes are not news.
             logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
             start_worker_thread(options["concurrency"])
