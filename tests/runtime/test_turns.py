@@ -7,8 +7,6 @@ import pytest
 from sessions.runtime.transports import LocalTransport
 from sessions.runtime.turns import sounds_unfinished
 
-pytestmark = pytest.mark.asyncio
-
 
 @pytest.mark.parametrize("text,unfinished", [
     ("What is the weather in Paris?", False), ("I want to book a table and", True), ("so um", True),
