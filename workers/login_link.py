@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model, login
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 
@@ -29,10 +29,10 @@ def login_with_token(request: HttpRequest, token: str) -> HttpResponse:
     try:
         data = signing.loads(token, salt=SALT, max_age=MAX_AGE_SECONDS)
     except signing.BadSignature:
-        return HttpResponseBadRequest("This login link is invalid or has expired.")
+        return HttpResponseForbidden("This login link is invalid or has expired.")
     user = get_user_model().objects.filter(pk=data.get("u"), is_active=True, is_staff=True).first()
     if user is None or _stamp(user) != data.get("l"):
-        return HttpResponseBadRequest("This login link has already been used.")
+        return HttpResponseForbidden("This login link has already been used.")
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     target = request.GET.get("next", "/")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):

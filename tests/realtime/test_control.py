@@ -126,7 +126,8 @@ def test_operator_actions_work_on_a_realtime_session_as_on_a_cascaded_one(
 
     types = types_of(session)
     actions = [e.data["action"] for e in session.events.filter(type="operator_action").order_by("seq")]
-    assert actions == ["message", "say", "message", "interrupt"]
+    assert actions == ["message", "say", "message", "interrupt", "end"]  # the end too, with who did it
+    assert session.events.filter(type="operator_action", data__action="end").get().data["by"] == "apikey:ops-key"
     for t in ("session_started", "text_received", "turn_started", "turn_ended", "speech_created",
               "response_generated", "interrupted", "response_cancelled", "metrics_collected", "realtime_event",
               "session_stopped"):

@@ -90,7 +90,7 @@ def test_dashboard_prints_a_one_time_login_link(operator: Any, client: Any) -> N
     first = client.get(path)
     assert first.status_code == 302
     client.logout()
-    assert client.get(path).status_code == 400  # used once
+    assert client.get(path).status_code == 403  # used once: refused
 
 
 def test_deploy_preflight_reports_each_step(db: Any, settings: Any) -> None:
