@@ -105,7 +105,10 @@ async def test_stt_garbage_reports_an_error(make_session, openai_double, recorde
 
 async def test_tts_failure_reports_an_error_and_the_reply_still_completes(make_session, openai_double, recorder):
     openai_double.chat.push("First sentence fails here. Second sentence plays fine.")
-    openai_double.speech.push(Reply.error(500))
+    # the two sentences are synthesised concurrently, so fail by content, not arrival order
+    fail_first = lambda body: Reply.error(500) if body.get("input", "").startswith("First") else None  # noqa: E731
+    openai_double.speech.push(fail_first)
+    openai_double.speech.push(fail_first)
     transport = LocalTransport()
     session = make_session(transport=transport)
     await session.start()
