@@ -6,15 +6,15 @@ tools in flight; the session has already cleared the playout and recorded what w
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
-from .interfaces import ToolCall, ToolInvocation, ToolResult
+from .interfaces import ToolCall, ToolInvocation
 from .providers.base import ProviderError
 from .segmenter import SentenceSegmenter
 from .speech import SpeechHandle
+from .tool_calls import record_tool_result, run_tool
 
 if TYPE_CHECKING:
     from .session import AgentSession
@@ -56,7 +56,7 @@ class ReplyGenerator:
             self._job = s._playout.begin(h.id)
             self._job.drained = asyncio.get_running_loop().create_future()
             self._tts_task = asyncio.get_running_loop().create_task(self._tts_worker(), name=f"tts-{h.id}")
-            s._tasks_keep(self._tts_task)
+            s._keep(self._tts_task)
         try:
             if h.source == "say":
                 assert h.text is not None
@@ -190,31 +190,11 @@ class ReplyGenerator:
         inv = ToolInvocation(session=s, speech_handle=h, user_data=s.user_data, session_id=s.id,
                              agent_id=s.options.agent_id)
         start = time.perf_counter()
-        results = await asyncio.gather(*(self._execute(c, inv) for c in calls))
+        results = await asyncio.gather(*(run_tool(s.tools, c, inv) for c in calls))
         if not t.critical_done:
             t.critical_provider_ms += (time.perf_counter() - start) * 1000
         for r in results:
-            if r.is_error:
-                s.emit(ev.ToolError(call_id=r.call_id, name=r.name, error=r.output, error_kind=r.error_kind,
-                                    duration_ms=round(r.duration_ms, 3)))
-            else:
-                s.emit(ev.ToolCompleted(call_id=r.call_id, name=r.name, output=r.output,
-                                        duration_ms=round(r.duration_ms, 3)))
-            s.add_item({"role": "tool", "tool_call_id": r.call_id, "content": r.output})
-
-    async def _execute(self, call: ToolCall, inv: ToolInvocation) -> ToolResult:
-        start = time.perf_counter()
-        executor = self.s.tools
-        if executor is None:
-            return ToolResult(call.call_id, call.name, json.dumps({"error": f"unknown tool {call.name}"}),
-                              is_error=True, error_kind="unknown_tool")
-        try:
-            return await executor.execute(call, inv)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - executors should not raise; be safe anyway
-            return ToolResult(call.call_id, call.name, json.dumps({"error": str(exc)}), is_error=True,
-                              error_kind="exception", duration_ms=(time.perf_counter() - start) * 1000)
+            record_tool_result(s, r)
 
     # -- sentences → TTS → playout --------------------------------------------------------
     def _on_text(self, delta: str) -> bool:
@@ -229,7 +209,7 @@ class ReplyGenerator:
             return
         syn = _Synthesis(text)
         syn.task = asyncio.get_running_loop().create_task(self._synthesize(syn), name=f"tts-req-{self.h.id}")
-        self.s._tasks_keep(syn.task)
+        self.s._keep(syn.task)
         self._synths.append(syn)
         self._sentences.put_nowait(syn)
 

@@ -8,7 +8,6 @@ order (their audio, if the server already sends it, waits with them).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from .. import events as ev
 from ..interfaces import ToolCall, ToolInvocation, ToolResult
 from ..playout import PlayedSegment, PlayoutJob
 from ..speech import SpeechHandle
+from ..tool_calls import record_tool_result, run_tool
 from .connection import RATE, decode_audio
 
 if TYPE_CHECKING:
@@ -229,21 +229,7 @@ class ReplyDriver:
         reply.handle.timer.tool_calls += 1
         inv = ToolInvocation(session=s, speech_handle=reply.handle, user_data=s.user_data, session_id=s.id,
                              agent_id=s.options.agent_id)
-        reply.tool_tasks.append(s._spawn(self._execute(call, inv), f"tool-{call.call_id}"))
-
-    async def _execute(self, call: ToolCall, inv: ToolInvocation) -> ToolResult:
-        start = time.perf_counter()
-        executor = self.s.tools
-        if executor is None:
-            return ToolResult(call.call_id, call.name, json.dumps({"error": f"unknown tool {call.name}"}),
-                              is_error=True, error_kind="unknown_tool")
-        try:
-            return await executor.execute(call, inv)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - executors should not raise; be safe anyway
-            return ToolResult(call.call_id, call.name, json.dumps({"error": str(exc)}), is_error=True,
-                              error_kind="exception", duration_ms=(time.perf_counter() - start) * 1000)
+        reply.tool_tasks.append(s._spawn(run_tool(s.tools, call, inv), f"tool-{call.call_id}"))
 
     def on_rejected(self) -> None:
         """Our response.create lost to a response already in progress: ask again after it."""
@@ -301,13 +287,7 @@ class ReplyDriver:
             for c in calls]})
         assert s._link is not None
         for res in results:
-            if res.is_error:
-                s.emit(ev.ToolError(call_id=res.call_id, name=res.name, error=res.output, error_kind=res.error_kind,
-                                    duration_ms=round(res.duration_ms, 3)))
-            else:
-                s.emit(ev.ToolCompleted(call_id=res.call_id, name=res.name, output=res.output,
-                                        duration_ms=round(res.duration_ms, 3)))
-            s.add_item({"role": "tool", "tool_call_id": res.call_id, "content": res.output})
+            record_tool_result(s, res)
             s._link.item_create({"type": "function_call_output", "call_id": res.call_id, "output": res.output})
         h = reply.handle
         h.tool_steps += 1

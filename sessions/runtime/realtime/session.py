@@ -1,8 +1,8 @@
 """RealtimeSession: a live conversation with a speech-to-speech model.
 
-The same surface as the cascaded AgentSession (transport, event sink and typed events,
-ToolExecutor, say / interrupt / end / push_text / operator_action, wait_closed), with the
-model in place of STT → LLM → TTS:
+The same surface as the cascaded AgentSession (SessionCore: transport, event sink and typed
+events, ToolExecutor, say / interrupt / end / push_text / operator_action, wait_closed), with
+the model in place of STT → LLM → TTS:
 
 transport audio in → 24 kHz pcm16 → `input_audio_buffer.append` ─▶ model (server VAD, or
 our VAD + commit + response.create) ─▶ audio deltas → Playout (paced) → transport.
@@ -12,22 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from .. import events as ev
-from ..audio import AudioInput, MalformedAudio
+from ..audio import AudioInput
 from ..clock import Ticker
 from ..interfaces import EventSink, ToolExecutor, Transport
 from ..playout import Playout, PlayoutJob
 from ..providers.base import ProviderError
-from ..session import AudioState
+from ..session_core import AudioState, SessionCore
 from ..speech import SpeechHandle, TurnTimer, new_id
 from ..turns import TurnOptions
 from ..vad import VADOptions
@@ -37,8 +36,6 @@ from .replies import ReplyDriver
 from .user_turns import UserTurns
 
 log = logging.getLogger(__name__)
-
-Listener = Callable[[Any], None]
 
 
 @dataclass
@@ -57,30 +54,20 @@ class RealtimeOptions:
     vision: bool = False  # video input is not sent to realtime models (yet)
 
 
-class RealtimeSession:
+class RealtimeSession(SessionCore):
+    options: RealtimeOptions
+
     def __init__(self, *, options: RealtimeOptions, model: RealtimeModel, transport: Transport,
                  tools: ToolExecutor | None = None, sink: EventSink | None = None,
                  user_data: dict[str, Any] | None = None, ticker: Ticker | None = None) -> None:
-        self.options = options
-        self.id = options.session_id or new_id("session")
+        super().__init__(options=options, transport=transport, sink=sink, user_data=user_data, ticker=ticker)
         self.model = model
         # the model hears and speaks itself: callers that ask "does it take speech / make speech"
         # find it here; transports size their output track from `session.tts.sample_rate`
         self.llm = self.stt = self.tts = model
         self.tools = tools
-        self.transport = transport
-        self._sink = sink
-        self.user_data: dict[str, Any] = user_data if user_data is not None else {}
-        self.history: list[dict[str, Any]] = []
-        self.participants: dict[str, ev.ParticipantInfo] = {}
-        self.status: ev.SessionStatus = "initializing"
-        self.agent_state: ev.AgentState = "initializing"
-        self.user_state: ev.UserState = "listening"
         self.text_only = False
-        self.room: tuple[str, str] | None = None
-        self.turns = 0
         self.server_vad = options.turn_detection == "server_vad"
-        self.current_speech: SpeechHandle | None = None
         # benchmarks: per audio delta, socket read → its first sample at the transport (minus the wait
         # for audio ahead of it), and socket read → queued for playout (our handling alone)
         self.audio_lag_ms: deque[float] | None = deque(maxlen=100_000) if options.record_audio_lag else None
@@ -90,77 +77,15 @@ class RealtimeSession:
         self.usage: dict[str, int] = dict.fromkeys(
             ("input_tokens", "output_tokens", "total_tokens", "input_audio_tokens", "input_text_tokens",
              "cached_tokens", "output_audio_tokens", "output_text_tokens", "responses"), 0)
-        self._listeners: dict[str, list[Listener]] = {}
-        self._ticker = ticker
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closed: asyncio.Future[str] | None = None
-        self._started_at = 0.0
-        self._stopping = False
         self._link: RealtimeLink | None = None
-        self._playout: Playout | None = None
         self._digest = EventDigest(interval_s=options.realtime_event_interval_s,
                                    max_per_s=options.max_realtime_events_per_s)
         self.audio_state = AudioState(frame_ms=20, vad_enabled=True, vad_sensitivity=options.vad.sensitivity)
-        self._up = AudioInput(rate=RATE, frame_ms=20)  # what the model hears
+        self._audio_in = AudioInput(rate=RATE, frame_ms=20)  # what the model hears
         self.user = UserTurns(self, local_vad=not self.server_vad and options.vad.enabled)
-        # aggregated audio counters
-        self._in_frames = 0
-        self._in_sq = 0.0
-        self._in_samples = 0
-        self._out_frames = 0
-        self._out_sq = 0.0
-        self._out_samples = 0
-        self._last_audio_error = 0.0
-
-    # -- events ------------------------------------------------------------------------------------
-    def on(self, event_type: str, callback: Listener) -> Callable[[], None]:
-        """Subscribe in-process: event types as in events.py, "*" for all of them, the per-frame
-        streams "audio_in_frame" / "audio_out_frame", and "server_event" (every realtime server
-        event, as the SDK's typed model) or "server_event:<type>" for one type."""
-        self._listeners.setdefault(event_type, []).append(callback)
-        return lambda: self._listeners.get(event_type, []).remove(callback)
-
-    def emit(self, event: ev.Event) -> None:
-        if self._sink is not None:
-            try:
-                self._sink.emit(event)
-            except Exception:  # the sink must never take the session down
-                log.exception("event sink failed on %s", event.type)
-        for key in (event.type, "*"):
-            for cb in self._listeners.get(key, ()):
-                try:
-                    cb(event)
-                except Exception:
-                    log.exception("listener failed on %s", event.type)
-
-    def _error(self, source: str, message: str, *, kind: str = "", recoverable: bool = True) -> None:
-        self.emit(ev.Error(source=source, message=message, error_kind=kind, recoverable=recoverable))  # type: ignore[arg-type]
 
     def provider_error(self, err: ProviderError) -> None:
-        self._error(err.source, str(err), kind=err.kind)
-
-    def _set_status(self, new: ev.SessionStatus) -> None:
-        if new != self.status:
-            old, self.status = self.status, new
-            self.emit(ev.StateChanged(old_state=old, new_state=new))
-
-    def _set_agent_state(self, new: ev.AgentState) -> None:
-        if new != self.agent_state:
-            old, self.agent_state = self.agent_state, new
-            self.audio_state.agent_speaking = new == "speaking"
-            self.emit(ev.AgentStateChanged(old_state=old, new_state=new))
-
-    def _set_user_state(self, new: ev.UserState) -> None:
-        if new != self.user_state:
-            old, self.user_state = self.user_state, new
-            self.audio_state.speaking = new == "speaking"
-            self.emit(ev.UserStateChanged(old_state=old, new_state=new))
-
-    def add_item(self, item: dict[str, Any], *, interrupted: bool = False) -> None:
-        self.history.append(item)
-        self.emit(ev.ConversationItemAdded(role=item["role"], content=item.get("content"),
-                                           tool_calls=item.get("tool_calls") or [],
-                                           tool_call_id=item.get("tool_call_id"), interrupted=interrupted))
+        self._error(err.source, str(err), kind=err.kind)  # as before the SessionCore split: no attempt
 
     def add_usage(self, usage: dict[str, Any]) -> None:
         u = self.usage
@@ -193,16 +118,11 @@ class RealtimeSession:
             "tool_choice": "auto",
         }
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._closed = loop.create_future()
-        self._started_at = time.perf_counter()
-        if self._ticker is None:
-            self._ticker = Ticker.shared(self.options.output_frame_ms / 1000)
+    def _open(self) -> None:
         self._playout = Playout(sample_rate=RATE, frame_ms=self.options.output_frame_ms, sink=self._write_frame,
                                 ticker=self._ticker, on_frame=self._on_out_frame, on_drained=self.replies.on_drained)
-        self.emit(ev.SessionStarted(session_id=self.id, agent_id=self.options.agent_id,
-                                    transport=getattr(self.transport, "name", ""), text_only=False))
+
+    async def _connect_model(self) -> None:
         try:
             self._link = await self.model.connect()
         except ProviderError as err:
@@ -213,89 +133,17 @@ class RealtimeSession:
         self._keep(self._link.start(self._on_send_error))
         self._link.session_update(self.session_config())
         self._spawn(self._recv_loop(), "realtime-recv")
-        try:
-            await self.transport.connect(self)
-        except Exception as exc:  # noqa: BLE001
-            self._error("transport", f"connect failed: {exc}", recoverable=False)
-            self._set_status("error")
-            await self.stop("transport_error")
-            raise
-        self._set_status("connected")
-        self._set_status("active")
-        self._set_agent_state("listening")
-        self.audio_state.stream_active = True
 
-    async def stop(self, reason: str = "stopped") -> None:
-        if self._stopping:
-            if self._closed is not None:
-                await asyncio.shield(self._closed)
-            return
-        self._stopping = True
+    async def _teardown(self) -> None:
         self.user.cancel()
         self.replies.cancel_all("session_end")
         for name, payload in self._digest.flush(time.monotonic()):
             self.emit(ev.RealtimeEvent(name=name, payload=payload))
         if self._link is not None:
             await self._link.aclose()
-        me = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not me]
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2.0)
-        if self._playout is not None:
-            self._playout.clear()
-        try:
-            await asyncio.wait_for(self.transport.aclose(), 5.0)
-        except Exception as exc:  # noqa: BLE001
-            self._error("transport", f"close failed: {exc}")
-        self.audio_state.stream_active = False
-        if self.status != "error":
-            self._set_status("disconnected")
-        self.emit(ev.SessionStopped(reason=reason, turns=self.turns,
-                                    duration_s=round(time.perf_counter() - self._started_at, 3)))
-        if self._closed is not None and not self._closed.done():
-            self._closed.set_result(reason)
-
-    def end(self, reason: str = "ended") -> asyncio.Task[None]:
-        """Ask the session to stop (from a callback, a tool or an operator)."""
-        t = asyncio.get_running_loop().create_task(self.stop(reason), name=f"stop-{self.id}")
-        self._keep(t)
-        return t
-
-    async def wait_closed(self) -> str:
-        assert self._closed is not None, "session not started"
-        return await asyncio.shield(self._closed)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed is not None and self._closed.done()
-
-    def pause(self) -> None:
-        if self.status == "active":
-            self._set_status("paused")
-            self.audio_state.muted = True
-
-    def resume(self) -> None:
-        if self.status == "paused":
-            self._set_status("active")
-            self.audio_state.muted = False
 
     def idle(self) -> bool:
         return self.replies.idle and not self.user.pending
-
-    async def wait_idle(self, poll_s: float = 0.02) -> None:
-        while not self.idle() and not self.closed:
-            await asyncio.sleep(poll_s)
-
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        t = asyncio.get_running_loop().create_task(coro, name=f"{name}-{self.id}")
-        self._keep(t)
-        return t
-
-    def _keep(self, t: asyncio.Task[Any]) -> None:
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
 
     def _on_send_error(self, exc: Exception) -> None:
         if not self._stopping:
@@ -386,54 +234,21 @@ class RealtimeSession:
 
     # -- audio in (synchronous, per frame) ---------------------------------------------------------------
     def push_audio(self, data: Any, sample_rate: int, channels: int = 1) -> None:
-        """One frame of user audio: bytes/memoryview/int16 ndarray, any rate, interleaved."""
-        st = self.audio_state
-        if self.status != "active" or self._stopping or self._link is None:
-            return
-        try:
-            frames = self._up.push(data, sample_rate, channels)
-            self.user.push_local(data, sample_rate, channels)
-        except MalformedAudio as exc:
-            st.frames_dropped += 1
-            self._audio_error(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - never die from one bad frame
-            st.frames_dropped += 1
-            self._audio_error(f"{type(exc).__name__}: {exc}")
-            return
-        st.sample_rate, st.channels = sample_rate, channels
-        st.last_audio_time = time.time()
-        st.frames_received += 1
+        if self._link is not None:  # nothing to send the audio to before the model is connected
+            super().push_audio(data, sample_rate, channels)
+
+    def _decode_audio(self, data: Any, sample_rate: int, channels: int) -> list[np.ndarray]:
+        frames = super()._decode_audio(data, sample_rate, channels)
+        self.user.push_local(data, sample_rate, channels)
+        return frames
+
+    def _frames_in(self, frames: Iterable[np.ndarray]) -> None:
+        assert self._link is not None
         now = time.perf_counter()
         for frame in frames:
-            listeners = self._listeners.get("audio_in_frame")
-            if listeners:
-                for cb in listeners:
-                    cb(frame)
+            self._meter_in(frame)
             self._link.append_audio(frame)
             self.user.audio_sent(frame.size * 1000 / RATE, now)
-            x = frame.astype(np.float32)
-            self._in_sq += float(np.dot(x, x))
-            self._in_samples += frame.size
-            self._in_frames += 1
-            if self._in_samples >= RATE * self.options.audio_event_interval_s:
-                self._flush_in_stats()
-
-    def _audio_error(self, message: str) -> None:
-        now = time.perf_counter()
-        if now - self._last_audio_error >= 1.0:
-            self._last_audio_error = now
-            self._error("audio", f"dropped malformed audio frame: {message}", kind="malformed_frame")
-
-    def _flush_in_stats(self) -> None:
-        n = max(1, self._in_samples)
-        rms = (self._in_sq / n) ** 0.5 / 32768.0
-        self.emit(ev.AudioReceived(frames=self._in_frames, duration_ms=round(n / RATE * 1000, 1),
-                                   level_dbfs=round(_db(rms), 1), sample_rate=self._up.last_rate,
-                                   channels=self._up.last_channels, dropped_frames=self.audio_state.frames_dropped))
-        self._in_frames = 0
-        self._in_sq = 0.0
-        self._in_samples = 0
 
     # -- video ----------------------------------------------------------------------------------------------
     def push_video_frame(self, image: bytes, mime: str = "image/jpeg") -> None:
@@ -442,9 +257,7 @@ class RealtimeSession:
     # -- text in ----------------------------------------------------------------------------------------------
     def push_text(self, text: str, *, source: str = "local", participant_identity: str = "") -> SpeechHandle | None:
         """User text: a user message item and a reply, at once."""
-        text = text.strip()
-        self.emit(ev.TextReceived(text=text, participant_identity=participant_identity,
-                                  source=source if source in ("transport", "operator", "api", "local") else "local"))  # type: ignore[arg-type]
+        text = self._text_in(text, source, participant_identity)
         if not text or self._stopping or self._link is None:
             return None
         cur = self.replies.current
@@ -492,72 +305,9 @@ class RealtimeSession:
         return self.replies.interrupt(reason=reason)
 
     # -- audio out ----------------------------------------------------------------------------------------------
-    @property
-    def playout(self) -> Playout | None:
-        return self._playout
-
     def _write_frame(self, frame: np.ndarray) -> None:
         self.transport.write_audio(frame, RATE)
 
-    def _on_out_frame(self, job: PlayoutJob, frame: np.ndarray, now: float) -> None:
+    def _on_speech_frame(self, job: PlayoutJob, now: float) -> None:
         self.replies.on_out_frame(job, now)
         self.audio_state.frames_sent += 1
-        listeners = self._listeners.get("audio_out_frame")
-        if listeners:
-            for cb in listeners:
-                cb(frame)
-        x = frame.astype(np.float32)
-        self._out_sq += float(np.dot(x, x))
-        self._out_samples += frame.size
-        self._out_frames += 1
-        if self._out_samples >= RATE * self.options.audio_event_interval_s:
-            self._flush_out_stats(job.speech_id)
-
-    def _flush_out_stats(self, speech_id: str) -> None:
-        if not self._out_frames:
-            return
-        rms = (self._out_sq / max(1, self._out_samples)) ** 0.5 / 32768.0
-        self.emit(ev.AudioStreamed(frames=self._out_frames, duration_ms=round(self._out_samples / RATE * 1000, 1),
-                                   level_dbfs=round(_db(rms), 1), speech_id=speech_id))
-        self._out_frames = 0
-        self._out_sq = 0.0
-        self._out_samples = 0
-
-    # -- transport hooks ------------------------------------------------------------------------------------------
-    def participant_joined(self, info: ev.ParticipantInfo) -> None:
-        self.participants[info.identity] = info
-        self.emit(ev.ParticipantJoined(participant=info))
-
-    def participant_updated(self, info: ev.ParticipantInfo) -> None:
-        self.participants[info.identity] = info
-
-    def participant_left(self, identity: str, reason: str = "") -> None:
-        info = self.participants.pop(identity, None) or ev.ParticipantInfo(identity=identity)
-        self.emit(ev.ParticipantLeft(participant=info.model_copy(update={"connection_state": "disconnected"}),
-                                     reason=reason))
-
-    def room_updated(self, name: str, sid: str) -> None:
-        if self.room != (name, sid):
-            self.room = (name, sid)
-            self.emit(ev.RoomIdUpdated(room_name=name, room_sid=sid))
-
-    def operator_action(self, action: str, *, text: str = "", by: str = "") -> SpeechHandle | None:
-        """The dashboard/API entry point: logs an operator_action event, then acts."""
-        self.emit(ev.OperatorAction(action=action, text=text, by=by))  # type: ignore[arg-type]
-        if action == "say":
-            return self.say(text)
-        if action == "interrupt":
-            self.interrupt(reason="operator")
-        elif action == "end":
-            self.end("operator")
-        elif action == "message":
-            return self.push_text(text, source="operator")
-        elif action == "pause":
-            self.pause()
-        elif action == "resume":
-            self.resume()
-        return None
-
-
-def _db(rms: float) -> float:
-    return 20 * math.log10(rms) if rms > 1e-6 else -120.0
