@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import summary  # noqa: E402
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 import django  # noqa: E402
@@ -107,11 +108,6 @@ def schema_build_us(repeat: int = 50) -> dict[str, dict[str, float]]:
     return out
 
 
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
 async def roundtrip_ms(executor: ToolExecutor, name: str, n: int, warmup: int = 20) -> list[float]:
     inv = ToolInvocation(session=None, speech_handle=None, session_id="bench", agent_id="bench")
     samples = []
@@ -125,11 +121,6 @@ async def roundtrip_ms(executor: ToolExecutor, name: str, n: int, warmup: int = 
         if i >= warmup:
             samples.append(dt)
     return samples
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(pct(samples, 50), 4), "p99_ms": round(pct(samples, 99), 4),
-            "mean_ms": round(statistics.fmean(samples), 4)}
 
 
 def main() -> None:
@@ -149,7 +140,7 @@ def main() -> None:
     s = function_tool(echo_sync, name="bench_echo_sync", register=False)
     inline = ToolExecutor([BoundTool(a, "inline", 5000), BoundTool(s, "inline", 5000)])
     for label, name in (("inline_async", "bench_echo_async"), ("inline_sync", "bench_echo_sync")):
-        stats = summary(asyncio.run(roundtrip_ms(inline, name, args.calls)))
+        stats = summary(asyncio.run(roundtrip_ms(inline, name, args.calls)), digits=4)
         figures[label] = stats
         print(f"{label:<13} p50 {stats['p50_ms']:.4f} ms  p99 {stats['p99_ms']:.4f} ms  ({args.calls} calls)")
 
@@ -162,7 +153,7 @@ def main() -> None:
 
             celery_ex = ToolExecutor([BoundTool(bench_echo_celery, "celery", 10_000)],
                                      celery_runner=CeleryToolRunner(app=worker.app))
-            stats = summary(asyncio.run(roundtrip_ms(celery_ex, "bench_echo_celery", args.calls)))
+            stats = summary(asyncio.run(roundtrip_ms(celery_ex, "bench_echo_celery", args.calls)), digits=4)
         figures["celery"] = stats
         print(f"{'celery':<13} p50 {stats['p50_ms']:.4f} ms  p99 {stats['p99_ms']:.4f} ms  ({args.calls} calls)")
 
