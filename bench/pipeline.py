@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import shutil
 import subprocess
@@ -84,7 +85,7 @@ def make_session(sink: Any, transport: LocalTransport, *, tts_ms_per_char: float
 
 
 # -- 1. framework overhead per turn --------------------------------------------------------------
-async def bench_overhead(turns: int) -> None:
+async def bench_overhead(turns: int) -> dict[str, float]:
     sink = CountingSink()
     transport = LocalTransport()
     session = make_session(sink, transport, tts_ms_per_char=0.5)  # ~20 ms of audio per reply
@@ -103,9 +104,10 @@ async def bench_overhead(turns: int) -> None:
           f"{len(o)} turns:")
     print(f"   p50 {pct(o, 50):.3f} ms   p99 {pct(o, 99):.3f} ms   max {max(o):.3f} ms   "
           f"[goal p99 < 5 ms: {'OK' if pct(o, 99) < 5 else 'MISSED'}]")
+    return {"p50_ms": round(pct(o, 50), 3), "p99_ms": round(pct(o, 99), 3), "turns": len(o)}
 
 
-async def bench_overhead_sdk(turns: int) -> None:
+async def bench_overhead_sdk(turns: int) -> dict[str, float]:
     """The same measure with the real OpenAI SDK against the loopback HTTP double."""
     from sessions.runtime.providers import build_llm, build_tts
     from tests.doubles.openai_server import OpenAIDouble
@@ -129,10 +131,11 @@ async def bench_overhead_sdk(turns: int) -> None:
     o = sink.overheads
     print(f"   with the OpenAI SDK over loopback HTTP (LLM + TTS doubles), {len(o)} turns: "
           f"p50 {pct(o, 50):.3f} ms   p99 {pct(o, 99):.3f} ms")
+    return {"p50_ms": round(pct(o, 50), 3), "p99_ms": round(pct(o, 99), 3), "turns": len(o)}
 
 
 # -- 2. VAD speed --------------------------------------------------------------------------------
-def bench_vad(speech: np.ndarray) -> None:
+def bench_vad(speech: np.ndarray) -> dict[str, float]:
     pattern = np.concatenate([speech, np.zeros(RATE, dtype=np.int16)])
     audio = np.tile(pattern, int(np.ceil(60 * RATE / pattern.size)))[: 60 * RATE]  # 60 s
     frames = [audio[i:i + FRAME] for i in range(0, audio.size - FRAME + 1, FRAME)]
@@ -161,11 +164,13 @@ def bench_vad(speech: np.ndarray) -> None:
         for g in ain16.push(f, RATE, 1):
             vad3.process(g)
     fast_s = time.perf_counter() - t0
-    print(f"2. VAD speed on 60 s of audio in 20 ms frames:")
+    print("2. VAD speed on 60 s of audio in 20 ms frames:")
     print(f"   webrtcvad alone            {60 / vad_s:10.0f}x real time ({vad_s / len(frames) * 1e6:.1f} us/frame)")
     print(f"   16 kHz mono in + VAD       {60 / fast_s:10.0f}x real time ({fast_s / len(frames) * 1e6:.1f} us/frame)")
     print(f"   48 kHz stereo in (resample, downmix) + VAD + utterance buffer "
           f"{60 / path_s:.0f}x real time ({path_s / len(frames) * 1e6:.1f} us/frame)")
+    return {"vad_x_realtime": round(60 / vad_s), "mono16k_vad_x_realtime": round(60 / fast_s),
+            "stereo48k_path_x_realtime": round(60 / path_s)}
 
 
 # -- 3. concurrent sessions ------------------------------------------------------------------------
@@ -265,14 +270,19 @@ async def main() -> None:
     speech, source = speech_sample()
     print(f"voice session runtime bench - python {sys.version.split()[0]}, {os.cpu_count()} CPUs, user audio: {source}, "
           f"load avg {os.getloadavg()[0]:.1f} (other processes competing for the CPUs inflate the lag figures)")
-    await bench_overhead(args.turns)
+    overhead = await bench_overhead(args.turns)
     gc.unfreeze()
-    await bench_overhead_sdk(max(50, args.turns // 3))
-    bench_vad(speech)
+    overhead_sdk = await bench_overhead_sdk(max(50, args.turns // 3))
+    vad = bench_vad(speech)
     print(f"3. concurrent sessions in one process ({args.seconds:.0f} s each; 20 ms frames in and out at "
           f"real-time pace; VAD on; fake STT/LLM/TTS; users talk ~every 5 s):")
+    concurrency = {}
     for n in (int(x) for x in args.sessions.split(",")):
-        await bench_concurrency(n, args.seconds, speech)
+        figures = await bench_concurrency(n, args.seconds, speech)
+        concurrency[str(n)] = {"in_lag_p99_ms": round(figures["in_p99"], 2), "out_lag_p99_ms": round(figures["out_p99"], 2),
+                               "mb_per_session": round(figures["mb"], 2)}
+    print(json.dumps({"bench": "pipeline", "overhead": overhead, "overhead_openai_sdk": overhead_sdk, "vad": vad,
+                      "sessions": concurrency, "load_avg": round(os.getloadavg()[0], 2)}))
 
 
 if __name__ == "__main__":
