@@ -96,9 +96,21 @@ def run_claimed_job(*, job: Job, worker_id: str) -> str:
     elif not failure:
         breaker.breaker_record_success(worker_id=worker_id)
     recorded = job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure)
+    _route_waiting_jobs()
     if not recorded:
         return "superseded"
     return "failed" if failure else "completed"
+
+
+def _route_waiting_jobs() -> None:
+    """A slot just freed: hand it to the queue now rather than at the next maintenance tick."""
+    try:
+        if Job.objects.pending().exists():
+            from workers.dispatch import jobs_assign_pending
+
+            jobs_assign_pending(limit=10)
+    except Exception:  # noqa: BLE001 - the periodic loop will do it; the job's outcome stands
+        log.warning("could not route waiting jobs", exc_info=True)
 
 
 class WorkerFault(Exception):

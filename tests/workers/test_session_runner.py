@@ -189,3 +189,15 @@ def test_a_crashing_session_counts_against_the_worker(assigned: Job, echo_node: 
     echo_node.options = echo_node.options.model_copy(update={"entry_point": "tests.workers.entrypoints:crashing"})
     assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
     assert Worker.objects.get(pk=echo_node.worker_id).consecutive_failures == 1
+
+
+def test_a_freed_slot_goes_to_the_waiting_job_at_once(active_agent: Any, online_worker: Any, echo_node: Any) -> None:
+    online_worker(echo_node.worker_id, capacity=1)
+    first = job_dispatch(agent_id=active_agent.agent_id, room="first", transport="local")
+    waiting = job_dispatch(agent_id=active_agent.agent_id, room="second", transport="local")
+    assert Job.objects.get(pk=waiting.pk).status == JobStatus.PENDING  # the one slot is taken
+    task = InThread(lambda: run_job(job_id=first.pk, worker_id=echo_node.worker_id))
+    send_session_command(live_session(first).pk, "end", actor="ops")
+    assert task.join() == "completed"
+    # no maintenance tick ran: the finishing job handed its slot on
+    assert Job.objects.get(pk=waiting.pk).assigned_worker_id == echo_node.worker_id
