@@ -9,6 +9,7 @@ host it is about to be sent to. A refusal names the secret and the host, never t
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -19,6 +20,10 @@ from .errors import ToolError
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
+CREDENTIAL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# a DNS name or IP literal, optionally `*.` for its subdomains; no scheme, port or path
+HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+                          r"|^\[?[0-9a-f:.]+\]?$", re.I)
 
 
 class SecretNotAllowed(ToolError):
@@ -85,3 +90,12 @@ def env_secret(name: str) -> Secret | None:
         return None
     hosts = openai_key_hosts() if name == OPENAI_KEY_ENV else None
     return Secret(label=f"environment variable {name}", value=value, hosts=hosts)
+
+
+def default_openai_key() -> Secret | None:
+    """The server's own OPENAI_API_KEY, for configs that name no key: bound to OpenAI's hosts
+    whether or not it is on the allowlist (it is the operator's, not the config's, choice)."""
+    value = os.environ.get(OPENAI_KEY_ENV)
+    if not value:
+        return None
+    return Secret(label=f"environment variable {OPENAI_KEY_ENV}", value=value, hosts=openai_key_hosts())

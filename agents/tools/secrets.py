@@ -22,13 +22,12 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from .egress import Secret, env_reference_problem, env_secret
+from .egress import CREDENTIAL_NAME, Secret, env_reference_problem, env_secret
 from .errors import ToolDefinitionError, ToolError
 
 REDACTED = "********"
 _SENSITIVE = re.compile(r"authorization|cookie|token|secret|key|password|passwd|auth|signature", re.I)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-CREDENTIAL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 def _fernet() -> Fernet:
