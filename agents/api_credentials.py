@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from agents.models import Credential
 from controlplane.api_base import ApiView
+from controlplane.scopes import ADMIN
 
 
 class CredentialSerializer(serializers.ModelSerializer):
@@ -19,6 +20,9 @@ class CredentialSerializer(serializers.ModelSerializer):
 
 class CredentialListView(ApiView):
     """Read-only: values are written in the admin, so an API key never carries them."""
+
+    http_method_names = ["get", "head", "options"]
+    write_scope = ADMIN  # no write exists; with this an admin key learns so (405), others get 403
 
     @extend_schema(responses=CredentialSerializer(many=True), operation_id="credentials_list")
     def get(self, request: Request) -> Response:

@@ -226,10 +226,10 @@ class Credential(models.Model):
 
     def clean(self) -> None:
         problems = allowed_host_problems(self.allowed_hosts)
-        if problems:
-            raise ValidationError({"allowed_hosts": problems})
+        if problems:  # not keyed by field: the admin form edits the hosts as its own `hosts` field
+            raise ValidationError(problems)
         if not self.value_encrypted:
-            raise ValidationError({"value_encrypted": "A credential needs a value."})
+            raise ValidationError("A credential needs a value.")
 
     def set_value(self, value: str) -> None:
         self.value_encrypted = encrypt_secret(value)
