@@ -71,7 +71,12 @@ def test_a_credential_header_for_another_host_is_refused_before_sending(tool_ser
 
 
 def test_a_credential_that_does_not_exist_is_a_clear_error(tool_server) -> None:
-    http_tool(tool_server.url + "/text", {"X-Key": {"credential": "missing-key"}})
+    with pytest.raises(DomainError, match="no credential named missing-key"):
+        http_tool(tool_server.url + "/text", {"X-Key": {"credential": "missing-key"}})
+    credential("127.0.0.1")
+    http_tool(tool_server.url + "/text", {"X-Key": {"credential": "vendor-key"}})
+    Credential.objects.all().delete()  # removed by an operator after the tool was made
+    Tool.objects.filter(name="vendor_lookup").update(http_headers={"X-Key": {"credential": "missing-key"}})
     result = call_stored_tool()
     assert result.error_kind == "tool_error" and "'missing-key' does not exist" in result.output
     assert tool_server.recorder.requests == []
