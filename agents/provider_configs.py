@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import re
+
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agents.tools.egress import CREDENTIAL_NAME
+# a stored credential's name (agents.models.Credential), as configs reference it
+CREDENTIAL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 _SECRET_FIELDS = {"api_key", "apikey", "secret", "token", "password", "api_secret"}
 

@@ -16,11 +16,15 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from agents.provider_configs import CREDENTIAL_NAME
+
 from .errors import ToolError
+
+__all__ = ["CREDENTIAL_NAME", "HOST_PATTERN", "Secret", "SecretNotAllowed", "default_openai_key", "env_allowlist",
+           "env_reference_problem", "env_secret", "host_matches", "openai_key_hosts"]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
-CREDENTIAL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 # a DNS name or IP literal, optionally `*.` for its subdomains; no scheme, port or path
 HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
                           r"|^\[?[0-9a-f:.]+\]?$", re.I)

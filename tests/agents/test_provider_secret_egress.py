@@ -109,6 +109,18 @@ def test_the_default_openai_key_does_not_follow_a_foreign_base_url(
     assert leaked(openai_double, DEFAULT_OPENAI_KEY, SERVER_SECRET_KEY) == []
 
 
+def test_an_ambient_sdk_authorization_header_does_not_follow_a_foreign_base_url(
+    server_secrets: None, openai_double: OpenAIDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the SDK adds OPENAI_CUSTOM_HEADERS to every request, wherever it goes
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", f"Authorization: Bearer {DEFAULT_OPENAI_KEY}")
+    openai_double.chat.push("Answered without our key.")
+    agent = stored_agent(llm_config={"provider": "openai", "base_url": openai_double.base_url, "max_retries": 0})
+    run_text_turn(agent, wait_for="response_generated")
+    assert len(openai_double.arrivals) == 1
+    assert leaked(openai_double, DEFAULT_OPENAI_KEY) == []
+
+
 def test_naming_openai_api_key_for_a_foreign_base_url_is_refused(
     server_secrets: None, openai_double: OpenAIDouble
 ) -> None:

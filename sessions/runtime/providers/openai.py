@@ -58,11 +58,21 @@ def _client(opts: ClientOptions, source: str) -> Any:
     if c is None:
         try:
             c = AsyncOpenAI(base_url=base_url or None, api_key=api_key,
+                            default_headers=pinned_auth(opts.endpoint, api_key),
                             timeout=opts.timeout_s, max_retries=0)
         except OpenAIError as exc:
             raise ProviderError(source, str(exc), kind="config") from None
         per_loop[key] = c
     return c
+
+
+def pinned_auth(endpoint: Endpoint | None, api_key: str | None) -> dict[str, str] | None:
+    """For a resolved endpoint, the Authorization header it was resolved with: an explicit one
+    makes the SDK drop an ambient `Authorization` from OPENAI_CUSTOM_HEADERS, which would
+    otherwise go to whatever base URL the config names."""
+    if endpoint is None or api_key is None:
+        return None
+    return {"Authorization": f"Bearer {api_key}"}
 
 
 def resolved_key(endpoint: Endpoint | None, base_url: str | None, api_key_env: str | None,

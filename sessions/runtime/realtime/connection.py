@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..providers.base import Endpoint, ProviderError
-from ..providers.openai import resolved_key
+from ..providers.openai import pinned_auth, resolved_key
 
 RATE = 24_000  # the protocol's pcm16 rate
 
@@ -53,6 +53,7 @@ class RealtimeModel:
         ws_url = None if self.endpoint is not None else self.websocket_base_url
         try:
             return AsyncOpenAI(base_url=base_url, websocket_base_url=ws_url, api_key=api_key,
+                               default_headers=pinned_auth(self.endpoint, api_key),
                                timeout=self.timeout_s, max_retries=0)
         except OpenAIError as exc:
             raise ProviderError("llm", str(exc), kind="config") from None
