@@ -35,6 +35,7 @@ from .schema import (
 )
 from .address_guard import AddressNotAllowed, is_public_address, resolve_checked
 from .egress import Secret
+from .log_redaction import install as install_log_redaction
 from .secrets import resolve_headers
 
 __all__ = ["AddressNotAllowed", "HttpTool", "is_public_address", "resolve_checked"]
@@ -61,24 +62,8 @@ def max_response_bytes() -> int:
         return DEFAULT_MAX_RESPONSE_BYTES
 
 
-class RedactQuery(logging.Filter):
-    """httpx (and the OpenAI SDK's httpx2) log every request's full URL at INFO; a query
-    string may carry a key, so the logged URL keeps its path and loses its query."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(_without_query(a) for a in record.args)
-        return True
-
-
-def _without_query(arg: Any) -> Any:
-    if isinstance(arg, httpx.URL) or (hasattr(arg, "copy_with") and hasattr(arg, "query")):
-        return str(arg.copy_with(query=None)) + ("?[redacted]" if arg.query else "")
-    return arg
-
-
-for _name in ("httpx", "httpx2"):
-    logging.getLogger(_name).addFilter(RedactQuery())
+# at import, so any process that can call an HTTP tool logs its URLs without their query
+install_log_redaction()
 
 
 class HttpTool:

@@ -57,3 +57,14 @@ async def test_a_secret_in_the_url_query_reaches_no_log(tool_server, caplog, met
     assert f"api_key={QUERY_SECRET}" in req["path"]  # sent to the service...
     assert QUERY_SECRET not in caplog.text  # ...and logged by nobody
     assert any(r.name == "httpx" and "/text?[redacted]" in r.getMessage() for r in caplog.records)
+
+
+def test_the_openai_sdks_request_log_loses_its_query_too(caplog) -> None:
+    import httpx2  # the OpenAI SDK's HTTP client logs like httpx, on its own logger
+
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("httpx2").info('HTTP Request: %s %s "%s %d %s"', "POST",
+                                         httpx2.URL(f"http://llm.example/v1/chat?key={QUERY_SECRET}"),
+                                         "HTTP/1.1", 200, "OK")
+    assert QUERY_SECRET not in caplog.text
+    assert "http://llm.example/v1/chat?[redacted]" in caplog.text
