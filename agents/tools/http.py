@@ -2,8 +2,8 @@
 
 The request (POST/PUT/PATCH) carries a JSON body:
 `{"call_id", "tool", "arguments", "session_id", "agent_id", "execution_id"}`;
-GET/DELETE send the same fields as query parameters (`arguments` as JSON text).
-GET/DELETE keep the query configured in the URL and add those fields after it.
+GET/DELETE send the same fields as query parameters (`arguments` as JSON text), after
+the query configured in the URL.
 A 2xx response's body is what the model sees (a JSON object's `"output"` member if it
 has one); bodies over TOOLS_HTTP_MAX_RESPONSE_BYTES are refused while streaming. The
 address guard (`address_guard.py`) resolves the host and refuses private, loopback,
@@ -22,10 +22,12 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import httpx
 from django.conf import settings
 
+from .address_guard import AddressNotAllowed, is_public_address, resolve_checked
 from .context import RunContext
-from .errors import ToolDefinitionError, ToolError
+from .egress import Secret
+from .errors import ToolArgumentsError, ToolDefinitionError, ToolError
 from .function_tool import drop_optional_nulls, parse_arguments_json
-from .errors import ToolArgumentsError
+from .log_redaction import install as install_log_redaction
 from .schema import (
     to_strict,
     validate_description,
@@ -33,9 +35,6 @@ from .schema import (
     validate_name,
     validate_timeout_ms,
 )
-from .address_guard import AddressNotAllowed, is_public_address, resolve_checked
-from .egress import Secret
-from .log_redaction import install as install_log_redaction
 from .secrets import resolve_headers
 
 __all__ = ["AddressNotAllowed", "HttpTool", "is_public_address", "resolve_checked"]
