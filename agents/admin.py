@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpRequest
 
+from agents import credential_admin  # noqa: F401  (registers the Credential admin)
 from agents import services
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion, Tool
 from agents.tool_admin_forms import ToolAdminForm

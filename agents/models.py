@@ -7,7 +7,16 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from django.db import models
 
 from agents.provider_configs import ProviderConfigError, parse_provider_config, parse_turn_config
-from agents.validators import validate_agent_id, validate_openai_function_schema, validate_tool_name
+from agents.provider_endpoints import reference_problems
+from agents.tools.egress import Secret
+from agents.tools.secrets import decrypt_secret, encrypt_secret
+from agents.validators import (
+    HOST_PATTERN,
+    validate_agent_id,
+    validate_credential_name,
+    validate_openai_function_schema,
+    validate_tool_name,
+)
 
 # The parts of an agent that make up its configuration; a change to any makes a new version.
 CONFIG_FIELDS = ("instructions", "tools", "llm_config", "stt_config", "tts_config", "vad_config", "turn_config", "metadata")
@@ -60,9 +69,13 @@ class Agent(models.Model):
             errors.setdefault("instructions", []).append("Instructions are required.")
         for field, kind in PROVIDER_FIELDS.items():
             try:
-                parse_provider_config(kind, getattr(self, field))
+                cfg = parse_provider_config(kind, getattr(self, field))
             except ProviderConfigError as exc:
                 errors.setdefault(field, []).extend(exc.messages)
+                continue
+            problems = reference_problems(cfg, credential_hosts=_credential_hosts(cfg))
+            if problems:
+                errors.setdefault(field, []).extend(problems)
         try:
             parse_turn_config(self.turn_config)
         except ProviderConfigError as exc:
@@ -79,6 +92,13 @@ class Agent(models.Model):
 
     def config_snapshot(self) -> dict[str, Any]:
         return {field: getattr(self, field) for field in CONFIG_FIELDS}
+
+
+def _credential_hosts(cfg: Any) -> dict[str, tuple[str, ...]]:
+    name = getattr(cfg, "api_key_credential", None)
+    if not name:
+        return {}
+    return {n: tuple(h) for n, h in Credential.objects.filter(name=name).values_list("name", "allowed_hosts")}
 
 
 def unknown_tool_errors(tools: Any) -> list[str]:
@@ -180,3 +200,47 @@ class Tool(models.Model):
     @property
     def average_latency_ms(self) -> float:
         return self.total_latency_ms / self.calls if self.calls else 0.0
+
+
+class Credential(models.Model):
+    """A secret the server holds for agents and tools, referenced by name.
+
+    The value is encrypted at rest (agents.tools.secrets) and written only in the admin;
+    nothing shows it back. It is sent only to `allowed_hosts` (exact names, or
+    `*.example.com` for subdomains), checked where each request is built.
+    """
+
+    name = models.CharField(max_length=64, unique=True, validators=[validate_credential_name],
+                            help_text="What configs reference: lower case, digits, '.', '_', '-'.")
+    value_encrypted = models.TextField(editable=False)
+    allowed_hosts = models.JSONField(default=list, help_text="Host names this credential may be sent to.")
+    description = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        problems = allowed_host_problems(self.allowed_hosts)
+        if problems:  # not keyed by field: the admin form edits the hosts as its own `hosts` field
+            raise ValidationError(problems)
+        if not self.value_encrypted:
+            raise ValidationError("A credential needs a value.")
+
+    def set_value(self, value: str) -> None:
+        self.value_encrypted = encrypt_secret(value)
+
+    def secret(self) -> Secret:
+        return Secret(label=f"credential {self.name!r}", value=decrypt_secret(self.value_encrypted),
+                      hosts=tuple(self.allowed_hosts))
+
+
+def allowed_host_problems(hosts: Any) -> list[str]:
+    if not isinstance(hosts, list) or not hosts:
+        return ["List at least one host name the credential may be sent to."]
+    return [f"{host!r} is not a host name (or *.domain pattern)." for host in hosts
+            if not isinstance(host, str) or not HOST_PATTERN.match(host)]

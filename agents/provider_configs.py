@@ -2,13 +2,20 @@
 
 Pure pydantic (no Django): the model layer validates with these, and the session runtime
 reads its settings through the same classes. API keys are never stored in a config: a
-config names the environment variable that holds the key (`api_key_env`).
+config names a stored credential (`api_key_credential`) or an allowlisted environment
+variable (`api_key_env`); `agents.credentials` resolves them, and checks where they may go,
+when a session is built.
 """
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+import re
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# a stored credential's name (agents.models.Credential), as configs reference it
+CREDENTIAL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 _SECRET_FIELDS = {"api_key", "apikey", "secret", "token", "password", "api_secret"}
 
@@ -22,8 +29,9 @@ class ProviderConfig(BaseModel):
             for key in data:
                 if str(key).lower() in _SECRET_FIELDS:
                     raise ValueError(
-                        f"'{key}' must not be stored in the config; put the key in an environment "
-                        "variable and name it with 'api_key_env'"
+                        f"'{key}' must not be stored in the config; store the key as a named credential "
+                        "and reference it with 'api_key_credential' (or name an allowlisted environment "
+                        "variable with 'api_key_env')"
                     )
         return data
 
@@ -31,8 +39,15 @@ class ProviderConfig(BaseModel):
 class _OpenAIBase(ProviderConfig):
     base_url: AnyHttpUrl | None = None
     api_key_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+    api_key_credential: Annotated[str, Field(pattern=CREDENTIAL_NAME.pattern)] | None = None
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> "_OpenAIBase":
+        if self.api_key_env and self.api_key_credential:
+            raise ValueError("give either 'api_key_credential' or 'api_key_env', not both")
+        return self
 
 
 class OpenAILLMConfig(_OpenAIBase):

@@ -11,7 +11,8 @@ from agents.tools.errors import ToolDefinitionError, ToolError
 from agents.tools.secrets import redact_headers, seal_headers
 
 HEADERS_HELP = (
-    'Header name → value. Give secrets as {"env": "ENV_VAR"} (read at call time) or '
+    'Header name → value. Give secrets as {"credential": "name"} (a named credential, sent only to '
+    'its allowed hosts), {"env": "ENV_VAR"} (read at call time; CREDENTIAL_ENV_ALLOWLIST names only) or '
     '{"secret": "value"} (encrypted at rest); values of secret-looking headers are encrypted '
     'anyway. Stored secrets show as "********": leave them so to keep them.'
 )

@@ -8,14 +8,14 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from agents.models import Tool
+from agents.models import Credential, Tool
 from agents.tools.errors import ToolDefinitionError
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
 from agents.tools.loading import bind_row
 from agents.tools.metrics import flush_stats
 from agents.tools.registry import registry
-from agents.tools.secrets import seal_headers
+from agents.tools.secrets import header_credentials, seal_headers
 from agents.tool_sync import parameter_definitions
 from controlplane.errors import Conflict, DomainError, NotFound
 from sessions.runtime.interfaces import ToolCall, ToolInvocation, ToolResult
@@ -41,6 +41,11 @@ def tool_create_http(
     parameters = parameters or {"type": "object", "properties": {}}
     try:
         sealed = seal_headers(headers or {})
+        unknown = set(header_credentials(sealed)) - set(
+            Credential.objects.filter(name__in=header_credentials(sealed)).values_list("name", flat=True))
+        if unknown:
+            raise ToolDefinitionError(f"headers: no credential named {', '.join(sorted(unknown))} "
+                                      "(GET /api/v1/credentials/ lists them)")
         HttpTool(name=name, description=description, url=url, method=method, headers=sealed,
                  parameters=parameters, timeout_ms=timeout_ms, retries=retries)
     except ToolDefinitionError as exc:

@@ -6,6 +6,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from agents.tools.egress import CREDENTIAL_NAME, HOST_PATTERN
+
+__all__ = ["HOST_PATTERN", "openai_function_schema_errors", "validate_agent_id", "validate_credential_name",
+           "validate_openai_function_schema", "validate_tool_name"]
+
 TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
@@ -17,6 +22,15 @@ def validate_tool_name(value: str) -> None:
             "Tool names must be identifiers: a letter or underscore, then letters, digits or "
             "underscores, at most 64 characters.",
             code="invalid_tool_name",
+        )
+
+
+def validate_credential_name(value: str) -> None:
+    if not isinstance(value, str) or not CREDENTIAL_NAME.match(value):
+        raise ValidationError(
+            "Credential names are lower case letters, digits, '.', '_' and '-', starting with a letter "
+            "or digit, at most 64 characters.",
+            code="invalid_credential_name",
         )
 
 

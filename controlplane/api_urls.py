@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agents import api as agents_api
+from agents import api_credentials
 from controlplane.api_auth import HasScope
 from sessions import api as sessions_api
 from workers import api as workers_api
@@ -20,6 +21,8 @@ urlpatterns = [
     path("agents/<str:agent_id>/versions/", agents_api.AgentVersionListView.as_view(), name="api-agent-versions"),
     # tools (agents/api_tools_urls.py, the tools engineer's)
     path("", include("agents.api_tools_urls")),
+    # named credentials (names and hosts; values are written in the admin)
+    path("credentials/", api_credentials.CredentialListView.as_view(), name="api-credentials"),
     # jobs
     path("jobs/", workers_api.JobListView.as_view(), name="api-jobs"),
     path("jobs/<str:job_id>/", workers_api.JobDetailView.as_view(), name="api-job"),

@@ -167,6 +167,14 @@ SERVE_STATIC = env_bool("SERVE_STATIC", True)
 # --- the product's own knobs -------------------------------------------------------------
 TOOL_MODULES = env_list("TOOL_MODULES", [])
 TOOLS_ALLOW_PRIVATE_ADDRESSES = env_bool("TOOLS_ALLOW_PRIVATE_ADDRESSES", False)
+# an HTTP tool's answer is streamed and refused past this size (the worker hosts every session)
+TOOLS_HTTP_MAX_RESPONSE_BYTES = env_int("TOOLS_HTTP_MAX_RESPONSE_BYTES", 1_048_576, minimum=1024)
+# Environment variables an agent's provider config or a tool header may name; anything else
+# is stored as a named credential with the hosts it may go to (admin → Credentials).
+CREDENTIAL_ENV_ALLOWLIST = env_list("CREDENTIAL_ENV_ALLOWLIST", ["OPENAI_API_KEY"])
+# Hosts a provider base_url may name although the address guard would refuse them (a local
+# Ollama, a model server on the private network); `*.example.com` matches subdomains.
+PROVIDER_ALLOWED_HOSTS = env_list("PROVIDER_ALLOWED_HOSTS", [])
 
 LIVEKIT_URL = env_str("LIVEKIT_URL", "")
 LIVEKIT_API_KEY = env_str("LIVEKIT_API_KEY", "")

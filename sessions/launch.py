@@ -8,9 +8,15 @@ caller loads the agent and builds the event sink and the tool executor.
     session = build_session(snapshot, sink=sink, tools=executor, transport=transport,
                             session_id=str(row.id), agent_id=agent.agent_id)
     reason = await run_session(session)  # returns when the session has ended
+
+`endpoints` ("llm"/"stt"/"tts" → Endpoint) are the base URLs and keys the control plane
+resolved (`agents.credentials.agent_endpoints`); every caller that runs a stored agent
+passes them, so a config can only name a secret, never send one where it may not go.
+Without them (the runtime used alone) the configs' own base_url/api_key_env apply.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agents.provider_configs import (
@@ -23,7 +29,7 @@ from agents.provider_configs import (
 )
 from sessions.runtime import AgentSession, SessionOptions, TurnOptions, VADOptions
 from sessions.runtime.interfaces import EventSink, ToolExecutor, Transport
-from sessions.runtime.providers import build_llm, build_stt, build_tts
+from sessions.runtime.providers import Endpoint, build_llm, build_stt, build_tts
 
 __all__ = ["ConfigError", "build_session", "run_job_session", "run_session", "session_options"]
 
@@ -59,7 +65,8 @@ def session_options(config: dict[str, Any], *, session_id: str = "", agent_id: s
 
 def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSink | None = None,
                   tools: ToolExecutor | None = None, session_id: str = "", agent_id: str = "",
-                  user_data: dict[str, Any] | None = None) -> AgentSession:
+                  user_data: dict[str, Any] | None = None,
+                  endpoints: Mapping[str, Endpoint] | None = None) -> AgentSession:
     """An unstarted AgentSession for an agent config snapshot (a RealtimeSession, with the
     same surface, when the LLM is `openai_realtime`).
 
@@ -70,6 +77,13 @@ def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSi
         tts_cfg = parse_provider_config("tts", config.get("tts_config"))
     except ProviderConfigError as exc:
         raise ConfigError(str(exc)) from None
+
+    def endpoint(kind: str) -> Endpoint | None:
+        if endpoints is None:
+            return None
+        # given endpoints but none for this provider: refuse rather than fall back to the config's
+        return endpoints.get(kind) or Endpoint(base_url="", refused=f"{kind}_config: no endpoint was resolved")
+
     if isinstance(llm_cfg, OpenAIRealtimeConfig):  # a speech-to-speech model: the realtime runtime
         from sessions.runtime.realtime import build_realtime_session
 
@@ -77,13 +91,13 @@ def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSi
         data.setdefault("metadata", dict(config.get("metadata") or {}))
         return build_realtime_session(  # type: ignore[return-value]
             llm_cfg, session_options(config, session_id=session_id, agent_id=agent_id), transport=transport,
-            sink=sink, tools=tools, user_data=data)
-    stt = None if isinstance(stt_cfg, NoProviderConfig) else build_stt(stt_cfg)
-    tts = None if isinstance(tts_cfg, NoProviderConfig) else build_tts(tts_cfg)
+            sink=sink, tools=tools, user_data=data, endpoint=endpoint("llm"))
+    stt = None if isinstance(stt_cfg, NoProviderConfig) else build_stt(stt_cfg, endpoint("stt"))
+    tts = None if isinstance(tts_cfg, NoProviderConfig) else build_tts(tts_cfg, endpoint("tts"))
     data = dict(user_data or {})
     data.setdefault("metadata", dict(config.get("metadata") or {}))
     return AgentSession(options=session_options(config, session_id=session_id, agent_id=agent_id),
-                        llm=build_llm(llm_cfg), stt=stt, tts=tts, tools=tools, sink=sink,
+                        llm=build_llm(llm_cfg, endpoint("llm")), stt=stt, tts=tts, tools=tools, sink=sink,
                         transport=transport, user_data=data)
 
 

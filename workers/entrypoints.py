@@ -53,15 +53,18 @@ def _transport_for(ctx: JobContext) -> Any:
 
 
 async def agent_session(ctx: JobContext) -> None:
+    from agents.credentials import agent_endpoints
     from agents.tools.executor import build_tool_executor
     from sessions.event_sink import DjangoEventSink
     from sessions.launch import build_session
 
     tools = await asyncio.to_thread(build_tool_executor, list(ctx.agent_config.get("tools") or []))
+    # base URLs and keys resolved (and checked against where each key may go) off the loop
+    endpoints = await asyncio.to_thread(agent_endpoints, ctx.agent_config)
     sink = DjangoEventSink(ctx.session_id)
     session = build_session(
         ctx.agent_config, transport=_transport_for(ctx), sink=sink, tools=tools, session_id=ctx.session_id,
-        agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata},
+        agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata}, endpoints=endpoints,
     )
     statuses: asyncio.Queue[str] = asyncio.Queue()
     session.on("state_changed", lambda event: statuses.put_nowait(event.new_state))

@@ -2,29 +2,32 @@
 
 The request (POST/PUT/PATCH) carries a JSON body:
 `{"call_id", "tool", "arguments", "session_id", "agent_id", "execution_id"}`;
-GET/DELETE send the same fields as query parameters (`arguments` as JSON text).
+GET/DELETE send the same fields as query parameters (`arguments` as JSON text), after
+the query configured in the URL.
 A 2xx response's body is what the model sees (a JSON object's `"output"` member if it
-has one). The address guard resolves the host and refuses private, loopback,
+has one); bodies over TOOLS_HTTP_MAX_RESPONSE_BYTES are refused while streaming. The
+address guard (`address_guard.py`) resolves the host and refuses private, loopback,
 link-local and other non-public addresses unless TOOLS_ALLOW_PRIVATE_ADDRESSES; the
 request then goes to the address that was checked (no second DNS lookup), and
-redirects are not followed.
+redirects are not followed. Header secrets go only where `egress.py` allows.
 """
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
-import socket
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
+from django.conf import settings
 
+from .address_guard import AddressNotAllowed, is_public_address, resolve_checked
 from .context import RunContext
-from .errors import ToolDefinitionError, ToolError
+from .egress import Secret
+from .errors import ToolArgumentsError, ToolDefinitionError, ToolError
 from .function_tool import drop_optional_nulls, parse_arguments_json
-from .errors import ToolArgumentsError
+from .log_redaction import install as install_log_redaction
 from .schema import (
     to_strict,
     validate_description,
@@ -34,69 +37,32 @@ from .schema import (
 )
 from .secrets import resolve_headers
 
+__all__ = ["AddressNotAllowed", "HttpTool", "is_public_address", "resolve_checked"]
+
 logger = logging.getLogger("agents.tools")
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MAX_OUTPUT_CHARS = 16_000
 DEFAULT_TIMEOUT_MS = 30_000
-
-
-class AddressNotAllowed(ToolError):
-    pass
+DEFAULT_MAX_RESPONSE_BYTES = 1_048_576
 
 
 def allow_private_default() -> bool:
     try:
-        from django.conf import settings
-
         return bool(getattr(settings, "TOOLS_ALLOW_PRIVATE_ADDRESSES", False))
-    except Exception:
+    except Exception:  # settings not configured (the tools package used alone)
         return False
 
 
-def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
-    )
-
-
-async def resolve_checked(host: str, port: int, *, allow_private: bool) -> str:
-    """Resolve `host` and return an address to connect to; refuse non-public ones.
-
-    Every address the name resolves to must pass: a name with one public and one
-    private record is refused.
-    """
+def max_response_bytes() -> int:
     try:
-        ips = [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror:
-            raise ToolError("the tool's host name does not resolve") from None
-        ips = []
-        for info in infos:
-            ip = ipaddress.ip_address(info[4][0].split("%")[0])
-            if ip not in ips:
-                ips.append(ip)
-    if not ips:
-        raise ToolError("the tool's host name does not resolve")
-    if not allow_private:
-        bad = [str(ip) for ip in ips if not is_public_address(ip)]
-        if bad:
-            logger.warning("HTTP tool refused: %s resolves to non-public address(es) %s", host, bad)
-            raise AddressNotAllowed(
-                "the tool's address is not allowed (private, loopback or link-local)"
-            )
-    return str(ips[0])
+        return int(getattr(settings, "TOOLS_HTTP_MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES))
+    except Exception:  # settings not configured
+        return DEFAULT_MAX_RESPONSE_BYTES
+
+
+# at import, so any process that can call an HTTP tool logs its URLs without their query
+install_log_redaction()
 
 
 class HttpTool:
@@ -117,6 +83,7 @@ class HttpTool:
         metadata: dict[str, Any] | None = None,
         allow_private: bool | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        credentials: dict[str, Secret] | None = None,
     ) -> None:
         self.name = validate_name(name)
         self.description = validate_description(description, name=name)
@@ -143,6 +110,7 @@ class HttpTool:
         self.metadata = dict(metadata or {})
         self.allow_private = allow_private
         self.transport = transport
+        self.credentials = dict(credentials or {})  # the named credentials its headers reference
         self.module = ""
         self.function = ""
         self.arity = len(self.parameters.get("properties", {}))
@@ -155,6 +123,7 @@ class HttpTool:
 
     @classmethod
     def from_row(cls, row: Any, **kwargs: Any) -> "HttpTool":
+        """From a Tool row; pass `credentials` (name → Secret) for the ones its headers name."""
         fn = row.schema.get("function", row.schema) if isinstance(row.schema, dict) else {}
         return cls(
             name=row.name,
@@ -213,22 +182,26 @@ class HttpTool:
         parts = urlsplit(self.url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        # secrets first: a credential bound elsewhere fails before anything is resolved or sent
+        headers = resolve_headers(self.headers, host=host, credentials=self.credentials)
         allow = self.allow_private if self.allow_private is not None else allow_private_default()
         ip = await resolve_checked(host, port, allow_private=allow)
         # Connect to the address we checked; keep Host and TLS SNI on the real name.
         ip_host = f"[{ip}]" if ":" in ip else ip
         netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
-        pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-        headers = resolve_headers(self.headers)
         headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
         headers.setdefault("User-Agent", "controlplane-tools/1")
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         body = self.payload(kwargs, ctx)
         request_kwargs: dict[str, Any] = {"headers": headers, "extensions": extensions}
         if self.method in ("GET", "DELETE"):
-            request_kwargs["params"] = {**body, "arguments": json.dumps(kwargs)}
+            # httpx's `params` replaces a URL's query: send the configured one, then the call's
+            configured = parse_qsl(parts.query, keep_blank_values=True)
+            request_kwargs["params"] = [*configured, *{**body, "arguments": json.dumps(kwargs)}.items()]
+            pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", "", ""))
         else:
             request_kwargs["json"] = body
+            pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
         timeout_s = (self.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000.0
         attempt = 0
         async with httpx.AsyncClient(
@@ -236,7 +209,7 @@ class HttpTool:
         ) as client:
             while True:
                 try:
-                    response = await client.request(self.method, pinned, **request_kwargs)
+                    status, content_type, raw = await self._send(client, pinned, request_kwargs)
                 except httpx.HTTPError as exc:
                     if attempt < self.retries:
                         attempt += 1
@@ -244,24 +217,44 @@ class HttpTool:
                         continue
                     logger.warning("HTTP tool %s: request failed: %s", self.name, type(exc).__name__)
                     raise ToolError("the tool's service could not be reached") from None
-                if response.status_code >= 500 and attempt < self.retries:
+                if status >= 500 and attempt < self.retries:
                     attempt += 1
                     await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
                     continue
-                return self._output(response)
+                return self._output(status, content_type, raw)
 
-    def _output(self, response: httpx.Response) -> str:
-        text = response.text[:MAX_OUTPUT_CHARS]
-        if 300 <= response.status_code < 400:
-            raise ToolError(f"the tool's service answered with a redirect ({response.status_code})")
-        if response.status_code >= 400:
-            detail = text[:500] if response.status_code < 500 else ""
-            raise ToolError(
-                f"the tool's service answered {response.status_code}" + (f": {detail}" if detail else "")
-            )
-        if "json" in response.headers.get("content-type", ""):
+    async def _send(self, client: httpx.AsyncClient, url: str,
+                    request_kwargs: dict[str, Any]) -> tuple[int, str, bytes]:
+        """Stream the answer, stopping at TOOLS_HTTP_MAX_RESPONSE_BYTES: a tool's service
+        cannot make the worker (which hosts every session on it) hold an unbounded body."""
+        limit = max_response_bytes()
+        async with client.stream(self.method, url, **request_kwargs) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise ToolError(self._too_large(limit))
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise ToolError(self._too_large(limit))
+                chunks.append(chunk)
+            return response.status_code, response.headers.get("content-type", ""), b"".join(chunks)
+
+    def _too_large(self, limit: int) -> str:
+        logger.warning("HTTP tool %s: answer over %d bytes refused", self.name, limit)
+        return f"the tool's service answered with more than {limit} bytes (TOOLS_HTTP_MAX_RESPONSE_BYTES)"
+
+    def _output(self, status: int, content_type: str, raw: bytes) -> str:
+        text = raw.decode("utf-8", errors="replace")[:MAX_OUTPUT_CHARS]
+        if 300 <= status < 400:
+            raise ToolError(f"the tool's service answered with a redirect ({status})")
+        if status >= 400:
+            detail = text[:500] if status < 500 else ""
+            raise ToolError(f"the tool's service answered {status}" + (f": {detail}" if detail else ""))
+        if "json" in content_type:
             try:
-                data = response.json()
+                data = json.loads(raw)
             except ValueError:
                 return text
             if isinstance(data, dict) and "output" in data:

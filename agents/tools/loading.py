@@ -8,7 +8,9 @@ from typing import Any, Sequence
 from .executor import BoundTool
 from .function_tool import DEFAULT_TIMEOUT_MS
 from .http import HttpTool
+from .egress import Secret
 from .registry import ToolRegistry, registry as default_registry
+from .secrets import header_credentials
 
 logger = logging.getLogger("agents.tools")
 
@@ -17,6 +19,15 @@ def _rows(names: Sequence[str]) -> dict[str, Any]:
     from agents.models import Tool
 
     return {row.name: row for row in Tool.objects.filter(name__in=list(names))}
+
+
+def _credentials(headers: Any) -> dict[str, Secret]:
+    names = header_credentials(headers)
+    if not names:
+        return {}
+    from agents.credentials import credential_secrets  # Django models, as in _rows
+
+    return credential_secrets(names)
 
 
 def bind_row(row: Any | None, code_tool: Any | None) -> BoundTool | None:
@@ -28,7 +39,8 @@ def bind_row(row: Any | None, code_tool: Any | None) -> BoundTool | None:
     if row is not None and not row.enabled:
         return None
     if row is not None and row.kind == "http":
-        return BoundTool(HttpTool.from_row(row), row.execution or "inline", row.timeout_ms or DEFAULT_TIMEOUT_MS)
+        tool = HttpTool.from_row(row, credentials=_credentials(row.http_headers))
+        return BoundTool(tool, row.execution or "inline", row.timeout_ms or DEFAULT_TIMEOUT_MS)
     if code_tool is None:
         return None
     if row is None:

@@ -2,7 +2,10 @@
 
 Stored header value forms (in `Tool.http_headers`):
 - `"text"`: a plain, non-secret value;
-- `{"env": "NAME"}`: read from the environment variable NAME when the tool is called;
+- `{"credential": "name"}`: a named credential (agents.models.Credential), sent only to
+  the hosts stored with it;
+- `{"env": "NAME"}`: read from the environment variable NAME when the tool is called; NAME
+  must be on CREDENTIAL_ENV_ALLOWLIST (OPENAI_API_KEY goes only to OpenAI/OPENAI_BASE_URL);
 - `{"encrypted": "<Fernet token>"}`: encrypted with FIELD_ENCRYPTION_KEY (or a key derived
   from SECRET_KEY).
 Input may also use `{"secret": "value"}`, which `seal_headers` encrypts. Values of
@@ -13,12 +16,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from .egress import CREDENTIAL_NAME, Secret, env_reference_problem, env_secret
 from .errors import ToolDefinitionError, ToolError
 
 REDACTED = "********"
@@ -77,7 +81,14 @@ def seal_headers(headers: Any, *, previous: dict[str, Any] | None = None) -> dic
         elif isinstance(value, dict) and set(value) == {"env"}:
             if not isinstance(value["env"], str) or not _ENV_NAME.match(value["env"]):
                 raise ToolDefinitionError(f"header {name!r}: env must name an environment variable")
+            problem = env_reference_problem(value["env"])
+            if problem:
+                raise ToolDefinitionError(f"header {name!r}: {problem}")
             out[name] = {"env": value["env"]}
+        elif isinstance(value, dict) and set(value) == {"credential"}:
+            if not isinstance(value["credential"], str) or not CREDENTIAL_NAME.match(value["credential"]):
+                raise ToolDefinitionError(f"header {name!r}: credential must name a stored credential")
+            out[name] = {"credential": value["credential"]}
         elif isinstance(value, dict) and set(value) == {"secret"} and isinstance(value["secret"], str):
             out[name] = {"encrypted": encrypt_secret(value["secret"])}
         elif isinstance(value, dict) and set(value) == {"encrypted"} and isinstance(value["encrypted"], str):
@@ -89,7 +100,8 @@ def seal_headers(headers: Any, *, previous: dict[str, Any] | None = None) -> dic
             out[name] = {"encrypted": encrypt_secret(value)} if is_sensitive_header(name) else value
         else:
             raise ToolDefinitionError(
-                f'header {name!r}: value must be a string, {{"env": "NAME"}} or {{"secret": "value"}}'
+                f'header {name!r}: value must be a string, {{"credential": "name"}}, {{"env": "NAME"}} '
+                f'or {{"secret": "value"}}'
             )
     return out
 
@@ -102,6 +114,8 @@ def redact_headers(headers: Any) -> dict[str, Any]:
     for name, value in headers.items():
         if isinstance(value, dict) and "env" in value:
             out[name] = {"env": value["env"]}
+        elif isinstance(value, dict) and "credential" in value:
+            out[name] = {"credential": value["credential"]}
         elif isinstance(value, str) and not is_sensitive_header(name):
             out[name] = value
         else:
@@ -109,17 +123,34 @@ def redact_headers(headers: Any) -> dict[str, Any]:
     return out
 
 
-def resolve_headers(headers: dict[str, Any] | None) -> dict[str, str]:
-    """The real header values, at call time. Never log the result."""
+def header_credentials(headers: Any) -> list[str]:
+    """The credential names a tool's headers reference (to load them before the call)."""
+    if not isinstance(headers, dict):
+        return []
+    return [v["credential"] for v in headers.values() if isinstance(v, dict) and isinstance(v.get("credential"), str)]
+
+
+def resolve_headers(headers: dict[str, Any] | None, *, host: str = "",
+                    credentials: Mapping[str, Secret] | None = None) -> dict[str, str]:
+    """The real header values for a request to `host`, at call time. Never log the result.
+
+    A credential or environment variable that may not go to `host` raises SecretNotAllowed
+    before any request exists (with no host, only values bound to no host resolve).
+    """
     out: dict[str, str] = {}
     for name, value in (headers or {}).items():
         if isinstance(value, str):
             out[name] = value
+        elif isinstance(value, dict) and "credential" in value:
+            secret = (credentials or {}).get(value["credential"])
+            if secret is None:
+                raise ToolError(f"header {name}: credential {value['credential']!r} does not exist on this server")
+            out[name] = secret.value_for(host)
         elif isinstance(value, dict) and "env" in value:
-            env_value = os.environ.get(value["env"])
-            if env_value is None:
+            env = env_secret(value["env"])
+            if env is None:
                 raise ToolError("the tool's credentials are not configured on this server")
-            out[name] = env_value
+            out[name] = env.value_for(host)
         elif isinstance(value, dict) and "encrypted" in value:
             out[name] = decrypt_secret(value["encrypted"])
     return out

@@ -16,7 +16,7 @@ from agents.models import Agent
 from agents.tool_sync import tool_sync
 from sessions.models import AgentSession, SessionEvent
 from tests.dashboard.live_server import DaphneServer, db, log_in, screenshot
-from tests.doubles.fixtures import openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
 from tests.doubles.openai_server import OpenAIDouble, Reply
 from tests.workers.fleet import Fleet
 from workers.dispatch import job_cancel_request, job_dispatch
@@ -31,7 +31,8 @@ LONG_SPEECH = (
 
 
 @pytest.fixture
-def concierge(openai_double: OpenAIDouble) -> Agent:  # noqa: F811
+def concierge(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
+    allow_double_egress(settings, KEY_ENV)
     tool_sync()
     provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
     agent = agent_services.agent_create(
@@ -45,7 +46,7 @@ def concierge(openai_double: OpenAIDouble) -> Agent:  # noqa: F811
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path)
-    fleet.start("dash", **{KEY_ENV: "sk-test-double"})
+    fleet.start("dash", **{KEY_ENV: "sk-test-double"}, **double_egress_env(KEY_ENV))
     yield fleet
     fleet.stop()
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -24,3 +25,21 @@ def openai_env(openai_double: OpenAIDouble, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OPENAI_BASE_URL", openai_double.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-double")
     return openai_double
+
+
+# An operator who runs a model server on loopback must allow it explicitly: its host on
+# PROVIDER_ALLOWED_HOSTS (the address guard refuses loopback) and the variables holding its
+# keys on CREDENTIAL_ENV_ALLOWLIST. Tests driving the doubles set the same, by name.
+DOUBLE_HOSTS = ["127.0.0.1"]
+
+
+def allow_double_egress(settings: Any, *key_env: str) -> None:
+    """For tests in this process: the double's host and the named key variables."""
+    settings.PROVIDER_ALLOWED_HOSTS = DOUBLE_HOSTS
+    settings.CREDENTIAL_ENV_ALLOWLIST = ["OPENAI_API_KEY", *key_env]
+
+
+def double_egress_env(*key_env: str) -> dict[str, str]:
+    """The same for a subprocess (a celery worker, the embedded server)."""
+    return {"PROVIDER_ALLOWED_HOSTS": ",".join(DOUBLE_HOSTS),
+            "CREDENTIAL_ENV_ALLOWLIST": ",".join(["OPENAI_API_KEY", *key_env])}

@@ -120,6 +120,8 @@ class OpenAIDouble:
         self.transcripts = Script()
         self.speech = Script()
         self.requests: list[RecordedRequest] = []
+        # (path, lower-cased headers) of every request that reached the server, any route
+        self.arrivals: list[tuple[str, dict[str, str]]] = []
         self.default_chat_text = default_chat_text
         self.default_transcript = default_transcript
         self.speech_ms_per_char = speech_ms_per_char
@@ -235,6 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?")[0]
+        with self.api._lock:
+            self.api.arrivals.append((path, {k.lower(): v for k, v in self.headers.items()}))
         raw = self._body()
         try:
             if path.endswith("/chat/completions"):

@@ -19,6 +19,7 @@ from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
 from sessions.runtime.events import parse_event
 from sessions.runtime.realtime import required_worker_type
+from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_realtime_server import RealtimeDouble, RealtimeReply
 from tests.workers.helpers import InThread, wait_for
 from workers.dispatch import job_dispatch
@@ -30,7 +31,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def realtime_agent(db: Any, realtime_api: RealtimeDouble, monkeypatch: pytest.MonkeyPatch) -> Any:
+def realtime_agent(db: Any, realtime_api: RealtimeDouble, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Any:
+    allow_double_egress(settings, "TEST_OPENAI_KEY")
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test-realtime")
     agent = agent_services.agent_create(
         agent_id="concierge", instructions="You are the hotel concierge.", actor="test",

@@ -9,13 +9,15 @@ from django.core.management import CommandError, call_command
 
 from agents import services as agent_services
 from agents.tool_sync import tool_sync
+from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_server import Reply
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def weather_agent(openai_double, monkeypatch):
+def weather_agent(openai_double, monkeypatch, settings):
+    allow_double_egress(settings, "CONSOLE_TEST_KEY")
     monkeypatch.setenv("CONSOLE_TEST_KEY", "sk-test")
     tool_sync()
     openai_double.speech_ms_per_char = 5.0
@@ -84,7 +86,8 @@ def test_console_reads_lines_from_stdin_when_no_input_is_given(weather_agent, op
     assert lines == ["user: hello", "agent: First reply.", "user: how are you?", "agent: Second reply."]
 
 
-def test_console_wav_needs_an_agent_with_stt(db, openai_double, monkeypatch, speech):
+def test_console_wav_needs_an_agent_with_stt(db, openai_double, monkeypatch, speech, settings):
+    allow_double_egress(settings, "CONSOLE_TEST_KEY")
     monkeypatch.setenv("CONSOLE_TEST_KEY", "sk-test")
     agent_services.agent_create(agent_id="texty", instructions="Text only.", actor="test",
                                 llm_config={"provider": "openai", "base_url": openai_double.base_url,

@@ -5,6 +5,16 @@ import pytest
 from agents.tools import ToolRegistry
 
 
+# The environment variables these tests' HTTP tools name in headers: CREDENTIAL_ENV_ALLOWLIST
+# refuses any other (its default is OPENAI_API_KEY alone), so the suite allows them explicitly.
+TEST_HEADER_ENV = ["OPENAI_API_KEY", "WEATHER_KEY", "WEATHER_TOKEN", "NOT_SET_TOKEN"]
+
+
+@pytest.fixture(autouse=True)
+def header_env_allowlist(settings):
+    settings.CREDENTIAL_ENV_ALLOWLIST = TEST_HEADER_ENV
+
+
 @pytest.fixture
 def fresh_registry() -> ToolRegistry:
     return ToolRegistry()

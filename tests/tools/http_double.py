@@ -35,6 +35,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, "application/json", json.dumps({"output": "sunny in Paris"}).encode())
         if path == "/text":
             return self._send(200, "text/plain", b"plain answer")
+        if path == "/big":  # ?bytes=N[&unsized=1]: a large answer, its size declared or not
+            return self._big(self.path)
         if path == "/bad":
             return self._send(422, "text/plain", b"city unknown")
         if path == "/redirect":
@@ -44,6 +46,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return None
         return self._send(404, "text/plain", b"no such path")
+
+    def _big(self, raw_path: str) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        query = parse_qs(urlsplit(raw_path).query)
+        size = int(query.get("bytes", ["0"])[0])
+        unsized = query.get("unsized", ["0"])[0] == "1"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        if not unsized:  # HTTP/1.0 without a length: the body runs until the connection closes
+            self.send_header("Content-Length", str(size))
+        self.end_headers()
+        block = b"x" * 65536
+        sent = 0
+        try:
+            while sent < size:
+                part = block[: min(len(block), size - sent)]
+                self.wfile.write(part)
+                sent += len(part)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: the point
+            pass
 
     def _send(self, status: int, ctype: str, body: bytes) -> None:
         self.send_response(status)

@@ -61,3 +61,36 @@ async def test_the_setting_lets_a_loopback_tool_through(tool_server, settings) -
 )
 def test_which_addresses_count_as_public(ip: str, public: bool) -> None:
     assert is_public_address(ipaddress.ip_address(ip)) is public
+
+
+@pytest.mark.parametrize(
+    "ip, public",
+    [
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1 (issue 12, finding 12)
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2002:a9fe:a9fe::", False),  # 6to4 of 169.254.169.254 (cloud metadata)
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8: a public relay target
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo: tunnels to an address we cannot see
+        ("2001::1", False),
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("::a00:1", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped
+        ("::ffff:8.8.8.8", True),
+        ("fc00::1", False),  # unique local
+        ("fd12:3456:789a::1", False),
+        ("fec0::1", False),  # site-local
+        ("fe80::1", False),  # link-local
+        ("ff02::1", False),  # multicast
+    ],
+)
+def test_ipv6_transition_addresses_are_judged_by_what_they_lead_to(ip: str, public: bool) -> None:
+    assert is_public_address(ipaddress.ip_address(ip)) is public
+
+
+async def test_a_6to4_loopback_url_is_refused_by_the_tool(settings) -> None:
+    settings.TOOLS_ALLOW_PRIVATE_ADDRESSES = False
+    result = await call(tool("http://[2002:7f00:1::]:9/"))
+    assert result.error_kind == "tool_error" and "not allowed" in result.output

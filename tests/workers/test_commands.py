@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from agents import services as agent_services
-from tests.doubles.fixtures import openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress, openai_double  # noqa: F401
 from tests.doubles.openai_server import Reply
 from workers.models import Job, WorkerStatus
 
@@ -108,7 +108,8 @@ def test_health_fails_when_a_service_is_unreachable(db: Any, settings: Any, monk
 
 
 @pytest.fixture
-def scripted_agent(db: Any, openai_double: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def scripted_agent(db: Any, openai_double: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Any:
+    allow_double_egress(settings, "CMD_TEST_KEY")
     monkeypatch.setenv("CMD_TEST_KEY", "sk-test")
     llm = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": "CMD_TEST_KEY", "model": "gpt-4o-mini",
            "timeout_s": 5, "max_retries": 0}

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from agents import services as agent_services
 from sessions.models import AgentSession, SessionStatus
-from tests.doubles.fixtures import openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
 from tests.workers.fleet import Fleet, poll
 from tests.workers.helpers import wait_for
 from workers.dispatch import job_cancel_request, job_dispatch
@@ -66,13 +66,14 @@ def http(method: str, url: str, key: str, body: dict[str, Any] | None = None, **
 
 
 def test_a_job_dispatched_over_http_runs_a_local_session_end_to_end(
-    fleet: Fleet, openai_double: Any, api_key_factory: Any, live_server: Any
+    fleet: Fleet, openai_double: Any, api_key_factory: Any, live_server: Any, settings: Any
 ) -> None:
+    allow_double_egress(settings, "FLEET_TEST_OPENAI_KEY")
     llm = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": "FLEET_TEST_OPENAI_KEY", "model": "gpt-4o-mini",
            "timeout_s": 5, "max_retries": 0}
     agent = agent_services.agent_create(agent_id="greeter", instructions="Greet people.", actor="test", llm_config=llm)
     agent_services.agent_activate(agent=agent)
-    fleet.start("w1", FLEET_TEST_OPENAI_KEY="sk-test")
+    fleet.start("w1", FLEET_TEST_OPENAI_KEY="sk-test", **double_egress_env("FLEET_TEST_OPENAI_KEY"))
     openai_double.chat.push("Hello from the agent!")
     _, raw = api_key_factory("jobs:write", "sessions:control", "read")
     api = f"{live_server.url}/api/v1"

@@ -88,6 +88,7 @@ class Command(BaseCommand):
                                  "then no longer separate turns); default: real-time pace, like a microphone")
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        from agents.credentials import agent_endpoints
         from agents.models import Agent
         from agents.tools.executor import ToolExecutor
 
@@ -97,6 +98,7 @@ class Command(BaseCommand):
             raise CommandError(f"no agent {opts['agent_id']!r}") from None
         config = agent.config_snapshot()
         tools = ToolExecutor.for_tools(list(config.get("tools") or []))
+        endpoints = agent_endpoints(config)
         wav = None
         if opts["wav"]:
             try:
@@ -116,7 +118,7 @@ class Command(BaseCommand):
             async def main() -> None:
                 nonlocal session
                 session = build_session(config, sink=printer, tools=tools, transport=transport,
-                                        session_id=session_id, agent_id=agent.agent_id)
+                                        session_id=session_id, agent_id=agent.agent_id, endpoints=endpoints)
                 if wav is not None and session.stt is None:
                     raise CommandError(f"agent {agent.agent_id} has no STT provider: use --text")
                 await session.start()

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import LLM, STT, TTS, LLMDelta, ProviderError, Transcript, Usage
+from .base import LLM, STT, TTS, Endpoint, LLMDelta, ProviderError, Transcript, Usage
 from .openai import ClientOptions, OpenAILLM, OpenAISTT, OpenAITTS
 
-__all__ = ["LLM", "STT", "TTS", "LLMDelta", "ProviderError", "Transcript", "Usage",
+__all__ = ["LLM", "STT", "TTS", "Endpoint", "LLMDelta", "ProviderError", "Transcript", "Usage",
            "build_llm", "build_stt", "build_tts"]
 
 
@@ -20,7 +20,11 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
     return default if v is None else v
 
 
-def _client(cfg: Any) -> ClientOptions:
+def _client(cfg: Any, endpoint: Endpoint | None) -> ClientOptions:
+    """The config's client settings; a resolved `endpoint` replaces its base_url and key."""
+    if endpoint is not None:
+        return ClientOptions(endpoint=endpoint, timeout_s=float(_get(cfg, "timeout_s", 30.0)),
+                             max_retries=int(_get(cfg, "max_retries", 2)))
     base_url = _get(cfg, "base_url")
     return ClientOptions(base_url=str(base_url) if base_url else None,
                          api_key_env=_get(cfg, "api_key_env"),
@@ -34,31 +38,31 @@ def provider_name(cfg: Any) -> str:
     return str(_get(cfg, "provider", "none"))
 
 
-def build_llm(cfg: Any) -> LLM:
+def build_llm(cfg: Any, endpoint: Endpoint | None = None) -> LLM:
     name = provider_name(cfg) if cfg else "openai"
     if name == "openai":
         return OpenAILLM(model=_get(cfg, "model", "gpt-4o-mini"), temperature=_get(cfg, "temperature", 0.7),
                          max_tokens=_get(cfg, "max_tokens"),
-                         parallel_tool_calls=bool(_get(cfg, "parallel_tool_calls", True)), client=_client(cfg))
+                         parallel_tool_calls=bool(_get(cfg, "parallel_tool_calls", True)), client=_client(cfg, endpoint))
     raise ProviderError("llm", f"unknown LLM provider {name!r} for the pipeline runtime", kind="config")
 
 
-def build_stt(cfg: Any) -> STT | None:
+def build_stt(cfg: Any, endpoint: Endpoint | None = None) -> STT | None:
     name = provider_name(cfg)
     if name == "none":
         return None
     if name == "openai":
         return OpenAISTT(model=_get(cfg, "model", "whisper-1"), language=_get(cfg, "language"),
-                         prompt=_get(cfg, "prompt"), client=_client(cfg))
+                         prompt=_get(cfg, "prompt"), client=_client(cfg, endpoint))
     raise ProviderError("stt", f"unknown STT provider {name!r}", kind="config")
 
 
-def build_tts(cfg: Any) -> TTS | None:
+def build_tts(cfg: Any, endpoint: Endpoint | None = None) -> TTS | None:
     name = provider_name(cfg)
     if name == "none":
         return None
     if name == "openai":
         return OpenAITTS(model=_get(cfg, "model", "gpt-4o-mini-tts"), voice=_get(cfg, "voice", "alloy"),
                          speed=float(_get(cfg, "speed", 1.0)), instructions=_get(cfg, "instructions"),
-                         client=_client(cfg))
+                         client=_client(cfg, endpoint))
     raise ProviderError("tts", f"unknown TTS provider {name!r}", kind="config")

@@ -22,6 +22,17 @@ class ProviderError(Exception):
         self.attempt = attempt
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a provider sends its requests and the key it sends, as the control plane
+    resolved them (the runtime reads no secret itself). `refused` says why no request may
+    be made; the provider raises it as a config error before anything is sent."""
+
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    refused: str | None = None
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0

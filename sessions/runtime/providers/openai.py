@@ -1,7 +1,9 @@
 """OpenAI providers through the official SDK: chat completions, transcriptions, speech.
 
-`base_url` makes any OpenAI-compatible server work. Where a config names no `base_url`
-or key, the SDK's own OPENAI_BASE_URL / OPENAI_API_KEY environment variables apply.
+`base_url` makes any OpenAI-compatible server work. Inside the control plane an `Endpoint`
+carries the base URL and key the Django side resolved (and checked against where the key
+may go); the runtime then reads no environment. Used alone (benches, runtime tests), a
+config's `api_key_env` and the SDK's OPENAI_BASE_URL / OPENAI_API_KEY apply.
 Transient failures (connection, timeout, 408/409/429/5xx) are retried with backoff
 before any output has been produced; a timeout bounds every read, so a stalled server
 cannot hang a session.
@@ -21,10 +23,13 @@ import numpy as np
 
 from ..audio import wav_bytes
 from ..interfaces import ToolCall
-from .base import LLMDelta, ProviderError, Transcript, Usage
+from .base import Endpoint, LLMDelta, ProviderError, Transcript, Usage
 
 T = TypeVar("T")
 SPEECH_RATE = 24_000
+# The SDK reads OPENAI_API_KEY when given no key; an explicit placeholder keeps the server's
+# key away from an endpoint that was resolved without one (what local servers expect anyway).
+NO_API_KEY = "no-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,7 @@ class ClientOptions:
     api_key_env: str | None = None
     timeout_s: float = 30.0
     max_retries: int = 2
+    endpoint: Endpoint | None = None  # resolved by the control plane; overrides the two above
 
 
 # Per event loop (an httpx pool is bound to its loop; ids of dead loops get reused).
@@ -44,23 +50,44 @@ def _client(opts: ClientOptions, source: str) -> Any:
     """One AsyncOpenAI (and its connection pool) per loop and settings, shared by sessions."""
     from openai import AsyncOpenAI, OpenAIError
 
-    api_key: str | None = None
-    if opts.api_key_env:
-        api_key = os.environ.get(opts.api_key_env)
-        if not api_key:
-            raise ProviderError(source, f"environment variable {opts.api_key_env} is not set", kind="config")
+    base_url, api_key = resolved_key(opts.endpoint, opts.base_url, opts.api_key_env, source)
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    key = (opts.base_url or os.environ.get("OPENAI_BASE_URL"), api_key or os.environ.get("OPENAI_API_KEY"),
+    key = (base_url or os.environ.get("OPENAI_BASE_URL"), api_key or os.environ.get("OPENAI_API_KEY"),
            opts.timeout_s)
     c = per_loop.get(key)
     if c is None:
         try:
-            c = AsyncOpenAI(base_url=opts.base_url or None, api_key=api_key,
+            c = AsyncOpenAI(base_url=base_url or None, api_key=api_key,
+                            default_headers=pinned_auth(opts.endpoint, api_key),
                             timeout=opts.timeout_s, max_retries=0)
         except OpenAIError as exc:
             raise ProviderError(source, str(exc), kind="config") from None
         per_loop[key] = c
     return c
+
+
+def pinned_auth(endpoint: Endpoint | None, api_key: str | None) -> dict[str, str] | None:
+    """For a resolved endpoint, the Authorization header it was resolved with: an explicit one
+    makes the SDK drop an ambient `Authorization` from OPENAI_CUSTOM_HEADERS, which would
+    otherwise go to whatever base URL the config names."""
+    if endpoint is None or api_key is None:
+        return None
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def resolved_key(endpoint: Endpoint | None, base_url: str | None, api_key_env: str | None,
+                 source: str) -> tuple[str | None, str | None]:
+    """(base_url, api_key) to build a client with; raises the endpoint's refusal first."""
+    if endpoint is not None:
+        if endpoint.refused:
+            raise ProviderError(source, endpoint.refused, kind="config")
+        return endpoint.base_url, endpoint.api_key or NO_API_KEY
+    api_key: str | None = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise ProviderError(source, f"environment variable {api_key_env} is not set", kind="config")
+    return base_url, api_key
 
 
 def _classify(source: str, exc: BaseException) -> ProviderError:

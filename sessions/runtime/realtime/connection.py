@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..providers.base import ProviderError
+from ..providers.base import Endpoint, ProviderError
+from ..providers.openai import pinned_auth, resolved_key
 
 RATE = 24_000  # the protocol's pcm16 rate
 
@@ -32,9 +32,10 @@ class RealtimeModel:
     timeout_s: float = 30.0
     transcription_model: str | None = "gpt-4o-mini-transcribe"
     sample_rate: int = RATE  # what transports read to size their output track
+    endpoint: Endpoint | None = None  # resolved by the control plane: replaces base_url and key
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "RealtimeModel":
+    def from_config(cls, cfg: Any, endpoint: Endpoint | None = None) -> "RealtimeModel":
         """From an `OpenAIRealtimeConfig` (or a dict with the same keys)."""
         get = (lambda k, d=None: cfg.get(k, d)) if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
         base = get("base_url")
@@ -42,18 +43,17 @@ class RealtimeModel:
         return cls(model=str(get("model", "gpt-realtime")), voice=str(get("voice", "alloy")),
                    temperature=float(get("temperature", 0.8)), base_url=str(base) if base else None,
                    websocket_base_url=str(ws) if ws else None, api_key_env=get("api_key_env"),
-                   timeout_s=float(get("timeout_s", 30.0)))
+                   timeout_s=float(get("timeout_s", 30.0)), endpoint=endpoint)
 
     def _client(self) -> Any:
         from openai import AsyncOpenAI, OpenAIError
 
-        api_key: str | None = None
-        if self.api_key_env:
-            api_key = os.environ.get(self.api_key_env)
-            if not api_key:
-                raise ProviderError("llm", f"environment variable {self.api_key_env} is not set", kind="config")
+        base_url, api_key = resolved_key(self.endpoint, self.base_url, self.api_key_env, "llm")
+        # a resolved endpoint's WebSocket URL is derived from its checked base_url, never set apart
+        ws_url = None if self.endpoint is not None else self.websocket_base_url
         try:
-            return AsyncOpenAI(base_url=self.base_url, websocket_base_url=self.websocket_base_url, api_key=api_key,
+            return AsyncOpenAI(base_url=base_url, websocket_base_url=ws_url, api_key=api_key,
+                               default_headers=pinned_auth(self.endpoint, api_key),
                                timeout=self.timeout_s, max_retries=0)
         except OpenAIError as exc:
             raise ProviderError("llm", str(exc), kind="config") from None

@@ -86,6 +86,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=60.0, help="seconds per turn")
 
     def handle(self, *args: Any, **o: Any) -> None:
+        from agents.credentials import agent_endpoints
         from agents.models import Agent
         from agents.tools.executor import build_tool_executor
         from sessions.launch import ConfigError, build_session
@@ -97,11 +98,13 @@ class Command(BaseCommand):
         turns = load_turns(o)
         config = agent.config_snapshot()
         tools = build_tool_executor(list(config.get("tools") or []))
+        endpoints = agent_endpoints(config)
         recorder = TurnRecorder()
 
         async def main() -> None:
             session = build_session(config, sink=recorder, tools=tools, transport=LocalTransport(),
-                                    session_id=f"test-{uuid.uuid4().hex[:8]}", agent_id=agent.agent_id)
+                                    session_id=f"test-{uuid.uuid4().hex[:8]}", agent_id=agent.agent_id,
+                                    endpoints=endpoints)
             await session.start()
             try:
                 for turn in turns:
