@@ -19,7 +19,9 @@ from controlplane.errors import IllegalTransition
 from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
 from sessions.job_context import JobContext
-from sessions.runtime.events import OperatorAction
+from sessions.runtime.events import OperatorAction, ParticipantInfo
+
+LOCAL_PARTICIPANT = "local-user"
 
 
 def _mirror_status(session_id: str, status: str, reason: str = "") -> None:
@@ -45,7 +47,9 @@ def _transport_for(ctx: JobContext) -> Any:
     if ctx.transport == "local":
         from sessions.runtime.transports.local import LocalTransport
 
-        return LocalTransport()
+        # the job's participant (or whoever sends it text and commands) is on the other end
+        user = ParticipantInfo(identity=ctx.participant_identity or LOCAL_PARTICIPANT, kind="standard")
+        return LocalTransport(participant=user)
     from sessions.runtime.transports.livekit import LiveKitTransport
 
     return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name,
@@ -63,6 +67,7 @@ async def agent_session(ctx: JobContext) -> None:
         ctx.agent_config, transport=_transport_for(ctx), sink=sink, tools=tools, session_id=ctx.session_id,
         agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata},
     )
+    sink.track_audio_state(session.audio_state.as_dict)  # the row's audio_state, about once a second
     statuses: asyncio.Queue[str] = asyncio.Queue()
     session.on("state_changed", lambda event: statuses.put_nowait(event.new_state))
     # per-turn latency histogram for /metrics (cheap: a few in-memory observations a turn)
