@@ -35,9 +35,20 @@ def session_transition(*, session: AgentSession, status: str, **updates: Any) ->
     if status == S.DISCONNECTED:
         updates.setdefault("ended_at", timezone.now())
     SESSION_MACHINE.transition(session, status, **updates)
-    if status == S.DISCONNECTED:
+    if status == S.DISCONNECTED and updates["ended_at"] is not None:  # None: a reconnect may follow
         _refresh_agent_metrics(session.agent_id)
     return session
+
+
+def session_close_disconnected(*, session: AgentSession, reason: str) -> bool:
+    """A session that ended while its transport was reconnecting (disconnected, no end yet)."""
+    now = timezone.now()
+    closed = AgentSession.objects.filter(pk=session.pk, status=S.DISCONNECTED, ended_at__isnull=True).update(
+        ended_at=now, end_reason=reason[:255], last_activity_at=now)
+    if closed:
+        session.ended_at, session.end_reason = now, reason[:255]
+        _refresh_agent_metrics(session.agent_id)
+    return bool(closed)
 
 
 def session_fail(*, session: AgentSession, error: str) -> AgentSession:
