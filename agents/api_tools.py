@@ -1,4 +1,4 @@
-"""Tools API: list/create (HTTP tools), detail, and a test call."""
+"""Tools API: list/create (HTTP tools), detail, update and delete, and a test call."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +18,7 @@ from agents.tool_serializers import (
     ToolResultSerializer,
     ToolSerializer,
     ToolTestSerializer,
+    ToolUpdateSerializer,
 )
 from controlplane.api_base import ApiView, get_or_404
 from controlplane.scopes import TOOLS_WRITE
@@ -49,10 +50,27 @@ class ToolListView(ApiView):
 
 
 class ToolDetailView(ApiView):
+    write_scope = TOOLS_WRITE
+
     @extend_schema(responses=ToolSerializer, operation_id="tools_retrieve")
     def get(self, request: Request, name: str) -> Response:
         ensure_tools_synced()
         return Response(ToolSerializer(get_or_404(Tool.objects, "tool", name=name)).data)
+
+    @extend_schema(request=ToolUpdateSerializer, responses=ToolSerializer, operation_id="tools_partial_update")
+    def patch(self, request: Request, name: str) -> Response:
+        ensure_tools_synced()
+        tool = get_or_404(Tool.objects, "tool", name=name)
+        body = ToolUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        tool = tool_services.tool_update(tool=tool, **body.validated_data)
+        return Response(ToolSerializer(tool).data)
+
+    @extend_schema(responses={204: None}, operation_id="tools_destroy")
+    def delete(self, request: Request, name: str) -> Response:
+        ensure_tools_synced()
+        tool_services.tool_delete(tool=get_or_404(Tool.objects, "tool", name=name))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ToolTestView(ApiView):

@@ -13,7 +13,7 @@ class AgentSerializer(serializers.ModelSerializer):
         model = Agent
         fields = [
             "agent_id", "instructions", "tools", "llm_config", "stt_config", "tts_config", "vad_config",
-            "turn_config", "metadata", "state", "version", "created_at", "updated_at",
+            "turn_config", "metadata", "state", "version", "metrics", "created_at", "updated_at",
         ]
         read_only_fields = fields
 

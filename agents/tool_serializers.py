@@ -84,6 +84,24 @@ class HttpToolCreateSerializer(StrictSerializer):
         return value
 
 
+class ToolUpdateSerializer(StrictSerializer):
+    """PATCH: only the fields sent change. A code tool takes timeout_ms, execution, enabled, metadata."""
+
+    description = serializers.CharField(max_length=MAX_DESCRIPTION, required=False)
+    url = serializers.URLField(max_length=2000, required=False)
+    method = serializers.ChoiceField(choices=["GET", "POST", "PUT", "PATCH", "DELETE"], required=False)
+    headers = JsonObjectField(required=False, help_text='As on create; "********" keeps a stored secret.')
+    parameters = JsonObjectField(required=False)
+    timeout_ms = serializers.IntegerField(min_value=MIN_TIMEOUT_MS, max_value=MAX_TIMEOUT_MS, required=False)
+    retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    execution = serializers.ChoiceField(choices=["inline", "celery"], required=False)
+    enabled = serializers.BooleanField(required=False)
+    metadata = JsonObjectField(required=False)
+
+    def validate_url(self, value: str) -> str:
+        return HttpToolCreateSerializer.validate_url(self, value)  # type: ignore[arg-type]
+
+
 class ToolTestSerializer(StrictSerializer):
     arguments = serializers.JSONField(required=False, default=dict, help_text="An object, or the raw JSON string a model would send.")
     session_id = serializers.CharField(required=False, default="", max_length=255)

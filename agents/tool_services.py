@@ -1,4 +1,4 @@
-"""Service functions for tools: create HTTP tools, run a tool once (API/CLI test)."""
+"""Service functions for tools: create, update and delete HTTP tools, run a tool once (API/CLI test)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from agents.models import Credential, Tool
+from agents.models import Agent, Credential, Tool
 from agents.tools.errors import ToolDefinitionError
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
@@ -74,6 +74,64 @@ def tool_create_http(
     except IntegrityError:
         raise Conflict(f"a tool named '{name}' already exists", field="name") from None
     return row
+
+
+# what a code tool lets an operator change (as the admin does): the rest comes from its code
+CODE_TOOL_SETTINGS = frozenset({"timeout_ms", "execution", "enabled", "metadata"})
+HTTP_TOOL_FIELDS = frozenset({"description", "url", "method", "headers", "parameters", "timeout_ms", "retries",
+                              "execution", "enabled", "metadata"})
+
+
+def tool_update(*, tool: Tool, **changes: Any) -> Tool:
+    """Change an HTTP tool, or a code tool's settings; every rule of create applies.
+
+    Raises Conflict for a code tool's code-defined fields, DomainError for an invalid result.
+    """
+    unknown = set(changes) - HTTP_TOOL_FIELDS
+    if unknown:
+        raise DomainError(f"unknown tool field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    if tool.kind != "http":
+        fixed = sorted(set(changes) - CODE_TOOL_SETTINGS)
+        if fixed:
+            raise Conflict(f"tool '{tool.name}' is a code tool: its {', '.join(fixed)} come(s) from its code, which "
+                           f"is discovered at start-up; only {', '.join(sorted(CODE_TOOL_SETTINGS))} can be changed here",
+                           field=fixed[0])
+    else:
+        parameters = changes.get("parameters", (tool.schema or {}).get("parameters") or {"type": "object", "properties": {}})
+        description = changes.get("description", tool.description)
+        url, method = changes.get("url", tool.http_url), changes.get("method", tool.http_method)
+        try:
+            sealed = seal_headers(changes["headers"], previous=tool.http_headers or {}) if "headers" in changes \
+                else tool.http_headers
+            HttpTool(name=tool.name, description=description, url=url, method=method, headers=sealed,
+                     parameters=parameters, timeout_ms=changes.get("timeout_ms", tool.timeout_ms),
+                     retries=changes.get("retries", tool.http_retries))
+        except ToolDefinitionError as exc:
+            raise DomainError(str(exc)) from None
+        tool.description, tool.http_url, tool.http_method, tool.http_headers = description, url, method.upper(), sealed
+        tool.arity = len(parameters.get("properties", {}))
+        tool.parameters = parameter_definitions(parameters)
+        tool.schema = {"name": tool.name, "description": description, "parameters": parameters}
+        if "retries" in changes:
+            tool.http_retries = changes["retries"]
+    for name in ("timeout_ms", "execution", "enabled", "metadata"):
+        if name in changes:
+            setattr(tool, name, changes[name])
+    tool.full_clean()  # ValidationError → 400 naming the field
+    tool.save()
+    return tool
+
+
+def tool_delete(*, tool: Tool) -> None:
+    """Delete an HTTP tool no agent uses. Code tools are discovered again: disable them instead."""
+    if tool.kind != "http":
+        raise Conflict(f"tool '{tool.name}' is a code tool: it is discovered from the code at start-up and would "
+                       "come back; disable it instead (enabled: false)", field="name")
+    users = sorted(a.agent_id for a in Agent.objects.live().only("agent_id", "tools") if tool.name in (a.tools or []))
+    if users:
+        raise Conflict(f"tool '{tool.name}' is used by agent(s) {', '.join(users)}; remove it from them first",
+                       field="name")
+    tool.delete()
 
 
 def tool_test(*, tool: Tool, arguments: str | dict[str, Any] | None, session_id: str = "", agent_id: str = "") -> ToolResult:

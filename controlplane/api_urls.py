@@ -35,6 +35,8 @@ urlpatterns = [
     path("sessions/<str:session_id>/interrupt", sessions_api.SessionInterruptView.as_view(), name="api-session-interrupt"),
     path("sessions/<str:session_id>/end", sessions_api.SessionEndView.as_view(), name="api-session-end"),
     path("sessions/<str:session_id>/messages", sessions_api.SessionMessageView.as_view(), name="api-session-messages"),
+    path("sessions/<str:session_id>/pause", sessions_api.SessionPauseView.as_view(), name="api-session-pause"),
+    path("sessions/<str:session_id>/resume", sessions_api.SessionResumeView.as_view(), name="api-session-resume"),
     # workers
     path("workers/", workers_api.WorkerListView.as_view(), name="api-workers"),
     path("workers/<str:worker_id>/drain", workers_api.WorkerDrainView.as_view(), name="api-worker-drain"),

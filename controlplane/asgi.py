@@ -12,7 +12,10 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from controlplane.reason_phrases import install as install_reason_phrases  # noqa: E402
 from controlplane.routing import websocket_urlpatterns  # noqa: E402
+
+install_reason_phrases()  # "429 Too Many Requests", not "429 Unknown Status", from daphne
 
 # daphne serves no static files itself; Django's handler does (set SERVE_STATIC=false
 # when a reverse proxy serves collected static files instead).

@@ -21,6 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 import agents.tools.metrics  # noqa: F401 - registers the tool-call series
+from controlplane.prometheus_files import multiprocess_dir
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +138,6 @@ class StateCollector(Collector):
         g = GaugeMetricFamily("controlplane_desired_capacity", "Session slots the fleet should have for its queue and load")
         g.add_metric([], capacity_figures["desired_capacity"])
         yield g
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
 
 
 def render_latest() -> bytes:

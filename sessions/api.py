@@ -116,3 +116,21 @@ class SessionMessageView(_SessionCommandView):
     @extend_schema(request=MessageCommandSerializer, responses={202: CommandAcceptedSerializer}, operation_id="sessions_messages")
     def post(self, request: Request, session_id: str) -> Response:
         return self.send(request, session_id)
+
+
+class SessionPauseView(_SessionCommandView):
+    """The agent stops listening and speaking (user audio and text dropped, its output held)."""
+
+    command, body_serializer = "pause", EmptyCommandSerializer
+
+    @extend_schema(request=EmptyCommandSerializer, responses={202: CommandAcceptedSerializer}, operation_id="sessions_pause")
+    def post(self, request: Request, session_id: str) -> Response:
+        return self.send(request, session_id)
+
+
+class SessionResumeView(_SessionCommandView):
+    command, body_serializer = "resume", EmptyCommandSerializer
+
+    @extend_schema(request=EmptyCommandSerializer, responses={202: CommandAcceptedSerializer}, operation_id="sessions_resume")
+    def post(self, request: Request, session_id: str) -> Response:
+        return self.send(request, session_id)

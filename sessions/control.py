@@ -22,7 +22,9 @@ from controlplane.errors import Conflict, DomainError, NotFound
 if TYPE_CHECKING:
     from sessions.job_context import JobContext
 
-COMMANDS = ("say", "interrupt", "end", "message")
+COMMANDS = ("say", "interrupt", "end", "message", "pause", "resume")
+# the session state machine: only an active session pauses, only a paused one resumes
+REQUIRED_STATUS = {"pause": "active", "resume": "paused"}
 MAX_TEXT = 10_000
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def _deliver(session_id: str, payload: dict[str, Any]) -> None:
 
 
 def send_session_command(session_id: str, command: str, *, actor: str, text: str | None = None) -> None:
-    """Send say / interrupt / end / message to a live session.
+    """Send say / interrupt / end / message / pause / resume to a live session.
 
     Raises NotFound (no such session), Conflict (the session is not live) or DomainError
     (unknown command; say/message without text).
@@ -82,6 +84,9 @@ def send_session_command(session_id: str, command: str, *, actor: str, text: str
         raise NotFound(f"session '{session_id}' does not exist", field="session")
     if status not in LIVE_SESSION_STATUSES:
         raise Conflict(f"session '{session_id}' is {status}, not live", field="session")
+    required = REQUIRED_STATUS.get(command)
+    if required is not None and status != required:
+        raise Conflict(f"session '{session_id}' is {status}; only a {required} session can {command}", field="session")
     _deliver(session_id, {"command": command, "actor": actor, "text": text})
 
 

@@ -2,9 +2,10 @@
 
 `emit()` only appends to a deque, so the audio loop never waits on the database or Redis.
 One writer thread per process drains every open sink: it aggregates high-rate audio
-events, stores each batch with `session_events_append` (gap-free seq, one transaction)
+events, stores each batch with `session_events_store` (gap-free seq, one transaction)
 and only then sends the envelopes to the channel-layer group `session-<id>`, so nothing
-a dashboard shows can be missing from the database. A database error is logged and the
+a dashboard shows can be missing from the database. The same transaction keeps the
+session's participant rows (`sessions.participants`). A database error is logged and the
 batch retried with backoff; the session keeps running.
 
 Channel-layer message (consumed by `sessions.consumers.SessionConsumer`):
@@ -28,8 +29,9 @@ from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
+from sessions.live_state import AudioSnapshot, LiveState
 from sessions.models import SessionEvent
-from sessions.services import session_events_append
+from sessions.services import session_events_store, session_live_state_write
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ async def abroadcast_session_events(rows: Sequence[SessionEvent]) -> None:
 
 
 def broadcast_session_events(rows: Sequence[SessionEvent]) -> None:
-    """Broadcast rows appended with `session_events_append` outside a sink.
+    """Broadcast rows appended with `session_events_store` outside a sink.
 
     Inside a transaction the broadcast waits for the commit: a listener that sees a seq must
     be able to read it (and every seq before it) from the database.
@@ -211,7 +213,13 @@ class DjangoEventSink:
         self._retry_at = 0.0
         self._flush_waiters: list[threading.Event] = []
         self._waiters_lock = threading.Lock()
+        self._live = LiveState()
         _writer().register(self)
+
+    def track_audio_state(self, snapshot: AudioSnapshot) -> None:
+        """Where the writer reads the runtime's audio meter for the row's audio_state (about
+        once a second, on its own thread: the callable must only read plain attributes)."""
+        self._live.audio = snapshot
 
     # -- called from the runtime (any thread, usually the audio loop) --
     def emit(self, event: Any) -> None:
@@ -263,6 +271,7 @@ class DjangoEventSink:
             except Exception:  # noqa: BLE001 - a malformed event must not stop the others
                 log.exception("malformed event for %s: %r", self.session_id, event)
                 continue
+            self._live.feed(type_, at, data)
             if _aggregates(type_, data):
                 window = self._windows.get(type_)
                 if window is not None and (at - window.started_at).total_seconds() >= self.window_s:
@@ -291,7 +300,9 @@ class DjangoEventSink:
         force = force or bool(waiters)
         self._take(force)
         if self._pending and (force or time.monotonic() >= self._retry_at):
-            self._store(loop)
+            self._store(loop, force)
+        elif not self._pending and time.monotonic() >= self._retry_at:
+            self._store_live_state(force)
         if waiters:
             if self._pending or self._queue:
                 # Still failing: keep the waiters until a later attempt succeeds (or they time out).
@@ -301,29 +312,46 @@ class DjangoEventSink:
                 for waiter in waiters:
                     waiter.set()
 
-    def _store(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _store(self, loop: asyncio.AbstractEventLoop, force: bool = False) -> None:
         while self._pending:
             batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
+            # the live state goes with the batch that holds the last events it has seen
+            live = self._live.due(force=force) if len(batch) == len(self._pending) else None
             try:
-                rows = session_events_append(session_id=self.session_id, events=batch)
+                rows = session_events_store(session_id=self.session_id, events=batch, live_state=live)
             except Exception:  # noqa: BLE001 - keep the session alive; retry later
-                delay = RETRY_BACKOFF_S[min(self._failures, len(RETRY_BACKOFF_S) - 1)]
-                self._failures += 1
-                self._retry_at = time.monotonic() + delay
-                log.warning(
-                    "storing %d events of %s failed (attempt %d); retrying in %.2fs",
-                    len(batch), self.session_id, self._failures, delay, exc_info=True,
-                )
-                connection.close()  # a broken connection is reopened on the next attempt
+                self._failed(f"storing {len(batch)} events")
                 return
             for _ in batch:
                 self._pending.popleft()
+            if live:
+                self._live.written(live)
             self._failures = 0
             self.stored += len(rows)
             try:
                 _send_from_thread(rows, loop)
             except Exception:  # noqa: BLE001 - stored; listeners fill the gap from the database
                 log.warning("events of %s not broadcast", self.session_id, exc_info=True)
+
+    def _store_live_state(self, force: bool) -> None:
+        """No events to store: the live state alone, when due (the audio meter moves on)."""
+        live = self._live.due(force=force)
+        if not live:
+            return
+        try:
+            session_live_state_write(session_id=self.session_id, fields=live)
+        except Exception:  # noqa: BLE001 - keep the session alive; retry later
+            self._failed("storing the live state")
+            return
+        self._live.written(live)
+
+    def _failed(self, what: str) -> None:
+        delay = RETRY_BACKOFF_S[min(self._failures, len(RETRY_BACKOFF_S) - 1)]
+        self._failures += 1
+        self._retry_at = time.monotonic() + delay
+        log.warning("%s of %s failed (attempt %d); retrying in %.2fs", what, self.session_id, self._failures, delay,
+                    exc_info=True)
+        connection.close()  # a broken connection is reopened on the next attempt
 
 
 class _Writer:
@@ -410,7 +438,7 @@ def wait_writer_idle(timeout: float = 5.0) -> bool:
 
 def session_events_append_and_broadcast(*, session_id: str, events: Sequence[Pending]) -> list[SessionEvent]:
     """Store events now (not through a sink) and broadcast them after the commit."""
-    rows = session_events_append(session_id=session_id, events=events)
+    rows = session_events_store(session_id=session_id, events=events)
     broadcast_session_events(rows)
     return rows
 

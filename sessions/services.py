@@ -1,6 +1,7 @@
 """State changes of agent sessions and the gap-free event log."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -10,8 +11,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from controlplane.state_machine import StateMachine
+from sessions.agent_metrics import agent_metrics_refresh
 from sessions.models import AgentSession, SessionEvent, SessionStatus
+from sessions.participants import participants_apply
 
+log = logging.getLogger(__name__)
 S = SessionStatus
 SESSION_MACHINE = StateMachine(
     "session",
@@ -30,12 +34,40 @@ def session_transition(*, session: AgentSession, status: str, **updates: Any) ->
     updates.setdefault("last_activity_at", timezone.now())
     if status == S.DISCONNECTED:
         updates.setdefault("ended_at", timezone.now())
-    return SESSION_MACHINE.transition(session, status, **updates)
+    SESSION_MACHINE.transition(session, status, **updates)
+    if status == S.DISCONNECTED and updates["ended_at"] is not None:  # None: a reconnect may follow
+        _refresh_agent_metrics(session.agent_id)
+    return session
+
+
+def session_close_disconnected(*, session: AgentSession, reason: str) -> bool:
+    """A session that ended while its transport was reconnecting (disconnected, no end yet)."""
+    now = timezone.now()
+    closed = AgentSession.objects.filter(pk=session.pk, status=S.DISCONNECTED, ended_at__isnull=True).update(
+        ended_at=now, end_reason=reason[:255], last_activity_at=now)
+    if closed:
+        session.ended_at, session.end_reason = now, reason[:255]
+        _refresh_agent_metrics(session.agent_id)
+    return bool(closed)
 
 
 def session_fail(*, session: AgentSession, error: str) -> AgentSession:
     now = timezone.now()
-    return SESSION_MACHINE.transition(session, S.ERROR, error=error[:4000], ended_at=now, last_activity_at=now)
+    SESSION_MACHINE.transition(session, S.ERROR, error=error[:4000], ended_at=now, last_activity_at=now)
+    _refresh_agent_metrics(session.agent_id)
+    return session
+
+
+def _refresh_agent_metrics(agent_pk: int) -> None:
+    """A session ended: its agent's metrics, once the end is committed (never failing the end)."""
+
+    def refresh() -> None:
+        try:
+            agent_metrics_refresh(agent_pk=agent_pk)
+        except Exception:  # noqa: BLE001 - figures are recomputed at the next session end
+            log.warning("metrics of agent %s not refreshed", agent_pk, exc_info=True)
+
+    transaction.on_commit(refresh)
 
 
 @transaction.atomic
@@ -57,3 +89,26 @@ def session_events_append(*, session_id: str, events: Sequence[tuple[str, dateti
     ]
     SessionEvent.objects.bulk_create(rows)
     return rows
+
+
+@transaction.atomic
+def session_events_store(*, session_id: str, events: Sequence[tuple[str, datetime, dict[str, Any]]],
+                         live_state: dict[str, Any] | None = None) -> list[SessionEvent]:
+    """What the event sink writes per batch: the events and, in the same transaction, what they
+    change in the session's own rows (its participants, and its live state when one is due)."""
+    rows = session_events_append(session_id=session_id, events=events)
+    participants_apply(session_id=session_id, events=events)
+    if live_state:
+        session_live_state_write(session_id=session_id, fields=live_state)
+    return rows
+
+
+LIVE_STATE_FIELDS = frozenset({"agent_state", "user_state", "audio_state", "metrics", "conversation_state"})
+
+
+def session_live_state_write(*, session_id: str, fields: dict[str, Any]) -> None:
+    """The session row's live columns (see sessions.live_state); no status change, no event."""
+    unknown = set(fields) - LIVE_STATE_FIELDS
+    if unknown:
+        raise ValueError(f"not live-state fields: {', '.join(sorted(unknown))}")
+    AgentSession.objects.filter(pk=session_id).update(**fields)

@@ -68,7 +68,7 @@ class JobListView(ApiView):
         job = job_dispatch(
             agent_id=data["agent"], room=data["room"], metadata=data["metadata"], priority=data["priority"],
             participant_identity=data["participant_identity"], transport=data["transport"],
-            idempotency_key=idempotency_key, api_key=api_key_of(request),
+            idempotency_key=idempotency_key, api_key=api_key_of(request), job_type=data["job_type"],
         )
         created = job.created
         job = _jobs().get(pk=job.pk)

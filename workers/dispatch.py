@@ -156,8 +156,9 @@ def job_dispatch(
             # choose the worker in the same transaction as the insert: one commit, and the
             # task is sent the moment the row is visible
             worker = _pick_worker(job.worker_type)
+            job.created_at = timezone.now()
             if worker is not None:
-                job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, timezone.now()
+                job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, job.created_at
             job.save(force_insert=True)
             # robust: a broker hiccup must not turn an accepted dispatch into an error; the
             # reaper re-routes an assigned job nobody claimed within the lease

@@ -19,14 +19,16 @@ from controlplane.errors import IllegalTransition
 from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
 from sessions.job_context import JobContext
-from sessions.runtime.events import OperatorAction
+from sessions.runtime.events import OperatorAction, ParticipantInfo
+
+LOCAL_PARTICIPANT = "local-user"
 
 
-def _mirror_status(session_id: str, status: str, reason: str = "") -> None:
+def _mirror_status(session_id: str, status: str, reason: str = "", *, final: bool = True) -> None:
     from sessions.models import AgentSession, SessionStatus
     from sessions.services import session_fail, session_transition
 
-    if status == SessionStatus.DISCONNECTED:
+    if status == SessionStatus.DISCONNECTED and final:
         return  # the worker closes the row with the end reason once the entry point returns
     session = AgentSession.objects.filter(pk=session_id).first()
     if session is None or session.status == status:
@@ -34,6 +36,8 @@ def _mirror_status(session_id: str, status: str, reason: str = "") -> None:
     try:
         if status == SessionStatus.ERROR:
             session_fail(session=session, error=reason or "runtime error")
+        elif status == SessionStatus.DISCONNECTED:  # the transport is reconnecting: not the end
+            session_transition(session=session, status=status, ended_at=None)
         else:
             session_transition(session=session, status=status)
     except IllegalTransition:
@@ -45,7 +49,9 @@ def _transport_for(ctx: JobContext) -> Any:
     if ctx.transport == "local":
         from sessions.runtime.transports.local import LocalTransport
 
-        return LocalTransport()
+        # the job's participant (or whoever sends it text and commands) is on the other end
+        user = ParticipantInfo(identity=ctx.participant_identity or LOCAL_PARTICIPANT, kind="standard")
+        return LocalTransport(participant=user)
     from sessions.runtime.transports.livekit import LiveKitTransport
 
     return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name,
@@ -66,14 +72,17 @@ async def agent_session(ctx: JobContext) -> None:
         ctx.agent_config, transport=_transport_for(ctx), sink=sink, tools=tools, session_id=ctx.session_id,
         agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata}, endpoints=endpoints,
     )
-    statuses: asyncio.Queue[str] = asyncio.Queue()
-    session.on("state_changed", lambda event: statuses.put_nowait(event.new_state))
+    sink.track_audio_state(session.audio_state.as_dict)  # the row's audio_state, about once a second
+    # (status, final): a "disconnected" before stop() began is a reconnect, not the session's end
+    statuses: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+    session.on("state_changed", lambda event: statuses.put_nowait((event.new_state, session.stopping)))
     # per-turn latency histogram for /metrics (cheap: a few in-memory observations a turn)
     session.on("metrics_collected", lambda event: observe_turn_metrics(event.metrics.model_dump()))
 
     async def mirror() -> None:  # one writer, so the row sees the transitions in order
         while True:
-            await asyncio.to_thread(_mirror_status, ctx.session_id, await statuses.get())
+            status, final = await statuses.get()
+            await asyncio.to_thread(_mirror_status, ctx.session_id, status, final=final)
 
     ctx.create_task(mirror(), name=f"status-{ctx.session_id}")
     def operator(command: str) -> Callable[..., None]:
@@ -84,7 +93,7 @@ async def agent_session(ctx: JobContext) -> None:
 
         return handle
 
-    for command in ("say", "interrupt", "message"):
+    for command in ("say", "interrupt", "message", "pause", "resume"):
         ctx.on_command(command, operator(command))
     # "end" is the worker's to carry out (with its reason); the runtime only records it
     ctx.on_command("end", lambda text=None, actor=None: session.emit(OperatorAction(action="end", by=actor or "")))
@@ -106,7 +115,8 @@ async def agent_session(ctx: JobContext) -> None:
         if not session.closed:
             await session.stop(ctx.shutdown_reason or "worker_error")
         while not statuses.empty():
-            await asyncio.to_thread(_mirror_status, ctx.session_id, statuses.get_nowait())
+            status, final = statuses.get_nowait()
+            await asyncio.to_thread(_mirror_status, ctx.session_id, status, final=final)
 
 
 # --- a runtime-free session ------------------------------------------------------------------

@@ -5,6 +5,7 @@ GET /health/live  200 while the process and its session loop respond
 GET /health/ready 200 while the node is registered, not draining, its heartbeat is fresh
                   and the database answers; 503 otherwise (a draining node leaves the
                   load balancer's rotation but stays alive until its sessions end)
+GET /metrics      Prometheus text: this process's series and node gauges (workers/node_metrics.py)
 """
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from django.conf import settings
+from prometheus_client import CONTENT_TYPE_LATEST
 from django.db import close_old_connections, connection
 from django.utils import timezone
+
+from workers.node_metrics import render_node_metrics
 
 log = logging.getLogger(__name__)
 _server: ThreadingHTTPServer | None = None
@@ -71,10 +75,21 @@ class _Handler(BaseHTTPRequestHandler):
             ok, body = liveness()
         elif path in ("/health/ready", "/ready", "/health"):
             ok, body = readiness()
+        elif path == "/metrics":
+            self._send_metrics()
+            return
         else:
             self._send(404, {"error": "not found"})
             return
         self._send(200 if ok else 503, {"status": "ok" if ok else "unavailable", **body})
+
+    def _send_metrics(self) -> None:
+        data = render_node_metrics()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from controlplane.ids import new_job_id
 from workers.options import WORKER_TYPES
@@ -65,7 +66,9 @@ class Job(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
     api_key = models.ForeignKey("controlplane.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # set by whoever creates the job (not auto_now_add, which stamps it at save time): dispatch
+    # gives created_at and assigned_at one clock reading, so assigned_at is never earlier
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     assigned_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

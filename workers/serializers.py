@@ -7,7 +7,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from controlplane.api_base import JsonObjectField, StrictSerializer
-from workers.models import Job, JobStatus, Transport, Worker, WorkerStatus
+from workers.models import Job, JobStatus, JobType, Transport, Worker, WorkerStatus
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -33,9 +33,20 @@ class JobSerializer(serializers.ModelSerializer):
             return None
 
 
+AUDIO_SAMPLE_RATES = (8000, 16000, 32000, 48000)
+
+
 class JobCreateSerializer(StrictSerializer):
-    agent = serializers.CharField(max_length=255, help_text="agent_id of an active agent.")
-    room = serializers.CharField(max_length=255, help_text="Room name (LiveKit room, or a label for local sessions).")
+    job_type = serializers.ChoiceField(
+        choices=JobType.choices, required=False, default=JobType.AGENT_SESSION,
+        help_text="agent_session (default); tool_execution: metadata {tool, arguments}; "
+                  "audio_processing: metadata {pcm16_base64, sample_rate}.",
+    )
+    agent = serializers.CharField(max_length=255, required=False, allow_null=True, default=None,
+                                  help_text="agent_id of an active agent (required for agent_session).")
+    room = serializers.CharField(max_length=255, required=False, default="",
+                                 help_text="Room name (LiveKit room, or a label for local sessions); "
+                                           "required for agent_session.")
     metadata = JsonObjectField(required=False, default=dict)
     priority = serializers.IntegerField(min_value=1, max_value=10, required=False, default=5, help_text="1 is the highest.")
     participant_identity = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
@@ -44,10 +55,29 @@ class JobCreateSerializer(StrictSerializer):
         help_text="Default: livekit when LiveKit credentials are configured, else local.",
     )
 
-    def validate_room(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("A room name is required.")
-        return value
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        job_type, metadata = data["job_type"], data["metadata"]
+        if job_type == JobType.AGENT_SESSION:
+            # the messages a required field gives: agent_session is the default type
+            if not data["agent"]:
+                raise serializers.ValidationError({"agent": ["This field is required."]})
+            if not data["room"].strip():
+                raise serializers.ValidationError({"room": ["This field is required."]})
+        elif not data["room"].strip():
+            data["room"] = job_type  # a label: these jobs join no room
+        if job_type == JobType.TOOL_EXECUTION:
+            tool = metadata.get("tool")
+            if not isinstance(tool, str) or not tool.strip():
+                raise serializers.ValidationError({"metadata": ["metadata.tool must name the tool to run."]})
+            if not isinstance(metadata.get("arguments", {}), dict):
+                raise serializers.ValidationError({"metadata": ["metadata.arguments must be a JSON object."]})
+        elif job_type == JobType.AUDIO_PROCESSING:
+            if not isinstance(metadata.get("pcm16_base64"), str) or not metadata["pcm16_base64"]:
+                raise serializers.ValidationError({"metadata": ["metadata.pcm16_base64 must hold the audio (16-bit PCM, base64)."]})
+            if metadata.get("sample_rate", 16000) not in AUDIO_SAMPLE_RATES:
+                raise serializers.ValidationError(
+                    {"metadata": [f"metadata.sample_rate must be one of {', '.join(map(str, AUDIO_SAMPLE_RATES))}."]})
+        return data
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -26,7 +26,7 @@ from workers.events import publish as publish_fleet_event
 from sessions.control import command_listener, register_local, unregister_local
 from sessions.job_context import JobContext
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
-from sessions.services import session_fail, session_transition
+from sessions.services import session_close_disconnected, session_fail, session_transition
 from workers import breaker
 from workers.claims import job_claim, job_finish, job_release
 from workers.models import Job, JobType, Transport
@@ -213,11 +213,17 @@ def _count_session_end(outcome: str) -> None:
 
 def _close_session(session_id: str, *, error: str | None, reason: str) -> None:
     session = AgentSession.objects.filter(pk=session_id).first()
-    if session is None or session.status not in LIVE_SESSION_STATUSES:
+    if session is None:
+        return
+    # disconnected without an end: its transport was reconnecting when the session ended
+    reconnecting = session.status == SessionStatus.DISCONNECTED and session.ended_at is None
+    if session.status not in LIVE_SESSION_STATUSES and not reconnecting:
         return
     try:
         if error:
             session_fail(session=session, error=error)
+        elif reconnecting:
+            session_close_disconnected(session=session, reason=reason)
         else:
             if session.status == SessionStatus.INITIALIZING:  # the entry point never reported a connection
                 session_transition(session=session, status=SessionStatus.CONNECTED)

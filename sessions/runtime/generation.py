@@ -76,6 +76,7 @@ class ReplyGenerator:
             else:
                 h.played_text = h.generated_text
                 if h.generated_text:
+                    await s.pause_gate.wait_open()  # paused: the text reply is held, not lost
                     self.t.first_audio = self.t.first_audio or time.perf_counter()
                     await s.transport.send_text(h.generated_text)
         except asyncio.CancelledError:

@@ -72,6 +72,7 @@ class Playout:
         self._start_t = 0.0
         self._frames_sent = 0
         self.frames_out = 0
+        self.held = False  # paused: queued audio stays queued until release()
 
     # -- feeding -----------------------------------------------------------------------
     def begin(self, speech_id: str) -> PlayoutJob:
@@ -92,14 +93,32 @@ class Playout:
         seg.samples_total += pcm.size
         job.queued += pcm.size
         job.chunks.append((pcm, seg))
-        if self._sub is None:
+        if self._sub is None and not self.held:
             self._start()
 
     def end_input(self) -> None:
         if self.job is not None:
             self.job.input_done = True
-            if not self.job.chunks and self._sub is None:
+            if not self.job.chunks and self._sub is None and not self.held:
                 self._finish()
+
+    def hold(self) -> None:
+        """Stop sending frames now, keeping what is queued (the session was paused)."""
+        self.held = True
+        self._stop()
+
+    def release(self) -> None:
+        """Send the held audio on from where it stopped, on the clock's grid."""
+        if not self.held:
+            return
+        self.held = False
+        job = self.job
+        if job is None:
+            return
+        if job.chunks:
+            self._start()
+        elif job.input_done:
+            self._finish()
 
     def clear(self) -> PlayoutJob | None:
         """Drop all queued audio at once; returns the job as far as it was played."""

@@ -93,6 +93,14 @@ class AgentSession(SessionCore):
                 self._cancel_speech(h, reason="session_end", emit=h is self.current_speech)
         self._speech_queue.clear()
 
+    def _on_pause(self) -> None:
+        # an utterance being heard or endpointed is abandoned: nothing said now becomes a turn
+        self.endpointer.cancel()
+        if self._vad.speaking:
+            self._vad.reset()
+            self._utterance.take()
+        self._set_user_state("listening")
+
     def idle(self) -> bool:
         return (self.current_speech is None and not self._speech_queue and not self.endpointer.pending
                 and not self._vad.speaking)
@@ -174,6 +182,8 @@ class AgentSession(SessionCore):
         return self.commit_user_turn(text, timer, source="text")
 
     def commit_user_turn(self, text: str, timer: TurnTimer, *, source: str) -> SpeechHandle | None:
+        if self.pause_gate.paused:
+            text = ""  # a transcript that lands while paused was not heard
         self.turns += 1
         self.emit(ev.TurnEnded(turn_id=timer.turn_id, source=source, text=text,  # type: ignore[arg-type]
                                end_of_utterance_delay_ms=round(((timer.committed or 0) - (timer.last_voice or 0)) * 1000, 3)))
@@ -213,6 +223,9 @@ class AgentSession(SessionCore):
             if not self._speech_queue:
                 self._speech_wakeup.clear()
                 await self._speech_wakeup.wait()
+                continue
+            await self.pause_gate.wait_open()  # paused: queued speech waits for resume
+            if not self._speech_queue:
                 continue
             h = self._speech_queue.popleft()
             self.current_speech = h

@@ -23,6 +23,7 @@ from . import events as ev
 from .audio import AudioInput, MalformedAudio
 from .clock import Ticker
 from .interfaces import EventSink, Transport
+from .pause import PauseGate
 from .playout import Playout, PlayoutJob
 from .providers.base import ProviderError
 from .speech import SpeechHandle, new_id
@@ -77,12 +78,14 @@ class SessionCore:
         self.room: tuple[str, str] | None = None
         self.turns = 0
         self.current_speech: SpeechHandle | None = None
+        self.pause_gate = PauseGate()
         self._listeners: dict[str, list[Listener]] = {}
         self._ticker = ticker
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed: asyncio.Future[str] | None = None
         self._started_at = 0.0
         self._stopping = False
+        self._paused_before_disconnect = False
         self._playout: Playout | None = None
         # aggregated audio counters: one AudioReceived / AudioStreamed event per interval, not per frame
         self._in_frames = 0
@@ -223,15 +226,54 @@ class SessionCore:
     def closed(self) -> bool:
         return self._closed is not None and self._closed.done()
 
-    def pause(self) -> None:
-        if self.status == "active":
-            self._set_status("paused")
-            self.audio_state.muted = True
+    def pause(self) -> bool:
+        """Stop listening and speaking (see pause.py); True if the session was active."""
+        if self.status != "active" or self._stopping:
+            return False
+        self.pause_gate.close()
+        if self._playout is not None:
+            self._playout.hold()
+        self._on_pause()
+        self.audio_state.muted = True
+        self._set_status("paused")
+        return True
 
-    def resume(self) -> None:
-        if self.status == "paused":
-            self._set_status("active")
-            self.audio_state.muted = False
+    def resume(self) -> bool:
+        """Listen and speak again; held output plays on. True if the session was paused."""
+        if self.status != "paused" or self._stopping:
+            return False
+        self.audio_state.muted = False
+        self._set_status("active")
+        self.pause_gate.open()
+        if self._playout is not None:
+            self._playout.release()
+        return True
+
+    def _on_pause(self) -> None:
+        """The session is being paused: drop whatever user input is half taken."""
+
+    def transport_disconnected(self, reason: str = "") -> None:
+        """The transport lost its connection and is trying to get it back (a reconnect)."""
+        if self._stopping or self.status not in ("connected", "active", "paused"):
+            return
+        self._paused_before_disconnect = self.status == "paused"
+        self.audio_state.stream_active = False
+        self._set_status("disconnected")
+
+    def transport_reconnected(self) -> None:
+        """The transport is back: disconnected → connected → active (→ paused if it was)."""
+        if self._stopping or self.status != "disconnected":
+            return
+        self._set_status("connected")
+        self._set_status("active")
+        self.audio_state.stream_active = True
+        if self._paused_before_disconnect:
+            self._set_status("paused")
+
+    @property
+    def stopping(self) -> bool:
+        """stop() has begun: a "disconnected" status from now on is the session's end."""
+        return self._stopping
 
     def idle(self) -> bool:
         raise NotImplementedError
@@ -314,11 +356,11 @@ class SessionCore:
 
     # -- text in / agent speech (the subclass's pipeline) ----------------------------------------------
     def _text_in(self, text: str, source: str, participant_identity: str) -> str:
-        """Logs the TextReceived event; the stripped text."""
+        """Logs the TextReceived event; the stripped text, or "" while paused (not listening)."""
         text = text.strip()
         self.emit(ev.TextReceived(text=text, participant_identity=participant_identity,
                                   source=source if source in ("transport", "operator", "api", "local") else "local"))  # type: ignore[arg-type]
-        return text
+        return "" if self.pause_gate.paused else text
 
     def push_text(self, text: str, *, source: str = "local", participant_identity: str = "") -> SpeechHandle | None:
         raise NotImplementedError

@@ -41,6 +41,17 @@
     });
   });
   document.getElementById("btn-interrupt")?.addEventListener("click", () => act("interrupt"));
+  // pause ⇄ resume: one button shows at a time, following the session's status
+  const pauseBtn = document.getElementById("btn-pause");
+  const resumeBtn = document.getElementById("btn-resume");
+  pauseBtn?.addEventListener("click", () => act("pause"));
+  resumeBtn?.addEventListener("click", () => act("resume"));
+  view.onStatus = (status) => {
+    if (!pauseBtn || !resumeBtn) return;
+    pauseBtn.hidden = status === "paused";
+    resumeBtn.hidden = status !== "paused";
+    pauseBtn.disabled = status !== "active";
+  };
   document.getElementById("btn-end")?.addEventListener("click", () => {
     if (window.__session.noConfirm || confirm("End this session for everyone in it?")) act("end");
   });

@@ -82,6 +82,20 @@
     }
     setText(id, t) { const x = this.$(id); if (x) x.textContent = t; }
     setSpeaking(who, on) { const x = this.$(who + "-speaking"); if (x) x.dataset.on = on ? "1" : "0"; }
+    participant(p, at) {
+      // one row per identity, kept from the join/leave events (the page starts from the stored rows)
+      const body = this.$("participants")?.querySelector("tbody"); if (!body || !p) return;
+      body.querySelector(".empty-row")?.remove();
+      let row = Array.from(body.rows).find((r) => r.dataset.identity === p.identity);
+      if (!row) {
+        row = body.insertRow(); row.dataset.identity = p.identity;
+        for (let i = 0; i < 4; i++) row.insertCell();
+        row.cells[0].className = "mono"; row.cells[0].textContent = p.identity;
+        row.cells[3].textContent = (at || "").slice(11, 19);
+      }
+      row.cells[1].textContent = p.kind; row.cells[2].textContent = p.connection_state;
+    }
+
     setBadge(id, value, prefix) {
       const x = this.$(id); if (!x) return;
       x.textContent = value; x.className = "badge " + (prefix || "b-") + value;
@@ -133,7 +147,11 @@
         case "user_state_changed": this.setSpeaking("user", d.new_state === "speaking"); break;
         case "vad_speech_start": this.setSpeaking("user", true); break;
         case "vad_speech_end": this.setSpeaking("user", false); break;
-        case "state_changed": this.setBadge("session-status", d.new_state); break;
+        case "participant_joined": case "participant_left": this.participant(d.participant, e.at); break;
+        case "state_changed":
+          this.setBadge("session-status", d.new_state);
+          if (this.onStatus) this.onStatus(d.new_state);
+          break;
         case "session_started": this.sys("session started" + (d.transport ? " · " + d.transport : "") + (d.text_only ? " · text only" : ""), e); break;
         case "session_stopped":
           this.sys("session ended: " + (d.reason || "—") + " · " + d.turns + " turns", e, "end");

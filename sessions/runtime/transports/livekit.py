@@ -174,6 +174,9 @@ class LiveKitTransport:
         room.on("track_subscribed", self._on_track_subscribed)
         room.on("track_unsubscribed", self._on_track_unsubscribed)
         room.on("disconnected", lambda *a: session.end("room_disconnected"))
+        # the SDK retries a lost signal connection itself: disconnected → connected meanwhile
+        room.on("reconnecting", lambda *a: session.transport_disconnected("reconnecting"))
+        room.on("reconnected", lambda *a: session.transport_reconnected())
         room.register_text_stream_handler(CHAT_TOPIC, self._on_chat_stream)
         await room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=True))
         session.room_updated(room.name, await room.sid)

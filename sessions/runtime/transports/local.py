@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..clock import Ticker
+from ..events import ParticipantInfo
 
 
 class LocalTransport:
@@ -17,8 +18,12 @@ class LocalTransport:
 
     def __init__(self, *, record_audio: bool = False, max_record_s: float = 120.0,
                  on_text: Callable[[str], None] | None = None,
-                 on_frame_lag: Callable[[float], None] | None = None) -> None:
+                 on_frame_lag: Callable[[float], None] | None = None,
+                 participant: ParticipantInfo | None = None) -> None:
         self.session: Any = None
+        # who is on the other end (the playground's operator, an API client): reported to the
+        # session as joining on connect and leaving on close, as a room's participant would be
+        self.participant = participant
         self.record_audio = record_audio
         self._max_record_s = max_record_s
         self.recorded: list[np.ndarray] = []
@@ -36,6 +41,8 @@ class LocalTransport:
     # -- Transport protocol ---------------------------------------------------------------
     async def connect(self, session: Any) -> None:
         self.session = session
+        if self.participant is not None:
+            session.participant_joined(self.participant)
 
     def write_audio(self, frame: np.ndarray, sample_rate: int) -> None:
         self.out_rate = sample_rate
@@ -57,6 +64,8 @@ class LocalTransport:
         self.transcripts.append((speaker, text, final))
 
     async def aclose(self) -> None:
+        if self.participant is not None and not self.closed and self.session is not None:
+            self.session.participant_left(self.participant.identity, "session_ended")
         self.closed = True
 
     # -- input helpers ----------------------------------------------------------------------

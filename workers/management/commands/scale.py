@@ -9,6 +9,22 @@ from workers.autoscale import autoscale_apply, fleet_capacity
 from workers.models import Worker, WorkerStatus
 
 
+REPLY_TIMEOUT_S = 2.0
+
+
+def in_memory_broker() -> bool:
+    return str(app.conf.broker_url or "").startswith("memory://")
+
+
+def confirmed(replies: list[dict[str, Any]] | None, worker_id: str) -> str | None:
+    """The worker's 'ok' answer among remote-control replies, or None."""
+    for reply in replies or []:
+        answer = reply.get(worker_id)
+        if isinstance(answer, dict) and "ok" in answer:
+            return str(answer["ok"])
+    return None
+
+
 class Command(BaseCommand):
     help = ("Resize worker pools through Celery remote control (pool_grow/pool_shrink): set one worker's "
             "capacity, or --auto to apply the desired capacity computed from queue depth and load.")
@@ -36,12 +52,18 @@ class Command(BaseCommand):
         worker = Worker.objects.filter(pk=o["worker_id"], status=WorkerStatus.ONLINE).first()
         if worker is None:
             raise CommandError(f"no online worker {o['worker_id']!r}")
+        if in_memory_broker():
+            raise CommandError(
+                "scale resizes a worker through the broker, and the embedded mode's broker is in-memory: only the "
+                "server process reaches its worker. Restart it with WORKER_MAX_CONCURRENT_JOBS=N instead "
+                "(capacity unchanged)")
         diff = o["capacity"] - worker.capacity
-        if diff > 0:
-            replies = app.control.pool_grow(diff, destination=[worker.worker_id], reply=True, timeout=2)
-        elif diff < 0:
-            replies = app.control.pool_shrink(-diff, destination=[worker.worker_id], reply=True, timeout=2)
-        else:
-            replies = []
+        if diff:
+            resize = app.control.pool_grow if diff > 0 else app.control.pool_shrink
+            replies = resize(abs(diff), destination=[worker.worker_id], reply=True, timeout=REPLY_TIMEOUT_S)
+            answer = confirmed(replies, worker.worker_id)
+            if answer is None:  # record only what the worker applied
+                raise CommandError(f"{worker.worker_id} did not confirm the resize within {REPLY_TIMEOUT_S:.0f}s "
+                                   f"(replies: {replies or 'none'}); capacity unchanged at {worker.capacity}")
         Worker.objects.filter(pk=worker.pk).update(capacity=o["capacity"])
-        self.stdout.write(f"{worker.worker_id}: capacity {worker.capacity} → {o['capacity']} {replies or ''}".rstrip())
+        self.stdout.write(f"{worker.worker_id}: capacity {worker.capacity} → {o['capacity']}")
