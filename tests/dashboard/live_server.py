@@ -64,7 +64,8 @@ def free_port() -> int:
 
 
 class DaphneServer:
-    """`daphne controlplane.asgi:application` on a fixed port; can be stopped and restarted
+    """`python -m controlplane.web_server controlplane.asgi:application` (daphne, as production
+    runs it) on a fixed port; can be stopped and restarted
     on the same port (a real dropped connection for the browser)."""
 
     def __init__(self, log_dir: Path, **env: str) -> None:
@@ -82,7 +83,7 @@ class DaphneServer:
     def start(self, timeout: float = 30.0) -> DaphneServer:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "controlplane.asgi:application"],
+            [sys.executable, "-m", "controlplane.web_server", "-b", "127.0.0.1", "-p", str(self.port), "controlplane.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
