@@ -150,6 +150,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_STR_CALLABLE = "controlplane.login_throttle.client_str"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what throttling needs; no row per successful login
 # The client address is REMOTE_ADDR only (axes' default): X-Forwarded-For is the client's to forge.
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
