@@ -35,6 +35,7 @@ from bench.common import ensure_database, summary, pct  # noqa: E402
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleet_bench")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)  # PostgreSQL/Redis: not embedded, a key is required
 os.environ.setdefault("JOB_QUEUE_LIMIT", "100000")
 os.environ.setdefault("DISPATCH_RATE_LIMIT_PER_MINUTE", "1000000")
 os.environ.setdefault("LOG_LEVEL", "WARNING")

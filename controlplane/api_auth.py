@@ -6,7 +6,7 @@ from typing import Any
 from rest_framework import authentication, exceptions, permissions
 
 from controlplane.models import ApiKey
-from controlplane.scopes import READ
+from controlplane.scopes import READ, user_has_scope
 
 
 class ApiKeyUser:
@@ -34,7 +34,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         parts = header.split()
-        if parts[0] != self.keyword:
+        if not parts or parts[0] != self.keyword:  # e.g. a header of whitespace only: not ours
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'.")
@@ -48,11 +48,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 def request_has_scope(request: Any, scope: str) -> bool:
-    """API keys need the scope; logged-in staff users (the dashboard) have every scope."""
+    """API keys need the scope; logged-in users (the dashboard) need its Django permissions."""
     if isinstance(request.auth, ApiKey):
         return request.auth.has_scope(scope)
-    user = getattr(request, "user", None)
-    return bool(user and user.is_authenticated and user.is_staff)
+    return user_has_scope(getattr(request, "user", None), scope)
 
 
 def actor_name(request: Any) -> str:
@@ -78,6 +77,7 @@ class HasScope(permissions.BasePermission):
             if scope is None:
                 return False
         if not request_has_scope(request, scope):
-            self.message = f"This API key lacks the '{scope}' scope."
+            who = "API key" if isinstance(request.auth, ApiKey) else "user"
+            self.message = f"This {who} lacks the '{scope}' scope."
             return False
         return True

@@ -12,6 +12,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from controlplane.body_limit import BodyLimitMiddleware  # noqa: E402
 from controlplane.reason_phrases import install as install_reason_phrases  # noqa: E402
 from controlplane.routing import websocket_urlpatterns  # noqa: E402
 
@@ -19,7 +20,7 @@ install_reason_phrases()  # "429 Too Many Requests", not "429 Unknown Status", f
 
 # daphne serves no static files itself; Django's handler does (set SERVE_STATIC=false
 # when a reverse proxy serves collected static files instead).
-http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
+http_app = BodyLimitMiddleware(ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app)
 
 application = ProtocolTypeRouter(
     {

@@ -6,6 +6,8 @@ instead of hanging the orchestrator's probe.
 """
 from __future__ import annotations
 
+import hmac
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,8 @@ from controlplane.api_auth import request_has_scope
 from controlplane.metrics import render_latest
 from controlplane.models import ApiKey
 from controlplane.scopes import READ
+
+log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
 _REDIS_SOCKET_TIMEOUT = 1.0
@@ -98,8 +102,10 @@ CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
-def run_checks(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, str]:
-    """Run every check in parallel; each gets "ok" or the reason it failed."""
+def run_checks(timeout: float = CHECK_TIMEOUT_SECONDS, *, detail: bool = False) -> dict[str, str]:
+    """Run every check in parallel; each gets "ok" or why it failed: the exception's type
+    only, unless `detail` (the CLI, run by an operator). An exception's text names hosts,
+    ports and users, which an anonymous probe must not hand out; it goes to the log."""
     results: dict[str, str] = {}
 
     def run(name: str, check: Callable[[], None]) -> None:
@@ -107,7 +113,9 @@ def run_checks(timeout: float = CHECK_TIMEOUT_SECONDS) -> dict[str, str]:
             check()
             results[name] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            results[name] = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
+            reason = f"{type(exc).__name__}: {exc}" if detail else f"{type(exc).__name__} (details in the server log)"
+            results[name] = reason[:500]
 
     threads = {name: threading.Thread(target=run, args=(name, check), name=f"ready-{name}", daemon=True) for name, check in CHECKS.items()}
     deadline = time.monotonic() + timeout
@@ -125,20 +133,35 @@ def ready(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ready" if ok else "not_ready", "checks": checks}, status=200 if ok else 503)
 
 
+def _metrics_token_matches(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    if not token:
+        return True  # no token configured: anonymous, like the other probes
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme == "Bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text. Worker names and job counts are not for everyone: with METRICS_TOKEN
+    set, the scraper sends `Authorization: Bearer <token>`."""
+    if not _metrics_token_matches(request):
+        response = HttpResponse("Send Authorization: Bearer <METRICS_TOKEN>.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(render_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
 class CanReadStatus(BasePermission):
-    """A logged-in user (the dashboard) or an API key with `read`."""
+    """An API key with `read`, or a logged-in user holding the `read` scope's view permissions
+    (the fleet's host names and versions are not for every account)."""
 
     message = "This API key lacks the 'read' scope."
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        if isinstance(request.auth, ApiKey):
-            return request_has_scope(request, READ)
-        return bool(request.user and request.user.is_authenticated)
+        if not isinstance(request.auth, ApiKey):
+            self.message = "This user lacks the 'read' scope (the view permissions on agents, tools, jobs, workers and sessions)."
+        return bool(request.user and request.user.is_authenticated) and request_has_scope(request, READ)
 
 
 class StatusView(APIView):

@@ -6,9 +6,11 @@ process, no external services. DATABASE_URL and REDIS_URL switch to PostgreSQL a
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from controlplane.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
@@ -17,8 +19,19 @@ VAR_DIR = Path(env_str("CONTROLPLANE_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file, generated secrets, multiprocess metrics
 
 DEBUG = env_bool("DEBUG", False)
-# A fixed development key keeps the embedded mode one command; production must set one.
-SECRET_KEY = env_str("SECRET_KEY", "embedded-mode-insecure-key-change-me-in-production")
+# A fixed development key keeps the embedded mode one command. Any server using external
+# services (DATABASE_URL or REDIS_URL set) is a real deployment and must bring its own key:
+# with a known key, sessions, login links and stored tool secrets can be forged or read.
+DEVELOPMENT_SECRET_KEY = "embedded-mode-insecure-key-change-me-in-production"
+PLACEHOLDER_SECRET_KEYS = {DEVELOPMENT_SECRET_KEY, "change-me-to-a-long-random-string"}  # the latter: .env.example
+SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+USES_EXTERNAL_SERVICES = bool(env_str("DATABASE_URL") or env_str("REDIS_URL"))
+if USES_EXTERNAL_SERVICES and (not SECRET_KEY.strip() or SECRET_KEY in PLACEHOLDER_SECRET_KEYS):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is empty or a built-in/example value, and DATABASE_URL or REDIS_URL is set, so this is not "
+        "the embedded mode: refusing to start. Set SECRET_KEY to a long random string, e.g. the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Separate key for encrypting tool secrets at rest; derived from SECRET_KEY when unset.
@@ -26,6 +39,7 @@ FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY", "")
 
 INSTALLED_APPS = [
     "daphne",
+    "axes",  # login throttling: failed logins per username and client address
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -50,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: answers locked-out logins
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -123,6 +138,21 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username+address before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (admin and dashboard logins): after AXES_FAILURE_LIMIT wrong passwords for
+# one username from one address, that pair is locked for LOGIN_LOCKOUT_MINUTES.
+AXES_ENABLED = env_bool("LOGIN_THROTTLING", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_STR_CALLABLE = "controlplane.login_throttle.client_str"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what throttling needs; no row per successful login
+# The client address is REMOTE_ADDR only (axes' default): X-Forwarded-For is the client's to forge.
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -200,9 +230,33 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes announces itself on every start at INFO; its lock-outs are warnings
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }
 
-if not DEBUG and not EMBEDDED:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+# --- limits and exposure ----------------------------------------------------------------
+# Request bodies over this many bytes are refused with 413 before they are buffered
+# (controlplane.web_server for daphne, controlplane.body_limit for any ASGI server).
+REQUEST_BODY_MAX_BYTES = env_int("REQUEST_BODY_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = min(REQUEST_BODY_MAX_BYTES, 2_621_440)  # Django's own default, never above ours
+# WebSocket frames from clients: the streams are one-way, so only small control messages.
+WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024, minimum=128)
+# Open sockets re-check their credential (key revoked, user logged out or deactivated).
+WS_AUTH_RECHECK_SECONDS = env_float("WS_AUTH_RECHECK_SECONDS", 30.0)
+# With a token set, /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+# --- TLS in front ------------------------------------------------------------------------
+# TLS_PROXY=true: a proxy in front terminates TLS and sets X-Forwarded-Proto. Cookies are then
+# Secure, plain-HTTP requests are redirected (health probes and /metrics excepted: the
+# orchestrator calls them over HTTP from inside) and browsers are told to use HTTPS (HSTS).
+TLS_PROXY = env_bool("TLS_PROXY", False)
+if TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", TLS_PROXY)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", TLS_PROXY)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", TLS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^health(/|$)", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if TLS_PROXY else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", TLS_PROXY)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", TLS_PROXY)

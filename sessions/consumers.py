@@ -5,7 +5,13 @@ Frames sent to the client (JSON):
   `{"type": "replay_done", "last_seq": N}`         stored events after `after_seq` all sent
   `{"type": "fleet", "kind": ..., "at": ..., "data": {...}}`  on `/ws/fleet/`
 
-Close codes: 4400 bad request, 4401 unauthenticated, 4403 forbidden, 4404 unknown session.
+Frames from the client: JSON text, at most WS_MAX_MESSAGE_BYTES (`{"type": "ping"}` on a
+session stream). Anything else gets `{"type": "error", "error": ...}` and the socket closes.
+
+Close codes: 4400 bad request (also a frame that is not JSON text), 4401 unauthenticated
+(also when the credential stops being valid: a revoked key, a logged-out or deactivated
+user; re-checked every WS_AUTH_RECHECK_SECONDS), 4403 forbidden, 4404 unknown session or
+path, 1009 a frame over WS_MAX_MESSAGE_BYTES.
 """
 from __future__ import annotations
 
@@ -14,8 +20,12 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+from importlib import import_module
+
+from channels.auth import get_user
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.conf import settings
 from django.db import close_old_connections
 
 from controlplane.fleet_events import FLEET_GROUP
@@ -30,6 +40,7 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_BIG = 1009  # RFC 6455: message too big
 REPLAY_CHUNK = 500
 
 
@@ -67,6 +78,31 @@ def _authorise(scope: dict[str, Any]) -> int | None:
 
 
 @database_sync_to_async
+def _key_still_watching(key: ApiKey) -> int | None:
+    fresh = ApiKey.objects.filter(pk=key.pk).first()
+    if fresh is None or not fresh.is_active:
+        return CLOSE_UNAUTHENTICATED
+    return None if key_can_watch(fresh) else CLOSE_FORBIDDEN
+
+
+async def _reauthorise(scope: dict[str, Any]) -> int | None:
+    """The connect-time check again, from the database rather than what connect loaded."""
+    key = scope.get("api_key")
+    if key is not None:
+        return await _key_still_watching(key)
+    session_key = getattr(scope.get("session"), "session_key", None)
+    if not session_key:
+        return CLOSE_UNAUTHENTICATED
+    # A fresh store: logout deleted the session row; get_user also drops a deactivated user
+    # and a session whose password hash no longer matches.
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    user = await get_user({"session": store})
+    if not user.is_authenticated:
+        return CLOSE_UNAUTHENTICATED
+    return None if await database_sync_to_async(user_can_watch)(user) else CLOSE_FORBIDDEN
+
+
+@database_sync_to_async
 def _session_exists(session_id: str) -> bool:
     return AgentSession.objects.filter(pk=session_id).exists()
 
@@ -80,17 +116,54 @@ def _stored_events(session_id: str, after: int, upto: int | None = None, limit: 
 
 
 class _AuthorisedConsumer(AsyncJsonWebsocketConsumer):
+    _credential_watch: asyncio.Task[None] | None = None
+
     async def _admit(self) -> bool:
         register_layer_loop(asyncio.get_running_loop())
         code = await _authorise(self.scope)
         if code is not None:
             await self._refuse(code)
             return False
+        self._credential_watch = asyncio.create_task(self._watch_credential())
         return True
 
     async def _refuse(self, code: int) -> None:
         # A close code only reaches the client after the handshake, so accept first.
         await self.accept()
+        await self.close(code=code)
+
+    async def _watch_credential(self) -> None:
+        """Close the socket once its key is revoked or its user logged out or deactivated."""
+        while True:
+            await asyncio.sleep(settings.WS_AUTH_RECHECK_SECONDS)
+            code = await _reauthorise(self.scope)
+            if code is not None:
+                log.info("closing %s: its credential is no longer valid (%s)", self.scope.get("path"), code)
+                await self.close(code=code)
+                return
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self._credential_watch is not None:
+            self._credential_watch.cancel()
+        await super().websocket_disconnect(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.WS_MAX_MESSAGE_BYTES:
+            await self._reject_frame(f"frames may be at most {settings.WS_MAX_MESSAGE_BYTES} bytes", CLOSE_TOO_BIG)
+            return
+        if text_data is None:
+            await self._reject_frame("binary frames are not accepted: send JSON text, e.g. {\"type\": \"ping\"}")
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:
+            await self._reject_frame("frames must be JSON text, e.g. {\"type\": \"ping\"}")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def _reject_frame(self, error: str, code: int = CLOSE_BAD_REQUEST) -> None:
+        await self.send_json({"type": "error", "error": error})
         await self.close(code=code)
 
 
@@ -179,3 +252,11 @@ class FleetConsumer(_AuthorisedConsumer):
 
     async def fleet_event(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "fleet", "kind": message["kind"], "at": message["at"], "data": message["data"]})
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: a clean 4404 instead of an exception in the router."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -64,10 +64,12 @@ def free_port() -> int:
 
 
 class DaphneServer:
-    """`daphne controlplane.asgi:application` on a fixed port; can be stopped and restarted
+    """`python -m controlplane.web_server controlplane.asgi:application` (daphne, as production
+    runs it) on a fixed port; can be stopped and restarted
     on the same port (a real dropped connection for the browser)."""
 
-    def __init__(self, log_dir: Path, **env: str) -> None:
+    def __init__(self, log_dir: Path, module: str = "controlplane.web_server", **env: str) -> None:
+        self.module = module  # "daphne" for stock daphne
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"daphne-{self.port}.log"
@@ -82,7 +84,7 @@ class DaphneServer:
     def start(self, timeout: float = 30.0) -> DaphneServer:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "controlplane.asgi:application"],
+            [sys.executable, "-m", self.module, "-b", "127.0.0.1", "-p", str(self.port), "controlplane.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout

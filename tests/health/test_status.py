@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -24,11 +25,28 @@ def test_a_key_without_read_gets_403(client_with_scopes: Callable[..., APIClient
     assert response.status_code == 403 and "read" in response.json()["detail"]
 
 
-def test_a_logged_in_user_may_read_it(django_user_model: Any) -> None:
+def test_a_logged_in_user_with_the_read_permissions_may_read_it(django_user_model: Any) -> None:
     user = django_user_model.objects.create_user(username="viewer", password="viewer-pass-123")
+    user.user_permissions.set(Permission.objects.filter(
+        codename__in=["view_agent", "view_tool", "view_job", "view_worker", "view_agentsession"]))
     client = APIClient()
     client.force_login(user)
     assert client.get("/status").status_code == 200
+
+
+def test_a_logged_in_user_without_them_gets_403_and_no_host_names(django_user_model: Any, worker_row: Worker) -> None:
+    """Host names and versions of the fleet are not for every account (issue 12, finding 9)."""
+    user = django_user_model.objects.create_user(username="visitor", password="visitor-pass-123", is_staff=True)
+    client = APIClient()
+    client.force_login(user)
+    response = client.get("/status")
+    assert response.status_code == 403 and "read" in response.json()["detail"]
+    assert worker_row.hostname not in response.content.decode()
+
+
+@pytest.fixture
+def worker_row(db: Any) -> Worker:
+    return Worker.objects.create(worker_id="celery@secret-host", hostname="secret-host", queue="q.dq2", last_heartbeat_at=timezone.now())
 
 
 def test_it_details_workers_queue_jobs_sessions_and_capacity(api_client: APIClient, active_agent: Any, settings: Any) -> None:

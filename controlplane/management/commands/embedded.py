@@ -75,7 +75,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from daphne.endpoints import build_endpoint_description_strings
-        from daphne.server import Server
+        from controlplane.web_server import BoundedServer  # imports daphne.server: its reactor goes in at serve time
 
         from agents.tool_sync import sync_tools_safely
         from controlplane.asgi import application
@@ -92,7 +92,7 @@ class Command(BaseCommand):
             self.stdout.write("worker: in-process Celery worker started")
         url = f"http://{options['host']}:{options['port']}"
         self.stdout.write(self.style.SUCCESS(f"serving on {url}  (admin: {url}/admin/, health: {url}/health)"))
-        Server(
+        BoundedServer(
             application=application,
             endpoints=build_endpoint_description_strings(host=options["host"], port=options["port"]),
             signal_handlers=True,

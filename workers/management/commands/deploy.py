@@ -43,7 +43,7 @@ class Command(BaseCommand):
         step("configuration", not problems, "; ".join(problems))
         from controlplane.health import run_checks
 
-        for name, result in run_checks().items():
+        for name, result in run_checks(detail=True).items():
             step(f"service: {name}", result == "ok", "" if result == "ok" else result)
         if failures:
             raise CommandError(f"pre-flight failed: {', '.join(failures)}")

@@ -26,7 +26,7 @@ class Command(BaseCommand):
                 raise CommandError(f"unreachable: {exc}") from None
         from controlplane.health import run_checks
 
-        checks = run_checks()
+        checks = run_checks(detail=True)  # an operator at the console: the full reason
         self.stdout.write(json.dumps(checks, indent=2))
         bad = {k: v for k, v in checks.items() if v != "ok"}
         if bad:
