@@ -15,6 +15,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from agents.provider_configs import ProviderConfigError, parse_recording_config
 from controlplane.errors import IllegalTransition
 from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
@@ -52,6 +53,17 @@ def _transport_for(ctx: JobContext) -> Any:
                             participant_identity=ctx.participant_identity or None)
 
 
+def _recorder_for(ctx: JobContext) -> Any:
+    # like the other model-touching imports here: this module loads before the app registry
+    from sessions.recording import CallRecorder
+
+    try:
+        enabled = parse_recording_config(ctx.agent_config.get("recording_config")).enabled
+    except ProviderConfigError:  # validated when saved; an old snapshot just does not record
+        return None
+    return CallRecorder(ctx.session_id) if enabled else None
+
+
 async def agent_session(ctx: JobContext) -> None:
     from agents.tools.executor import build_tool_executor
     from sessions.event_sink import DjangoEventSink
@@ -63,6 +75,9 @@ async def agent_session(ctx: JobContext) -> None:
         ctx.agent_config, transport=_transport_for(ctx), sink=sink, tools=tools, session_id=ctx.session_id,
         agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata},
     )
+    recorder = _recorder_for(ctx)
+    if recorder is not None:
+        session.add_audio_tap(recorder)
     statuses: asyncio.Queue[str] = asyncio.Queue()
     session.on("state_changed", lambda event: statuses.put_nowait(event.new_state))
     # per-turn latency histogram for /metrics (cheap: a few in-memory observations a turn)
@@ -104,6 +119,8 @@ async def agent_session(ctx: JobContext) -> None:
             await session.stop(ctx.shutdown_reason or "worker_error")
         while not statuses.empty():
             await asyncio.to_thread(_mirror_status, ctx.session_id, statuses.get_nowait())
+        if recorder is not None:  # before the worker closes the row and sends the end-of-call report
+            await asyncio.to_thread(recorder.close)
 
 
 # --- a runtime-free session ------------------------------------------------------------------

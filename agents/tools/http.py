@@ -99,6 +99,23 @@ async def resolve_checked(host: str, port: int, *, allow_private: bool) -> str:
     return str(ips[0])
 
 
+async def pinned_target(url: str, *, allow_private: bool) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Check `url`'s host with the address guard and aim at the address that was checked.
+
+    Returns (the URL with the checked IP as its host, the `Host` header, httpx request
+    extensions carrying TLS SNI), so a second DNS answer cannot redirect the request.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    ip = await resolve_checked(host, port, allow_private=allow_private)
+    ip_host = f"[{ip}]" if ":" in ip else ip
+    netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return pinned, {"Host": parts.netloc.rsplit("@", 1)[-1]}, extensions
+
+
 class HttpTool:
     kind = "http"
 
@@ -210,19 +227,12 @@ class HttpTool:
         }
 
     async def run(self, kwargs: dict[str, Any], ctx: RunContext | None) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         allow = self.allow_private if self.allow_private is not None else allow_private_default()
-        ip = await resolve_checked(host, port, allow_private=allow)
         # Connect to the address we checked; keep Host and TLS SNI on the real name.
-        ip_host = f"[{ip}]" if ":" in ip else ip
-        netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
-        pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        pinned, host_header, extensions = await pinned_target(self.url, allow_private=allow)
         headers = resolve_headers(self.headers)
-        headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
+        headers.update(host_header)
         headers.setdefault("User-Agent", "controlplane-tools/1")
-        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         body = self.payload(kwargs, ctx)
         request_kwargs: dict[str, Any] = {"headers": headers, "extensions": extensions}
         if self.method in ("GET", "DELETE"):
