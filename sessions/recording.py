@@ -147,7 +147,8 @@ class CallRecorder:
             log.exception("recording of %s not stored; the file is kept at %s", self.session_id, path)
             return None
         finally:
-            connection.close()  # a to_thread worker thread: give the connection back
+            if not connection.in_atomic_block:  # on a to_thread worker thread: give the connection back
+                connection.close()
 
     def _store(self, path: Path) -> Recording:
         storage = recordings_storage()
