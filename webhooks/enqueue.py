@@ -80,5 +80,5 @@ def _send_tasks(ids: list[str]) -> None:
     for delivery_id in ids:
         try:
             deliver_webhook.apply_async(args=[delivery_id])
-        except Exception:  # noqa: BLE001 - the row stays pending; `retry_webhooks` re-sends it
+        except Exception:  # noqa: BLE001 - the row stays pending; webhooks.requeue_stale re-sends it
             log.exception("webhook delivery %s not enqueued (broker down?)", delivery_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.db import models
 from django.db.models import F
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -125,3 +126,15 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, **changes: Any) -> Web
     endpoint.full_clean()
     endpoint.save()
     return endpoint
+
+
+STALE_AFTER = timedelta(minutes=2)
+
+
+def stale_deliveries(*, limit: int = 500) -> list[str]:
+    """Pending deliveries that should have been attempted a while ago but were not."""
+    overdue = timezone.now() - STALE_AFTER
+    rows = (WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
+            .filter(models.Q(next_attempt_at__isnull=True, created_at__lt=overdue) | models.Q(next_attempt_at__lt=overdue))
+            .order_by("created_at").values_list("pk", flat=True)[:limit])
+    return [str(pk) for pk in rows]

@@ -139,3 +139,29 @@ def test_the_listener_enqueues_only_after_the_commit(call: AgentSession, endpoin
         made = enqueue_for_stored_events(rows)
     assert len(made) == 1 and len(callbacks) == 1  # the task is sent from the on-commit hook
     assert receiver.requests == []
+
+
+def test_a_pending_delivery_whose_message_was_lost_is_sent_again_by_the_sweep(
+        call: AgentSession, endpoint_for: Any, receiver_factory: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from controlplane.celery import app
+    from webhooks.tasks import requeue_stale
+
+    receiver = receiver_factory()
+    endpoint, secret = endpoint_for(receiver.url, "session_started")
+    lost = WebhookDelivery.objects.create(endpoint=endpoint, event_type="session_started", payload={"type": "x"})
+    fresh = WebhookDelivery.objects.create(endpoint=endpoint, event_type="session_started", payload={"type": "y"})
+    WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=3))
+    app.conf.task_always_eager = True  # run what the sweep sends, here
+    try:
+        assert requeue_stale.apply().get() == 1
+    finally:
+        app.conf.task_always_eager = False
+
+    [request] = receiver.requests
+    assert request.headers["webhook-id"] == lost.message_id
+    Webhook(secret).verify(request.body, request.headers)
+    assert WebhookDelivery.objects.get(pk=fresh.pk).status == DeliveryStatus.PENDING
