@@ -75,7 +75,9 @@ async def agent_session(ctx: JobContext) -> None:
         ctx.agent_config, transport=_transport_for(ctx), sink=sink, tools=tools, session_id=ctx.session_id,
         agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata},
     )
-    recorder = _recorder_for(ctx)
+    # a text agent (neither STT nor TTS) has no audio to keep; a realtime session always has
+    silent = getattr(session, "stt", True) is None and getattr(session, "tts", True) is None
+    recorder = None if silent else _recorder_for(ctx)
     if recorder is not None:
         session.add_audio_tap(recorder)
     statuses: asyncio.Queue[str] = asyncio.Queue()
