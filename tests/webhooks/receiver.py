@@ -1,6 +1,7 @@
 """A real HTTP server on loopback that records webhook requests and answers from a script."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -49,8 +50,6 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
 
     def of_type(self, event_type: str) -> list[Received]:
-        import json
-
         return [r for r in list(self.requests) if json.loads(r.body).get("type") == event_type]
 
     def wait_for(self, predicate: Any, timeout: float = 30.0, what: str = "requests") -> None:

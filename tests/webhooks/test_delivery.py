@@ -5,19 +5,22 @@ integration tests send the same task through Redis to a real worker."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from django.utils import timezone as django_timezone
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from agents import services
+from controlplane.celery import app
 from sessions.event_sink import session_events_append_and_broadcast
 from sessions.models import AgentSession
 from webhooks.enqueue import enqueue_for_stored_events
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.services import webhook_delivery_attempt
-from webhooks.tasks import deliver_webhook
+from webhooks.tasks import deliver_webhook, requeue_stale
 
 pytestmark = pytest.mark.django_db
 
@@ -116,8 +119,6 @@ def test_an_address_the_guard_refuses_at_send_time_fails_at_once_without_a_reque
 def test_only_subscribed_types_and_the_filtered_agent_get_deliveries(
         call: AgentSession, endpoint_for: Any, receiver_factory: Any, active_agent: Any,
         django_capture_on_commit_callbacks: Any) -> None:
-    from agents import services
-
     other = services.agent_create(agent_id="other", instructions="x", llm_config={"provider": "openai"})
     receiver = receiver_factory()
     mine, _ = endpoint_for(receiver.url, "tool_called", agent=active_agent)
@@ -143,18 +144,11 @@ def test_the_listener_enqueues_only_after_the_commit(call: AgentSession, endpoin
 
 def test_a_pending_delivery_whose_message_was_lost_is_sent_again_by_the_sweep(
         call: AgentSession, endpoint_for: Any, receiver_factory: Any) -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from controlplane.celery import app
-    from webhooks.tasks import requeue_stale
-
     receiver = receiver_factory()
     endpoint, secret = endpoint_for(receiver.url, "session_started")
     lost = WebhookDelivery.objects.create(endpoint=endpoint, event_type="session_started", payload={"type": "x"})
     fresh = WebhookDelivery.objects.create(endpoint=endpoint, event_type="session_started", payload={"type": "y"})
-    WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=3))
+    WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=django_timezone.now() - timedelta(minutes=3))
     app.conf.task_always_eager = True  # run what the sweep sends, here
     try:
         assert requeue_stale.apply().get() == 1

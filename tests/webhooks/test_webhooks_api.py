@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
 from controlplane.scopes import READ, WEBHOOKS_WRITE
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -37,8 +38,6 @@ def test_reads_need_read_and_changes_need_webhooks_write(client_with_scopes: Any
     assert reader.patch(f"/api/v1/webhooks/{created['id']}/", {"enabled": False}, format="json").status_code == 403
     assert reader.delete(f"/api/v1/webhooks/{created['id']}/").status_code == 403
     assert client_with_scopes(WEBHOOKS_WRITE).get("/api/v1/webhooks/").status_code == 403  # no read scope
-    from rest_framework.test import APIClient
-
     assert APIClient().get("/api/v1/webhooks/").status_code == 401
 
 

@@ -4,6 +4,7 @@ receiver that fails twice gets the event on the third try through the real broke
 from __future__ import annotations
 
 import json
+import wave
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +12,6 @@ from typing import Any
 
 import pytest
 import redis
-import wave
 from django.conf import settings as django_settings
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
