@@ -74,7 +74,7 @@ class SessionRecordingView(ApiView):
     @extend_schema(responses={(200, "audio/wav"): bytes}, operation_id="sessions_recording")
     def get(self, request: Request, session_id: str) -> Any:
         session = get_or_404(AgentSession.objects, "session", session_id=session_id)
-        return recording_response(session.session_id)
+        return recording_response(session.session_id, request.headers.get("Range", ""))
 
 
 class _SessionCommandView(ApiView):

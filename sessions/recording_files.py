@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from controlplane.errors import NotFound
@@ -14,17 +18,60 @@ from sessions.models import Recording
 log = logging.getLogger(__name__)
 
 
-def recording_response(session_id: str) -> FileResponse:
-    """The file, streamed from its storage in chunks (never read whole); NotFound if none."""
+CHUNK = 64 * 1024
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) of a single `Range: bytes=a-b` (or `a-`, `-n`); None when absent or unusable."""
+    match = _RANGE.match(header.strip())
+    if not match or size == 0 or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    return (start, end) if start <= end < size else None
+
+
+def _chunks(handle: Any, remaining: int) -> Iterator[bytes]:
+    try:
+        while remaining > 0:
+            data = handle.read(min(CHUNK, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+    finally:
+        handle.close()
+
+
+def recording_response(session_id: str, range_header: str = "") -> HttpResponseBase:
+    """The file, streamed from its storage in chunks (never read whole); NotFound if none.
+
+    A `Range` request (the <audio> element seeking in a long call) gets a 206 with that slice."""
     recording = Recording.objects.filter(session_id=session_id).first()
     if recording is None:
         raise NotFound(f"session '{session_id}' has no recording")
     try:
         handle = recording.file.open("rb")
+        size = recording.file.size
     except FileNotFoundError:
         raise NotFound(f"the recording of session '{session_id}' is missing from its storage") from None
-    response = FileResponse(handle, content_type=recording.content_type, as_attachment=False,
-                            filename=f"{session_id}.wav")
+    span = _byte_range(range_header, size) if range_header else None
+    response: HttpResponseBase
+    if span is None:
+        response = FileResponse(handle, content_type=recording.content_type, as_attachment=False,
+                                filename=f"{session_id}.wav")
+    else:
+        start, end = span
+        handle.seek(start)
+        response = StreamingHttpResponse(_chunks(handle, end - start + 1), status=206,
+                                         content_type=recording.content_type)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+    response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, max-age=300"
     return response
 

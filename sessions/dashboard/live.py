@@ -53,7 +53,7 @@ def session_replay(request: HttpRequest, session_id: str) -> HttpResponse:
 def session_recording(request: HttpRequest, session_id: str) -> HttpResponse:
     """The call's audio for the replay page's <audio> element (login, not an API key)."""
     try:
-        return recording_response(session_id)
+        return recording_response(session_id, request.headers.get("Range", ""))
     except NotFound as exc:
         raise Http404(exc.message) from None
 

@@ -169,3 +169,20 @@ def test_recordings_past_the_retention_are_deleted_with_their_files(
     call_command("purge_recordings")
     assert not path.exists() and not Recording.objects.exists()
     assert AgentSession.objects.filter(pk=recorded.session_id).exists()
+
+
+@pytest.mark.django_db
+def test_a_range_request_gets_that_slice_so_the_player_can_seek(recorded: Recording, api_key_factory: Any) -> None:
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_factory('read')[1]}")
+    url = f"/api/v1/sessions/{recorded.session_id}/recording"
+    whole = b"".join(client.get(url).streaming_content)
+    part = client.get(url, HTTP_RANGE="bytes=1000-1999")
+    assert part.status_code == 206 and part["Content-Range"] == f"bytes 1000-1999/{len(whole)}"
+    assert b"".join(part.streaming_content) == whole[1000:2000]
+    tail = client.get(url, HTTP_RANGE="bytes=-44")
+    assert tail.status_code == 206 and b"".join(tail.streaming_content) == whole[-44:]
+    beyond = client.get(url, HTTP_RANGE=f"bytes={len(whole) + 10}-")
+    assert beyond.status_code == 200 and beyond["Accept-Ranges"] == "bytes"  # unusable range: the whole file
