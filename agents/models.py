@@ -6,7 +6,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 
-from agents.provider_configs import ProviderConfigError, parse_provider_config, parse_turn_config
+from agents.provider_configs import (
+    ProviderConfigError,
+    parse_provider_config,
+    parse_recording_config,
+    parse_turn_config,
+)
 from agents.provider_endpoints import reference_problems
 from agents.tools.egress import Secret
 from agents.tools.secrets import decrypt_secret, encrypt_secret
@@ -19,7 +24,8 @@ from agents.validators import (
 )
 
 # The parts of an agent that make up its configuration; a change to any makes a new version.
-CONFIG_FIELDS = ("instructions", "tools", "llm_config", "stt_config", "tts_config", "vad_config", "turn_config", "metadata")
+CONFIG_FIELDS = ("instructions", "tools", "llm_config", "stt_config", "tts_config", "vad_config", "turn_config",
+                 "recording_config", "metadata")
 PROVIDER_FIELDS = {"llm_config": "llm", "stt_config": "stt", "tts_config": "tts", "vad_config": "vad"}
 
 
@@ -48,6 +54,8 @@ class Agent(models.Model):
     tts_config = models.JSONField(default=dict, blank=True)
     vad_config = models.JSONField(default=dict, blank=True)
     turn_config = models.JSONField(default=dict, blank=True, help_text="Endpointing, interruptions, max_tool_steps.")
+    recording_config = models.JSONField(default=dict, blank=True,
+                                        help_text='Call recording, off by default: {"enabled": true} records each call.')
     metadata = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=16, choices=AgentState.choices, default=AgentState.CREATED, editable=False)
     version = models.PositiveIntegerField(default=0, editable=False)
@@ -80,6 +88,10 @@ class Agent(models.Model):
             parse_turn_config(self.turn_config)
         except ProviderConfigError as exc:
             errors.setdefault("turn_config", []).extend(exc.messages)
+        try:
+            parse_recording_config(self.recording_config)
+        except ProviderConfigError as exc:
+            errors.setdefault("recording_config", []).extend(exc.messages)
         if not isinstance(self.metadata, dict):
             errors.setdefault("metadata", []).append("Metadata must be a JSON object.")
         tool_errors = unknown_tool_errors(self.tools)

@@ -115,6 +115,13 @@ class TurnConfig(ProviderConfig):
             raise ValueError("max_endpointing_delay_ms must be at least min_endpointing_delay_ms")
 
 
+class RecordingConfig(ProviderConfig):
+    """Call recording: off by default; both directions mixed to one 16 kHz mono WAV file."""
+
+    enabled: bool = False
+    format: Literal["wav"] = "wav"
+
+
 LLM_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAILLMConfig, "openai_realtime": OpenAIRealtimeConfig}
 STT_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAISTTConfig, "none": NoProviderConfig}
 TTS_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAITTSConfig, "none": NoProviderConfig}
@@ -167,3 +174,16 @@ def parse_turn_config(config: Any) -> TurnConfig:
         ) from None
     except ValueError as exc:
         raise ProviderConfigError([str(exc)]) from None
+
+
+def parse_recording_config(config: Any) -> RecordingConfig:
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ProviderConfigError(["must be a JSON object"])
+    try:
+        return RecordingConfig.model_validate(config)
+    except ValidationError as exc:
+        raise ProviderConfigError(
+            [f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()]
+        ) from None

@@ -13,7 +13,7 @@ class AgentSerializer(serializers.ModelSerializer):
         model = Agent
         fields = [
             "agent_id", "instructions", "tools", "llm_config", "stt_config", "tts_config", "vad_config",
-            "turn_config", "metadata", "state", "version", "metrics", "created_at", "updated_at",
+            "turn_config", "recording_config", "metadata", "state", "version", "metrics", "created_at", "updated_at",
         ]
         read_only_fields = fields
 
@@ -26,6 +26,7 @@ class _AgentConfigFields(StrictSerializer):
     tts_config = JsonObjectField(required=False)
     vad_config = JsonObjectField(required=False)
     turn_config = JsonObjectField(required=False)
+    recording_config = JsonObjectField(required=False)
     metadata = JsonObjectField(required=False)
 
     def validate_instructions(self, value: str) -> str:

@@ -6,6 +6,7 @@ from agents import api as agents_api
 from agents import api_credentials
 from controlplane.api_auth import HasScope
 from sessions import api as sessions_api
+from webhooks import api as webhooks_api
 from workers import api as workers_api
 
 _authenticated = {"permission_classes": [HasScope]}  # reads need `read`
@@ -31,12 +32,18 @@ urlpatterns = [
     path("sessions/", sessions_api.SessionListView.as_view(), name="api-sessions"),
     path("sessions/<str:session_id>/", sessions_api.SessionDetailView.as_view(), name="api-session"),
     path("sessions/<str:session_id>/events/", sessions_api.SessionEventListView.as_view(), name="api-session-events"),
+    path("sessions/<str:session_id>/recording", sessions_api.SessionRecordingView.as_view(), name="api-session-recording"),
     path("sessions/<str:session_id>/say", sessions_api.SessionSayView.as_view(), name="api-session-say"),
     path("sessions/<str:session_id>/interrupt", sessions_api.SessionInterruptView.as_view(), name="api-session-interrupt"),
     path("sessions/<str:session_id>/end", sessions_api.SessionEndView.as_view(), name="api-session-end"),
     path("sessions/<str:session_id>/messages", sessions_api.SessionMessageView.as_view(), name="api-session-messages"),
     path("sessions/<str:session_id>/pause", sessions_api.SessionPauseView.as_view(), name="api-session-pause"),
     path("sessions/<str:session_id>/resume", sessions_api.SessionResumeView.as_view(), name="api-session-resume"),
+    # webhooks
+    path("webhooks/", webhooks_api.WebhookListView.as_view(), name="api-webhooks"),
+    path("webhooks/<str:webhook_id>/", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
+    path("webhooks/<str:webhook_id>/deliveries/", webhooks_api.WebhookDeliveryListView.as_view(),
+         name="api-webhook-deliveries"),
     # workers
     path("workers/", workers_api.WorkerListView.as_view(), name="api-workers"),
     path("workers/<str:worker_id>/drain", workers_api.WorkerDrainView.as_view(), name="api-worker-drain"),

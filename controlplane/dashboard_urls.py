@@ -15,6 +15,7 @@ urlpatterns = [
     path("sessions/", live.session_list, name="sessions"),
     path("sessions/<str:session_id>/", live.session_live, name="session"),
     path("sessions/<str:session_id>/replay", live.session_replay, name="session-replay"),
+    path("sessions/<str:session_id>/recording", live.session_recording, name="session-recording"),
     path("sessions/<str:session_id>/actions/<str:command>", live.session_action, name="session-action"),
     path("jobs/", jobs.job_list, name="jobs"),
     path("jobs/<str:job_id>/", jobs.job_detail, name="job"),

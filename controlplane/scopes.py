@@ -10,9 +10,10 @@ JOBS_WRITE = "jobs:write"
 SESSIONS_CONTROL = "sessions:control"
 TOOLS_WRITE = "tools:write"
 WORKERS_WRITE = "workers:write"
+WEBHOOKS_WRITE = "webhooks:write"
 ADMIN = "admin"
 
-ALL_SCOPES = (READ, AGENTS_WRITE, JOBS_WRITE, SESSIONS_CONTROL, TOOLS_WRITE, WORKERS_WRITE, ADMIN)
+ALL_SCOPES = (READ, AGENTS_WRITE, JOBS_WRITE, SESSIONS_CONTROL, TOOLS_WRITE, WORKERS_WRITE, WEBHOOKS_WRITE, ADMIN)
 
 # Permission names are `<app_label>.<codename>` strings, so this module still imports no app.
 SCOPE_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -22,6 +23,7 @@ SCOPE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     SESSIONS_CONTROL: ("agent_sessions.change_agentsession",),
     TOOLS_WRITE: ("agents.add_tool", "agents.change_tool"),
     WORKERS_WRITE: ("workers.change_worker",),
+    WEBHOOKS_WRITE: ("webhooks.add_webhookendpoint", "webhooks.change_webhookendpoint", "webhooks.delete_webhookendpoint"),
 }
 
 

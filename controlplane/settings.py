@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from controlplane.env import env_bool, env_choice, env_float, env_int, env_json_object, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CONTROLPLANE_VAR_DIR", str(BASE_DIR / "var")))
@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "controlplane",
     "agents",
     "sessions.apps.AgentSessionsConfig",
+    "webhooks",
     "workers",
 ]
 
@@ -222,6 +223,28 @@ WORKER_OFFLINE_AFTER_SECONDS = env_float("WORKER_OFFLINE_AFTER_SECONDS", 20.0)
 CIRCUIT_BREAKER_THRESHOLD = env_int("CIRCUIT_BREAKER_THRESHOLD", 3, minimum=1)
 CIRCUIT_BREAKER_COOLDOWN_SECONDS = env_float("CIRCUIT_BREAKER_COOLDOWN_SECONDS", 30.0)
 DISPATCH_RATE_LIMIT_PER_MINUTE = env_int("DISPATCH_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+
+# Event webhooks (webhooks/): attempts per event, back-off base/cap, request timeout.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=50)
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 10.0)
+WEBHOOK_RETRY_MAX_SECONDS = env_float("WEBHOOK_RETRY_MAX_SECONDS", 3600.0)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0)
+WEBHOOK_SUBSCRIPTIONS_TTL_SECONDS = env_float("WEBHOOK_SUBSCRIPTIONS_TTL_SECONDS", 5.0)
+# The end-of-call report's recording_url is this base + /api/v1/sessions/<id>/recording.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "").rstrip("/")
+
+# Call recordings (agents whose recording_config says enabled): where files go and for how long.
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
+MEDIA_URL = "/media/"
+RECORDINGS_STORAGE_BACKEND = env_str("RECORDINGS_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+RECORDINGS_STORAGE_OPTIONS = env_json_object("RECORDINGS_STORAGE_OPTIONS", {})
+RECORDINGS_SPOOL_DIR = env_str("RECORDINGS_SPOOL_DIR", str(VAR_DIR / "recordings-spool"))
+RECORDINGS_RETENTION_DAYS = env_int("RECORDINGS_RETENTION_DAYS", 30, minimum=0)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "recordings": {"BACKEND": RECORDINGS_STORAGE_BACKEND, "OPTIONS": RECORDINGS_STORAGE_OPTIONS},
+}
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {

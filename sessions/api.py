@@ -13,6 +13,7 @@ from controlplane.api_base import ApiView, get_or_404
 from controlplane.scopes import SESSIONS_CONTROL
 from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionEvent
+from sessions.recording_files import recording_response
 from sessions.serializers import (
     CommandAcceptedSerializer,
     EmptyCommandSerializer,
@@ -67,6 +68,13 @@ class SessionEventListView(ApiView):
         if "type" in query.validated_data:
             events = events.filter(type=query.validated_data["type"])
         return self.paginate(request, events.order_by("seq"), SessionEventSerializer)
+
+
+class SessionRecordingView(ApiView):
+    @extend_schema(responses={(200, "audio/wav"): bytes}, operation_id="sessions_recording")
+    def get(self, request: Request, session_id: str) -> Any:
+        session = get_or_404(AgentSession.objects, "session", session_id=session_id)
+        return recording_response(session.session_id, request.headers.get("Range", ""))
 
 
 class _SessionCommandView(ApiView):

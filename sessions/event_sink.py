@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
@@ -48,6 +48,27 @@ _SUMMED = ("frames", "duration_ms", "dropped_frames", "bytes")
 
 Envelope = dict[str, Any]
 Pending = tuple[str, datetime, dict[str, Any]]
+
+
+# --- who hears of stored events ------------------------------------------------------------
+# Apps above sessions (webhooks) subscribe here in their AppConfig.ready(), so sessions never
+# imports them. A listener runs on the writer thread (or after the commit of a direct append),
+# never on the audio path; it must be cheap and must not raise.
+StoredListener = Callable[[Sequence[SessionEvent]], None]
+_stored_listeners: list[StoredListener] = []
+
+
+def on_events_stored(listener: StoredListener) -> None:
+    if listener not in _stored_listeners:
+        _stored_listeners.append(listener)
+
+
+def _notify_stored(rows: Sequence[SessionEvent]) -> None:
+    for listener in list(_stored_listeners):
+        try:
+            listener(rows)
+        except Exception:  # noqa: BLE001 - a listener's bug must not stop the event log
+            log.exception("listener %r failed on stored events", listener)
 
 
 def session_group(session_id: str) -> str:
@@ -332,6 +353,7 @@ class DjangoEventSink:
                 _send_from_thread(rows, loop)
             except Exception:  # noqa: BLE001 - stored; listeners fill the gap from the database
                 log.warning("events of %s not broadcast", self.session_id, exc_info=True)
+            _notify_stored(rows)
 
     def _store_live_state(self, force: bool) -> None:
         """No events to store: the live state alone, when due (the audio meter moves on)."""
@@ -440,6 +462,7 @@ def session_events_append_and_broadcast(*, session_id: str, events: Sequence[Pen
     """Store events now (not through a sink) and broadcast them after the commit."""
     rows = session_events_store(session_id=session_id, events=events)
     broadcast_session_events(rows)
+    transaction.on_commit(lambda: _notify_stored(rows))
     return rows
 
 
@@ -448,6 +471,7 @@ __all__ = [
     "abroadcast_session_events",
     "broadcast_session_events",
     "envelopes_message",
+    "on_events_stored",
     "register_layer_loop",
     "session_events_append_and_broadcast",
     "session_group",

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.files.storage import storages
 from django.db import models
 
 from controlplane.ids import new_session_id
@@ -180,3 +181,28 @@ class SessionEvent(models.Model):
             "at": self.at.isoformat().replace("+00:00", "Z"),
             "data": self.data,
         }
+
+
+def recordings_storage() -> Any:
+    """settings.STORAGES["recordings"]: local MEDIA_ROOT by default, S3 etc. by configuration."""
+    return storages["recordings"]
+
+
+class Recording(models.Model):
+    """A call's audio, both directions mixed to one file (written while the call ran)."""
+
+    session = models.OneToOneField(AgentSession, on_delete=models.CASCADE, primary_key=True, related_name="recording")
+    file = models.FileField(storage=recordings_storage, max_length=500)
+    content_type = models.CharField(max_length=64, default="audio/wav")
+    sample_rate = models.PositiveIntegerField()
+    duration_ms = models.PositiveBigIntegerField(default=0)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    dropped_frames = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return self.file.name

@@ -15,5 +15,6 @@ class WorkersConfig(AppConfig):
         schedule = dict(app.conf.beat_schedule or {})
         schedule.setdefault("workers.reap", {"task": "workers.reap", "schedule": interval})
         schedule.setdefault("workers.autoscale", {"task": "workers.autoscale", "schedule": max(interval, 10.0)})
+        schedule.setdefault("workers.purge_recordings", {"task": "workers.purge_recordings", "schedule": 3600.0})
         app.conf.beat_schedule = schedule
         import workers.registration  # noqa: F401 - worker lifecycle signals

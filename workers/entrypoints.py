@@ -15,6 +15,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from agents.provider_configs import ProviderConfigError, parse_recording_config
 from controlplane.errors import IllegalTransition
 from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
@@ -58,6 +59,17 @@ def _transport_for(ctx: JobContext) -> Any:
                             participant_identity=ctx.participant_identity or None)
 
 
+def _recorder_for(ctx: JobContext) -> Any:
+    # like the other model-touching imports here: this module loads before the app registry
+    from sessions.recording import CallRecorder
+
+    try:
+        enabled = parse_recording_config(ctx.agent_config.get("recording_config")).enabled
+    except ProviderConfigError:  # validated when saved; an old snapshot just does not record
+        return None
+    return CallRecorder(ctx.session_id) if enabled else None
+
+
 async def agent_session(ctx: JobContext) -> None:
     from agents.credentials import agent_endpoints
     from agents.tools.executor import build_tool_executor
@@ -73,6 +85,11 @@ async def agent_session(ctx: JobContext) -> None:
         agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata}, endpoints=endpoints,
     )
     sink.track_audio_state(session.audio_state.as_dict)  # the row's audio_state, about once a second
+    # a text agent (neither STT nor TTS) has no audio to keep; a realtime session always has
+    silent = getattr(session, "stt", True) is None and getattr(session, "tts", True) is None
+    recorder = None if silent else _recorder_for(ctx)
+    if recorder is not None:
+        session.add_audio_tap(recorder)
     # (status, final): a "disconnected" before stop() began is a reconnect, not the session's end
     statuses: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
     session.on("state_changed", lambda event: statuses.put_nowait((event.new_state, session.stopping)))
@@ -117,6 +134,8 @@ async def agent_session(ctx: JobContext) -> None:
         while not statuses.empty():
             status, final = statuses.get_nowait()
             await asyncio.to_thread(_mirror_status, ctx.session_id, status, final=final)
+        if recorder is not None:  # before the worker closes the row and sends the end-of-call report
+            await asyncio.to_thread(recorder.close)
 
 
 # --- a runtime-free session ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from workers.events import publish as publish_fleet_event
+from sessions.call_report import session_report_emit
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
 from workers import breaker
 from workers.models import Job, JobStatus, Worker, WorkerStatus
@@ -30,6 +31,11 @@ def _fail_live_session(job_id: str, reason: str) -> None:
     if updated:
         session_id = AgentSession.objects.filter(job_id=job_id).values_list("session_id", flat=True).first()
         publish_fleet_event("session", {"session_id": session_id, "job_id": job_id, "status": SessionStatus.ERROR, "reason": reason})
+        if session_id:
+            try:  # the worker that would have sent it is gone
+                session_report_emit(session_id=session_id)
+            except Exception:  # noqa: BLE001 - reaping must go on
+                log.exception("end-of-call report of %s not stored", session_id)
 
 
 def job_take_back(*, job: Job, reason: str, expected_status: str, extra_filter: dict[str, Any] | None = None) -> str | None:

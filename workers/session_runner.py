@@ -23,6 +23,7 @@ from django.utils import timezone
 from agents.services import agent_version_config
 from controlplane.errors import IllegalTransition
 from workers.events import publish as publish_fleet_event
+from sessions.call_report import session_report_emit
 from sessions.control import command_listener, register_local, unregister_local
 from sessions.job_context import JobContext
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
@@ -233,6 +234,14 @@ def _close_session(session_id: str, *, error: str | None, reason: str) -> None:
     publish_fleet_event("session", {"session_id": session_id, "status": session.status, "reason": reason})
 
 
+def _emit_call_report(session_id: str) -> None:
+    """The end-of-call report, once the row holds the end reason (and the recording is saved)."""
+    try:
+        session_report_emit(session_id=session_id)
+    except Exception:  # noqa: BLE001 - a report must not turn a finished call into a failed job
+        log.exception("end-of-call report of %s not stored", session_id)
+
+
 def run_agent_session(job: Job, worker_id: str) -> str | None:
     """Host one agent session; returns a failure reason or None."""
     options = node.options
@@ -270,6 +279,7 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         final = AgentSession.objects.filter(pk=session.session_id).values_list("status", "error").first()
         if final and final[0] == SessionStatus.ERROR:
             error = f"session error: {final[1] or 'unknown'}"
+    _emit_call_report(session.session_id)
     _count_session_end("error" if error else reason if reason in ("completed", DRAIN_REASON) else "ended")
     ctx.log.info("session over: %s", error or reason)
     if error and worker_fault:

@@ -45,6 +45,14 @@ def autoscale() -> dict[str, Any]:
     return autoscale_apply()
 
 
+@shared_task(name="workers.purge_recordings", ignore_result=True)
+def purge_recordings() -> int:
+    """Recordings past RECORDINGS_RETENTION_DAYS: files deleted from storage, then rows."""
+    from sessions.recording_files import recordings_purge
+
+    return recordings_purge()
+
+
 @shared_task(name="workers.ping")
 def ping() -> str:
     """A no-op round trip (the dispatch benchmark's baseline; a broker/worker smoke test)."""

@@ -65,6 +65,23 @@ def max_response_bytes() -> int:
 install_log_redaction()
 
 
+async def pinned_target(url: str, *, allow_private: bool) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Check `url`'s host with the address guard and aim at the address that was checked.
+
+    Returns (the URL with the checked IP as its host, the `Host` header, httpx request
+    extensions carrying TLS SNI), so a second DNS answer cannot redirect the request.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    ip = await resolve_checked(host, port, allow_private=allow_private)
+    ip_host = f"[{ip}]" if ":" in ip else ip
+    netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return pinned, {"Host": parts.netloc.rsplit("@", 1)[-1]}, extensions
+
+
 class HttpTool:
     kind = "http"
 
@@ -180,28 +197,22 @@ class HttpTool:
 
     async def run(self, kwargs: dict[str, Any], ctx: RunContext | None) -> str:
         parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         # secrets first: a credential bound elsewhere fails before anything is resolved or sent
-        headers = resolve_headers(self.headers, host=host, credentials=self.credentials)
+        headers = resolve_headers(self.headers, host=parts.hostname or "", credentials=self.credentials)
         allow = self.allow_private if self.allow_private is not None else allow_private_default()
-        ip = await resolve_checked(host, port, allow_private=allow)
         # Connect to the address we checked; keep Host and TLS SNI on the real name.
-        ip_host = f"[{ip}]" if ":" in ip else ip
-        netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
-        headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
+        pinned, host_header, extensions = await pinned_target(self.url, allow_private=allow)
+        headers.update(host_header)
         headers.setdefault("User-Agent", "controlplane-tools/1")
-        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         body = self.payload(kwargs, ctx)
         request_kwargs: dict[str, Any] = {"headers": headers, "extensions": extensions}
         if self.method in ("GET", "DELETE"):
             # httpx's `params` replaces a URL's query: send the configured one, then the call's
             configured = parse_qsl(parts.query, keep_blank_values=True)
             request_kwargs["params"] = [*configured, *{**body, "arguments": json.dumps(kwargs)}.items()]
-            pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", "", ""))
+            pinned = urlunsplit(urlsplit(pinned)._replace(query=""))
         else:
             request_kwargs["json"] = body
-            pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
         timeout_s = (self.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000.0
         attempt = 0
         async with httpx.AsyncClient(

@@ -14,7 +14,7 @@ from controlplane.errors import DomainError
 from sessions.dashboard.access import actor_name, controller_required, watcher_required
 from sessions.dashboard.selectors import agents_with_stats
 
-PROVIDER_FIELDS = ("llm_config", "stt_config", "tts_config", "vad_config", "turn_config")
+PROVIDER_FIELDS = ("llm_config", "stt_config", "tts_config", "vad_config", "turn_config", "recording_config")
 
 
 @watcher_required

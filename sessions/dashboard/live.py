@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from controlplane.errors import DomainError
+from controlplane.errors import DomainError, NotFound
 from sessions.control import COMMANDS, send_session_command
 from sessions.dashboard.access import actor_name, controller_required, user_can_control, watcher_required
 from sessions.dashboard.selectors import session_summary
-from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
+from sessions.models import LIVE_SESSION_STATUSES, AgentSession, Recording, SessionStatus
+from sessions.recording_files import recording_response
 
 
 @watcher_required
@@ -34,6 +35,7 @@ def _session_context(request: HttpRequest, session_id: str, mode: str) -> dict[s
         "is_live": session.status in LIVE_SESSION_STATUSES,
         "can_control": user_can_control(request.user) and session.status in LIVE_SESSION_STATUSES,
         "summary": session_summary(session),
+        "recording": Recording.objects.filter(session_id=session.session_id).first(),
     }
 
 
@@ -45,6 +47,15 @@ def session_live(request: HttpRequest, session_id: str) -> HttpResponse:
 @watcher_required
 def session_replay(request: HttpRequest, session_id: str) -> HttpResponse:
     return render(request, "dashboard/session.html", _session_context(request, session_id, "replay"))
+
+
+@watcher_required
+def session_recording(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The call's audio for the replay page's <audio> element (login, not an API key)."""
+    try:
+        return recording_response(session_id, request.headers.get("Range", ""))
+    except NotFound as exc:
+        raise Http404(exc.message) from None
 
 
 @require_POST

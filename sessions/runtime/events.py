@@ -281,6 +281,30 @@ class OperatorAction(Event):
     by: str = ""
 
 
+class TranscriptLine(BaseModel):
+    role: Literal["user", "assistant"]
+    text: str
+    at: datetime | None = None
+    interrupted: bool = False
+
+
+class CallEnded(Event):
+    """The end-of-call report: emitted by the control plane once the session row is closed."""
+
+    type: Literal["call_ended"] = "call_ended"
+    session_id: str
+    agent_id: str = ""
+    status: str = ""
+    reason: str = ""
+    error: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float = 0.0
+    transcript: list[TranscriptLine] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    recording_url: str | None = None
+
+
 AnyEvent = Annotated[
     Union[
         SessionStarted, SessionStopped, StateChanged, AgentStateChanged, UserStateChanged,
@@ -288,7 +312,7 @@ AnyEvent = Annotated[
         TtsAudio, VadSpeechStart, VadSpeechEnd, SttResult, TextReceived, TurnStarted,
         TurnEnded, ResponseGenerated, ConversationItemAdded, SpeechCreated, ToolCalled,
         ToolCompleted, ToolError, Interrupted, ResponseCancelled, MetricsCollected, Error,
-        RealtimeEvent, OperatorAction,
+        RealtimeEvent, OperatorAction, CallEnded,
     ],
     Field(discriminator="type"),
 ]

@@ -84,3 +84,18 @@ class Transport(Protocol):
     async def publish_transcript(self, text: str, *, speaker: str, final: bool) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class AudioTap(Protocol):
+    """Gets a copy-on-need view of every audio frame of the call, e.g. to record it.
+
+    `user_audio` gets each user-input frame as the agent hears it, `agent_audio` each
+    agent-output frame as it is played out: int16 mono ndarrays at `sample_rate`. Both are
+    called on the session's event loop, per frame: they must return at once (hand the bytes
+    to another thread) and must copy what they keep, since buffers are reused.
+    """
+
+    def user_audio(self, frame: Any, sample_rate: int) -> None: ...
+
+    def agent_audio(self, frame: Any, sample_rate: int) -> None: ...

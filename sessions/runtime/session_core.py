@@ -22,7 +22,7 @@ import numpy as np
 from . import events as ev
 from .audio import AudioInput, MalformedAudio
 from .clock import Ticker
-from .interfaces import EventSink, Transport
+from .interfaces import AudioTap, EventSink, Transport
 from .pause import PauseGate
 from .playout import Playout, PlayoutJob
 from .providers.base import ProviderError
@@ -104,6 +104,28 @@ class SessionCore:
         model) and "server_event:<type>" for one type."""
         self._listeners.setdefault(event_type, []).append(callback)
         return lambda: self._listeners.get(event_type, []).remove(callback)
+
+    def add_audio_tap(self, tap: AudioTap) -> Callable[[], None]:
+        """Send every user-input and agent-output frame to `tap` (e.g. a call recorder).
+
+        A failing tap is logged and skipped: it never drops a frame of the call itself."""
+        def guarded(write: Callable[[np.ndarray, int], None], rate: Callable[[], int]) -> Listener:
+            def on_frame(frame: np.ndarray) -> None:
+                try:
+                    write(frame, rate())
+                except Exception:  # noqa: BLE001 - recording must not break the call
+                    log.debug("audio tap failed", exc_info=True)
+
+            return on_frame
+
+        off_in = self.on("audio_in_frame", guarded(tap.user_audio, lambda: self._audio_in.rate))
+        off_out = self.on("audio_out_frame", guarded(tap.agent_audio, self._rate_out))
+
+        def remove() -> None:
+            off_in()
+            off_out()
+
+        return remove
 
     def emit(self, event: ev.Event) -> None:
         if self._sink is not None:

@@ -13,7 +13,7 @@
   const KINDS = {
     conversation: ["stt_result", "text_received", "turn_started", "turn_ended", "response_generated", "conversation_item_added", "speech_created", "interrupted", "response_cancelled", "vad_speech_start", "vad_speech_end"],
     tools: ["tool_called", "tool_completed", "tool_error"],
-    state: ["session_started", "session_stopped", "state_changed", "agent_state_changed", "user_state_changed", "participant_joined", "participant_left", "room_id_updated"],
+    state: ["session_started", "session_stopped", "state_changed", "agent_state_changed", "user_state_changed", "participant_joined", "participant_left", "room_id_updated", "call_ended"],
     metrics: ["metrics_collected"],
     audio: ["audio_received", "audio_streamed", "tts_audio"],
     errors: ["error", "tool_error"],
@@ -49,6 +49,8 @@
       case "response_generated": return (d.interrupted ? "[interrupted] " : "") + d.text;
       case "metrics_collected": return "turn " + d.metrics.turn_id + ": e2e " + ms(d.metrics.end_to_end_ms) + " ms";
       case "error": return d.source + ": " + d.message;
+      case "call_ended": return "end-of-call report: " + (d.reason || d.status) + " · " + (d.transcript || []).length +
+        " transcript lines · " + Math.round(d.duration_s || 0) + " s" + (d.recording_url ? " · recorded" : "");
       default: {
         const s = JSON.stringify(d);
         return s.length > 160 ? s.slice(0, 157) + "…" : s;

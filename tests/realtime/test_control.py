@@ -135,7 +135,7 @@ def test_operator_actions_work_on_a_realtime_session_as_on_a_cascaded_one(
               "session_stopped"):
         assert t in types, f"no {t} in {types}"
     assert count(session, "speech_created", source="say") == 1
-    assert types[-1] == "session_stopped"
+    assert types[-2:] == ["session_stopped", "call_ended"]  # then the end-of-call report
     # every stored row is a valid typed event, and seq is gap-free
     rows = list(session.events.order_by("seq"))
     assert [r.seq for r in rows] == list(range(1, len(rows) + 1))

@@ -43,8 +43,9 @@ def test_a_job_runs_its_session_and_completes_when_the_session_ends(assigned: Jo
     assert job.status == JobStatus.COMPLETED and job.attempts == 1 and job.completed_at
     assert session.status == SessionStatus.DISCONNECTED and session.end_reason == "ended by ops"
     types = list(session.events.order_by("seq").values_list("type", flat=True))
-    assert types == ["session_started", "operator_action", "text_received", "response_generated", "session_stopped"]
-    assert list(session.events.order_by("seq").values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
+    assert types == ["session_started", "operator_action", "text_received", "response_generated", "session_stopped",
+                     "call_ended"]  # the end-of-call report, stored once the row is closed
+    assert list(session.events.order_by("seq").values_list("seq", flat=True)) == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_redelivered_task_never_runs_a_second_session(assigned: Job, echo_node: Any) -> None:
