@@ -61,6 +61,7 @@ class WorkerNode:
     worker_id: str = ""
     options: WorkerOptions | None = None
     draining: bool = False
+    stopping: bool = False  # worker_stop() began: a consumer going away now is expected
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: dict[str, JobContext] = field(default_factory=dict)  # job_id → context
     pid: int = field(default_factory=os.getpid)
