@@ -117,7 +117,7 @@ def _report_status_change(worker_id: str, before: str | None, after: str, reason
         log.warning("worker %s not ready: %s", worker_id, reason)
     publish_fleet_event("worker", {"worker_id": worker_id, "status": after, "reason": reason})
     if after == WorkerStatus.ONLINE and before == WorkerStatus.UNREADY:
-        log.info("worker %s ready again", worker_id)
+        log.info("worker %s ready: its consumer takes work", worker_id)
         _route_waiting_jobs()
 
 
