@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from workers.autoscale import autoscale_apply
 from workers.dispatch import jobs_assign_pending
@@ -26,17 +26,31 @@ log = logging.getLogger(__name__)
 AUTOSCALE_EVERY_SECONDS = 10.0
 
 
+def recovery_grace_seconds() -> float:
+    """How long to watch heartbeats before judging workers by them: every live worker beats
+    (and renews its leases) at least once in this time."""
+    return 2 * settings.WORKER_HEARTBEAT_SECONDS + 1.0
+
+
 class Maintenance:
-    """One round at a time; failures are logged once per kind of error, not every round."""
+    """One round at a time; failures are logged once per kind of error, not every round.
+
+    Workers are judged (silent → offline, lease expired → taken back) only once this loop
+    has seen the database for a recovery grace: after the loop starts and after a database
+    outage, during which no worker could write a heartbeat, so every worker looks silent
+    and every lease looks expired although their sessions went on.
+    """
 
     def __init__(self) -> None:
         self._last_error: dict[str, str] = {}
         self._last_autoscale = 0.0
+        self._judge_after = time.monotonic() + recovery_grace_seconds()
 
     def run_once(self) -> dict[str, Any]:
-        close_old_connections()
+        self._step("reconnect", close_old_connections)
         counts: dict[str, Any] = {}
-        self._step("reap", lambda: counts.update(reap(assign=False)))
+        if time.monotonic() >= self._judge_after:
+            self._step("reap", lambda: counts.update(reap(assign=False)))
         self._step("assign", lambda: counts.update(assigned=jobs_assign_pending()))
         if autoscale_enabled() and time.monotonic() - self._last_autoscale >= AUTOSCALE_EVERY_SECONDS:
             self._last_autoscale = time.monotonic()
@@ -51,6 +65,8 @@ class Maintenance:
             if self._last_error.get(name) != summary:
                 log.warning("maintenance %s failed (retrying every round): %s", name, summary)
             self._last_error[name] = summary
+            if isinstance(exc, DatabaseError):
+                self._judge_after = time.monotonic() + recovery_grace_seconds()
             close_old_connections()
         else:
             if name in self._last_error:

@@ -64,6 +64,7 @@ class WorkerNode:
     stopping: bool = False  # worker_stop() began: a consumer going away now is expected
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: dict[str, JobContext] = field(default_factory=dict)  # job_id → context
+    held_leases: set[str] = field(default_factory=set)  # jobs being run or closed here: the heartbeat renews them
     pid: int = field(default_factory=os.getpid)
     embedded: bool = False
 
@@ -75,6 +76,18 @@ class WorkerNode:
         with self.lock:
             if self.running.get(ctx.job_id) is ctx:
                 del self.running[ctx.job_id]
+
+    def hold_lease(self, job_id: str) -> None:
+        with self.lock:
+            self.held_leases.add(job_id)
+
+    def release_lease(self, job_id: str) -> None:
+        with self.lock:
+            self.held_leases.discard(job_id)
+
+    def leased_job_ids(self) -> set[str]:
+        with self.lock:
+            return set(self.running) | self.held_leases
 
     def contexts(self) -> list[JobContext]:
         with self.lock:

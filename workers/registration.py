@@ -102,8 +102,10 @@ def heartbeat_once() -> set[str]:
     )
     _report_status_change(worker_id, row_status, status, reason)
     contexts = {ctx.job_id: ctx for ctx in node.contexts()}
-    lost = leases_renew(worker_id=worker_id, job_ids=contexts)
+    lost = leases_renew(worker_id=worker_id, job_ids=node.leased_job_ids())
     for job_id in lost:
+        if job_id not in contexts:
+            continue  # its session is over; the job is being closed
         status_now = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
         reason = "job cancelled" if status_now == JobStatus.CANCELLED else "job no longer held by this worker"
         contexts[job_id].shutdown(reason)
