@@ -413,7 +413,7 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
         fleet.supervise()
         workers = [fleet.worker("r"), fleet.worker("r")]
         names = [w.name for w in workers]
-        if not wait(lambda: online(names), 60):
+        if not wait(lambda: online(names), 240):
             raise RuntimeError("workers did not come online:\n" + workers[0].log()[-3000:])
         events = FleetEventWatch()
         sampler = OnlineWithoutConsumer(names)
@@ -486,7 +486,7 @@ def lone_kill_trials(results: dict[str, Any]) -> None:
         fleet.supervise()
         for trial in range(ARGS.lone_kill_trials):
             worker = fleet.worker("lone")
-            if not wait(lambda: online([worker.name]), 60):
+            if not wait(lambda: online([worker.name]), 240):
                 raise RuntimeError("lone worker did not come online")
             jobs = dispatch(3, f"lone{trial}")
             if time_to_running(jobs) is None:
@@ -521,7 +521,7 @@ def kill9_trials(results: dict[str, Any]) -> None:
         survivor = fleet.worker("k")
         for trial in range(ARGS.kill9_trials):
             victim = fleet.worker("k")
-            if not wait(lambda: online([survivor.name, victim.name]), 60):
+            if not wait(lambda: online([survivor.name, victim.name]), 240):
                 raise RuntimeError("kill9 workers did not come online")
             jobs = dispatch(ARGS.sessions, f"k9-{trial}")
             if time_to_running(jobs, 60) is None:
@@ -561,7 +561,7 @@ def pg_trials(pg: OwnPostgres, results: dict[str, Any]) -> None:
         fleet.supervise()
         workers = [fleet.worker("pg"), fleet.worker("pg")]
         names = [w.name for w in workers]
-        if not wait(lambda: online(names), 60):
+        if not wait(lambda: online(names), 240):
             raise RuntimeError("pg workers did not come online")
         for trial in range(ARGS.pg_trials):
             for mode in ("fast_restart", "outage"):
