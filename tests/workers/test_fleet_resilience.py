@@ -188,6 +188,15 @@ def test_a_worker_reports_unready_while_its_consumer_is_away(fleet: Fleet, activ
         broker = f"redis://127.0.0.1:{port}/0"
         (w1,) = fleet.start("w1", WORKER_ENTRY_POINT=ECHO, CELERY_BROKER_URL=broker, WORKER_HEALTH_CHECK_PORT=18415)
         running = echo_job(active_agent, "before")
+        # this test process dispatches through the suite's broker; the worker listens on its
+        # own Redis: deliver the assignment there
+        from celery.utils.nodenames import worker_direct
+
+        from controlplane.celery import app
+
+        assert Job.objects.get(pk=running.pk).assigned_worker_id == w1.name
+        with app.connection_for_write(broker) as conn:
+            app.send_task("workers.run_session", args=[running.pk], queue=worker_direct(w1.name), connection=conn)
         wait_for(lambda: Job.objects.get(pk=running.pk).status == JobStatus.RUNNING, timeout=20, what="a session")
 
         stop_redis()
