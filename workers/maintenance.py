@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -41,10 +42,10 @@ class Maintenance:
     and every lease looks expired although their sessions went on.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, start_with_grace: bool = True) -> None:
         self._last_error: dict[str, str] = {}
         self._last_autoscale = 0.0
-        self._judge_after = time.monotonic() + recovery_grace_seconds()
+        self._judge_after = time.monotonic() + (recovery_grace_seconds() if start_with_grace else 0.0)
 
     def run_once(self) -> dict[str, Any]:
         self._step("reconnect", close_old_connections)
@@ -73,11 +74,15 @@ class Maintenance:
                 log.info("maintenance %s works again", name)
                 del self._last_error[name]
 
-    def loop(self, *, interval: float | None = None, stop: threading.Event | None = None) -> None:
+    def loop(self, *, interval: float | None = None, stop: threading.Event | None = None,
+             alive_file: Path | None = None) -> None:
+        """Rounds until `stop`; touches `alive_file` after each (a container health check reads its age)."""
         interval = interval or settings.SUPERVISE_INTERVAL_SECONDS
         stop = stop or threading.Event()
         while not stop.is_set():
             self.run_once()
+            if alive_file is not None:
+                alive_file.touch()
             stop.wait(interval)
 
 

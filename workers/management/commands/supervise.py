@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -21,10 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Run one round, print its counts and exit.")
 
     def handle(self, *args: Any, **o: Any) -> None:
-        maintenance = Maintenance()
-        if o["once"]:
-            self.stdout.write(str(maintenance.run_once()))
+        if o["once"]:  # asked for by hand: judge the workers by their heartbeats right away
+            self.stdout.write(str(Maintenance(start_with_grace=False).run_once()))
             return
+        maintenance = Maintenance()
         stop = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -36,4 +37,4 @@ class Command(BaseCommand):
         self.stdout.write(f"supervise: maintenance every {interval:g}s (workers offline after "
                           f"{settings.WORKER_OFFLINE_AFTER_SECONDS:g}s silence, lease {settings.JOB_LEASE_SECONDS}s)")
         self.stdout.flush()
-        maintenance.loop(interval=interval, stop=stop)
+        maintenance.loop(interval=interval, stop=stop, alive_file=Path(settings.VAR_DIR) / "supervise.alive")
