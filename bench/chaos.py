@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import ensure_database, pct  # noqa: E402
 
 LEASE_S, HEARTBEAT_S, OFFLINE_S = 6, 1, 6
+AGENT = "chaos-unlimited"
 FLEET_ENV = {
     "JOB_LEASE_SECONDS": str(LEASE_S), "WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT_S),
     "WORKER_OFFLINE_AFTER_SECONDS": str(OFFLINE_S), "WORKER_REPORT_CPU_LOAD": "false",
@@ -253,9 +254,11 @@ def reset_database() -> None:
     AgentSession.objects.all().delete()
     Job.objects.all().delete()
     Worker.objects.all().delete()
-    if not Agent.objects.filter(agent_id="chaos").exists():
-        agent = agents.agent_create(agent_id="chaos", instructions="Echo.", actor="bench",
-                                    llm_config={"provider": "openai", "model": "gpt-4o-mini"})
+    if not Agent.objects.filter(agent_id=AGENT).exists():
+        # no idle timeout or maximum duration: the bench's sessions are meant to outlive the trials
+        agent = agents.agent_create(agent_id=AGENT, instructions="Echo.", actor="bench",
+                                    llm_config={"provider": "openai", "model": "gpt-4o-mini"},
+                                    turn_config={"idle_timeout_s": 0, "max_duration_s": 0})
         agents.agent_activate(agent=agent)
 
 
@@ -268,7 +271,7 @@ def online(names: list[str]) -> bool:
 def dispatch(n: int, room: str) -> list[str]:
     from workers.dispatch import job_dispatch
 
-    return [job_dispatch(agent_id="chaos", room=f"{room}-{i}", transport="local").job_id for i in range(n)]
+    return [job_dispatch(agent_id=AGENT, room=f"{room}-{i}", transport="local").job_id for i in range(n)]
 
 
 def running(job_ids: list[str]) -> bool:
