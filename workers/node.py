@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -77,13 +79,16 @@ class WorkerNode:
             if self.running.get(ctx.job_id) is ctx:
                 del self.running[ctx.job_id]
 
-    def hold_lease(self, job_id: str) -> None:
+    @contextmanager
+    def lease_held(self, job_id: str) -> Iterator[None]:
+        """The heartbeat renews this job's lease while the block runs (e.g. while it is closed)."""
         with self.lock:
             self.held_leases.add(job_id)
-
-    def release_lease(self, job_id: str) -> None:
-        with self.lock:
-            self.held_leases.discard(job_id)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.held_leases.discard(job_id)
 
     def leased_job_ids(self) -> set[str]:
         with self.lock:

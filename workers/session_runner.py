@@ -69,7 +69,9 @@ def run_job(*, job_id: str, worker_id: str) -> str:
     if job is None:
         log.info("job %s: claim taken or job no longer assigned here; duplicate delivery ignored", job_id)
         return "duplicate"
-    return run_claimed_job(job=job, worker_id=worker_id)
+    # the heartbeat renews the lease until the outcome is stored, not only while the session lives
+    with node.lease_held(job.job_id):
+        return run_claimed_job(job=job, worker_id=worker_id)
 
 
 def run_claimed_job(*, job: Job, worker_id: str) -> str:
@@ -83,27 +85,21 @@ def run_claimed_job(*, job: Job, worker_id: str) -> str:
     handler = JOB_HANDLERS.get(job.job_type)
     failure: str | None = None
     worker_fault = False
-    # the heartbeat renews the lease until the outcome is stored, even through a database
-    # outage at the end: an expired lease would re-dispatch a call that already ended
-    node.hold_lease(job.job_id)
     try:
-        try:
-            if handler is None:
-                raise EntryPointError(f"no handler for job type {job.job_type!r}")
-            failure = handler(job, worker_id)
-        except Exception as exc:  # noqa: BLE001 - any failure becomes the job's reason
-            if not isinstance(exc, WorkerFault):
-                log.exception("job %s failed", job.job_id)
-            failure = str(exc) if isinstance(exc, WorkerFault) else f"{type(exc).__name__}: {exc}"
-            worker_fault = True
-        # the breaker first: whoever sees the job finished also sees the worker's circuit updated
-        _record_breaker(worker_id, worker_fault=worker_fault, failed=bool(failure))
-        recorded = retry_database_write(
-            f"job {job.job_id}: recording its outcome",
-            lambda: job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure),
-        )
-    finally:
-        node.release_lease(job.job_id)
+        if handler is None:
+            raise EntryPointError(f"no handler for job type {job.job_type!r}")
+        failure = handler(job, worker_id)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes the job's reason
+        if not isinstance(exc, WorkerFault):
+            log.exception("job %s failed", job.job_id)
+        failure = str(exc) if isinstance(exc, WorkerFault) else f"{type(exc).__name__}: {exc}"
+        worker_fault = True
+    # the breaker first: whoever sees the job finished also sees the worker's circuit updated
+    _record_breaker(worker_id, worker_fault=worker_fault, failed=bool(failure))
+    # retried through a database outage (the caller holds the lease meanwhile): a job left
+    # `running` would be re-dispatched once its lease expired, starting an ended call again
+    recorded = retry_database_write(f"job {job.job_id}: recording its outcome",
+                                    lambda: job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure))
     _route_waiting_jobs()
     if not recorded:
         return "superseded"
