@@ -109,6 +109,10 @@ class TurnConfig(ProviderConfig):
     min_interruption_duration_ms: Annotated[int, Field(ge=0, le=10_000)] = 500
     allow_interruptions: bool = True
     max_tool_steps: Annotated[int, Field(ge=0, le=50)] = 5
+    # a session ends (and frees its worker slot) after this long in all, or after this long
+    # without user speech or text; 0 turns a limit off
+    max_duration_s: Annotated[int, Field(ge=0, le=86_400)] = 7_200
+    idle_timeout_s: Annotated[int, Field(ge=0, le=86_400)] = 300
 
     def model_post_init(self, __context: Any) -> None:
         if self.max_endpointing_delay_ms < self.min_endpointing_delay_ms:

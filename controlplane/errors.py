@@ -40,3 +40,10 @@ class Throttled(DomainError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """A dependency needed to carry out the request is down or did not answer in time."""
+
+    status_code = 503
+    code = "unavailable"

@@ -133,6 +133,16 @@ CELERY_RESULT_EXPIRES = 3600
 # With acks_late, Redis re-delivers tasks running longer than this; sessions can be long.
 # The job claim in the database makes a re-delivery harmless; this keeps it rare.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=60)}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport with the restore-after-connection-loss crash fixed (see the module)
+    CELERY_BROKER_TRANSPORT = "controlplane.broker_transport:Transport"
+# Reconnect to a restarted broker for as long as it takes (the default gives up after 100
+# tries and shuts the worker down); live sessions keep running meanwhile: cancelling them
+# on a broker blip would end calls that need nothing from the broker.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- auth ------------------------------------------------------------------------------
@@ -220,6 +230,12 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=100)
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30, minimum=2)
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 WORKER_OFFLINE_AFTER_SECONDS = env_float("WORKER_OFFLINE_AFTER_SECONDS", 20.0)
+# how long an operator command waits for the hosting worker's confirmation before a 503
+SESSION_COMMAND_ACK_TIMEOUT_SECONDS = env_float("SESSION_COMMAND_ACK_TIMEOUT_SECONDS", 3.0)
+# how long a worker retries closing a finished session/job through a database outage
+DB_WRITE_RETRY_SECONDS = env_float("DB_WRITE_RETRY_SECONDS", 120.0)
+# how often `manage.py supervise` (and the embedded server) reaps and assigns
+SUPERVISE_INTERVAL_SECONDS = env_float("SUPERVISE_INTERVAL_SECONDS", 2.0)
 CIRCUIT_BREAKER_THRESHOLD = env_int("CIRCUIT_BREAKER_THRESHOLD", 3, minimum=1)
 CIRCUIT_BREAKER_COOLDOWN_SECONDS = env_float("CIRCUIT_BREAKER_COOLDOWN_SECONDS", 30.0)
 DISPATCH_RATE_LIMIT_PER_MINUTE = env_int("DISPATCH_RATE_LIMIT_PER_MINUTE", 600, minimum=1)

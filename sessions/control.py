@@ -3,7 +3,8 @@
 `send_session_command` (called by the API and the dashboard) reaches the hosting worker
 through the channel layer group `session-control-<session_id>`; the worker-side session
 host listens on a channel in that group (`command_listener`) and hands each command to
-the session's JobContext. When the session runs in this very process (the embedded mode,
+the session's JobContext, then confirms on the command's reply channel: the sender answers
+only once the command reached the session (else Unavailable, 503, with the reason). When the session runs in this very process (the embedded mode,
 whose in-memory channel layer does not cross threads' event loops) the command is handed
 over directly.
 """
@@ -11,21 +12,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from controlplane.errors import Conflict, DomainError, NotFound
+from controlplane.errors import Conflict, DomainError, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from sessions.job_context import JobContext
 
-COMMANDS = ("say", "interrupt", "end", "message", "pause", "resume")
-# the session state machine: only an active session pauses, only a paused one resumes
-REQUIRED_STATUS = {"pause": "active", "resume": "paused"}
+@dataclass(frozen=True)
+class CommandSpec:
+    needs_text: bool = False
+    # the session state machine: only an active session pauses, only a paused one resumes
+    required_status: str | None = None
+
+
+# the operator commands a live session takes; a new one is one line here plus its handler
+# registered on the JobContext (`ctx.on_command(name, handler)`) by the entry point
+COMMAND_SPECS: dict[str, CommandSpec] = {
+    "say": CommandSpec(needs_text=True),
+    "interrupt": CommandSpec(),
+    "end": CommandSpec(),
+    "message": CommandSpec(needs_text=True),
+    "pause": CommandSpec(required_status="active"),
+    "resume": CommandSpec(required_status="paused"),
+}
+COMMANDS = tuple(COMMAND_SPECS)
 MAX_TEXT = 10_000
+# Worker.status of a dead worker (workers.models.WorkerStatus.OFFLINE; sessions does not import workers)
+OFFLINE_WORKER_STATUS = "offline"
+# the listener renews its group membership this often: an emptied channel layer (a Redis
+# restart without persistence) forgets groups without the listener's receive failing
+REJOIN_SECONDS = 15.0
 log = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
@@ -52,7 +77,7 @@ def local_sessions() -> list[JobContext]:
         return list(_local_sessions.values())
 
 
-def _deliver(session_id: str, payload: dict[str, Any]) -> None:
+def _deliver(session_id: str, payload: dict[str, Any], *, acknowledged: bool = True) -> None:
     with _local_lock:
         ctx = _local_sessions.get(session_id)
     if ctx is not None:
@@ -60,8 +85,35 @@ def _deliver(session_id: str, payload: dict[str, Any]) -> None:
         return
     layer = get_channel_layer()
     if layer is None:
-        raise Conflict("no channel layer is configured; the session cannot be reached", field="session")
-    async_to_sync(layer.group_send)(control_group(session_id), {"type": "session.command", **payload})
+        raise Unavailable("no channel layer is configured; the session cannot be reached", field="session")
+    if isinstance(layer, InMemoryChannelLayer):
+        # the in-memory layer does not leave this process, and the session is not hosted here
+        raise Unavailable(f"session '{session_id}' is not hosted by this process and the in-memory channel layer "
+                          "cannot reach other processes", field="session")
+    async_to_sync(_send_and_wait_for_ack)(layer, session_id, payload, acknowledged)
+
+
+async def _send_and_wait_for_ack(layer: Any, session_id: str, payload: dict[str, Any], acknowledged: bool) -> None:
+    # a plain (not process-local "!") channel: any thread's loop may wait on it
+    reply_to = f"session-ack.{secrets.token_hex(12)}" if acknowledged else None
+    try:
+        await layer.group_send(control_group(session_id), {"type": "session.command", **payload, "reply_to": reply_to})
+    except Exception as exc:  # noqa: BLE001 - redis down or restarting
+        raise Unavailable(f"the channel layer is unavailable ({type(exc).__name__}: {exc}); the command was not sent",
+                          field="session") from exc
+    if reply_to is None:
+        return
+    try:
+        reply = await asyncio.wait_for(layer.receive(reply_to), timeout=settings.SESSION_COMMAND_ACK_TIMEOUT_SECONDS)
+    except asyncio.TimeoutError:
+        raise Unavailable(f"the worker hosting session '{session_id}' did not confirm the command within "
+                          f"{settings.SESSION_COMMAND_ACK_TIMEOUT_SECONDS:g}s (worker lost or restarting)",
+                          field="session") from None
+    except Exception as exc:  # noqa: BLE001
+        raise Unavailable(f"the channel layer is unavailable ({type(exc).__name__}: {exc}) while waiting for the "
+                          "session's confirmation", field="session") from exc
+    if not reply.get("ok"):
+        raise Conflict(f"session '{session_id}' did not take the command: {reply.get('error') or 'refused'}", field="session")
 
 
 def send_session_command(session_id: str, command: str, *, actor: str, text: str | None = None) -> None:
@@ -72,21 +124,27 @@ def send_session_command(session_id: str, command: str, *, actor: str, text: str
     """
     from sessions.models import LIVE_SESSION_STATUSES, AgentSession
 
-    if command not in COMMANDS:
+    spec = COMMAND_SPECS.get(command)
+    if spec is None:
         raise DomainError(f"command must be one of {', '.join(COMMANDS)}", field="command")
-    if command in ("say", "message"):
+    if spec.needs_text:
         if not isinstance(text, str) or not text.strip():
             raise DomainError(f"'{command}' needs a non-empty text", field="text")
         if len(text) > MAX_TEXT:
             raise DomainError(f"text must be at most {MAX_TEXT} characters", field="text")
-    status = AgentSession.objects.filter(pk=session_id).values_list("status", flat=True).first()
-    if status is None:
+    row = AgentSession.objects.filter(pk=session_id).values("status", "job__assigned_worker_id",
+                                                            "job__assigned_worker__status").first()
+    if row is None:
         raise NotFound(f"session '{session_id}' does not exist", field="session")
-    if status not in LIVE_SESSION_STATUSES:
-        raise Conflict(f"session '{session_id}' is {status}, not live", field="session")
-    required = REQUIRED_STATUS.get(command)
-    if required is not None and status != required:
-        raise Conflict(f"session '{session_id}' is {status}; only a {required} session can {command}", field="session")
+    if row["status"] not in LIVE_SESSION_STATUSES:
+        raise Conflict(f"session '{session_id}' is {row['status']}, not live", field="session")
+    worker_id, worker_status = row["job__assigned_worker_id"], row["job__assigned_worker__status"]
+    if worker_id and worker_status in (None, OFFLINE_WORKER_STATUS):
+        raise Unavailable(f"worker '{worker_id}' hosting session '{session_id}' is offline", field="session")
+    status = row["status"]
+    if spec.required_status is not None and status != spec.required_status:
+        raise Conflict(f"session '{session_id}' is {status}; only a {spec.required_status} session can {command}",
+                       field="session")
     _deliver(session_id, {"command": command, "actor": actor, "text": text})
 
 
@@ -104,40 +162,66 @@ def stop_job_session(*, job_id: str, reason: str, actor: str = "") -> None:
     if session_id is None:
         return
     try:
-        _deliver(session_id, {"command": "end", "actor": actor, "text": None, "reason": reason})
+        _deliver(session_id, {"command": "end", "actor": actor, "text": None, "reason": reason}, acknowledged=False)
     except Exception:  # noqa: BLE001 - the heartbeat path still ends it
         log.warning("end command for session %s not delivered", session_id, exc_info=True)
 
 
 async def command_listener(ctx: JobContext) -> None:
-    """Worker side: feed commands from the channel layer group to the session until cancelled."""
+    """Worker side: feed commands from the channel layer group to the session until cancelled,
+    confirming each to its sender; rejoin the group after channel-layer failures."""
     layer = get_channel_layer()
     if layer is None or isinstance(layer, InMemoryChannelLayer):
         return  # in-process delivery only (see module docstring)
     group = control_group(ctx.session_id)
     channel = await layer.new_channel()
-    await layer.group_add(group, channel)
+    joined_at: float | None = None
+    failing_since: float | None = None
     try:
         while True:
+            loop_time = asyncio.get_running_loop().time()
             try:
-                message = await layer.receive(channel)
+                if joined_at is None or loop_time - joined_at >= REJOIN_SECONDS:
+                    await layer.group_add(group, channel)
+                    joined_at = loop_time
+                message = await asyncio.wait_for(layer.receive(channel), timeout=REJOIN_SECONDS)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a redis blip; cancellation can also surface as one
+            except (asyncio.TimeoutError, RedisTimeoutError):
+                continue  # an idle blocking receive timing out is normal: nobody sent a command
+            except Exception as exc:  # noqa: BLE001 - redis down or restarting; cancellation can surface as one
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise asyncio.CancelledError from None
-                ctx.log.warning("control channel receive failed; retrying", exc_info=True)
+                if failing_since is None:
+                    failing_since = loop_time
+                    ctx.log.warning("control channel unavailable (%s: %s); rejoining when it is back", type(exc).__name__, exc)
+                joined_at = None  # an emptied Redis forgot the group: join again
                 await asyncio.sleep(0.5)
                 continue
+            if failing_since is not None:
+                ctx.log.info("control channel back after %.1fs", asyncio.get_running_loop().time() - failing_since)
+                failing_since = None
             if message.get("type") != "session.command":
                 continue
-            try:
-                await ctx.handle_command(message["command"], message)
-            except Exception:  # noqa: BLE001 - a bad command must not end the listener
-                ctx.log.exception("operator command %s failed", message.get("command"))
+            await _handle_and_confirm(ctx, layer, message)
     finally:
         try:
             await asyncio.shield(layer.group_discard(group, channel))
         except BaseException:  # noqa: BLE001
             pass
+
+
+async def _handle_and_confirm(ctx: JobContext, layer: Any, message: dict[str, Any]) -> None:
+    reply: dict[str, Any] = {"type": "session.command.ack", "ok": True}
+    try:
+        await ctx.handle_command(message["command"], message)
+    except Exception as exc:  # noqa: BLE001 - a bad command must not end the listener
+        ctx.log.exception("operator command %s failed", message.get("command"))
+        reply = {"type": "session.command.ack", "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    reply_to = message.get("reply_to")
+    if reply_to:
+        try:
+            await layer.send(reply_to, reply)
+        except Exception:  # noqa: BLE001 - the sender times out and says so
+            ctx.log.warning("could not confirm operator command %s", message.get("command"), exc_info=True)

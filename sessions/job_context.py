@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ CommandHandler = Callable[..., Any]
 ShutdownCallback = Callable[[str], Any]
 
 base_log = logging.getLogger("sessions.job")
+# operator commands that carry the user's input (they count against the idle timeout)
+USER_INPUT_COMMANDS = frozenset({"message"})
 
 
 class JobLogger(logging.LoggerAdapter):
@@ -60,6 +63,7 @@ class JobContext:
         self._handlers: dict[str, CommandHandler] = {}
         self._early: list[tuple[str, dict[str, Any]]] = []
         self._closed = False
+        self.last_user_activity = time.monotonic()
 
     @property
     def room_name(self) -> str:
@@ -116,6 +120,11 @@ class JobContext:
         if not task.cancelled() and task.exception() is not None:
             self.log.error("task %s failed", task.get_name(), exc_info=task.exception())
 
+    # --- user activity (the idle timeout) ---------------------------------------------------
+    def note_user_activity(self) -> None:
+        """The user spoke or sent text: the session is not idle. Cheap; call from any thread."""
+        self.last_user_activity = time.monotonic()
+
     # --- operator commands ---------------------------------------------------------------
     def on_command(self, command: str, handler: CommandHandler) -> None:
         """Register `handler(**payload)` (sync or async) for say / interrupt / message."""
@@ -149,6 +158,8 @@ class JobContext:
                     self.log.exception("end hook failed")
             self.shutdown(payload.get("reason") or f"ended by {payload.get('actor') or 'operator'}")
             return
+        if command in USER_INPUT_COMMANDS:
+            self.note_user_activity()
         handler = self._handlers.get(command)
         if handler is None:
             if len(self._early) < 100:

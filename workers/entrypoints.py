@@ -93,6 +93,9 @@ async def agent_session(ctx: JobContext) -> None:
     # (status, final): a "disconnected" before stop() began is a reconnect, not the session's end
     statuses: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
     session.on("state_changed", lambda event: statuses.put_nowait((event.new_state, session.stopping)))
+    # the user speaking or typing keeps the session from its idle timeout
+    for user_input in ("vad_speech_start", "stt_result", "text_received"):
+        session.on(user_input, lambda event: ctx.note_user_activity())
     # per-turn latency histogram for /metrics (cheap: a few in-memory observations a turn)
     session.on("metrics_collected", lambda event: observe_turn_metrics(event.metrics.model_dump()))
 

@@ -2,8 +2,9 @@
 so an orchestrator can probe worker pods as it probes the web pods.
 
 GET /health/live  200 while the process and its session loop respond
-GET /health/ready 200 while the node is registered, not draining, its heartbeat is fresh
-                  and the database answers; 503 otherwise (a draining node leaves the
+GET /health/ready 200 while the node is registered, not draining, its Celery consumer is
+                  connected and consuming, its heartbeat is fresh and the database
+                  answers; 503 with a `reason` otherwise (a draining node leaves the
                   load balancer's rotation but stays alive until its sessions end)
 GET /metrics      Prometheus text: this process's series and node gauges (workers/node_metrics.py)
 """
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from workers.consumer_health import consumer_state
 from workers.node_metrics import render_node_metrics
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ def readiness() -> tuple[bool, dict[str, Any]]:
 
     checks: dict[str, Any] = {"worker_id": node.worker_id, "active_jobs": node.active_jobs}
     checks["draining"] = node.draining
+    consumer = consumer_state.health(shutdown_requested=node.draining or node.stopping)
+    checks["consumer"] = "ok" if consumer.ok else consumer.reason
     try:
         close_old_connections()
         row = Worker.objects.filter(pk=node.worker_id).values("status", "last_heartbeat_at").first()
@@ -61,8 +65,22 @@ def readiness() -> tuple[bool, dict[str, Any]]:
                  row["last_heartbeat_at"] >= timezone.now() - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS))
     checks["registered"] = bool(row) and row["status"] != WorkerStatus.OFFLINE
     checks["heartbeat"] = "ok" if fresh else "stale"
-    ok = checks["database"] == "ok" and checks["registered"] and fresh and not node.draining
+    ok = checks["database"] == "ok" and checks["registered"] and fresh and not node.draining and consumer.ok
+    if not ok:
+        checks["reason"] = _first_reason(checks, consumer.reason)
     return ok, checks
+
+
+def _first_reason(checks: dict[str, Any], consumer_reason: str) -> str:
+    if checks["draining"]:
+        return "draining"
+    if checks["consumer"] != "ok":
+        return f"celery consumer not consuming: {consumer_reason}"
+    if checks["database"] != "ok":
+        return f"database unreachable ({checks['database']})"
+    if not checks["registered"]:
+        return "worker not registered (or marked offline)"
+    return "heartbeat stale"
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -113,6 +113,7 @@ class Job(models.Model):
 
 class WorkerStatus(models.TextChoices):
     ONLINE = "online"
+    UNREADY = "unready"  # alive (heartbeat) but its Celery consumer cannot take work: see status_reason
     DRAINING = "draining"
     OFFLINE = "offline"
 
@@ -140,6 +141,7 @@ class Worker(models.Model):
     capacity = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)])
     weight = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(100)])
     status = models.CharField(max_length=16, choices=WorkerStatus.choices, default=WorkerStatus.ONLINE)
+    status_reason = models.CharField(max_length=255, blank=True, default="", help_text="Why the worker is not online.")
     load = models.FloatField(default=0.0, help_text="0.0 idle … 1.0 saturated (CPU and sessions).")
     active_jobs = models.PositiveIntegerField(default=0)
     circuit_state = models.CharField(max_length=16, choices=CircuitState.choices, default=CircuitState.CLOSED)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -61,8 +63,10 @@ class WorkerNode:
     worker_id: str = ""
     options: WorkerOptions | None = None
     draining: bool = False
+    stopping: bool = False  # worker_stop() began: a consumer going away now is expected
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: dict[str, JobContext] = field(default_factory=dict)  # job_id → context
+    held_leases: set[str] = field(default_factory=set)  # jobs being run or closed here: the heartbeat renews them
     pid: int = field(default_factory=os.getpid)
     embedded: bool = False
 
@@ -74,6 +78,21 @@ class WorkerNode:
         with self.lock:
             if self.running.get(ctx.job_id) is ctx:
                 del self.running[ctx.job_id]
+
+    @contextmanager
+    def lease_held(self, job_id: str) -> Iterator[None]:
+        """The heartbeat renews this job's lease while the block runs (e.g. while it is closed)."""
+        with self.lock:
+            self.held_leases.add(job_id)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.held_leases.discard(job_id)
+
+    def leased_job_ids(self) -> set[str]:
+        with self.lock:
+            return set(self.running) | self.held_leases
 
     def contexts(self) -> list[JobContext]:
         with self.lock:

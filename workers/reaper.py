@@ -85,7 +85,7 @@ def reap(*, now: datetime | None = None, assign: bool = True) -> dict[str, int]:
     counts = {"workers_offline": 0, "leases_expired": 0, "unclaimed": 0, "assigned": 0}
     silent_since = now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
     for worker_id in Worker.objects.filter(
-        status__in=(WorkerStatus.ONLINE, WorkerStatus.DRAINING), last_heartbeat_at__lt=silent_since
+        status__in=(WorkerStatus.ONLINE, WorkerStatus.UNREADY, WorkerStatus.DRAINING), last_heartbeat_at__lt=silent_since
     ).values_list("worker_id", flat=True):
         won = Worker.objects.filter(pk=worker_id, last_heartbeat_at__lt=silent_since).exclude(status=WorkerStatus.OFFLINE).update(
             status=WorkerStatus.OFFLINE

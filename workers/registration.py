@@ -17,6 +17,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from controlplane.celery import app as celery_app
+from workers import consumer_health
+from workers.consumer_health import consumer_state
 from workers.events import publish as publish_fleet_event
 from workers.claims import job_release, leases_renew
 from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
@@ -27,11 +30,15 @@ from workers.worker_types import served_types
 
 log = logging.getLogger(__name__)
 DRAIN_REASON = "worker_drain_timeout"
+CONSUMER_DEAD_EXIT_CODE = 3
+consumer_health.install(celery_app)
 
 
 def worker_register(*, worker_id: str, options: WorkerOptions, capacity: int | None = None, health_port: int | None = None) -> Worker:
     now = timezone.now()
     capacity = capacity or options.max_concurrent_jobs
+    consumer = consumer_state.health()
+    status = WorkerStatus.ONLINE if consumer.ok else WorkerStatus.UNREADY
     defaults = {
         "hostname": worker_id.partition("@")[2] or worker_id,
         "queue": worker_direct(worker_id).name,
@@ -42,7 +49,8 @@ def worker_register(*, worker_id: str, options: WorkerOptions, capacity: int | N
         "version": worker_version(),
         "capacity": capacity,
         "weight": worker_weight(),
-        "status": WorkerStatus.ONLINE,
+        "status": status,
+        "status_reason": consumer.reason if status == WorkerStatus.UNREADY else "",
         "load": 0.0,
         "active_jobs": 0,
         "circuit_state": CircuitState.CLOSED,
@@ -54,7 +62,7 @@ def worker_register(*, worker_id: str, options: WorkerOptions, capacity: int | N
         "started_at": now,
     }
     worker, _ = Worker.objects.update_or_create(worker_id=worker_id, defaults=defaults)
-    publish_fleet_event("worker", {"worker_id": worker_id, "status": WorkerStatus.ONLINE, "capacity": capacity})
+    publish_fleet_event("worker", {"worker_id": worker_id, "status": status, "capacity": capacity})
     log.info("worker %s registered (capacity %d, queue %s)", worker_id, capacity, worker.queue)
     return worker
 
@@ -80,22 +88,68 @@ def heartbeat_once() -> set[str]:
     if row_status in (None, WorkerStatus.OFFLINE) and node.options is not None:
         # declared dead during a long pause (its jobs were taken back); come back as a fresh node
         worker_register(worker_id=worker_id, options=node.options, capacity=capacity)
-    status = WorkerStatus.DRAINING if node.draining else WorkerStatus.ONLINE
+    consumer = consumer_state.health(shutdown_requested=node.draining or node.stopping)
+    if consumer.dead:
+        exit_without_consumer(reason=consumer.reason)
+    if node.draining:
+        status = WorkerStatus.DRAINING
+    else:
+        status = WorkerStatus.ONLINE if consumer.ok else WorkerStatus.UNREADY
+    reason = "" if status == WorkerStatus.ONLINE else consumer.reason if status == WorkerStatus.UNREADY else "draining"
     Worker.objects.filter(pk=worker_id).update(
-        last_heartbeat_at=timezone.now(), load=current_load(capacity), active_jobs=node.active_jobs, status=status
+        last_heartbeat_at=timezone.now(), load=current_load(capacity), active_jobs=node.active_jobs, status=status,
+        status_reason=reason[:255],
     )
+    _report_status_change(worker_id, row_status, status, reason)
     contexts = {ctx.job_id: ctx for ctx in node.contexts()}
-    lost = leases_renew(worker_id=worker_id, job_ids=contexts)
+    lost = leases_renew(worker_id=worker_id, job_ids=node.leased_job_ids())
     for job_id in lost:
+        if job_id not in contexts:
+            continue  # its session is over; the job is being closed
         status_now = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
         reason = "job cancelled" if status_now == JobStatus.CANCELLED else "job no longer held by this worker"
         contexts[job_id].shutdown(reason)
     return lost
 
 
+def _report_status_change(worker_id: str, before: str | None, after: str, reason: str) -> None:
+    if before == after:
+        return
+    if after == WorkerStatus.UNREADY:
+        log.warning("worker %s not ready: %s", worker_id, reason)
+    publish_fleet_event("worker", {"worker_id": worker_id, "status": after, "reason": reason})
+    if after == WorkerStatus.ONLINE and before == WorkerStatus.UNREADY:
+        log.info("worker %s ready: its consumer takes work", worker_id)
+        _route_waiting_jobs()
+
+
+def _route_waiting_jobs() -> None:
+    """Capacity came back: give it the waiting jobs now, not at the next maintenance tick."""
+    from workers.dispatch import jobs_assign_pending
+
+    try:
+        jobs_assign_pending()
+    except Exception:  # noqa: BLE001 - the maintenance loop assigns them anyway
+        log.warning("could not route waiting jobs", exc_info=True)
+
+
+def exit_without_consumer(*, reason: str) -> None:
+    """The consumer stopped for good with nobody asking: give the jobs back and exit non-zero,
+    so the supervisor (compose, systemd, Kubernetes) starts a worker that takes work again."""
+    log.critical("worker %s: Celery consumer is dead (%s); taking its jobs back and exiting", node.worker_id, reason)
+    from workers.reaper import worker_mark_offline
+
+    try:
+        worker_mark_offline(worker_id=node.worker_id, reason=f"worker {node.worker_id} lost its Celery consumer: {reason}")
+    finally:
+        logging.shutdown()
+        os._exit(CONSUMER_DEAD_EXIT_CODE)
+
+
 class Heartbeat:
     def __init__(self) -> None:
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -105,9 +159,17 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Beat now (e.g. the consumer just connected or lost the broker), not at the next interval."""
+        self._wake.set()
+
     def _run(self) -> None:
         interval = settings.WORKER_HEARTBEAT_SECONDS
-        while not self._stop.wait(interval):
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
                 close_old_connections()
                 heartbeat_once()
@@ -117,11 +179,13 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
 
 heartbeat = Heartbeat()
+consumer_state.on_change(heartbeat.wake)
 _drain_timer: threading.Timer | None = None
 
 
@@ -132,6 +196,7 @@ def worker_start(*, worker_id: str, concurrency: int | None = None, options: Wor
     node.worker_id = worker_id
     node.options = options
     node.draining = False
+    node.stopping = False
     worker = worker_register(worker_id=worker_id, options=options, capacity=concurrency or options.max_concurrent_jobs)
     heartbeat.start()
     if options.health_check_port:
@@ -184,6 +249,7 @@ def worker_stop(*, reason: str = "worker stopped") -> None:
     """Mark offline; anything still running is ended and its job taken back."""
     if not node.worker_id:
         return
+    node.stopping = True
     if _drain_timer is not None:
         _drain_timer.cancel()
     heartbeat.stop()
@@ -212,6 +278,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         pool_name = os.environ.get("CELERY_CUSTOM_WORKER_POOL", "")
     if "thread" not in pool_name and "workers.pool" not in pool_name:
         log.warning("worker %s uses pool %s; sessions share one loop per process only with --pool threads", worker_id, pool_name)
+    consumer_state.expect()  # registered unready: online once the consumer consumes its queues
     options = options_from_env()
     threads = getattr(sender, "concurrency", None) or options.max_concurrent_jobs
     # session slots: the configured maximum, never more than the pool has threads
@@ -224,6 +291,7 @@ def _on_shutting_down(sender: Any = None, how: str = "Warm", **_: Any) -> None:
         # we are inside a signal handler: do the database work on a thread of its own
         threading.Thread(target=drain_locally, kwargs={"reason": "warm shutdown (SIGTERM)"}, name="worker-drain", daemon=True).start()
     else:
+        node.stopping = True
         _end_remaining_sessions(reason=f"{how.lower()} shutdown")
 
 

@@ -110,7 +110,7 @@ class WorkerSerializer(serializers.ModelSerializer):
         model = Worker
         fields = [
             "worker_id", "hostname", "queue", "agent_name", "worker_type", "serves", "region", "version", "capacity", "weight",
-            "status", "load", "active_jobs", "circuit_state", "consecutive_failures", "circuit_opened_at",
+            "status", "status_reason", "load", "active_jobs", "circuit_state", "consecutive_failures", "circuit_opened_at",
             "health_check_port", "metadata", "started_at", "last_heartbeat_at",
         ]
         read_only_fields = fields

@@ -30,9 +30,11 @@ from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
 from sessions.services import session_close_disconnected, session_fail, session_transition
 from workers import breaker
 from workers.claims import job_claim, job_finish, job_release
+from workers.db_retry import TRANSIENT_DATABASE_ERRORS, retry_database_write
 from workers.models import Job, JobType, Transport
 from workers.node import node
 from workers.session_host import host
+from workers.session_limits import SessionLimits, enforce_session_limits, session_limits
 
 log = logging.getLogger(__name__)
 EntryPoint = Callable[[JobContext], Awaitable[Any]]
@@ -68,7 +70,9 @@ def run_job(*, job_id: str, worker_id: str) -> str:
     if job is None:
         log.info("job %s: claim taken or job no longer assigned here; duplicate delivery ignored", job_id)
         return "duplicate"
-    return run_claimed_job(job=job, worker_id=worker_id)
+    # the heartbeat renews the lease until the outcome is stored, not only while the session lives
+    with node.lease_held(job.job_id):
+        return run_claimed_job(job=job, worker_id=worker_id)
 
 
 def run_claimed_job(*, job: Job, worker_id: str) -> str:
@@ -92,15 +96,25 @@ def run_claimed_job(*, job: Job, worker_id: str) -> str:
         failure = str(exc) if isinstance(exc, WorkerFault) else f"{type(exc).__name__}: {exc}"
         worker_fault = True
     # the breaker first: whoever sees the job finished also sees the worker's circuit updated
-    if worker_fault:
-        breaker.breaker_record_failure(worker_id=worker_id)
-    elif not failure:
-        breaker.breaker_record_success(worker_id=worker_id)
-    recorded = job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure)
+    _record_breaker(worker_id, worker_fault=worker_fault, failed=bool(failure))
+    # retried through a database outage (the caller holds the lease meanwhile): a job left
+    # `running` would be re-dispatched once its lease expired, starting an ended call again
+    recorded = retry_database_write(f"job {job.job_id}: recording its outcome",
+                                    lambda: job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure))
     _route_waiting_jobs()
     if not recorded:
         return "superseded"
     return "failed" if failure else "completed"
+
+
+def _record_breaker(worker_id: str, *, worker_fault: bool, failed: bool) -> None:
+    try:
+        if worker_fault:
+            breaker.breaker_record_failure(worker_id=worker_id)
+        elif not failed:
+            breaker.breaker_record_success(worker_id=worker_id)
+    except TRANSIENT_DATABASE_ERRORS:  # the circuit is advisory; the job's outcome is not
+        log.warning("circuit breaker not updated for %s: database unavailable", worker_id)
 
 
 def _route_waiting_jobs() -> None:
@@ -165,9 +179,11 @@ def build_job_context(job: Job, session: AgentSession, config: dict[str, Any], w
     return ctx
 
 
-async def host_session(ctx: JobContext, entry: EntryPoint) -> None:
-    """Run the entry point on the host loop until it returns or shutdown is requested."""
+async def host_session(ctx: JobContext, entry: EntryPoint, limits: SessionLimits | None = None) -> None:
+    """Run the entry point on the host loop until it returns, shutdown is requested or a limit passes."""
     ctx.bind_loop(asyncio.get_running_loop())
+    if limits is not None:
+        ctx.create_task(enforce_session_limits(ctx, limits), name=f"limits-{ctx.session_id}")
     # not one of the context's tasks: a cancelled channel-layer receive can take seconds to
     # unwind, and the session's end must not wait for it
     listener = asyncio.get_running_loop().create_task(command_listener(ctx), name=f"control-{ctx.session_id}")
@@ -265,7 +281,7 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
     if not connection.in_atomic_block:
         connection.close()
     try:
-        host.run(host_session(ctx, entry))
+        host.run(host_session(ctx, entry, session_limits(config)))
     except Exception as exc:  # noqa: BLE001
         ctx.log.exception("session failed")
         error = f"{type(exc).__name__}: {exc}"
@@ -274,9 +290,14 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         unregister_local(ctx)
         node.untrack(ctx)
     reason = ctx.shutdown_reason or "completed"
-    _close_session(session.session_id, error=error, reason=reason)
+    # idempotent (a conditional transition), so a retry after a lost commit is harmless
+    retry_database_write(f"session {session.session_id}: closing it",
+                         lambda: _close_session(session.session_id, error=error, reason=reason))
     if error is None:  # the runtime may have ended the session in its error state itself
-        final = AgentSession.objects.filter(pk=session.session_id).values_list("status", "error").first()
+        final = retry_database_write(
+            f"session {session.session_id}: reading its outcome",
+            lambda: AgentSession.objects.filter(pk=session.session_id).values_list("status", "error").first(),
+        )
         if final and final[0] == SessionStatus.ERROR:
             error = f"session error: {final[1] or 'unknown'}"
     _emit_call_report(session.session_id)

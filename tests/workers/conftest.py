@@ -48,6 +48,10 @@ def echo_node(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     node.options = options_from_env(entry_point="workers.entrypoints:echo_session", drain_timeout=5)
     node.draining = False
     yield node
+    from workers import registration
+
+    if registration._drain_timer is not None:  # a drain started here must not end a later test's sessions
+        registration._drain_timer.cancel()
     node.worker_id, node.options, node.draining = saved
 
 

@@ -37,7 +37,7 @@ class WorkerProcess:
             cwd=ROOT, env=full_env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
         )
 
-    def wait_online(self, timeout: float = 30.0) -> Worker:
+    def wait_online(self, timeout: float = 90.0) -> Worker:
         def ready() -> Worker | None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited:\n{self.log()}")

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 log = logging.getLogger("controlplane.embedded")
+SHUTDOWN_REASON = "shutdown"
+# live sessions get this long to end and be stored; the entry point's own grace is 5 s
+SHUTDOWN_WAIT_SECONDS = 7.0
 
 
 def start_worker_thread(concurrency: int) -> Any:
@@ -43,27 +50,6 @@ def start_worker_thread(concurrency: int) -> Any:
     return worker
 
 
-def start_periodic_loop(interval: float) -> threading.Thread:
-    """Run the beat schedule's tasks in-process, so no separate `celery beat` is needed."""
-    from controlplane.celery import app
-
-    def loop() -> None:
-        while True:
-            for entry in (app.conf.beat_schedule or {}).values():
-                task = app.tasks.get(entry["task"])
-                if task is None:
-                    continue
-                try:
-                    task.apply()
-                except Exception:  # noqa: BLE001 - a failing round must not stop the loop
-                    log.exception("periodic task %s failed", entry["task"])
-            time.sleep(interval)
-
-    thread = threading.Thread(target=loop, name="periodic", daemon=True)
-    thread.start()
-    return thread
-
-
 class Command(BaseCommand):
     help = "Run web, worker and periodic loop in one process (the embedded mode)."
 
@@ -79,6 +65,7 @@ class Command(BaseCommand):
 
         from agents.tool_sync import sync_tools_safely
         from controlplane.asgi import application
+        from workers.maintenance import start_maintenance_thread
 
         # Agents may only name registered tools: give code tools their rows before serving.
         sync_tools_safely()
@@ -88,12 +75,53 @@ class Command(BaseCommand):
             # The maintenance loop runs every few seconds; its successes are not news.
             logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
             start_worker_thread(options["concurrency"])
-            start_periodic_loop(settings.WORKER_HEARTBEAT_SECONDS)
+            # reaping and assignment against the database, as `manage.py supervise` does
+            start_maintenance_thread()
             self.stdout.write("worker: in-process Celery worker started")
         url = f"http://{options['host']}:{options['port']}"
         self.stdout.write(self.style.SUCCESS(f"serving on {url}  (admin: {url}/admin/, health: {url}/health)"))
+        # daphne stops its reactor on SIGINT/SIGTERM and returns; the sessions are ours to end
         BoundedServer(
             application=application,
             endpoints=build_endpoint_description_strings(host=options["host"], port=options["port"]),
             signal_handlers=True,
         ).run()
+        if not options["no_worker"]:
+            shutdown_embedded_worker(self.stdout.write)
+        exit_now(0)
+
+
+def _exit_at_once(signum: int, frame: FrameType | None) -> None:
+    exit_now(128 + signum)
+
+
+def exit_now(code: int) -> None:
+    """Leave without waiting for threads: Celery's pool threads (a ThreadPoolExecutor, whose
+    threads Python joins at exit) can still be blocked in a session or a broker call."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+def shutdown_embedded_worker(write: Callable[[str], Any]) -> None:
+    """End live sessions with reason `shutdown`, wait for them to be stored, go offline.
+    A second Ctrl-C (or SIGTERM) exits at once."""
+    from workers.node import node
+    from workers.registration import worker_stop
+
+    signal.signal(signal.SIGINT, _exit_at_once)
+    signal.signal(signal.SIGTERM, _exit_at_once)
+    live = node.contexts()
+    if live:
+        write(f"shutting down: ending {len(live)} live session(s) (Ctrl-C again to exit at once)")
+    for ctx in live:
+        ctx.shutdown(SHUTDOWN_REASON)
+    deadline = time.monotonic() + SHUTDOWN_WAIT_SECONDS
+    # the pool threads close each session and its job once its entry point returned
+    while node.active_jobs and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        worker_stop(reason=SHUTDOWN_REASON)
+    except Exception:  # noqa: BLE001 - exiting anyway; the next start's maintenance cleans up
+        log.warning("could not mark the embedded worker offline", exc_info=True)

@@ -1,0 +1,39 @@
+"""kombu's Redis transport with its channels kept usable after their connection closed.
+
+Celery's consumer, on losing the broker (`Consumer.on_connection_error_after_connected`),
+first `collect()`s the connection, which detaches the transport from it
+(`transport.client = None`), and then `close()`s it. Closing the default channel restores
+its unacknowledged messages (`QoS.restore_unacked`), which builds a new Redis pool from
+`transport.client.hostname`: `AttributeError: 'NoneType' object has no attribute
+'hostname'` escapes `ignore_errors` (not a connection error) and kills the consumer for
+good while the worker process, its heartbeat and its sessions live on (celery/kombu#970,
+#582; celery/celery#10205). Every worker hosting a session holds unacked messages
+(`acks_late`), so every broker restart hit it. The same lookup breaks the late `ack` of a
+session that outlived its connection.
+
+Each channel here remembers the connection parameters it was created with and uses them
+when the transport has been detached. The restore then either reaches Redis (the messages
+go back to their queue; the database claim turns the re-delivery into a no-op) or fails
+with a connection error, which Celery ignores before reconnecting.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis
+
+
+class Channel(redis.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._client_info = self.connection.client
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None and self._client_info is not None:
+            # detached by Connection.collect(): the parameters have not changed
+            self.connection.client = self._client_info
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class Transport(redis.Transport):
+    Channel = Channel

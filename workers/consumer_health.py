@@ -1,0 +1,134 @@
+"""Whether this worker's Celery consumer can take work: connected to the broker, consuming.
+
+The heartbeat thread keeps running whatever happens to the consumer, so a heartbeat alone
+says nothing about whether jobs sent to the worker's queue will start. `ConsumerWatch` is
+a consumer bootstep that starts after the task consumer (queues declared, consuming) and
+stops when the consumer tears its connection down (broker lost: Celery restarts the
+consumer's steps on reconnect) or shuts down. The heartbeat reports the result
+(`online` / `unready` with the reason) and `/health/ready` answers 503 meanwhile.
+
+A consumer that stopped for good while nobody asked the worker to stop is dead (e.g. an
+unrecoverable error in Celery's consumer): the process then exits non-zero, so its
+supervisor restarts it, rather than staying up with sessions and a heartbeat but no intake.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import bootsteps
+from celery.bootsteps import CLOSE, TERMINATE
+from celery.worker import state as celery_worker_state
+
+
+@dataclass(frozen=True)
+class ConsumerHealth:
+    ok: bool
+    reason: str = ""
+    dead: bool = False  # stopped for good without a shutdown request
+
+
+class ConsumerState:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._consumer: Any = None
+        self._consuming = False
+        self._queues: tuple[str, ...] = ()
+        self._since = time.monotonic()
+        self._reason = "consumer not started yet"
+        self._expected = False
+        self._listeners: list[Callable[[], None]] = []
+
+    def expect(self) -> None:
+        """A Celery worker is starting in this process: not ready until its consumer is."""
+        with self._lock:
+            self._expected = True
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def attach(self, consumer: Any) -> None:
+        with self._lock:
+            self._consumer = consumer
+
+    def mark_consuming(self, queues: tuple[str, ...]) -> None:
+        with self._lock:
+            self._consuming, self._queues, self._since, self._reason = True, queues, time.monotonic(), ""
+        self._changed()
+
+    def mark_stopped(self, reason: str) -> None:
+        with self._lock:
+            if self._consuming:
+                self._since = time.monotonic()
+            self._consuming, self._reason = False, reason
+        self._changed()
+
+    @property
+    def watched(self) -> bool:
+        """False where no Celery consumer runs in this process (unit tests calling the task directly)."""
+        return self._consumer is not None
+
+    def health(self, *, shutdown_requested: bool = False) -> ConsumerHealth:
+        with self._lock:
+            consumer, consuming, reason, since = self._consumer, self._consuming, self._reason, self._since
+            expected = self._expected
+        if consumer is None:
+            if expected:
+                return ConsumerHealth(ok=False, reason=reason)
+            return ConsumerHealth(ok=True, reason="no consumer in this process")
+        if consuming:
+            return ConsumerHealth(ok=True)
+        blueprint_state = getattr(getattr(consumer, "blueprint", None), "state", None)
+        stopped_for_good = blueprint_state in (CLOSE, TERMINATE)
+        asked_to_stop = shutdown_requested or celery_worker_state.should_stop is not None or (
+            celery_worker_state.should_terminate is not None)
+        seconds = time.monotonic() - since
+        if stopped_for_good:
+            return ConsumerHealth(ok=False, reason=f"consumer stopped {seconds:.0f}s ago", dead=not asked_to_stop)
+        return ConsumerHealth(ok=False, reason=f"{reason} ({seconds:.0f}s)")
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        with self._lock:
+            return self._queues
+
+
+consumer_state = ConsumerState()
+
+
+class ConsumerWatch(bootsteps.StartStopStep):
+    """Consumer bootstep: consuming once the task consumer is up; not when it is torn down."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, c: Any, **kwargs: Any) -> None:
+        super().__init__(c, **kwargs)
+        consumer_state.attach(c)
+
+    def start(self, c: Any) -> None:
+        task_consumer = getattr(c, "task_consumer", None)
+        queues = tuple(q.name for q in getattr(task_consumer, "queues", ()) or ())
+        consumer_state.mark_consuming(queues)
+
+    def stop(self, c: Any) -> None:
+        consumer_state.mark_stopped("broker connection lost; reconnecting")
+
+    def shutdown(self, c: Any) -> None:
+        consumer_state.mark_stopped("consumer shut down")
+
+
+def install(app: Any) -> None:
+    """Add the watch to an app's consumer blueprint (before a worker starts)."""
+    steps = app.steps["consumer"]
+    if ConsumerWatch not in steps:
+        steps.add(ConsumerWatch)
