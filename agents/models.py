@@ -7,7 +7,7 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from django.db import models
 
 from agents.provider_configs import ProviderConfigError, parse_provider_config, parse_turn_config
-from agents.provider_endpoints import reference_problems
+from agents.provider_references import reference_problems
 from agents.tools.egress import Secret
 from agents.tools.secrets import decrypt_secret, encrypt_secret
 from agents.validators import (
