@@ -12,7 +12,7 @@ from agents.provider_configs import (
     parse_recording_config,
     parse_turn_config,
 )
-from agents.provider_endpoints import reference_problems
+from agents.provider_references import reference_problems
 from agents.tools.egress import Secret
 from agents.tools.secrets import decrypt_secret, encrypt_secret
 from agents.validators import (

@@ -13,23 +13,19 @@ event on first use and nothing is sent.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from django.conf import settings
-
 from agents.provider_configs import ProviderConfig
-from agents.tools.address_guard import is_public_address, resolve_checked_sync
+from agents.provider_references import allowed_provider_host
+from agents.tools.address_guard import resolve_checked_sync
 from agents.tools.egress import (
     DEFAULT_OPENAI_BASE_URL,
     Secret,
     SecretNotAllowed,
     default_openai_key,
-    env_reference_problem,
     env_secret,
-    host_matches,
 )
 from agents.tools.errors import ToolError
 from sessions.runtime.providers import Endpoint
@@ -37,15 +33,11 @@ from sessions.runtime.providers import Endpoint
 KEYED_KINDS = ("llm", "stt", "tts")
 
 
-def _allowed_provider_host(host: str) -> bool:
-    return host_matches(host, getattr(settings, "PROVIDER_ALLOWED_HOSTS", []))
-
-
 def guard_base_url(url: str) -> None:
     """Raise ToolError unless the config's base_url may be called."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if _allowed_provider_host(host):
+    if allowed_provider_host(host):
         return
     try:
         resolve_checked_sync(host, parts.port or (443 if parts.scheme == "https" else 80),
@@ -88,37 +80,3 @@ def endpoint_for(kind: str, cfg: ProviderConfig, *, credentials: Mapping[str, Se
         return Endpoint(base_url=base_url, api_key=default.value_for(host) if default else None)
     except SecretNotAllowed:  # someone else's server: it gets no key rather than ours
         return Endpoint(base_url=base_url)
-
-
-def reference_problems(cfg: ProviderConfig, *, credential_hosts: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """What a config names that can never work, for a validation error at save time.
-
-    (DNS names in base_url are checked when a session starts: a lookup now proves little.)
-    """
-    problems: list[str] = []
-    env = getattr(cfg, "api_key_env", None)
-    if env:
-        problem = env_reference_problem(env)
-        if problem:
-            problems.append(f"api_key_env: {problem}")
-    configured = str(cfg.base_url) if getattr(cfg, "base_url", None) else None
-    host = urlsplit(configured).hostname or "" if configured else ""
-    if configured and not _allowed_provider_host(host):
-        try:
-            literal = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            literal = None
-        if (literal is not None and not is_public_address(literal)) or host.lower() in ("localhost", ""):
-            problems.append(f"base_url: host {host or '(none)'} is a private or loopback address; an operator "
-                            "may allow it with PROVIDER_ALLOWED_HOSTS")
-    name = getattr(cfg, "api_key_credential", None)
-    if name:
-        hosts = credential_hosts.get(name)
-        if hosts is None:
-            problems.append(f"api_key_credential: no credential named {name!r} (GET /api/v1/credentials/ lists them)")
-        else:
-            target = host or urlsplit(os.environ.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL).hostname or ""
-            if not host_matches(target, hosts):
-                problems.append(f"api_key_credential: credential {name!r} may not be sent to {target} "
-                                f"(allowed: {', '.join(hosts)})")
-    return problems

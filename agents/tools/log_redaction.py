@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
-
 REDACTED_QUERY = "?[redacted]"
 LOGGERS = ("httpx", "httpx2")
 
@@ -21,7 +19,8 @@ class RedactQuery(logging.Filter):
 
 
 def without_query(arg: Any) -> Any:
-    if isinstance(arg, httpx.URL) or (hasattr(arg, "copy_with") and hasattr(arg, "query")):
+    # httpx.URL and httpx2.URL alike, by shape: importing httpx here would slow every start-up
+    if hasattr(arg, "copy_with") and hasattr(arg, "query") and not isinstance(arg, (str, bytes)):
         return str(arg.copy_with(query=None)) + (REDACTED_QUERY if arg.query else "")
     return arg
 
