@@ -5,7 +5,8 @@ One writer thread per process drains every open sink: it aggregates high-rate au
 events, stores each batch with `session_events_store` (gap-free seq, one transaction)
 and only then sends the envelopes to the channel-layer group `session-<id>`, so nothing
 a dashboard shows can be missing from the database. The same transaction keeps the
-session's participant rows (`sessions.participants`). A database error is logged and the
+session's participant rows (`sessions.participants`) and, at most once a second, its live
+state on the session row (`sessions.live_state`). A database error is logged and the
 batch retried with backoff; the session keeps running.
 
 Channel-layer message (consumed by `sessions.consumers.SessionConsumer`):
@@ -303,6 +304,8 @@ class DjangoEventSink:
                 else:
                     window.add(data)
             else:
+                if type_ == "session_stopped":  # the last word: the audio it ends is stored before it
+                    self._close_windows()
                 self._pending.append((type_, at, data))
         for type_, window in list(self._windows.items()):
             if force or now - window.opened >= self.window_s:
@@ -314,6 +317,11 @@ class DjangoEventSink:
                 self._pending.popleft()
             self.dropped += overflow
             log.error("event backlog of %s over %d: dropped %d oldest", self.session_id, MAX_PENDING, overflow)
+
+    def _close_windows(self) -> None:
+        for window in self._windows.values():
+            self._pending.append(window.result())
+        self._windows.clear()
 
     def _write(self, loop: asyncio.AbstractEventLoop, force: bool) -> None:
         with self._waiters_lock:
@@ -365,6 +373,7 @@ class DjangoEventSink:
         except Exception:  # noqa: BLE001 - keep the session alive; retry later
             self._failed("storing the live state")
             return
+        self._failures = 0
         self._live.written(live)
 
     def _failed(self, what: str) -> None:

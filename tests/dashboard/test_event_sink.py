@@ -145,3 +145,15 @@ def test_broadcast_helper_sends_rows_appended_outside_a_sink(live_session: Agent
     )
     broadcast_session_events(rows)
     assert [e["type"] for e in listener.drain()] == ["operator_action"]
+
+
+def test_open_audio_windows_are_stored_before_session_stopped(live_session: AgentSession) -> None:
+    sink = DjangoEventSink(live_session.session_id)
+    start = datetime.now(timezone.utc)
+    for i in range(10):  # 200 ms of agent audio: its window is still open when the session stops
+        sink.emit({"type": "audio_streamed", "at": start + timedelta(milliseconds=20 * i),
+                   "data": {"frames": 1, "duration_ms": 20.0, "level_dbfs": -20.0}})
+    sink.emit(ev.SessionStopped(reason="ended", at=start + timedelta(milliseconds=200)))
+    assert sink.close()
+    types = list(SessionEvent.objects.filter(session=live_session).order_by("seq").values_list("type", flat=True))
+    assert types == ["audio_streamed", "session_stopped"]
