@@ -53,11 +53,14 @@ def worker(tmp_path: Path, loopback_allowed: None) -> Iterator[Fleet]:
     assert django_settings.REDIS_URL, "set REDIS_URL: the worker takes deliveries from the broker"
     redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
     fleet = Fleet(tmp_path)
-    fleet.start("hooks", **{KEY_ENV: "sk-test-double", "TOOLS_ALLOW_PRIVATE_ADDRESSES": "true",
-                            "WEBHOOK_RETRY_BASE_SECONDS": "0.3", "MEDIA_ROOT": str(tmp_path / "media"),
-                            "RECORDINGS_SPOOL_DIR": str(tmp_path / "spool"), "WEBHOOK_SUBSCRIPTIONS_TTL_SECONDS": "0.5"})
-    yield fleet
-    fleet.stop()
+    try:  # a worker that never came online must not outlive the test (it would take others' jobs)
+        fleet.start("hooks", **{KEY_ENV: "sk-test-double", "TOOLS_ALLOW_PRIVATE_ADDRESSES": "true",
+                                "WEBHOOK_RETRY_BASE_SECONDS": "0.3", "MEDIA_ROOT": str(tmp_path / "media"),
+                                "RECORDINGS_SPOOL_DIR": str(tmp_path / "spool"),
+                                "WEBHOOK_SUBSCRIPTIONS_TTL_SECONDS": "0.5"})
+        yield fleet
+    finally:
+        fleet.stop()
 
 
 def test_a_receiver_gets_session_started_tool_events_and_the_end_of_call_report_signed(
