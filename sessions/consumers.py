@@ -20,7 +20,7 @@ from django.db import close_old_connections
 
 from controlplane.fleet_events import FLEET_GROUP
 from controlplane.models import ApiKey
-from sessions.dashboard.access import key_can_watch, user_can_watch
+from sessions.dashboard.access import key_can_control, key_can_watch, user_can_control, user_can_watch
 from sessions.event_sink import register_layer_loop, session_group
 from sessions.models import AgentSession, SessionEvent
 
@@ -51,19 +51,19 @@ def _bearer(scope: dict[str, Any]) -> str:
 
 
 @database_sync_to_async
-def _authorise(scope: dict[str, Any]) -> int | None:
-    """None when the client may watch; otherwise the close code."""
+def _authorise(scope: dict[str, Any], control: bool = False) -> int | None:
+    """None when the client may watch (with `control`: act on) sessions; else the close code."""
     token = _bearer(scope)
     if token:
         key = ApiKey.authenticate(token)
         if key is None:
             return CLOSE_UNAUTHENTICATED
         scope["api_key"] = key
-        return None if key_can_watch(key) else CLOSE_FORBIDDEN
+        return None if (key_can_control if control else key_can_watch)(key) else CLOSE_FORBIDDEN
     user = scope.get("user")
     if user is None or not user.is_authenticated:
         return CLOSE_UNAUTHENTICATED
-    return None if user_can_watch(user) else CLOSE_FORBIDDEN
+    return None if (user_can_control if control else user_can_watch)(user) else CLOSE_FORBIDDEN
 
 
 @database_sync_to_async
@@ -79,10 +79,12 @@ def _stored_events(session_id: str, after: int, upto: int | None = None, limit: 
     return [row.envelope() for row in rows.order_by("seq")[:limit]]
 
 
-class _AuthorisedConsumer(AsyncJsonWebsocketConsumer):
+class AuthorisedConsumer(AsyncJsonWebsocketConsumer):
+    needs_control = False  # watching is enough; a consumer that acts on a session says so
+
     async def _admit(self) -> bool:
         register_layer_loop(asyncio.get_running_loop())
-        code = await _authorise(self.scope)
+        code = await _authorise(self.scope, self.needs_control)
         if code is not None:
             await self._refuse(code)
             return False
@@ -94,7 +96,7 @@ class _AuthorisedConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
 
-class SessionConsumer(_AuthorisedConsumer):
+class SessionConsumer(AuthorisedConsumer):
     """Replays stored events after `after_seq`, then streams live ones, without gap or repeat.
 
     The group is joined before the replay; live messages that arrive meanwhile wait in this
@@ -160,7 +162,7 @@ class SessionConsumer(_AuthorisedConsumer):
             self.last_seq = events[-1]["seq"]
 
 
-class FleetConsumer(_AuthorisedConsumer):
+class FleetConsumer(AuthorisedConsumer):
     """Job, worker and session status changes, as `controlplane.fleet_events` publishes them."""
 
     joined = False

@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from controlplane.errors import IllegalTransition
 from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
+from sessions.audio_link import AudioLink
 from sessions.job_context import JobContext
 from sessions.runtime.events import OperatorAction
 
@@ -43,9 +44,11 @@ def _mirror_status(session_id: str, status: str, reason: str = "") -> None:
 
 def _transport_for(ctx: JobContext) -> Any:
     if ctx.transport == "local":
-        from sessions.runtime.transports.local import LocalTransport
-
-        return LocalTransport()
+        # the voice playground's browser audio, in and out, wherever this session runs
+        link = AudioLink(ctx.session_id)
+        link.open()
+        ctx.add_shutdown_callback(lambda reason: link.close())
+        return link.transport
     from sessions.runtime.transports.livekit import LiveKitTransport
 
     return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name,
