@@ -7,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const view = new SessionView(root);
   const MIC_RATE = 16000;
-  const state = { jobId: null, sessionId: null, stream: null, voice: null };
+  const state = { jobId: null, sessionId: null, stream: null, voice: null, events: [] };
   window.__playground = state;
 
   // -- voice: one audio socket per session; the agent's audio plays, the mic is optional --
@@ -131,6 +131,7 @@
     if (state.voice) state.voice.stop();
     audioContext();
     view.reset();
+    state.events = [];
     chat(false);
     $("pg-start-btn").disabled = true;
     status("Dispatching…");
@@ -146,6 +147,8 @@
       status("Session " + state.sessionId + " · type below or use the microphone");
       state.stream = new Dash.SessionStream(state.sessionId, { onEvents: (events) => {
         view.apply(events);
+        state.events.push(...events);  // for tests and the console: what the page was shown
+        if (state.events.length > 5000) state.events.splice(0, 1000);
         if (state.voice && events.some((e) => e.type === "interrupted")) state.voice.interrupted();
       } }).start();
       view.onEnded = () => { chat(false); status("Session ended."); if (state.voice) { state.voice.stop(); voiceStatus("session ended"); } };
