@@ -75,14 +75,13 @@ class OpenAITTSConfig(_OpenAIBase):
 # -- local providers (no service, no key): pocketsphinx STT, espeak-ng TTS, the scripted LLM --------
 
 class PocketsphinxSTTConfig(ProviderConfig):
-    """Open dictation with the bundled US-English model, or a JSGF `grammar`, or `keyphrases`."""
+    """Open dictation with the bundled US-English model, a JSGF `grammar`, or `keyphrases`
+    (a menu: each utterance is heard as the closest phrase)."""
 
     provider: Literal["pocketsphinx"] = "pocketsphinx"
     grammar: Annotated[str, Field(min_length=1, max_length=20_000)] | None = None
     keyphrases: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]],
                           Field(min_length=1, max_length=200)] | None = None
-    # pocketsphinx's detection threshold: lower finds more (and more false hits); tune per phrase list
-    keyphrase_threshold: Annotated[float, Field(ge=1e-60, le=1.0)] = 1e-20
 
     @field_validator("grammar")
     @classmethod

@@ -66,8 +66,7 @@ def build_stt(cfg: Any) -> STT | None:
         return OpenAISTT(model=_get(cfg, "model", "whisper-1"), language=_get(cfg, "language"),
                          prompt=_get(cfg, "prompt"), client=_client(cfg))
     if name == "pocketsphinx":
-        return PocketsphinxSTT(grammar=_get(cfg, "grammar"), keyphrases=tuple(_get(cfg, "keyphrases", ())),
-                               keyphrase_threshold=float(_get(cfg, "keyphrase_threshold", 1e-20)))
+        return PocketsphinxSTT(grammar=_get(cfg, "grammar"), keyphrases=tuple(_get(cfg, "keyphrases", ())))
     raise ProviderError("stt", f"unknown STT provider {name!r}", kind="config")
 
 

@@ -2,9 +2,13 @@
 
 Three modes: open dictation with the bundled language model; a JSGF `grammar` (menu-style
 agents: what the grammar allows is recognised exactly, where dictation of synthetic speech
-drifts badly); or `keyphrases` spotted in the utterance. Decoding is CPU work of tens to
-hundreds of milliseconds per utterance, so it runs on a worker thread, never on the event
-loop that paces the audio. Decoders take a few hundred milliseconds to load; idle ones are
+drifts badly); or `keyphrases`, a menu given as a list: each utterance is heard as the
+closest of the phrases (a grammar of them, with a few carrier words allowed around).
+pocketsphinx's own keyword spotting was tried for `keyphrases` and dropped: on utterances
+cut by the VAD (silence padding around the speech) it found nothing at any threshold.
+
+Decoding is CPU work of tens to hundreds of milliseconds per utterance, so it runs on a
+worker thread, never on the event loop that paces the audio. Decoders take a few hundred milliseconds to load; idle ones are
 pooled per configuration and reused by every session of the process.
 """
 from __future__ import annotations
@@ -28,35 +32,37 @@ RATE = 16_000
 _SEARCH = "main"
 
 
+CARRIER_WORDS = ("please", "i want", "i'd like", "the", "a", "to", "um", "uh", "yes", "okay")
+
+
+def keyphrase_grammar(phrases: Sequence[str]) -> str:
+    """A JSGF grammar: one of `phrases`, optionally after and before a carrier word."""
+    alternatives = " | ".join(" ".join(p.lower().split()) for p in phrases)
+    carriers = " | ".join(CARRIER_WORDS)
+    return ("#JSGF V1.0;\ngrammar keyphrases;\n"
+            f"public <utterance> = [<carrier>] <phrase> [<carrier>];\n<phrase> = {alternatives};\n"
+            f"<carrier> = {carriers};\n")
+
+
 @dataclass(frozen=True, slots=True)
 class SphinxSetup:
     """What a decoder is built for; also the key of its pool."""
 
     grammar: str | None = None
-    keyphrases: tuple[str, ...] = ()
-    keyphrase_threshold: float = 1e-20
 
 
 def _decoder(setup: SphinxSetup, log_path: str | None = None) -> Any:
     import pocketsphinx  # optional heavy C extension, loaded on first use
 
     # bestpath off: with it, grammar search on synthetic speech returned prefixes ("what's the weather in")
-    kwargs: dict[str, Any] = {"samprate": RATE, "bestpath": False, "loglevel": "ERROR" if log_path else "FATAL"}
+    kwargs: dict[str, Any] = {"samprate": RATE, "bestpath": False, "cmn": "batch", "loglevel": "ERROR" if log_path else "FATAL"}
     if log_path:
         kwargs["logfn"] = log_path
-    if setup.grammar is not None or setup.keyphrases:
+    if setup.grammar is not None:
         kwargs["lm"] = None
     decoder = pocketsphinx.Decoder(**kwargs)
     if setup.grammar is not None:
         decoder.add_jsgf_string(_SEARCH, setup.grammar)
-        decoder.activate_search(_SEARCH)
-    elif setup.keyphrases:
-        with tempfile.NamedTemporaryFile("w", suffix=".kws", delete=False) as fh:
-            fh.write("".join(f"{p} /{setup.keyphrase_threshold:g}/\n" for p in setup.keyphrases))
-        try:
-            decoder.add_kws(_SEARCH, fh.name)
-        finally:
-            os.unlink(fh.name)
         decoder.activate_search(_SEARCH)
     return decoder
 
@@ -82,9 +88,11 @@ _pool = _Pool()
 
 
 class PocketsphinxSTT:
-    def __init__(self, *, grammar: str | None = None, keyphrases: Sequence[str] = (),
-                 keyphrase_threshold: float = 1e-20) -> None:
-        self.setup = SphinxSetup(grammar, tuple(keyphrases), keyphrase_threshold)
+    def __init__(self, *, grammar: str | None = None, keyphrases: Sequence[str] = ()) -> None:
+        if grammar is not None and keyphrases:
+            raise ValueError("grammar, keyphrases: choose one of them, not both")
+        self.keyphrases = tuple(" ".join(p.lower().split()) for p in keyphrases)
+        self.setup = SphinxSetup(keyphrase_grammar(self.keyphrases) if self.keyphrases else grammar)
 
     async def transcribe(self, pcm: np.ndarray, sample_rate: int) -> Transcript:
         return await asyncio.to_thread(self.transcribe_sync, pcm, sample_rate)
@@ -101,8 +109,8 @@ class PocketsphinxSTT:
             decoder.end_utt()
             hyp = decoder.hyp()
             text = hyp.hypstr if hyp is not None else ""
-            if self.setup.keyphrases:  # the phrases spotted, each once, in the order first heard
-                text = " ".join(p for _, p in sorted((text.find(p), p) for p in set(self.setup.keyphrases) if p in text))
+            if self.keyphrases:  # the phrase, without the carrier words around it
+                text = next((p for p in sorted(self.keyphrases, key=len, reverse=True) if p in text), "")
         except (RuntimeError, ValueError) as exc:
             raise ProviderError("stt", f"pocketsphinx failed: {exc}", kind="unknown") from None
         _pool.give(self.setup, decoder)
@@ -118,7 +126,7 @@ def _checker() -> tuple[Any, str]:
     """A model-less decoder whose error log says *why* a grammar failed (the exception does not)."""
     fd, log_path = tempfile.mkstemp(prefix="pocketsphinx-check-", suffix=".log")
     os.close(fd)
-    return _decoder(SphinxSetup(grammar=_EMPTY_GRAMMAR), log_path=log_path), log_path
+    return _decoder(SphinxSetup(_EMPTY_GRAMMAR), log_path=log_path), log_path
 
 
 _EMPTY_GRAMMAR = "#JSGF V1.0;\ngrammar check;\npublic <any> = hello;\n"
