@@ -75,14 +75,19 @@ class SessionAudioConsumer(AuthorisedConsumer):
         self.max_frame_bytes = self.rate * MAX_FRAME_MS // 1000 * 2
         self.credit_s = BURST_S
         self.credit_at = time.monotonic()
+        # hello before ready: the session hears it before any frame this socket sends
+        await self._say_hello()
         await self.send_json({"type": "ready", "rate": self.rate, "frame_ms": FRAME_MS})
-        self.hello = asyncio.get_running_loop().create_task(self._say_hello())
+        self.hello = asyncio.get_running_loop().create_task(self._keep_saying_hello())
 
     async def _say_hello(self) -> None:
-        """Keep telling the session someone listens (it may not have been listening yet)."""
+        await asend_to_session(self.session_id, {"type": "audio.listener", "channel": self.channel_name, "joined": True})
+
+    async def _keep_saying_hello(self) -> None:
+        """The session may not have been listening yet, or may have dropped us as silent."""
         while True:
-            await asend_to_session(self.session_id, {"type": "audio.listener", "channel": self.channel_name, "joined": True})
             await asyncio.sleep(LISTENER_HELLO_S)
+            await self._say_hello()
 
     async def disconnect(self, code: int) -> None:
         if self.joined:

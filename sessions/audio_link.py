@@ -83,16 +83,20 @@ class AudioLink:
         self._pumping = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.listening: asyncio.Event | None = None  # set once uplink messages reach this link
 
     # -- lifecycle (on the session's loop) --------------------------------------------------
     def open(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.listening = asyncio.Event()
         with _links_lock:
             _links[self.session_id] = self
         layer = get_channel_layer()
         if layer is not None and not isinstance(layer, InMemoryChannelLayer):
             # another process's sockets reach us through the layer; the in-memory layer has none
             self._keep(self._loop.create_task(self._listen(layer), name=f"audio-in-{self.session_id}"))
+        else:
+            self.listening.set()
 
     def close(self) -> None:
         """Unregister and stop listening. Not awaited: a cancelled channel-layer receive can
@@ -134,6 +138,8 @@ class AudioLink:
         channel = await layer.new_channel()
         group = uplink_group(self.session_id)
         await layer.group_add(group, channel)
+        if self.listening is not None:
+            self.listening.set()
         try:
             while True:
                 try:
