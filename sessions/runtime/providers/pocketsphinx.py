@@ -7,31 +7,33 @@ closest of the phrases (a grammar of them, with a few carrier words allowed arou
 pocketsphinx's own keyword spotting was tried for `keyphrases` and dropped: on utterances
 cut by the VAD (silence padding around the speech) it found nothing at any threshold.
 
-Decoding is CPU work of tens to hundreds of milliseconds per utterance, so it runs on a
-worker thread, never on the event loop that paces the audio. Decoders take a few hundred milliseconds to load; idle ones are
-pooled per configuration and reused by every session of the process.
+Decoding is CPU work of tens of milliseconds (a grammar) to seconds (dictation) per
+utterance, so it runs in worker processes, never on the event loop that paces the audio.
+Decoders take a few hundred milliseconds to load; each worker keeps one per configuration.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import select
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..audio import resample_to
 from .base import ProviderError, Transcript
+from .pocketsphinx_worker import build_decoder
 
 RATE = 16_000
-_SEARCH = "main"
-
-
 CARRIER_WORDS = ("please", "i want", "i'd like", "the", "a", "to", "um", "uh", "yes", "okay")
 
 
@@ -44,47 +46,106 @@ def keyphrase_grammar(phrases: Sequence[str]) -> str:
             f"<carrier> = {carriers};\n")
 
 
-@dataclass(frozen=True, slots=True)
-class SphinxSetup:
-    """What a decoder is built for; also the key of its pool."""
-
-    grammar: str | None = None
-
-
-def _decoder(setup: SphinxSetup, log_path: str | None = None) -> Any:
-    import pocketsphinx  # optional heavy C extension, loaded on first use
-
-    # bestpath off: with it, grammar search on synthetic speech returned prefixes ("what's the weather in")
-    kwargs: dict[str, Any] = {"samprate": RATE, "bestpath": False, "cmn": "batch", "loglevel": "ERROR" if log_path else "FATAL"}
-    if log_path:
-        kwargs["logfn"] = log_path
-    if setup.grammar is not None:
-        kwargs["lm"] = None
-    decoder = pocketsphinx.Decoder(**kwargs)
-    if setup.grammar is not None:
-        decoder.add_jsgf_string(_SEARCH, setup.grammar)
-        decoder.activate_search(_SEARCH)
-    return decoder
+# -- decoding, in worker processes ----------------------------------------------------------
+# pocketsphinx's bindings hold the GIL while they decode (measured: a thread decoding 12 s of
+# dictation froze the event loop for 15 s), so a thread is not enough to keep the audio path
+# running: utterances are decoded by a few decoder processes (pocketsphinx_worker.py), which a
+# thread feeds and waits for (pipe I/O releases the GIL). Plain subprocesses rather than
+# multiprocessing: spawning re-imports the host's main module, which not every host guards.
+WORKER = str(Path(__file__).with_name("pocketsphinx_worker.py"))
 
 
-class _Pool:
+def decoder_processes() -> int:
+    """POCKETSPHINX_PROCESSES (default 2): utterances decoded at once per host process."""
+    raw = os.environ.get("POCKETSPHINX_PROCESSES", "2")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 64:
+        raise ProviderError("stt", f"POCKETSPHINX_PROCESSES must be an integer 1..64, got {raw!r}", kind="config")
+    return n
+
+
+class _DecoderProcess:
     def __init__(self) -> None:
-        self._idle: dict[SphinxSetup, list[Any]] = {}
-        self._lock = threading.Lock()
+        # -I: the script's own folder stays off sys.path, or this module would shadow the pocketsphinx package
+        self.proc = subprocess.Popen([sys.executable, "-I", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    def take(self, setup: SphinxSetup) -> Any:
-        with self._lock:
-            idle = self._idle.get(setup)
-            if idle:
-                return idle.pop()
-        return _decoder(setup)
+    def decode(self, grammar: str | None, audio: bytes, *, timeout_s: float) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps({"grammar": grammar, "bytes": len(audio)}).encode() + b"\n" + audio)
+            self.proc.stdin.flush()
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+            line = self.proc.stdout.readline() if ready else None
+        except OSError:
+            line = b""
+        if line is None:
+            self.close()
+            raise ProviderError("stt", f"pocketsphinx took longer than {timeout_s:.0f} s", kind="timeout", retryable=True)
+        if not line:
+            self.close()
+            raise ProviderError("stt", "the pocketsphinx decoder process died", retryable=True)
+        answer = json.loads(line)
+        if "error" in answer:
+            raise ProviderError("stt", f"pocketsphinx failed: {answer['error']}", kind="config")
+        return str(answer["text"])
 
-    def give(self, setup: SphinxSetup, decoder: Any) -> None:
-        with self._lock:
-            self._idle.setdefault(setup, []).append(decoder)
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
-_pool = _Pool()
+class _DecoderPool:
+    """Up to decoder_processes() processes, started on demand and reused."""
+
+    def __init__(self) -> None:
+        self._idle: list[_DecoderProcess] = []
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def decode(self, grammar: str | None, audio: bytes) -> str:
+        worker = self._take()
+        try:
+            return worker.decode(grammar, audio, timeout_s=30 + 4 * len(audio) / (2 * RATE))
+        finally:
+            self._give(worker)
+
+    def _take(self) -> _DecoderProcess:
+        with self._cond:
+            while True:
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive():
+                        return worker
+                    self._count -= 1
+                if self._count < decoder_processes():
+                    self._count += 1
+                    break
+                self._cond.wait()
+        try:
+            return _DecoderProcess()
+        except OSError as exc:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise ProviderError("stt", f"cannot start the pocketsphinx decoder: {exc}", kind="config") from None
+
+    def _give(self, worker: _DecoderProcess) -> None:
+        with self._cond:
+            if worker.alive():
+                self._idle.append(worker)
+            else:
+                self._count -= 1
+            self._cond.notify()
+
+
+_pool = _DecoderPool()
 
 
 class PocketsphinxSTT:
@@ -92,28 +153,23 @@ class PocketsphinxSTT:
         if grammar is not None and keyphrases:
             raise ValueError("grammar, keyphrases: choose one of them, not both")
         self.keyphrases = tuple(" ".join(p.lower().split()) for p in keyphrases)
-        self.setup = SphinxSetup(keyphrase_grammar(self.keyphrases) if self.keyphrases else grammar)
+        self.grammar = keyphrase_grammar(self.keyphrases) if self.keyphrases else grammar
 
     async def transcribe(self, pcm: np.ndarray, sample_rate: int) -> Transcript:
-        return await asyncio.to_thread(self.transcribe_sync, pcm, sample_rate)
+        audio = self._audio(pcm, sample_rate)
+        return self._transcript(await asyncio.to_thread(_pool.decode, self.grammar, audio))
 
     def transcribe_sync(self, pcm: np.ndarray, sample_rate: int) -> Transcript:
-        audio = resample_to(pcm, sample_rate, RATE).astype("<i2", copy=False)
-        try:
-            decoder = _pool.take(self.setup)
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise ProviderError("stt", f"pocketsphinx could not load its model: {exc}", kind="config") from None
-        try:
-            decoder.start_utt()
-            decoder.process_raw(audio.tobytes(), full_utt=True)
-            decoder.end_utt()
-            hyp = decoder.hyp()
-            text = hyp.hypstr if hyp is not None else ""
-            if self.keyphrases:  # the phrase, without the carrier words around it
-                text = next((p for p in sorted(self.keyphrases, key=len, reverse=True) if p in text), "")
-        except (RuntimeError, ValueError) as exc:
-            raise ProviderError("stt", f"pocketsphinx failed: {exc}", kind="unknown") from None
-        _pool.give(self.setup, decoder)
+        """The same, blocking (benchmarks, tools)."""
+        return self._transcript(_pool.decode(self.grammar, self._audio(pcm, sample_rate)))
+
+    @staticmethod
+    def _audio(pcm: np.ndarray, sample_rate: int) -> bytes:
+        return resample_to(pcm, sample_rate, RATE).astype("<i2", copy=False).tobytes()
+
+    def _transcript(self, text: str) -> Transcript:
+        if self.keyphrases:  # the phrase, without the carrier words around it
+            text = next((p for p in sorted(self.keyphrases, key=len, reverse=True) if p in text), "")
         return Transcript(re.sub(r"\s+", " ", text).strip(), "en")
 
 
@@ -126,7 +182,7 @@ def _checker() -> tuple[Any, str]:
     """A model-less decoder whose error log says *why* a grammar failed (the exception does not)."""
     fd, log_path = tempfile.mkstemp(prefix="pocketsphinx-check-", suffix=".log")
     os.close(fd)
-    return _decoder(SphinxSetup(_EMPTY_GRAMMAR), log_path=log_path), log_path
+    return build_decoder(_EMPTY_GRAMMAR, log_path=log_path), log_path
 
 
 _EMPTY_GRAMMAR = "#JSGF V1.0;\ngrammar check;\npublic <any> = hello;\n"
