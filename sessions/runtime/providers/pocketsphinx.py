@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import resample_to
+from ..audio import level_dbfs, resample_to
 from .base import ProviderError, Transcript
 from .pocketsphinx_worker import build_decoder
 
 RATE = 16_000
+# Digital silence is never decoded: from all-zero audio pocketsphinx sometimes makes up a word ("bye").
+SILENCE_DBFS = -80.0
 CARRIER_WORDS = ("please", "i want", "i'd like", "the", "a", "to", "um", "uh", "yes", "okay")
 
 
@@ -156,11 +158,15 @@ class PocketsphinxSTT:
         self.grammar = keyphrase_grammar(self.keyphrases) if self.keyphrases else grammar
 
     async def transcribe(self, pcm: np.ndarray, sample_rate: int) -> Transcript:
+        if level_dbfs(pcm) < SILENCE_DBFS:
+            return Transcript("", "en")
         audio = self._audio(pcm, sample_rate)
         return self._transcript(await asyncio.to_thread(_pool.decode, self.grammar, audio))
 
     def transcribe_sync(self, pcm: np.ndarray, sample_rate: int) -> Transcript:
         """The same, blocking (benchmarks, tools)."""
+        if level_dbfs(pcm) < SILENCE_DBFS:
+            return Transcript("", "en")
         return self._transcript(_pool.decode(self.grammar, self._audio(pcm, sample_rate)))
 
     @staticmethod
