@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 
-from agents.provider_configs import ProviderConfigError, parse_provider_config, parse_turn_config
+from agents.provider_configs import ProviderConfigError, parse_provider_config, parse_turn_config, scripted_tool_errors
 from agents.validators import validate_agent_id, validate_openai_function_schema, validate_tool_name
 
 # The parts of an agent that make up its configuration; a change to any makes a new version.
@@ -63,6 +63,8 @@ class Agent(models.Model):
                 parse_provider_config(kind, getattr(self, field))
             except ProviderConfigError as exc:
                 errors.setdefault(field, []).extend(exc.messages)
+        if "llm_config" not in errors and (scripted := scripted_tool_errors(self.llm_config, self.tools)):
+            errors["llm_config"] = scripted
         try:
             parse_turn_config(self.turn_config)
         except ProviderConfigError as exc:

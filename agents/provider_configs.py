@@ -177,6 +177,19 @@ class ScriptedLLMConfig(ProviderConfig):
     first_token_delay_ms: Annotated[float, Field(ge=0, le=10_000)] = 0.0  # a model's time to first token
 
 
+def scripted_tool_errors(llm_config: Any, tools: Any) -> list[str]:
+    """A scripted LLM's rules may only call the agent's own tools (checked with the agent's `tools`)."""
+    if not isinstance(llm_config, dict) or llm_config.get("provider") != "scripted":
+        return []
+    try:
+        cfg = ScriptedLLMConfig.model_validate(llm_config)
+    except ValidationError:
+        return []  # reported by the schema itself
+    have = set(tools) if isinstance(tools, list) else set()
+    return [f"rules.{i}.tool: {rule.tool!r} is not one of this agent's tools ({', '.join(sorted(have)) or 'none'})"
+            for i, rule in enumerate(cfg.rules) if rule.tool is not None and rule.tool not in have]
+
+
 class NoProviderConfig(ProviderConfig):
     """A text agent has no STT/TTS: `{}` or `{"provider": "none"}`."""
 

@@ -112,3 +112,20 @@ def test_every_demo_config_validates(providers: str) -> None:
     config = demo_config(providers)
     for kind in ("llm", "stt", "tts", "vad"):
         parse_provider_config(kind, config[f"{kind}_config"])
+
+
+@pytest.mark.django_db
+def test_an_agent_whose_scripted_rule_calls_a_tool_it_lacks_is_refused_naming_the_rule() -> None:
+    from django.core.exceptions import ValidationError
+
+    from agents.models import Agent
+    from agents.tool_sync import tool_sync
+
+    tool_sync()
+    llm = {"provider": "scripted", "rules": [{"keywords": ["hi"], "reply": "Hi!"},
+                                             {"pattern": r"in (?P<city>\w+)", "tool": "get_weather", "reply": "{result}"}]}
+    agent = Agent(agent_id="menu", instructions="Answer.", tools=[], llm_config=llm)
+    with pytest.raises(ValidationError) as err:
+        agent.full_clean()
+    assert err.value.message_dict["llm_config"] == ["rules.1.tool: 'get_weather' is not one of this agent's tools (none)"]
+    Agent(agent_id="menu", instructions="Answer.", tools=["get_weather"], llm_config=llm).full_clean()
