@@ -112,7 +112,7 @@ class ScriptedLLM:
                 answer = self.fallback
             elif rule.tool is not None:
                 if rule.tool not in offered:
-                    raise ProviderError("llm", f"scripted rule {self.rules.index(rule) + 1} calls tool {rule.tool!r}, "
+                    raise ProviderError("llm", f"scripted rules.{self.rules.index(rule)} calls tool {rule.tool!r}, "
                                         "which this agent does not have", kind="config")
                 await self._pause(self.first_token_delay_s)
                 args = json.dumps(_render(rule.tool_arguments, groups))
