@@ -102,8 +102,9 @@ async def round_trips(session_id: str, token: str, n: int) -> dict[str, Any]:
     async def receive() -> None:
         while len(order) < n:
             out = await comm.receive_output(timeout=5)
-            if out.get("bytes"):
-                seq = seq_of(out["bytes"])
+            data = out.get("bytes") or b""
+            for i in range(0, len(data), FRAME * 2):  # frames that queued together arrive together
+                seq = seq_of(data[i:i + FRAME * 2])
                 rtt.append((time.perf_counter() - sent[seq]) * 1000)
                 order.append(seq)
 

@@ -24,7 +24,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.db import close_old_connections
 
-from sessions.audio_link import LISTENER_HELLO_S, UPLINK_RATES, asend_to_session, downlink_group
+from sessions.audio_link import LISTENER_HELLO_S, UPLINK_RATES, downlink_group, send_to_session, uplink_sender
+from sessions.audio_sender import OrderedSender
 from sessions.consumers import CLOSE_BAD_REQUEST, CLOSE_NOT_FOUND, AuthorisedConsumer, _query
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession
 
@@ -49,6 +50,7 @@ class SessionAudioConsumer(AuthorisedConsumer):
     out_rate: int | None = None
     warned = False
     hello: asyncio.Task[None] | None = None
+    uplink: OrderedSender
 
     async def connect(self) -> None:
         if not await self._admit():
@@ -70,31 +72,32 @@ class SessionAudioConsumer(AuthorisedConsumer):
             await self._refuse(CLOSE_CONFLICT)
             return
         await self.channel_layer.group_add(downlink_group(self.session_id), self.channel_name)
+        self.uplink = uplink_sender(self.session_id)
         self.joined = True
         await self.accept()
         self.max_frame_bytes = self.rate * MAX_FRAME_MS // 1000 * 2
         self.credit_s = BURST_S
         self.credit_at = time.monotonic()
         # hello before ready: the session hears it before any frame this socket sends
-        await self._say_hello()
+        self._say_hello()
         await self.send_json({"type": "ready", "rate": self.rate, "frame_ms": FRAME_MS})
         self.hello = asyncio.get_running_loop().create_task(self._keep_saying_hello())
 
-    async def _say_hello(self) -> None:
-        await asend_to_session(self.session_id, {"type": "audio.listener", "channel": self.channel_name, "joined": True})
+    def _say_hello(self, joined: bool = True) -> None:
+        send_to_session(self.session_id, {"type": "audio.listener", "channel": self.channel_name, "joined": joined}, self.uplink)
 
     async def _keep_saying_hello(self) -> None:
         """The session may not have been listening yet, or may have dropped us as silent."""
         while True:
             await asyncio.sleep(LISTENER_HELLO_S)
-            await self._say_hello()
+            self._say_hello()
 
     async def disconnect(self, code: int) -> None:
         if self.joined:
             if self.hello is not None:
                 self.hello.cancel()
             await self.channel_layer.group_discard(downlink_group(self.session_id), self.channel_name)
-            await asend_to_session(self.session_id, {"type": "audio.listener", "channel": self.channel_name, "joined": False})
+            self._say_hello(joined=False)
         await database_sync_to_async(close_old_connections)()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -129,7 +132,7 @@ class SessionAudioConsumer(AuthorisedConsumer):
                 await self.send_json({"type": "warning", "message": "audio arrives faster than real time; frames dropped"})
             return
         self.credit_s -= duration
-        await asend_to_session(self.session_id, {"type": "audio.in", "pcm": pcm, "rate": self.rate})
+        send_to_session(self.session_id, {"type": "audio.in", "pcm": pcm, "rate": self.rate}, self.uplink)
 
     # -- downlink (channel-layer handlers) ---------------------------------------------------
     async def audio_out(self, message: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Browser audio to and from a session on the local transport, wherever the session runs.
 
 Uplink (browser → session): the audio socket (`sessions.audio_consumer`) hands each PCM16
-frame to `asend_to_session`. A session hosted by this very process (the embedded mode) gets
+frame to `send_to_session`. A session hosted by this very process (the embedded mode) gets
 it straight on its own loop; any other goes through the channel-layer group
 `session-audio-in-<id>`, where the hosting worker's `AudioLink` listens.
 
@@ -9,7 +9,9 @@ Downlink (session → browser): the session's LocalTransport gives `AudioLink` e
 output frame and every clear (the agent was interrupted); they go, in order, to the group
 `session-audio-<id>`, which each open audio socket of the session joins. The in-memory
 layer (embedded mode) lives on the web server's loop, so its sends are made there;
-channels-redis is used from the session's own loop.
+channels-redis is used from the session's own loop. Both directions go through an
+`OrderedSender` (`sessions.audio_sender`): in order, never blocking, and frames that pile
+up behind a slow layer travel together instead of being dropped.
 
 A link sends nothing until a socket says hello (and keeps saying it, see
 `LISTENER_TTL_S`), so a local session nobody listens to costs no channel-layer traffic.
@@ -26,19 +28,18 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import numpy as np
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from sessions.audio_sender import OrderedSender
 from sessions.event_sink import registered_layer_loop
 from sessions.runtime.transports.local import LocalTransport
 
 log = logging.getLogger(__name__)
 
 UPLINK_RATES = (8000, 16000, 24000, 48000)
-MAX_QUEUED_FRAMES = 100  # 2 s of 20 ms frames; beyond that the oldest are dropped
 LISTENER_TTL_S = 10.0  # a socket repeats its hello every LISTENER_HELLO_S; silent ones expire
 LISTENER_HELLO_S = 2.0
 
@@ -54,16 +55,25 @@ def uplink_group(session_id: str) -> str:
     return f"session-audio-in-{session_id}"
 
 
-async def asend_to_session(session_id: str, message: dict[str, Any]) -> None:
-    """An uplink message (audio.in / audio.listener) to the session, wherever it runs."""
+def hosted_here(session_id: str) -> AudioLink | None:
+    """The link of a session this process hosts (the embedded mode), if any."""
     with _links_lock:
-        link = _links.get(session_id)
+        return _links.get(session_id)
+
+
+def uplink_sender(session_id: str) -> OrderedSender:
+    """For a socket whose session runs elsewhere: its uplink over the layer, from the caller's loop."""
+    loop = asyncio.get_running_loop()
+    return OrderedSender(uplink_group(session_id), audio_type="audio.in", target=lambda: loop, layer=get_channel_layer)
+
+
+def send_to_session(session_id: str, message: dict[str, Any], sender: OrderedSender) -> None:
+    """An uplink message (audio.in / audio.listener) to the session, wherever it runs. Never waits."""
+    link = hosted_here(session_id)
     if link is not None:
         link.post(message)
-        return
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_send(uplink_group(session_id), message)
+    else:
+        sender.put(message)
 
 
 class AudioLink:
@@ -74,13 +84,10 @@ class AudioLink:
         self.session_id = session_id
         self.transport = LocalTransport(on_audio=self._frame, on_clear=self._clear)
         self.frames_in = 0
-        self.frames_sent = 0
-        self.dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: dict[str, float] = {}  # socket channel → monotonic expiry
-        self._lock = threading.Lock()
-        self._queue: deque[dict[str, Any]] = deque()
-        self._pumping = False
+        self.downlink = OrderedSender(downlink_group(session_id), audio_type="audio.out", target=self._downlink_loop,
+                                      layer=get_channel_layer)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.listening: asyncio.Event | None = None  # set once uplink messages reach this link
@@ -107,6 +114,7 @@ class AudioLink:
                 del _links[self.session_id]
         for task in list(self._tasks):
             task.cancel()
+        self.downlink.cancel()
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -172,55 +180,13 @@ class AudioLink:
 
     def _frame(self, frame: np.ndarray, rate: int) -> None:
         if self._heard():
-            self._send({"type": "audio.out", "pcm": frame.astype("<i2", copy=False).tobytes(), "rate": rate})
+            self.downlink.put({"type": "audio.out", "pcm": frame.astype("<i2", copy=False).tobytes(), "rate": rate})
 
     def _clear(self) -> None:
-        if not self._heard():
-            return
-        with self._lock:  # frames not sent yet belong to the interrupted speech: drop them here too
-            self._queue.clear()
-        self._send({"type": "audio.clear"})
+        if self._heard():
+            self.downlink.drop_audio()  # not sent yet: of the interrupted speech, so never heard
+            self.downlink.put({"type": "audio.clear"})
 
-    def _send(self, message: dict[str, Any]) -> None:
-        with self._lock:
-            if len(self._queue) >= MAX_QUEUED_FRAMES:
-                self._queue.popleft()
-                self.dropped += 1
-            self._queue.append(message)
-            if self._pumping:
-                return
-            self._pumping = True
-        layer = get_channel_layer()
+    def _downlink_loop(self) -> asyncio.AbstractEventLoop | None:
         # the in-memory layer's queues belong to the loop of the sockets that joined it
-        target = registered_layer_loop() if isinstance(layer, InMemoryChannelLayer) else self._loop
-        if layer is None or target is None or target.is_closed():
-            with self._lock:
-                self.dropped += len(self._queue)
-                self._queue.clear()
-                self._pumping = False
-            return
-        if target is self._loop:
-            self._keep(target.create_task(self._pump(layer)))
-        else:
-            asyncio.run_coroutine_threadsafe(self._pump(layer), target)
-
-    async def _pump(self, layer: Any) -> None:
-        """One sender at a time, so frames and clears keep their order."""
-        group = downlink_group(self.session_id)
-        try:
-            while True:
-                with self._lock:
-                    if not self._queue:
-                        self._pumping = False
-                        return
-                    message = self._queue.popleft()
-                try:
-                    await layer.group_send(group, message)
-                    self.frames_sent += message["type"] == "audio.out"
-                except Exception:  # noqa: BLE001 - audio is best effort; the session goes on
-                    self.dropped += 1
-                    log.debug("audio frame of %s not sent", self.session_id, exc_info=True)
-        except BaseException:  # cancelled with its loop: let the next frame start a new pump
-            with self._lock:
-                self._pumping = False
-            raise
+        return registered_layer_loop() if isinstance(get_channel_layer(), InMemoryChannelLayer) else self._loop

@@ -33,7 +33,7 @@
       ws.onmessage = (m) => {
         if (typeof m.data !== "string") { this.framesIn++; this.playback.push(m.data); return; }
         const f = JSON.parse(m.data);
-        if (f.type === "ready") { voiceStatus("audio connected · mic " + f.rate / 1000 + " kHz"); $("mic-btn").disabled = false; }
+        if (f.type === "ready" && !this.noMic) { voiceStatus("audio connected · mic " + f.rate / 1000 + " kHz"); $("mic-btn").disabled = false; }
         else if (f.type === "format") this.playback.format(f.rate);
         else if (f.type === "clear") this.playback.clear("clear");
         else if (f.type === "warning") voiceStatus(f.message, true);
@@ -77,6 +77,12 @@
       $("mute-btn").setAttribute("aria-pressed", mode === "muted" ? "true" : "false");
     }
     interrupted() { this.playback.clear("interrupted"); }
+    textOnly() {  // an agent without STT or TTS neither hears nor speaks: keep the mic off
+      this.noMic = true;
+      if (this.capture) this.toggleMic();
+      $("mic-btn").disabled = true;
+      voiceStatus("text-only agent: no audio");
+    }
     stop() {
       this.stopped = true;
       if (this.capture) this.capture.stop();
@@ -150,6 +156,7 @@
         state.events.push(...events);  // for tests and the console: what the page was shown
         if (state.events.length > 5000) state.events.splice(0, 1000);
         if (state.voice && events.some((e) => e.type === "interrupted")) state.voice.interrupted();
+        if (state.voice && events.some((e) => e.type === "session_started" && e.data.text_only)) state.voice.textOnly();
       } }).start();
       view.onEnded = () => { chat(false); status("Session ended."); if (state.voice) { state.voice.stop(); voiceStatus("session ended"); } };
       await startVoice(state.sessionId);

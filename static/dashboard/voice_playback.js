@@ -22,7 +22,12 @@
     async start() {
       await this.ctx.audioWorklet.addModule(this.opts.worklet);
       this.node = new AudioWorkletNode(this.ctx, "pcm-playback", { outputChannelCount: [1], processorOptions: { jitterMs: this.opts.jitterMs || 80 } });
-      this.node.port.onmessage = (e) => { if (e.data.type === "state") this.playing = e.data.playing; };
+      this.node.port.onmessage = (e) => {
+        if (e.data.type !== "state") return;
+        this.playing = e.data.playing;
+        this.targetMs = e.data.targetMs;
+        if (!e.data.playing) this.runsDry = (this.runsDry || 0) + 1;
+      };
       this.analyser = this.ctx.createAnalyser();
       this.analyser.fftSize = 512;
       this.buf = new Float32Array(this.analyser.fftSize);
@@ -38,7 +43,8 @@
     clear(why) {
       this.node.port.postMessage({ type: "clear" });
       const now = performance.now();
-      if (!this.pending) this.pending = { interruptedAt: null, clearAt: null, silentAt: undefined, wasPlaying: this.heardSince(now - 100) };
+      // audible just before (within 300 ms: a gap between words is no reason to doubt it)
+      if (!this.pending) this.pending = { interruptedAt: null, clearAt: null, silentAt: undefined, wasPlaying: this.heardSince(now - 300) };
       const b = this.pending;
       if (why === "interrupted" && b.interruptedAt === null) b.interruptedAt = now;
       if (why !== "interrupted" && b.clearAt === null) b.clearAt = now;
