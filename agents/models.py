@@ -11,6 +11,7 @@ from agents.provider_configs import (
     parse_provider_config,
     parse_recording_config,
     parse_turn_config,
+    scripted_tool_errors,
 )
 from agents.provider_references import reference_problems
 from agents.tools.egress import Secret
@@ -84,6 +85,8 @@ class Agent(models.Model):
             problems = reference_problems(cfg, credential_hosts=_credential_hosts(cfg))
             if problems:
                 errors.setdefault(field, []).extend(problems)
+        if "llm_config" not in errors and (scripted := scripted_tool_errors(self.llm_config, self.tools)):
+            errors["llm_config"] = scripted
         try:
             parse_turn_config(self.turn_config)
         except ProviderConfigError as exc:

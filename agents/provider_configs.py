@@ -8,11 +8,13 @@ when a session is built.
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-import re
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sessions.runtime.providers import pocketsphinx as sphinx
+from sessions.runtime.providers.scripted import template_fields
 
 # a stored credential's name (agents.models.Credential), as configs reference it
 CREDENTIAL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -83,6 +85,124 @@ class OpenAITTSConfig(_OpenAIBase):
     instructions: Annotated[str, Field(max_length=2000)] | None = None
 
 
+# -- local providers (no service, no key): pocketsphinx STT, espeak-ng TTS, the scripted LLM --------
+
+class PocketsphinxSTTConfig(ProviderConfig):
+    """Open dictation with the bundled US-English model, a JSGF `grammar`, or `keyphrases`
+    (a menu: each utterance is heard as the closest phrase)."""
+
+    provider: Literal["pocketsphinx"] = "pocketsphinx"
+    grammar: Annotated[str, Field(min_length=1, max_length=20_000)] | None = None
+    keyphrases: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]],
+                          Field(min_length=1, max_length=200)] | None = None
+
+    @field_validator("grammar")
+    @classmethod
+    def _grammar_usable(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.lstrip().startswith("#JSGF"):
+            raise ValueError("must be a JSGF grammar starting with a '#JSGF V1.0;' header")
+        problems = sphinx.grammar_problems(v)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    @field_validator("keyphrases")
+    @classmethod
+    def _keyphrases_known(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        phrases = [" ".join(p.lower().split()) for p in v]
+        unknown = sphinx.unknown_words([w for p in phrases for w in p.split()])
+        if unknown:
+            raise ValueError(f"words not in the pronunciation dictionary: {', '.join(unknown)}")
+        return phrases
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "PocketsphinxSTTConfig":
+        if self.grammar is not None and self.keyphrases is not None:
+            raise ValueError("grammar, keyphrases: choose one of them, not both")
+        return self
+
+
+class EspeakTTSConfig(ProviderConfig):
+    provider: Literal["espeak"] = "espeak"
+    voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+-]{1,40}$")] = "en-us"  # `espeak-ng --voices`
+    rate: Annotated[int, Field(ge=80, le=450)] = 160  # words per minute
+    pitch: Annotated[int, Field(ge=0, le=99)] = 50
+    sample_rate: Literal[8000, 16000, 24000, 48000] = 24_000  # what the session plays
+
+
+class ScriptedRuleConfig(ProviderConfig):
+    """Match the user's turn (any of `keywords`, or the regex `pattern`) → `reply`, or `tool`
+    with `arguments` from the pattern's named groups, then `reply` using `{result}`."""
+
+    keywords: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]],
+                        Field(min_length=1, max_length=100)] | None = None
+    pattern: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    reply: Annotated[str, Field(max_length=2000)] | None = None
+    tool: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] | None = None
+    arguments: dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=500)]] | None = None
+    error_reply: Annotated[str, Field(max_length=2000)] = "Sorry, that did not work. {result}"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ScriptedRuleConfig":
+        if (self.keywords is None) == (self.pattern is None):
+            raise ValueError("keywords, pattern: give exactly one of them")
+        if self.reply is None and self.tool is None:
+            raise ValueError("reply: a rule needs a reply, a tool, or both")
+        if self.tool is None and self.arguments is not None:
+            raise ValueError("arguments: only a rule with a tool takes arguments")
+        groups = set(re.compile(self.pattern).groupindex) if self.pattern else set()
+        after_tool = groups | {"result"} if self.tool else groups
+        checks = [("reply", self.reply, after_tool), ("error_reply", self.error_reply if self.tool else None, after_tool),
+                  *((f"arguments.{k}", t, groups) for k, t in (self.arguments or {}).items())]
+        for name, template, allowed in checks:
+            if template is None:
+                continue
+            try:
+                unknown = template_fields(template) - allowed
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+            if unknown:
+                known = ", ".join(sorted(allowed)) or "none"
+                raise ValueError(f"{name}: unknown field(s) {', '.join(sorted(unknown))}; "
+                                 f"available: {known} (named groups of the pattern, and result after a tool)")
+        return self
+
+
+class ScriptedLLMConfig(ProviderConfig):
+    provider: Literal["scripted"] = "scripted"
+    rules: Annotated[list[ScriptedRuleConfig], Field(max_length=500)] = Field(default_factory=list)
+    fallback: Annotated[str, Field(min_length=1, max_length=2000)] = "Sorry, I can only answer what my script covers."
+    token_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 0.0  # between streamed tokens
+    first_token_delay_ms: Annotated[float, Field(ge=0, le=10_000)] = 0.0  # a model's time to first token
+
+
+def scripted_tool_errors(llm_config: Any, tools: Any) -> list[str]:
+    """A scripted LLM's rules may only call the agent's own tools (checked with the agent's `tools`)."""
+    if not isinstance(llm_config, dict) or llm_config.get("provider") != "scripted":
+        return []
+    try:
+        cfg = ScriptedLLMConfig.model_validate(llm_config)
+    except ValidationError:
+        return []  # reported by the schema itself
+    have = set(tools) if isinstance(tools, list) else set()
+    return [f"rules.{i}.tool: {rule.tool!r} is not one of this agent's tools ({', '.join(sorted(have)) or 'none'})"
+            for i, rule in enumerate(cfg.rules) if rule.tool is not None and rule.tool not in have]
+
+
 class NoProviderConfig(ProviderConfig):
     """A text agent has no STT/TTS: `{}` or `{"provider": "none"}`."""
 
@@ -126,9 +246,12 @@ class RecordingConfig(ProviderConfig):
     format: Literal["wav"] = "wav"
 
 
-LLM_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAILLMConfig, "openai_realtime": OpenAIRealtimeConfig}
-STT_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAISTTConfig, "none": NoProviderConfig}
-TTS_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAITTSConfig, "none": NoProviderConfig}
+LLM_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAILLMConfig, "openai_realtime": OpenAIRealtimeConfig,
+                                                  "scripted": ScriptedLLMConfig}
+STT_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAISTTConfig, "pocketsphinx": PocketsphinxSTTConfig,
+                                                  "none": NoProviderConfig}
+TTS_PROVIDERS: dict[str, type[ProviderConfig]] = {"openai": OpenAITTSConfig, "espeak": EspeakTTSConfig,
+                                                  "none": NoProviderConfig}
 VAD_PROVIDERS: dict[str, type[ProviderConfig]] = {"webrtcvad": WebRTCVADConfig, "none": NoProviderConfig}
 
 PROVIDERS_BY_KIND = {"llm": LLM_PROVIDERS, "stt": STT_PROVIDERS, "tts": TTS_PROVIDERS, "vad": VAD_PROVIDERS}

@@ -30,7 +30,7 @@ from django.db import close_old_connections
 
 from controlplane.fleet_events import FLEET_GROUP
 from controlplane.models import ApiKey
-from sessions.dashboard.access import key_can_watch, user_can_watch
+from sessions.dashboard.access import key_can_control, key_can_watch, user_can_control, user_can_watch
 from sessions.event_sink import register_layer_loop, session_group
 from sessions.models import AgentSession, SessionEvent
 
@@ -62,34 +62,34 @@ def _bearer(scope: dict[str, Any]) -> str:
 
 
 @database_sync_to_async
-def _authorise(scope: dict[str, Any]) -> int | None:
-    """None when the client may watch; otherwise the close code."""
+def _authorise(scope: dict[str, Any], control: bool = False) -> int | None:
+    """None when the client may watch (with `control`: act on) sessions; else the close code."""
     token = _bearer(scope)
     if token:
         key = ApiKey.authenticate(token)
         if key is None:
             return CLOSE_UNAUTHENTICATED
         scope["api_key"] = key
-        return None if key_can_watch(key) else CLOSE_FORBIDDEN
+        return None if (key_can_control if control else key_can_watch)(key) else CLOSE_FORBIDDEN
     user = scope.get("user")
     if user is None or not user.is_authenticated:
         return CLOSE_UNAUTHENTICATED
-    return None if user_can_watch(user) else CLOSE_FORBIDDEN
+    return None if (user_can_control if control else user_can_watch)(user) else CLOSE_FORBIDDEN
 
 
 @database_sync_to_async
-def _key_still_watching(key: ApiKey) -> int | None:
+def _key_still_allowed(key: ApiKey, control: bool) -> int | None:
     fresh = ApiKey.objects.filter(pk=key.pk).first()
     if fresh is None or not fresh.is_active:
         return CLOSE_UNAUTHENTICATED
-    return None if key_can_watch(fresh) else CLOSE_FORBIDDEN
+    return None if (key_can_control if control else key_can_watch)(fresh) else CLOSE_FORBIDDEN
 
 
-async def _reauthorise(scope: dict[str, Any]) -> int | None:
+async def _reauthorise(scope: dict[str, Any], control: bool = False) -> int | None:
     """The connect-time check again, from the database rather than what connect loaded."""
     key = scope.get("api_key")
     if key is not None:
-        return await _key_still_watching(key)
+        return await _key_still_allowed(key, control)
     session_key = getattr(scope.get("session"), "session_key", None)
     if not session_key:
         return CLOSE_UNAUTHENTICATED
@@ -99,7 +99,8 @@ async def _reauthorise(scope: dict[str, Any]) -> int | None:
     user = await get_user({"session": store})
     if not user.is_authenticated:
         return CLOSE_UNAUTHENTICATED
-    return None if await database_sync_to_async(user_can_watch)(user) else CLOSE_FORBIDDEN
+    allowed = user_can_control if control else user_can_watch
+    return None if await database_sync_to_async(allowed)(user) else CLOSE_FORBIDDEN
 
 
 @database_sync_to_async
@@ -115,12 +116,13 @@ def _stored_events(session_id: str, after: int, upto: int | None = None, limit: 
     return [row.envelope() for row in rows.order_by("seq")[:limit]]
 
 
-class _AuthorisedConsumer(AsyncJsonWebsocketConsumer):
+class AuthorisedConsumer(AsyncJsonWebsocketConsumer):
+    needs_control = False  # watching is enough; a consumer that acts on a session says so
     _credential_watch: asyncio.Task[None] | None = None
 
     async def _admit(self) -> bool:
         register_layer_loop(asyncio.get_running_loop())
-        code = await _authorise(self.scope)
+        code = await _authorise(self.scope, self.needs_control)
         if code is not None:
             await self._refuse(code)
             return False
@@ -136,7 +138,7 @@ class _AuthorisedConsumer(AsyncJsonWebsocketConsumer):
         """Close the socket once its key is revoked or its user logged out or deactivated."""
         while True:
             await asyncio.sleep(settings.WS_AUTH_RECHECK_SECONDS)
-            code = await _reauthorise(self.scope)
+            code = await _reauthorise(self.scope, self.needs_control)
             if code is not None:
                 log.info("closing %s: its credential is no longer valid (%s)", self.scope.get("path"), code)
                 await self.close(code=code)
@@ -167,7 +169,7 @@ class _AuthorisedConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
 
-class SessionConsumer(_AuthorisedConsumer):
+class SessionConsumer(AuthorisedConsumer):
     """Replays stored events after `after_seq`, then streams live ones, without gap or repeat.
 
     The group is joined before the replay; live messages that arrive meanwhile wait in this
@@ -233,7 +235,7 @@ class SessionConsumer(_AuthorisedConsumer):
             self.last_seq = events[-1]["seq"]
 
 
-class FleetConsumer(_AuthorisedConsumer):
+class FleetConsumer(AuthorisedConsumer):
     """Job, worker and session status changes, as `controlplane.fleet_events` publishes them."""
 
     joined = False

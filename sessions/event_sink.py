@@ -98,6 +98,11 @@ def register_layer_loop(loop: asyncio.AbstractEventLoop) -> None:
     _layer_loop = loop
 
 
+def registered_layer_loop() -> asyncio.AbstractEventLoop | None:
+    """The web server's loop, once a consumer has registered it (None before)."""
+    return _layer_loop
+
+
 def _is_in_memory(layer: Any) -> bool:
     return type(layer).__name__ == "InMemoryChannelLayer"
 
@@ -482,6 +487,7 @@ __all__ = [
     "envelopes_message",
     "on_events_stored",
     "register_layer_loop",
+    "registered_layer_loop",
     "session_events_append_and_broadcast",
     "session_group",
 ]

@@ -19,6 +19,7 @@ from agents.provider_configs import ProviderConfigError, parse_recording_config
 from controlplane.errors import IllegalTransition
 from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
+from sessions.audio_link import AudioLink
 from sessions.job_context import JobContext
 from sessions.runtime.events import OperatorAction, ParticipantInfo
 
@@ -48,11 +49,13 @@ def _mirror_status(session_id: str, status: str, reason: str = "", *, final: boo
 
 def _transport_for(ctx: JobContext) -> Any:
     if ctx.transport == "local":
-        from sessions.runtime.transports.local import LocalTransport
-
-        # the job's participant (or whoever sends it text and commands) is on the other end
+        # the voice playground's browser audio, in and out, wherever this session runs; the
+        # job's participant (or whoever sends it text and commands) is on the other end
         user = ParticipantInfo(identity=ctx.participant_identity or LOCAL_PARTICIPANT, kind="standard")
-        return LocalTransport(participant=user)
+        link = AudioLink(ctx.session_id, participant=user)
+        link.open()
+        ctx.add_shutdown_callback(lambda reason: link.close())
+        return link.transport
     from sessions.runtime.transports.livekit import LiveKitTransport
 
     return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name,

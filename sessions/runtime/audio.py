@@ -121,6 +121,31 @@ def resample_to(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
 
 
+class StreamResampler:
+    """Resamples a stream of int16 mono chunks, keeping the filter state across chunks
+    (for TTS audio that arrives in pieces at a rate the session does not play)."""
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        from livekit import rtc
+
+        self.rate_in, self.rate_out = rate_in, rate_out
+        self._rs = rtc.AudioResampler(rate_in, rate_out, num_channels=1) if rate_in != rate_out else None
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        if self._rs is None or samples.size == 0:
+            return samples
+        return _joined(self._rs.push(bytearray(samples.tobytes())))
+
+    def flush(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.int16) if self._rs is None else _joined(self._rs.flush())
+
+
+def _joined(frames: list[Any]) -> np.ndarray:
+    if not frames:
+        return np.zeros(0, dtype=np.int16)
+    return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+
+
 def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:

@@ -175,6 +175,8 @@ class ResponseGenerated(Event):
     text: str
     interrupted: bool = False
     tool_steps: int = 0
+    model: str = ""  # the LLM that wrote it
+    scripted: bool = False  # written by rules (the `scripted` LLM), not by a language model
 
 
 class ConversationItemAdded(Event):

@@ -104,7 +104,11 @@ class ReplyGenerator:
         if text and s.tts is not None:
             s._spawn(s.transport.publish_transcript(text, speaker="agent", final=True), "transcript")
         if not errored:
-            s.emit(ev.ResponseGenerated(speech_id=h.id, text=text, tool_steps=h.tool_steps))
+            by_llm = h.source != "say"
+            s.emit(ev.ResponseGenerated(speech_id=h.id, text=text, tool_steps=h.tool_steps,
+                                        model=s.llm.model if by_llm else "",
+                                        # a provider may declare itself scripted: the dashboard marks its replies
+                                        scripted=by_llm and bool(getattr(s.llm, "scripted", False))))
         if h.user_initiated or h.timer.llm_calls:
             m = self.t.metrics(h.id)
             if m.end_to_end_ms is not None:

@@ -133,6 +133,7 @@
           l.querySelector(".text").textContent = d.text;
           l.dataset.text = d.text;
           if (d.interrupted) l.classList.add("interrupted");
+          if (d.scripted && !l.querySelector(".tag.scripted")) this.tag(l, "scripted", "scripted");
           break;
         }
         case "interrupted": {

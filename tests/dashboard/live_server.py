@@ -127,3 +127,56 @@ def log_in(page: Any, base_url: str, username: str, password: str, next_path: st
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}{next_path}")
+
+
+class EmbeddedServer:
+    """The README's way: `migrate`, `load_demo`, `ensure_login`, then `manage.py embedded`
+    (one process, SQLite, in-memory broker and channel layer) with none of the test run's
+    database, Redis or provider variables; `env` adds what a test needs."""
+
+    SCRUBBED = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "PYTEST_CURRENT_TEST",
+                "OPENAI_API_KEY", "OPENAI_BASE_URL")
+
+    def __init__(self, var_dir: Path, password: str, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.password = password
+        self.env = {k: v for k, v in os.environ.items() if k not in self.SCRUBBED}
+        self.env.update({"CONTROLPLANE_VAR_DIR": str(var_dir), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+                         "DJANGO_SETTINGS_MODULE": "controlplane.settings", **env})
+        self.log_path = OUTPUT / "logs" / f"embedded-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True,
+                              capture_output=True, timeout=120)
+        return done.stdout.decode(errors="replace")
+
+    def start(self) -> EmbeddedServer:
+        self.manage("migrate", "--noinput", "-v0")
+        self.manage("load_demo")
+        self.manage("ensure_login", "--username", "admin", "--password", self.password)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([sys.executable, "manage.py", "embedded", "--port", str(self.port)], cwd=ROOT,
+                                     env=self.env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log()
+            try:
+                with urllib.request.urlopen(f"{self.url}/health/live", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("the embedded server did not come up:\n" + self.log())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

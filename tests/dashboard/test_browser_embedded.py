@@ -3,11 +3,6 @@ broker and channel layer), in headless Chromium: the playground talks to the dem
 (OpenAI providers pointed at the loopback double) and the live page follows it."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.dashboard.live_server import OUTPUT, ROOT, free_port, log_in, screenshot
+from tests.dashboard.live_server import EmbeddedServer, log_in, screenshot
 from tests.doubles.fixtures import openai_double  # noqa: F401
 from tests.doubles.openai_server import OpenAIDouble, Reply
 
@@ -23,49 +18,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 PASSWORD = "embedded-pass-123"
 
 
-class EmbeddedServer:
-    def __init__(self, var_dir: Path, openai_url: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "PYTEST_CURRENT_TEST")}
-        self.env.update({"CONTROLPLANE_VAR_DIR": str(var_dir), "OPENAI_BASE_URL": openai_url, "OPENAI_API_KEY": "sk-test-double",
-                         "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "controlplane.settings"})
-        self.log_path = OUTPUT / "logs" / f"embedded-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def manage(self, *args: str) -> None:
-        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> EmbeddedServer:
-        self.manage("migrate", "--noinput", "-v0")
-        self.manage("load_demo")
-        self.manage("ensure_login", "--username", "admin", "--password", PASSWORD)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([sys.executable, "manage.py", "embedded", "--port", str(self.port)], cwd=ROOT, env=self.env,
-                                     stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text(errors="replace")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health/live", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("the embedded server did not come up:\n" + self.log_path.read_text(errors="replace"))
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 @pytest.fixture
 def embedded(tmp_path: Path, openai_double: OpenAIDouble) -> Iterator[EmbeddedServer]:  # noqa: F811
-    server = EmbeddedServer(tmp_path, openai_double.base_url).start()
+    server = EmbeddedServer(tmp_path, PASSWORD, OPENAI_BASE_URL=openai_double.base_url, OPENAI_API_KEY="sk-test-double").start()
     yield server
     server.stop()
 

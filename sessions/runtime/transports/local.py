@@ -1,5 +1,9 @@
-"""In-memory transport: audio and text in and out, for tests, the text playground,
-benchmarks and the console command."""
+"""In-memory transport: audio and text in and out, for tests, the playground, benchmarks
+and the console command.
+
+`on_audio(frame, rate)` and `on_clear()` let the owner forward the agent's paced audio
+(the voice playground sends it to the browser); `on_audio` gets the reused frame buffer
+and must copy what it keeps."""
 from __future__ import annotations
 
 import asyncio
@@ -19,6 +23,8 @@ class LocalTransport:
     def __init__(self, *, record_audio: bool = False, max_record_s: float = 120.0,
                  on_text: Callable[[str], None] | None = None,
                  on_frame_lag: Callable[[float], None] | None = None,
+                 on_audio: Callable[[np.ndarray, int], None] | None = None,
+                 on_clear: Callable[[], None] | None = None,
                  participant: ParticipantInfo | None = None) -> None:
         self.session: Any = None
         # who is on the other end (the playground's operator, an API client): reported to the
@@ -36,6 +42,8 @@ class LocalTransport:
         self.transcripts: list[tuple[str, str, bool]] = []
         self._on_text = on_text
         self._on_frame_lag = on_frame_lag
+        self._on_audio = on_audio
+        self._on_clear = on_clear
         self.closed = False
 
     # -- Transport protocol ---------------------------------------------------------------
@@ -51,9 +59,13 @@ class LocalTransport:
         if self.record_audio and self._recorded_samples < self._max_record_s * sample_rate:
             self.recorded.append(frame.copy())
             self._recorded_samples += frame.size
+        if self._on_audio is not None:
+            self._on_audio(frame, sample_rate)
 
     def clear_audio(self) -> None:
         self.clears += 1
+        if self._on_clear is not None:
+            self._on_clear()
 
     async def send_text(self, text: str) -> None:
         self.texts_out.append(text)
@@ -70,7 +82,8 @@ class LocalTransport:
 
     # -- input helpers ----------------------------------------------------------------------
     def push_audio(self, data: Any, sample_rate: int, channels: int = 1) -> None:
-        self.session.push_audio(data, sample_rate, channels)
+        if self.session is not None:  # audio that arrives before connect has nowhere to go
+            self.session.push_audio(data, sample_rate, channels)
 
     def push_text(self, text: str) -> Any:
         return self.session.push_text(text, source="local")
