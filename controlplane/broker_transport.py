@@ -18,6 +18,7 @@ with a connection error, which Celery ignores before reconnecting.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kombu.transport import redis
@@ -35,5 +36,37 @@ class Channel(redis.Channel):
         return super()._connparams(asynchronous=asynchronous)
 
 
+ConnectionLostListener = Callable[[BaseException], None]
+_connection_lost_listeners: list[ConnectionLostListener] = []
+
+
+def on_connection_lost(listener: ConnectionLostListener) -> None:
+    """Call `listener(exc)` the moment a consuming read fails with a connection error, before
+    Celery's consumer spends time tearing the connection down (its steps stop only after)."""
+    _connection_lost_listeners.append(listener)
+
+
+def _notify_connection_lost(exc: BaseException) -> None:
+    for listener in list(_connection_lost_listeners):
+        try:
+            listener(exc)
+        except Exception:  # noqa: BLE001 - a listener must not change how the error propagates
+            pass
+
+
 class Transport(redis.Transport):
     Channel = Channel
+
+    def on_readable(self, fileno: int) -> None:  # the worker's event loop (hub)
+        try:
+            super().on_readable(fileno)
+        except self.connection_errors as exc:
+            _notify_connection_lost(exc)
+            raise
+
+    def drain_events(self, connection: Any, timeout: float | None = None) -> Any:  # the plain loop
+        try:
+            return super().drain_events(connection, timeout=timeout)
+        except self.connection_errors as exc:
+            _notify_connection_lost(exc)
+            raise

@@ -23,6 +23,8 @@ from celery import bootsteps
 from celery.bootsteps import CLOSE, TERMINATE
 from celery.worker import state as celery_worker_state
 
+from controlplane.broker_transport import on_connection_lost
+
 
 @dataclass(frozen=True)
 class ConsumerHealth:
@@ -109,7 +111,8 @@ consumer_state = ConsumerState()
 class ConsumerWatch(bootsteps.StartStopStep):
     """Consumer bootstep: consuming once the task consumer is up; not when it is torn down."""
 
-    requires = ("celery.worker.consumer.tasks:Tasks",)
+    # after the task consumer and the remote-control mailbox: both answer once we say "online"
+    requires = ("celery.worker.consumer.tasks:Tasks", "celery.worker.consumer.control:Control")
 
     def __init__(self, c: Any, **kwargs: Any) -> None:
         super().__init__(c, **kwargs)
@@ -132,3 +135,6 @@ def install(app: Any) -> None:
     steps = app.steps["consumer"]
     if ConsumerWatch not in steps:
         steps.add(ConsumerWatch)
+        # not ready from the failed read on, not only once Celery has cleaned up after it
+        on_connection_lost(lambda exc: consumer_state.mark_stopped(
+            f"broker connection lost ({type(exc).__name__}); reconnecting"))

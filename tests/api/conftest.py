@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from rest_framework.test import APIClient
 
@@ -81,22 +82,41 @@ def worker(db: Any) -> Any:
 
 
 class ControlListener:
-    """Stands where the hosting worker listens: a channel in the session's control group."""
+    """Stands where the hosting worker listens: a channel in the session's control group, on
+    a loop of its own, confirming each command on its reply channel as the worker does."""
 
     def __init__(self, session_id: str) -> None:
-        self.layer = get_channel_layer()
         self.group = control_group(session_id)
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(self.group, self.channel)
+        self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._joined = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), name="control-listener", daemon=True)
+        self._thread.start()
+        assert self._joined.wait(10), "the control listener did not join its group"
+
+    async def _listen(self) -> None:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(self.group, channel)
+        self._joined.set()
+        try:
+            while not self._stop.is_set():
+                try:
+                    message = await asyncio.wait_for(layer.receive(channel), timeout=0.2)
+                except asyncio.TimeoutError:
+                    continue
+                self.messages.put(message)
+                if message.get("reply_to"):
+                    await layer.send(message["reply_to"], {"type": "session.command.ack", "ok": True})
+        finally:
+            await layer.group_discard(self.group, channel)
 
     def receive(self) -> dict[str, Any]:
-        async def get() -> dict[str, Any]:
-            return await asyncio.wait_for(self.layer.receive(self.channel), timeout=5)
-
-        return async_to_sync(get)()
+        return self.messages.get(timeout=5)
 
     def close(self) -> None:
-        async_to_sync(self.layer.group_discard)(self.group, self.channel)
+        self._stop.set()
+        self._thread.join(10)
 
 
 @pytest.fixture
