@@ -19,7 +19,8 @@ HTTP_TOOL = {
 
 
 @pytest.fixture
-def ids(active_agent: Any, job: Any, live_session: Any, worker: Any) -> dict[str, str]:
+def ids(active_agent: Any, job: Any, live_session: Any, worker: Any, listener: Any) -> dict[str, str]:
+    """`listener` confirms the session commands, as the hosting worker would."""
     return {"agent": active_agent.agent_id, "job": job.job_id, "session": live_session.session_id, "worker": worker.worker_id}
 
 
