@@ -1,13 +1,15 @@
 """pytest fixtures for the test doubles. Use from a conftest.py:
 
-    from tests.doubles.fixtures import openai_double, openai_env  # noqa: F401
+    from tests.doubles.fixtures import openai_double, openai_env, livekit_double  # noqa: F401
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.doubles.livekit_netns import LiveKitDoubleProcess, NetnsUnavailable, NetworkNamespace
 from tests.doubles.openai_server import OpenAIDouble
 
 
@@ -24,3 +26,29 @@ def openai_env(openai_double: OpenAIDouble, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("OPENAI_BASE_URL", openai_double.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-double")
     return openai_double
+
+
+LIVEKIT_API_KEY = "APIdouble"
+LIVEKIT_API_SECRET = "livekit-double-secret-long-enough-for-hs256"
+
+
+@pytest.fixture
+def livekit_double(tmp_path: Path) -> Iterator[LiveKitDoubleProcess]:
+    """The LiveKit server double in its own network namespace and process (WebRTC needs a
+    non-loopback path). Fails the test, never skips it, where namespaces cannot be made."""
+    try:
+        netns = NetworkNamespace().create()
+    except NetnsUnavailable as exc:
+        pytest.fail(f"the LiveKit double needs a network namespace: {exc}")
+    double = LiveKitDoubleProcess(netns, api_key=LIVEKIT_API_KEY, api_secret=LIVEKIT_API_SECRET,
+                                  log_path=tmp_path / "livekit-double.log")
+    try:
+        double.start()
+    except NetnsUnavailable as exc:
+        netns.remove()
+        pytest.fail(str(exc))
+    try:
+        yield double
+    finally:
+        double.stop()
+        netns.remove()
