@@ -2,9 +2,10 @@
 
 `emit()` only appends to a deque, so the audio loop never waits on the database or Redis.
 One writer thread per process drains every open sink: it aggregates high-rate audio
-events, stores each batch with `session_events_append` (gap-free seq, one transaction)
+events, stores each batch with `session_events_store` (gap-free seq, one transaction)
 and only then sends the envelopes to the channel-layer group `session-<id>`, so nothing
-a dashboard shows can be missing from the database. A database error is logged and the
+a dashboard shows can be missing from the database. The same transaction keeps the
+session's participant rows (`sessions.participants`). A database error is logged and the
 batch retried with backoff; the session keeps running.
 
 Channel-layer message (consumed by `sessions.consumers.SessionConsumer`):
@@ -29,7 +30,7 @@ from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from sessions.models import SessionEvent
-from sessions.services import session_events_append
+from sessions.services import session_events_store
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ async def abroadcast_session_events(rows: Sequence[SessionEvent]) -> None:
 
 
 def broadcast_session_events(rows: Sequence[SessionEvent]) -> None:
-    """Broadcast rows appended with `session_events_append` outside a sink.
+    """Broadcast rows appended with `session_events_store` outside a sink.
 
     Inside a transaction the broadcast waits for the commit: a listener that sees a seq must
     be able to read it (and every seq before it) from the database.
@@ -305,7 +306,7 @@ class DjangoEventSink:
         while self._pending:
             batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
             try:
-                rows = session_events_append(session_id=self.session_id, events=batch)
+                rows = session_events_store(session_id=self.session_id, events=batch)
             except Exception:  # noqa: BLE001 - keep the session alive; retry later
                 delay = RETRY_BACKOFF_S[min(self._failures, len(RETRY_BACKOFF_S) - 1)]
                 self._failures += 1
@@ -410,7 +411,7 @@ def wait_writer_idle(timeout: float = 5.0) -> bool:
 
 def session_events_append_and_broadcast(*, session_id: str, events: Sequence[Pending]) -> list[SessionEvent]:
     """Store events now (not through a sink) and broadcast them after the commit."""
-    rows = session_events_append(session_id=session_id, events=events)
+    rows = session_events_store(session_id=session_id, events=events)
     broadcast_session_events(rows)
     return rows
 

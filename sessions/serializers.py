@@ -10,7 +10,8 @@ from sessions.models import AgentSession, Participant, SessionEvent, SessionStat
 class ParticipantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Participant
-        fields = ["participant_id", "identity", "name", "kind", "connection_state", "joined_at", "left_at", "metadata"]
+        fields = ["participant_id", "identity", "name", "kind", "permissions", "audio_track", "video_track",
+                  "connection_state", "joined_at", "left_at", "metadata"]
         read_only_fields = fields
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from controlplane.state_machine import StateMachine
 from sessions.models import AgentSession, SessionEvent, SessionStatus
+from sessions.participants import participants_apply
 
 S = SessionStatus
 SESSION_MACHINE = StateMachine(
@@ -56,4 +57,13 @@ def session_events_append(*, session_id: str, events: Sequence[tuple[str, dateti
         for i, (type_, at, data) in enumerate(events)
     ]
     SessionEvent.objects.bulk_create(rows)
+    return rows
+
+
+@transaction.atomic
+def session_events_store(*, session_id: str, events: Sequence[tuple[str, datetime, dict[str, Any]]]) -> list[SessionEvent]:
+    """What the event sink writes per batch: the events and, in the same transaction, what they
+    change in the session's own rows (its participants)."""
+    rows = session_events_append(session_id=session_id, events=events)
+    participants_apply(session_id=session_id, events=events)
     return rows
