@@ -471,12 +471,19 @@ class LiveKitServerDouble:
         if room is None:
             raise TwirpError(404, "not_found", "room not found")
         self.deleted_rooms.append(name)
-        for p in list(room.participants.values()):
+        everyone = list(room.participants.values())
+        for conn in room.clients():  # first everyone is told, then the room is torn down
+            await conn.send(leave=lks.LeaveRequest(can_reconnect=False, reason=lkm.ROOM_DELETED,
+                                                   action=lks.LeaveRequest.DISCONNECT))
+        room.participants.clear()
+        for p in everyone:
+            p.state = lkm.ParticipantInfo.DISCONNECTED
+            for recorder in p.heard.values():
+                recorder.stop()
+            if p.voice is not None:
+                p.voice.stop()
             if p.signal is not None:
-                await p.signal.send(leave=lks.LeaveRequest(can_reconnect=False, reason=lkm.ROOM_DELETED,
-                                                           action=lks.LeaveRequest.DISCONNECT))
-            room.participants[p.identity] = p  # _remove expects it present
-            await self._remove(room, p)
+                await p.signal.close()
 
     # -- twirp ---------------------------------------------------------------------------------
     async def twirp(self, request: web.Request) -> web.Response:
