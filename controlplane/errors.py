@@ -40,3 +40,9 @@ class Throttled(DomainError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class JobConfigurationError(Exception):
+    """A job failed for a reason that follows it to any worker: its agent's config, the
+    deployment's credentials for an external service. Never counts against the circuit
+    breaker of the (healthy) worker that reported it."""

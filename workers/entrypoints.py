@@ -9,17 +9,19 @@ and the dispatch benchmark: it stores a few events and echoes messages.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from controlplane.errors import IllegalTransition
 from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
 from sessions.job_context import JobContext
-from sessions.runtime.events import OperatorAction
+from sessions.runtime.events import Error, OperatorAction
 
 
 def _mirror_status(session_id: str, status: str, reason: str = "") -> None:
@@ -49,7 +51,18 @@ def _transport_for(ctx: JobContext) -> Any:
     from sessions.runtime.transports.livekit import LiveKitTransport
 
     return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name,
-                            participant_identity=ctx.participant_identity or None)
+                            participant_identity=ctx.participant_identity or None,
+                            leave_grace_s=settings.LIVEKIT_LEAVE_GRACE_SECONDS,
+                            connect_timeout_s=settings.LIVEKIT_CONNECT_TIMEOUT_SECONDS,
+                            publish_timeout_s=settings.LIVEKIT_PUBLISH_TIMEOUT_SECONDS,
+                            reconnect_timeout_s=settings.LIVEKIT_RECONNECT_TIMEOUT_SECONDS)
+
+
+def _log_error(ctx: JobContext, event: Error) -> None:
+    """Provider and transport failures reach the worker's log too, tagged with the job and session."""
+    level = logging.WARNING if event.recoverable else logging.ERROR
+    ctx.log.log(level, "%s error%s: %s", event.source, f" ({event.error_kind})" if event.error_kind else "",
+                event.message)
 
 
 async def agent_session(ctx: JobContext) -> None:
@@ -67,6 +80,7 @@ async def agent_session(ctx: JobContext) -> None:
     session.on("state_changed", lambda event: statuses.put_nowait(event.new_state))
     # per-turn latency histogram for /metrics (cheap: a few in-memory observations a turn)
     session.on("metrics_collected", lambda event: observe_turn_metrics(event.metrics.model_dump()))
+    session.on("error", lambda event: _log_error(ctx, event))
 
     async def mirror() -> None:  # one writer, so the row sees the transitions in order
         while True:

@@ -44,9 +44,11 @@ def test_an_explicit_agent_dispatch_is_created(lk: LiveKitDoubleThread) -> None:
 
 def test_a_wrong_secret_is_refused_like_the_server_does(lk: LiveKitDoubleThread, settings: Any) -> None:
     settings.LIVEKIT_API_SECRET = "not-the-right-secret-at-all-0123456789"
-    with pytest.raises(api.TwirpError) as exc:
+    with pytest.raises(livekit.LiveKitAuthError) as exc:
         livekit.rooms_list()
-    assert exc.value.status == 401
+    assert isinstance(exc.value.__cause__, api.TwirpError) and exc.value.__cause__.status == 401
+    assert "LiveKit authentication failed (ListRooms: 401" in str(exc.value) and "LIVEKIT_API_SECRET" in str(exc.value)
+    assert settings.LIVEKIT_API_SECRET not in str(exc.value)  # the secret itself is never echoed
 
 
 def test_the_agent_token_joins_only_its_room_as_an_agent(lk: LiveKitDoubleThread) -> None:
