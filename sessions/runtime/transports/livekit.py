@@ -105,6 +105,8 @@ class RoomEventMapper:
         self.leave_grace_s = leave_grace_s
         self._ending: asyncio.TimerHandle | None = None  # the linked caller left; the end is pending
         self._joining: dict[str, asyncio.TimerHandle] = {}  # joined events waiting for tracks
+        # the last tracks seen per participant: a leaver's tracks are unpublished just before it goes
+        self._tracks: dict[str, list[dict[str, Any]]] = {}
 
     def connected(self, p: Any) -> None:
         if self._ending is not None and p.identity == self.linked:  # back within the grace
@@ -115,7 +117,7 @@ class RoomEventMapper:
         if p.identity in self.session.participants or p.identity in self._joining:
             self.updated(p)  # the SDK announces everyone again after a reconnect
         elif getattr(p, "track_publications", None):
-            self.session.participant_joined(participant_info(p))
+            self._report_join(p)
         else:  # its tracks follow in a moment: report the join with them
             self._joining[p.identity] = asyncio.get_running_loop().call_later(JOIN_TRACKS_WAIT_S, self._joined, p)
 
@@ -123,17 +125,30 @@ class RoomEventMapper:
         handle = self._joining.pop(p.identity, None)
         if handle is not None:
             handle.cancel()
-            self.session.participant_joined(participant_info(p))
+            self._report_join(p)
+
+    def _report_join(self, p: Any) -> None:
+        info = participant_info(p)
+        if info.tracks:
+            self._tracks[p.identity] = info.tracks
+        self.session.participant_joined(info)
 
     def updated(self, p: Any) -> None:
         if p.identity in self._joining:
             if getattr(p, "track_publications", None):
                 self._joined(p)
         elif p.identity in self.session.participants:
-            self.session.participant_updated(participant_info(p))
+            info = participant_info(p)
+            if info.tracks:
+                self._tracks[p.identity] = info.tracks
+            self.session.participant_updated(info)
 
     def disconnected(self, p: Any, reason: str = "") -> None:
         self._joined(p)  # a join not reported yet is reported before its leave
+        info = self.session.participants.get(p.identity)
+        seen = self._tracks.pop(p.identity, None)
+        if info is not None and not info.tracks and seen:  # the leave reports what it published
+            self.session.participant_updated(info.model_copy(update={"tracks": seen}))
         self.session.participant_left(p.identity, reason)
         if p.identity == self.linked and self.close_on_disconnect:
             if self.leave_grace_s > 0:
