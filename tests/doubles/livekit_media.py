@@ -1,8 +1,10 @@
 """Media for the LiveKit server double's simulated callers, through aiortc.
 
 - `CallerVoice`: the caller's microphone. A paced 20 ms audio track that plays queued
-  speech (a WAV) and silence in between, as a real client keeps sending while it is quiet.
-  Frames are stereo (left = right): aiortc up-mixes mono frames about 3 dB low.
+  speech (a WAV), then half a second of silence, then sends nothing until the next speech,
+  as Opus DTX does (the receiver's jitter buffer plays silence meanwhile): twenty quiet
+  callers cost the double next to nothing. Frames are stereo (left = right): aiortc
+  up-mixes mono frames about 3 dB low.
 - `Recorder`: what the caller hears. Reads every frame the agent's track delivers and keeps
   it with the wall-clock time it arrived, so a test can find when sound started and stopped.
 """
@@ -22,6 +24,7 @@ from aiortc.mediastreams import MediaStreamError
 
 RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+HANGOVER_FRAMES = 25  # silent frames sent after speech before the track goes quiet
 TIME_BASE = fractions.Fraction(1, RATE)
 
 
@@ -58,13 +61,27 @@ class CallerVoice(MediaStreamTrack):
         self._offset = 0
         self._pts = 0
         self._start: float | None = None
+        self._quiet = 0  # silent frames sent since the last speech
+        self._wake = asyncio.Event()
         self.spoken: list[Utterance] = []
 
     def speak(self, samples: np.ndarray) -> Utterance:
         utterance = Utterance(samples=samples)
         self._queue.append(utterance)
         self.spoken.append(utterance)
+        self._wake.set()
         return utterance
+
+    async def _until_speech(self) -> None:
+        """Send nothing while quiet; on resuming, the timestamps jump by the time that passed."""
+        self._wake.clear()
+        if self._queue:
+            return
+        await self._wake.wait()
+        assert self._start is not None
+        behind = time.monotonic() - (self._start + self._pts / RATE)
+        if behind > 0:
+            self._pts += int(behind * RATE) // FRAME_SAMPLES * FRAME_SAMPLES
 
     def _next_samples(self) -> np.ndarray:
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
@@ -90,10 +107,14 @@ class CallerVoice(MediaStreamTrack):
         # real-time pacing: frame n leaves at start + n * 20 ms
         if self._start is None:
             self._start = time.monotonic()
+        if self._current is None and not self._queue and self._quiet >= HANGOVER_FRAMES:
+            await self._until_speech()
         delay = self._start + self._pts / RATE - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        speaking = self._current is not None or bool(self._queue)
         mono = self._next_samples()
+        self._quiet = 0 if speaking else self._quiet + 1
         stereo = np.repeat(mono, 2).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
         frame.sample_rate, frame.pts, frame.time_base = RATE, self._pts, TIME_BASE
@@ -107,6 +128,7 @@ class Recorder:
 
     track_sid: str = ""
     frames: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    levels: list[float] = field(default_factory=list)  # RMS of each frame, computed once on arrival
     task: asyncio.Task[None] | None = None
 
     def start(self, track: MediaStreamTrack) -> None:
@@ -125,7 +147,9 @@ class Recorder:
             if frame.sample_rate != RATE:
                 positions = np.arange(0, len(pcm), frame.sample_rate / RATE)
                 pcm = np.interp(positions, np.arange(len(pcm)), pcm.astype(np.float64))
-            self.frames.append((time.time(), pcm.astype(np.int16)))
+            samples = pcm.astype(np.int16)
+            self.frames.append((time.time(), samples))
+            self.levels.append(float(np.sqrt(np.mean(samples.astype(np.float32) ** 2))) if len(samples) else 0.0)
 
     def stop(self) -> None:
         if self.task is not None:

@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import base64
 import gzip
+import ipaddress
 import json
 import logging
 import secrets
@@ -53,6 +54,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aioice.ice
 import numpy as np
 from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
@@ -68,6 +70,26 @@ from livekit.protocol import rtc as lks
 from tests.doubles.livekit_media import CallerVoice, Recorder, read_wav_48k_mono
 
 log = logging.getLogger("livekit-double")
+# aioice drops a connection after 6 consent checks in a row (one try each, 0.5 s) go
+# unanswered; on busy shared cores with twenty calls that happens to healthy calls. The
+# double ends a call when its signal connection ends (leave, vanish, room deleted), so it
+# does not need consent expiry: make it practically never fire
+aioice.ice.CONSENT_FAILURES = 10_000
+
+
+def answer_ice_only_from(network: str) -> None:
+    """Ignore STUN from outside `network` (the namespace's veth subnet). The worker's host also
+    sends checks from its other interfaces; answers to those have no route out of the
+    namespace, and a pair nominated that way loses its consent checks half a minute later."""
+    allowed = ipaddress.ip_network(network, strict=False)
+    request_received = aioice.ice.Connection.request_received
+
+    def guarded(self: Any, message: Any, addr: tuple[str, int], *rest: Any) -> None:
+        if ipaddress.ip_address(addr[0]) in allowed:
+            request_received(self, message, addr, *rest)
+
+    aioice.ice.Connection.request_received = guarded  # type: ignore[method-assign]
+    LiveKitServerDouble.ice_network = allowed
 T = TypeVar("T")
 
 PROTOCOL_VERSION = 16
@@ -228,6 +250,8 @@ class SignalConnection:
         if not line:
             return
         candidate = candidate_from_sdp(line.removeprefix("candidate:"))
+        if self.server.ice_network is not None and not _in_network(candidate.ip, self.server.ice_network):
+            return  # unreachable from here: checking it would only send packets nowhere
         candidate.sdpMid, candidate.sdpMLineIndex = init.get("sdpMid"), init.get("sdpMLineIndex")
         try:  # aiortc ignores candidates for bundled m-lines; the first m-line's are enough
             await self.pc.addIceCandidate(candidate)
@@ -293,6 +317,8 @@ class SignalConnection:
 
 # --- the server ---------------------------------------------------------------------------------
 class LiveKitServerDouble:
+    ice_network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None  # see answer_ice_only_from
+
     def __init__(self, *, api_key: str = "devkey", api_secret: str = "secret-of-the-double-0123456789") -> None:
         self.api_key, self.api_secret = api_key, api_secret
         self.rooms: dict[str, Room] = {}
@@ -568,6 +594,13 @@ class TwirpError(Exception):
         self.status, self.code, self.msg = status, code, msg
 
 
+def _in_network(address: str, network: Any) -> bool:
+    try:
+        return ipaddress.ip_address(address) in network
+    except ValueError:  # an mDNS name: not ours
+        return False
+
+
 def _decode_join_request(param: str) -> lks.JoinRequest:
     if not param:
         raise web.HTTPBadRequest(text="join_request is required on /rtc/v1")
@@ -701,9 +734,7 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
         for sid, rec in caller.heard.items():
             frames = list(rec.frames)
             entry: dict[str, Any] = {"frames": len(frames), "sample_rate": 48000,
-                                     "times": [t for t, _ in frames],
-                                     "rms": [float(np.sqrt(np.mean(f.astype(np.float64) ** 2))) if len(f) else 0.0
-                                             for _, f in frames]}
+                                     "times": [t for t, _ in frames], "rms": rec.levels[:len(frames)]}
             if with_audio:
                 pcm = np.concatenate([f for _, f in frames]) if frames else np.zeros(0, np.int16)
                 entry["pcm16_base64"] = base64.b64encode(pcm.tobytes()).decode()
@@ -765,6 +796,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def run() -> None:
+        answer_ice_only_from(f"{args.host}/24")
         await serve(args.host, args.port, api_key=args.api_key, api_secret=args.api_secret)
         print(f"livekit double listening on {args.host}:{args.port}", flush=True)
         await asyncio.Event().wait()

@@ -68,8 +68,8 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     fleet.stop()
 
 
-def start_worker(fleet: Fleet, double: LiveKitDoubleProcess, **env: Any) -> WorkerProcess:
-    (worker,) = fleet.start("lk", **{**livekit_env(double), **{k: str(v) for k, v in env.items()}})
+def start_worker(fleet: Fleet, double: LiveKitDoubleProcess, *, concurrency: int = 4, **env: Any) -> WorkerProcess:
+    (worker,) = fleet.start("lk", concurrency=concurrency, **{**livekit_env(double), **{k: str(v) for k, v in env.items()}})
     return worker
 
 

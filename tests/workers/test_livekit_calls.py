@@ -267,3 +267,42 @@ def test_a_wrong_api_secret_fails_the_job_naming_livekit_authentication_and_spar
     row = Worker.objects.get(pk=worker.name)
     assert row.circuit_state == "closed" and row.consecutive_failures == 0
     assert "a-wrong-secret" not in worker.log()
+
+
+@pytest.mark.timeout(600)
+def test_twenty_concurrent_calls_in_one_worker_process_all_get_their_answer(
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    openai_double: OpenAIDouble, tmp_path: Path,  # noqa: F811
+) -> None:
+    lk, n = lk_settings, 20
+    openai_double.transcripts.push(*["what is the weather in paris"] * n)
+    openai_double.chat.push(*[Reply.message("It is sunny in Paris.") for _ in range(n)])
+    # generous join timeouts: twenty WebRTC peers in a Python double on shared cores join slowly
+    worker = start_worker(fleet, lk, concurrency=n + 2, WORKER_MAX_CONCURRENT_JOBS=n + 2, LIVEKIT_CONNECT_TIMEOUT_SECONDS=60)
+    wav = spoken_wav(tmp_path, "What is the weather in Paris?")
+    rooms = [f"many-{i}" for i in range(n)]
+    jobs: dict[str, str] = {}
+    for room in rooms:  # calls arrive one after another (a join costs the Python double ~0.3 s of CPU)
+        lk.client.add_caller(room, "caller")
+        jobs[room] = dispatch(jobs_client, room=room)
+        agent_in_room(lk, room, jobs[room], timeout=90)
+    wait_for(lambda: AgentSession.objects.filter(job_id__in=jobs.values(), status=SessionStatus.ACTIVE).count() == n,
+             timeout=30, what="every call up at once")
+    assert {Job.objects.get(pk=j).assigned_worker_id for j in jobs.values()} == {worker.name}
+    for room in rooms:
+        lk.client.speak(room, "caller", wav)
+    answered: set[str] = set()
+
+    def all_answered() -> bool:
+        for room in rooms:
+            if room not in answered:
+                received = lk.client.caller(room, "caller")
+                if received["tracks"] and len(loud_times(agent_track(received))) * 0.02 >= 0.4:
+                    answered.add(room)
+        return len(answered) == n
+
+    wait_for(all_answered, timeout=120, interval=2.0, what=f"every caller's answer ({len(answered)}/{n} so far)")
+    for room in rooms:
+        lk.client.leave(room, "caller")
+    for job_id in jobs.values():
+        assert _job_over(job_id, timeout=60).status == JobStatus.COMPLETED
