@@ -275,8 +275,10 @@ def test_twenty_concurrent_calls_in_one_worker_process_all_get_their_answer(
     openai_double: OpenAIDouble, tmp_path: Path,  # noqa: F811
 ) -> None:
     lk, n = lk_settings, 20
-    openai_double.transcripts.push(*["what is the weather in paris"] * n)
-    openai_double.chat.push(*[Reply.message("It is sunny in Paris.") for _ in range(n)])
+    # every utterance gets the same transcript and answer: under load a caller's question may
+    # reach its agent as two utterances, and a FIFO would hand one room another room's turn
+    openai_double.default_transcript = "what is the weather in paris"
+    openai_double.default_chat_text = "It is sunny in Paris."
     # generous join timeouts: twenty WebRTC peers in a Python double on shared cores join slowly
     worker = start_worker(fleet, lk, concurrency=n + 2, WORKER_MAX_CONCURRENT_JOBS=n + 2, LIVEKIT_CONNECT_TIMEOUT_SECONDS=60)
     wav = spoken_wav(tmp_path, "What is the weather in Paris?")
