@@ -136,9 +136,12 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _worker(transport: str, n: int, *, url: str = "", wav: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, __file__, "--host-sessions", transport, "--n", str(n), "--url", url,
+    log = Path(tempfile.gettempdir()) / f"bench-livekit-worker-{transport}-{n}.log"
+    proc = subprocess.Popen([sys.executable, __file__, "--host-sessions", transport, "--n", str(n), "--url", url,
                              "--wav", wav], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=log.open("w"), text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
 
 
 def _read_until(proc: subprocess.Popen[str], prefix: str, timeout: float = 180.0) -> str:
@@ -147,7 +150,8 @@ def _read_until(proc: subprocess.Popen[str], prefix: str, timeout: float = 180.0
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"the worker process exited before {prefix}")
+            tail = Path(proc.log_path).read_text(errors="replace")[-2000:]  # type: ignore[attr-defined]
+            raise RuntimeError(f"the worker process exited before {prefix}:\n{tail}")
         if line.startswith(prefix):
             return line[len(prefix):].strip()
     raise RuntimeError(f"no {prefix} within {timeout}s")
