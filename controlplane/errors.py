@@ -47,3 +47,9 @@ class Unavailable(DomainError):
 
     status_code = 503
     code = "unavailable"
+
+
+class JobConfigurationError(Exception):
+    """A job failed for a reason that follows it to any worker: its agent's config, the
+    deployment's credentials for an external service. Never counts against the circuit
+    breaker of the (healthy) worker that reported it."""

@@ -220,6 +220,15 @@ PROVIDER_ALLOWED_HOSTS = env_list("PROVIDER_ALLOWED_HOSTS", [])
 LIVEKIT_URL = env_str("LIVEKIT_URL", "")
 LIVEKIT_API_KEY = env_str("LIVEKIT_API_KEY", "")
 LIVEKIT_API_SECRET = env_str("LIVEKIT_API_SECRET", "")
+# the room a livekit job created is deleted when the job ends (job metadata can override)
+LIVEKIT_DELETE_ROOM_ON_END = env_bool("LIVEKIT_DELETE_ROOM_ON_END", True)
+# after the linked caller leaves, how long the session waits for them to rejoin
+LIVEKIT_LEAVE_GRACE_SECONDS = env_float("LIVEKIT_LEAVE_GRACE_SECONDS", 0.0)
+# joining the room (signal + media) and publishing the agent's voice must finish in time
+LIVEKIT_CONNECT_TIMEOUT_SECONDS = env_float("LIVEKIT_CONNECT_TIMEOUT_SECONDS", 20.0)
+LIVEKIT_PUBLISH_TIMEOUT_SECONDS = env_float("LIVEKIT_PUBLISH_TIMEOUT_SECONDS", 10.0)
+# a room still reconnecting after this long is given up: the session ends `livekit_unreachable`
+LIVEKIT_RECONNECT_TIMEOUT_SECONDS = env_float("LIVEKIT_RECONNECT_TIMEOUT_SECONDS", 30.0)
 
 DISPATCH_STRATEGY = env_choice(
     "DISPATCH_STRATEGY", "least_connections",

@@ -9,11 +9,13 @@ and the dispatch benchmark: it stores a few events and echoes messages.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from agents.provider_configs import ProviderConfigError, parse_recording_config
 from controlplane.errors import IllegalTransition
@@ -21,7 +23,7 @@ from controlplane.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
 from sessions.audio_link import AudioLink
 from sessions.job_context import JobContext
-from sessions.runtime.events import OperatorAction, ParticipantInfo
+from sessions.runtime.events import Error, OperatorAction, ParticipantInfo
 
 LOCAL_PARTICIPANT = "local-user"
 
@@ -59,7 +61,18 @@ def _transport_for(ctx: JobContext) -> Any:
     from sessions.runtime.transports.livekit import LiveKitTransport
 
     return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name,
-                            participant_identity=ctx.participant_identity or None)
+                            participant_identity=ctx.participant_identity or None,
+                            leave_grace_s=settings.LIVEKIT_LEAVE_GRACE_SECONDS,
+                            connect_timeout_s=settings.LIVEKIT_CONNECT_TIMEOUT_SECONDS,
+                            publish_timeout_s=settings.LIVEKIT_PUBLISH_TIMEOUT_SECONDS,
+                            reconnect_timeout_s=settings.LIVEKIT_RECONNECT_TIMEOUT_SECONDS)
+
+
+def _log_error(ctx: JobContext, event: Error) -> None:
+    """Provider and transport failures reach the worker's log too, tagged with the job and session."""
+    level = logging.WARNING if event.recoverable else logging.ERROR
+    ctx.log.log(level, "%s error%s: %s", event.source, f" ({event.error_kind})" if event.error_kind else "",
+                event.message)
 
 
 def _recorder_for(ctx: JobContext) -> Any:
@@ -101,6 +114,7 @@ async def agent_session(ctx: JobContext) -> None:
         session.on(user_input, lambda event: ctx.note_user_activity())
     # per-turn latency histogram for /metrics (cheap: a few in-memory observations a turn)
     session.on("metrics_collected", lambda event: observe_turn_metrics(event.metrics.model_dump()))
+    session.on("error", lambda event: _log_error(ctx, event))
 
     async def mirror() -> None:  # one writer, so the row sees the transitions in order
         while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -17,15 +18,25 @@ from django.conf import settings
 from livekit import api
 
 from controlplane.env import env_bool, env_int
+from controlplane.errors import JobConfigurationError
 
 T = TypeVar("T")
 AGENT_IDENTITY_PREFIX = "agent-"
+log = logging.getLogger(__name__)
+
+
+class LiveKitNotConfigured(JobConfigurationError):
+    pass
+
+
+class LiveKitAuthError(JobConfigurationError):
+    """The LiveKit server refused our API key/secret (Twirp 401/403)."""
 
 
 def credentials() -> tuple[str, str, str]:
     url, key, secret = settings.LIVEKIT_URL, settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET
     if not (url and key and secret):
-        raise RuntimeError("LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET")
+        raise LiveKitNotConfigured("LiveKit is not configured: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET")
     return url, key, secret
 
 
@@ -51,30 +62,44 @@ async def _call(fn: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
         await lkapi.aclose()
 
 
-def _run(fn: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
+def _run(fn: Callable[[api.LiveKitAPI], Awaitable[T]], what: str) -> T:
     """From sync code (a Celery pool thread, a command): run one call on a private loop."""
-    return asyncio.run(_call(fn))
+    try:
+        return asyncio.run(_call(fn))
+    except api.TwirpError as exc:
+        if exc.status in (401, 403):
+            raise LiveKitAuthError(
+                f"LiveKit authentication failed ({what}: {exc.status} {exc.message}); "
+                "check LIVEKIT_API_KEY and LIVEKIT_API_SECRET") from exc
+        raise
 
 
 def room_create(name: str, *, empty_timeout: int | None = None, metadata: dict[str, Any] | None = None) -> api.Room:
     timeout = empty_timeout if empty_timeout is not None else env_int("LIVEKIT_ROOM_EMPTY_TIMEOUT", 300, minimum=0)
     request = api.CreateRoomRequest(name=name, empty_timeout=timeout, metadata=json.dumps(metadata or {}))
-    return _run(lambda lk: lk.room.create_room(request))
+    return _run(lambda lk: lk.room.create_room(request), "CreateRoom")
 
 
 def rooms_list(names: list[str] | None = None) -> list[api.Room]:
-    return list(_run(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=names or []))).rooms)
+    return list(_run(lambda lk: lk.room.list_rooms(api.ListRoomsRequest(names=names or [])), "ListRooms").rooms)
 
 
-def room_delete(name: str) -> None:
-    _run(lambda lk: lk.room.delete_room(api.DeleteRoomRequest(room=name)))
+def room_delete(name: str) -> bool:
+    """Delete a room; False when it was already gone."""
+    try:
+        _run(lambda lk: lk.room.delete_room(api.DeleteRoomRequest(room=name)), "DeleteRoom")
+    except api.TwirpError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def dispatch_create(*, room: str, agent_name: str, metadata: dict[str, Any] | None = None) -> api.AgentDispatch:
     """Register an explicit agent dispatch on the LiveKit server (for rooms whose agents
     LiveKit should also know about, e.g. to show them in its console)."""
     request = api.CreateAgentDispatchRequest(room=room, agent_name=agent_name, metadata=json.dumps(metadata or {}))
-    return _run(lambda lk: lk.agent_dispatch.create_dispatch(request))
+    return _run(lambda lk: lk.agent_dispatch.create_dispatch(request), "CreateDispatch")
 
 
 def prepare_room(*, job: Any) -> tuple[str, str, dict[str, Any]]:
@@ -82,8 +107,10 @@ def prepare_room(*, job: Any) -> tuple[str, str, dict[str, Any]]:
     url, _, _ = credentials()
     room_info: dict[str, Any] = {"name": job.room_name}
     if env_bool("LIVEKIT_CREATE_ROOMS", True):
+        existed = bool(rooms_list([job.room_name]))
         room = room_create(job.room_name, metadata={"job_id": job.job_id})
-        room_info.update({"sid": room.sid, "empty_timeout": room.empty_timeout})
+        # a room the job created is the job's to delete when it ends; one that was there is not
+        room_info.update({"sid": room.sid, "empty_timeout": room.empty_timeout, "created_by_job": not existed})
         from workers.models import Job
 
         Job.objects.filter(pk=job.pk).update(room={**(job.room or {}), **room_info})
@@ -91,3 +118,20 @@ def prepare_room(*, job: Any) -> tuple[str, str, dict[str, Any]]:
     token = agent_token(room=job.room_name, identity=identity, name=job.agent.agent_id if job.agent else "agent",
                         metadata={"job_id": job.job_id, "participant_identity": job.participant_identity})
     return url, token, room_info
+
+
+def room_delete_on_end(*, job: Any) -> None:
+    """After a livekit job: delete the room it created (LIVEKIT_DELETE_ROOM_ON_END, default on;
+    job metadata `delete_room_on_end` overrides), so rooms do not outlive their calls."""
+    room = dict(job.room or {})
+    wanted = job.metadata.get("delete_room_on_end") if isinstance(job.metadata, dict) else None
+    if not isinstance(wanted, bool):
+        wanted = settings.LIVEKIT_DELETE_ROOM_ON_END
+    if not wanted or not room.get("created_by_job"):
+        return
+    try:
+        deleted = room_delete(job.room_name)
+    except Exception as exc:  # noqa: BLE001 - the job's outcome stands; the room's empty-timeout remains
+        log.warning("[job=%s] could not delete LiveKit room %s: %s", job.job_id, job.room_name, exc)
+        return
+    log.info("[job=%s] LiveKit room %s %s", job.job_id, job.room_name, "deleted" if deleted else "was already gone")

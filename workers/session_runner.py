@@ -21,11 +21,13 @@ from django.db import connection
 from django.utils import timezone
 
 from agents.services import agent_version_config
-from controlplane.errors import IllegalTransition
+from controlplane.errors import IllegalTransition, JobConfigurationError
 from workers.events import publish as publish_fleet_event
 from sessions.call_report import session_report_emit
 from sessions.control import command_listener, register_local, unregister_local
 from sessions.job_context import JobContext
+from sessions.launch import ConfigError
+from sessions.runtime.transports.livekit import TransportAuthError
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
 from sessions.services import session_close_disconnected, session_fail, session_transition
 from workers import breaker
@@ -133,12 +135,15 @@ class WorkerFault(Exception):
 
 
 def _is_job_fault(exc: BaseException) -> bool:
-    """Errors that follow the job wherever it runs: a config the runtime cannot run."""
-    try:
-        from sessions.launch import ConfigError
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, ConfigError)
+    """Errors that follow the job wherever it runs, never the hosting worker's fault: a config
+    the runtime cannot run, LiveKit credentials the server refuses."""
+    return isinstance(exc, (ConfigError, JobConfigurationError, TransportAuthError))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (JobConfigurationError, TransportAuthError)):
+        return str(exc)  # already says what failed and what to check
+    return f"{type(exc).__name__}: {exc}"
 
 
 # --- agent sessions -------------------------------------------------------------------------
@@ -258,6 +263,24 @@ def _emit_call_report(session_id: str) -> None:
         log.exception("end-of-call report of %s not stored", session_id)
 
 
+# session end reasons (from the transport) that mean the call was lost, not finished
+ROOM_LOST_REASONS = {
+    "room_deleted": "the LiveKit room was deleted while the call was on",
+    "livekit_unreachable": "the LiveKit server could not be reached again after the connection dropped",
+    "room_disconnected": "the LiveKit server disconnected the agent",
+}
+
+
+def _end_room(job: Job) -> None:
+    if job.transport != Transport.LIVEKIT:
+        return
+    from workers.livekit import room_delete_on_end
+
+    fresh = Job.objects.filter(pk=job.pk).first()  # prepare_room stored what it created
+    if fresh is not None:
+        room_delete_on_end(job=fresh)
+
+
 def run_agent_session(job: Job, worker_id: str) -> str | None:
     """Host one agent session; returns a failure reason or None."""
     options = node.options
@@ -271,7 +294,18 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         version, config = agent_version_config(agent=job.agent, version=job.agent_version)
     session = _create_session(job, version)
     _observe_dispatch_latency(job)
-    ctx = build_job_context(job, session, config, worker_id)
+    try:
+        ctx = build_job_context(job, session, config, worker_id)
+    except Exception as exc:  # noqa: BLE001 - the session must not stay `initializing`
+        error = _describe(exc)
+        log.error("[job=%s session=%s] session could not start: %s", job.job_id, session.session_id, error,
+                  exc_info=not _is_job_fault(exc))
+        _close_session(session.session_id, error=error, reason="error")
+        _count_session_end("error")
+        _end_room(job)
+        if not _is_job_fault(exc):
+            raise WorkerFault(error) from exc
+        return error
     node.track(ctx)
     register_local(ctx)
     error: str | None = None
@@ -283,9 +317,12 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
     try:
         host.run(host_session(ctx, entry, session_limits(config)))
     except Exception as exc:  # noqa: BLE001
-        ctx.log.exception("session failed")
-        error = f"{type(exc).__name__}: {exc}"
+        error = _describe(exc)
         worker_fault = not _is_job_fault(exc)
+        if worker_fault:
+            ctx.log.exception("session failed")
+        else:
+            ctx.log.error("session failed: %s", error)
     finally:
         unregister_local(ctx)
         node.untrack(ctx)
@@ -293,6 +330,9 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
     # idempotent (a conditional transition), so a retry after a lost commit is harmless
     retry_database_write(f"session {session.session_id}: closing it",
                          lambda: _close_session(session.session_id, error=error, reason=reason))
+    _end_room(job)
+    if error is None and reason in ROOM_LOST_REASONS:  # the call was cut: the job did not do its work
+        error = f"{reason}: {ROOM_LOST_REASONS[reason]}"
     if error is None:  # the runtime may have ended the session in its error state itself
         final = retry_database_write(
             f"session {session.session_id}: reading its outcome",

@@ -89,6 +89,20 @@ class ParticipantLeft(Event):
     reason: str = ""
 
 
+class Reconnecting(Event):
+    """The transport lost its connection and is trying to get it back (audio paused meanwhile)."""
+
+    type: Literal["reconnecting"] = "reconnecting"
+    transport: str = ""
+    attempt_started_at: datetime | None = None
+
+
+class Reconnected(Event):
+    type: Literal["reconnected"] = "reconnected"
+    transport: str = ""
+    downtime_ms: float = 0.0
+
+
 class RoomIdUpdated(Event):
     type: Literal["room_id_updated"] = "room_id_updated"
     room_name: str
@@ -310,7 +324,7 @@ class CallEnded(Event):
 AnyEvent = Annotated[
     Union[
         SessionStarted, SessionStopped, StateChanged, AgentStateChanged, UserStateChanged,
-        ParticipantJoined, ParticipantLeft, RoomIdUpdated, AudioReceived, AudioStreamed,
+        ParticipantJoined, ParticipantLeft, Reconnecting, Reconnected, RoomIdUpdated, AudioReceived, AudioStreamed,
         TtsAudio, VadSpeechStart, VadSpeechEnd, SttResult, TextReceived, TurnStarted,
         TurnEnded, ResponseGenerated, ConversationItemAdded, SpeechCreated, ToolCalled,
         ToolCompleted, ToolError, Interrupted, ResponseCancelled, MetricsCollected, Error,

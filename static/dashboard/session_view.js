@@ -13,7 +13,7 @@
   const KINDS = {
     conversation: ["stt_result", "text_received", "turn_started", "turn_ended", "response_generated", "conversation_item_added", "speech_created", "interrupted", "response_cancelled", "vad_speech_start", "vad_speech_end"],
     tools: ["tool_called", "tool_completed", "tool_error"],
-    state: ["session_started", "session_stopped", "state_changed", "agent_state_changed", "user_state_changed", "participant_joined", "participant_left", "room_id_updated", "call_ended"],
+    state: ["session_started", "session_stopped", "state_changed", "agent_state_changed", "user_state_changed", "participant_joined", "participant_left", "room_id_updated", "call_ended", "reconnecting", "reconnected"],
     metrics: ["metrics_collected"],
     audio: ["audio_received", "audio_streamed", "tts_audio"],
     errors: ["error", "tool_error"],
@@ -174,6 +174,8 @@
         case "error": this.sys("error · " + d.source + ": " + d.message, e, "error"); break;
         case "participant_joined": this.sys((d.participant && d.participant.identity) + " joined", e); break;
         case "participant_left": this.sys((d.participant && d.participant.identity) + " left", e); break;
+        case "reconnecting": this.sys("connection lost · reconnecting" + (d.transport ? " to " + d.transport : "") + "…", e, "error"); break;
+        case "reconnected": this.sys("reconnected after " + ms(d.downtime_ms) + " ms", e); break;
       }
     }
 

@@ -1,14 +1,16 @@
 """pytest fixtures for the test doubles. Use from a conftest.py:
 
-    from tests.doubles.fixtures import openai_double, openai_env  # noqa: F401
+    from tests.doubles.fixtures import openai_double, openai_env, livekit_double  # noqa: F401
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.doubles.livekit_netns import LiveKitDoubleProcess, NetnsUnavailable, NetworkNamespace
 from tests.doubles.openai_server import OpenAIDouble
 
 
@@ -43,3 +45,29 @@ def double_egress_env(*key_env: str) -> dict[str, str]:
     """The same for a subprocess (a celery worker, the embedded server)."""
     return {"PROVIDER_ALLOWED_HOSTS": ",".join(DOUBLE_HOSTS),
             "CREDENTIAL_ENV_ALLOWLIST": ",".join(["OPENAI_API_KEY", *key_env])}
+
+
+LIVEKIT_API_KEY = "APIdouble"
+LIVEKIT_API_SECRET = "livekit-double-secret-long-enough-for-hs256"
+
+
+@pytest.fixture
+def livekit_double(tmp_path: Path) -> Iterator[LiveKitDoubleProcess]:
+    """The LiveKit server double in its own network namespace and process (WebRTC needs a
+    non-loopback path). Fails the test, never skips it, where namespaces cannot be made."""
+    try:
+        netns = NetworkNamespace().create()
+    except NetnsUnavailable as exc:
+        pytest.fail(f"the LiveKit double needs a network namespace: {exc}")
+    double = LiveKitDoubleProcess(netns, api_key=LIVEKIT_API_KEY, api_secret=LIVEKIT_API_SECRET,
+                                  log_path=tmp_path / "livekit-double.log")
+    try:
+        double.start()
+    except NetnsUnavailable as exc:
+        netns.remove()
+        pytest.fail(str(exc))
+    try:
+        yield double
+    finally:
+        double.stop()
+        netns.remove()

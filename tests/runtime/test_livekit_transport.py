@@ -1,23 +1,34 @@
-"""LiveKit transport: token minting (decoded and checked) and the room-event mapping."""
+"""LiveKit transport: token minting (decoded and checked), the participant mapping, and the
+transport itself against the LiveKit server double (signal v1 + WebRTC, in its own network
+namespace): the caller's audio in, the agent's voice out, participants, chat and
+transcriptions, the room deleted, the server gone, refused credentials, timeouts."""
 from __future__ import annotations
 
 import asyncio
 import datetime
+import time
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from livekit import api, rtc
 from livekit.rtc._proto import participant_pb2
 
-from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.providers.fake import FakeLLM
-from sessions.runtime.transports import LocalTransport
+from sessions.runtime import AgentSession, SessionOptions, VADOptions
+from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
 from sessions.runtime.transports.livekit import (
     LiveKitTransport,
-    RoomEventMapper,
+    TransportAuthError,
+    TransportTimeout,
+    disconnect_reason,
     mint_agent_token,
     participant_info,
 )
+from tests.doubles.fixtures import livekit_double  # noqa: F401
+from tests.doubles.livekit_netns import LiveKitDoubleProcess
+
+from .conftest import Recorder, SpeechMaker
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -80,152 +91,224 @@ def test_participant_info_maps_kind_permissions_and_tracks():
     assert participant_info(_participant("bot", kind=participant_pb2.PARTICIPANT_KIND_AGENT)).kind == "agent"
 
 
+
+
+def test_disconnect_reasons_name_why_the_room_was_lost():
+    assert disconnect_reason(rtc.DisconnectReason.CLIENT_INITIATED) is None  # our own leave
+    assert disconnect_reason(rtc.DisconnectReason.ROOM_DELETED) == "room_deleted"
+    assert disconnect_reason(rtc.DisconnectReason.UNKNOWN_REASON) == "livekit_unreachable"
+    assert disconnect_reason(rtc.DisconnectReason.PARTICIPANT_REMOVED) == "participant_removed"
+
+
+# --- against the LiveKit double ---------------------------------------------------------------
+def _loud(track: dict[str, Any], threshold: float = 1000.0) -> list[float]:
+    return [t for t, rms in zip(track["times"], track["rms"]) if rms > threshold]
+
+
+def _reply_done(received: dict[str, Any], quiet_s: float = 0.6) -> dict[str, Any] | None:
+    """What the caller received, once it heard agent audio followed by `quiet_s` of quiet."""
+    if not received["tracks"]:
+        return None
+    track = next(iter(received["tracks"].values()))
+    loud = _loud(track)
+    return received if loud and track["times"][-1] - loud[-1] >= quiet_s else None
+
+
+async def _until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def call(livekit_double: LiveKitDoubleProcess, recorder: Recorder  # noqa: F811
+               ) -> AsyncIterator[Callable[..., AgentSession]]:
+    """Builds a session on a LiveKitTransport into room `r1` of the double (fake providers)."""
+    sessions: list[AgentSession] = []
+
+    def make(*, room: str = "r1", secret: str | None = None, identity: str | None = "caller",
+             stt: str = "what is the weather", **transport_options: Any) -> AgentSession:
+        token = mint_agent_token(api_key=livekit_double.api_key, api_secret=secret or livekit_double.api_secret,
+                                 room=room, job_id="job-1")
+        transport = LiveKitTransport(url=livekit_double.url, token=token, room=room, participant_identity=identity,
+                                     **transport_options)
+        session = AgentSession(options=SessionOptions(vad=VADOptions(min_silence_ms=300)), llm=FakeLLM("It is sunny."),
+                               stt=FakeSTT(stt), tts=FakeTTS(), sink=recorder, transport=transport)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        if not session.closed and session._closed is not None:
+            await session.stop("test_over")
+
+
 @pytest.mark.asyncio
-async def test_join_and_leave_map_to_events_participants_and_session_end():
-    from .conftest import Recorder
-
-    rec = Recorder()
-    # the mapper only talks to the session, so a started local session stands in for the room
-    session = AgentSession(options=SessionOptions(), llm=FakeLLM(), sink=rec, transport=LocalTransport())
+async def test_the_caller_is_heard_and_hears_the_agent_over_webrtc(
+    call: Callable[..., AgentSession], livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+    speech: SpeechMaker,
+):
+    lk = livekit_double.client
+    await asyncio.to_thread(lk.add_caller, "r1", "caller")
+    session = call()
     await session.start()
-    mapper = RoomEventMapper(session)
-    other_agent = _participant("agent-other", kind=participant_pb2.PARTICIPANT_KIND_AGENT, sid="PA_0")
-    user = _participant("alice", sid="PA_2", tracks={"TR_mic": _mic()}, can_publish=True)
-    mapper.connected(other_agent)
-    mapper.connected(user)
-    assert mapper.linked == "alice"  # the agent talks to the first standard/SIP participant
-    assert set(session.participants) == {"agent-other", "alice"}
-    joined = rec.of("participant_joined")
-    assert [e.participant.identity for e in joined] == ["agent-other", "alice"]
-    assert joined[1].participant.tracks[0]["kind"] == "audio"
-
-    user.track_publications["TR_cam"] = SimpleNamespace(sid="TR_cam", name="cam", kind=rtc.TrackKind.KIND_VIDEO,
-                                                        source=rtc.TrackSource.SOURCE_CAMERA, muted=False,
-                                                        subscribed=False)
-    mapper.updated(user)
-    assert [t["sid"] for t in session.participants["alice"].tracks] == ["TR_mic", "TR_cam"]
-
-    mapper.disconnected(other_agent, "left")
-    assert session.closed is False and "agent-other" not in session.participants
-    mapper.disconnected(user, "disconnected")
-    left = rec.of("participant_left")[-1]
-    assert left.participant.identity == "alice" and left.participant.connection_state == "disconnected"
-    assert left.reason == "disconnected"
-    assert await asyncio.wait_for(session.wait_closed(), 5) == "participant_left"
+    assert session.status == "active" and session.room[0] == "r1" and session.room[1].startswith("RM_")
+    await asyncio.to_thread(lk.speak, "r1", "caller", speech.wav("What is the weather like in Paris today?"))
+    await recorder.wait_for("stt_result", timeout=20)
+    assert session.audio_state.frames_received > 100  # 20 ms frames from the caller's WebRTC track
+    await recorder.wait_for("turn_ended", timeout=20)
+    received = await _until(lambda: _reply_done(lk.caller("r1", "caller")), what="the caller to hear the agent")
+    track = next(iter(received["tracks"].values()))
+    assert len(_loud(track)) * 0.02 > 0.4  # FakeTTS: 50 ms a character of "It is sunny."
+    # both sides transcribed for the caller, each naming the track it transcribes
+    streams = [s for s in received["text_streams"] if s["topic"] == "lk.transcription"]
+    user = [s for s in streams if s["sender"] == "caller"]
+    agent = [s for s in streams if s["sender"] == "agent-job-1"]
+    assert user and user[-1]["text"] == "what is the weather"
+    assert user[-1]["attributes"]["lk.transcribed_track_id"] == (await asyncio.to_thread(lk.room, "r1"))[
+        "participants"][0]["tracks"][0]
+    assert agent and "It is sunny." in " ".join(s["text"] for s in agent)
+    assert agent[-1]["attributes"]["lk.transcribed_track_id"] == next(iter(received["tracks"]))
 
 
 @pytest.mark.asyncio
-async def test_chat_text_from_the_linked_participant_becomes_user_input():
-    from .conftest import Recorder
-
-    rec = Recorder()
-    session = AgentSession(options=SessionOptions(), llm=FakeLLM(), sink=rec, transport=LocalTransport())
+async def test_participants_join_with_their_tracks_and_the_linked_callers_leave_ends_the_session(
+    call: Callable[..., AgentSession], livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+):
+    lk = livekit_double.client
+    await asyncio.to_thread(lk.add_caller, "r1", "caller")
+    session = call()
     await session.start()
-    mapper = RoomEventMapper(session, participant_identity="bob")
-    mapper.connected(_participant("alice"))
-    mapper.connected(_participant("bob"))
-    assert mapper.linked == "bob"
-    mapper.chat("ignore me", "alice")
-    mapper.chat("hello agent", "bob")
-    texts = rec.of("text_received")
-    assert [(t.text, t.participant_identity, t.source) for t in texts] == [("hello agent", "bob", "transport")]
+    first = await recorder.wait_for("participant_joined")
+    assert (first.participant.identity, first.participant.kind) == ("caller", "standard")
+    assert first.participant.sid.startswith("PA_") and first.participant.connection_state == "connected"
+    assert [t["kind"] for t in first.participant.tracks] == ["audio"]
+    # a second participant joins later (a SIP leg): its join is reported with its tracks
+    await asyncio.to_thread(lk.add_caller, "r1", "supervisor", kind="sip")
+    second = await recorder.wait_for("participant_joined", count=2)
+    assert (second.participant.identity, second.participant.kind) == ("supervisor", "sip")
+    assert [t["source"] for t in second.participant.tracks] == ["microphone"]
+    await asyncio.to_thread(lk.leave, "r1", "supervisor")
+    left = await recorder.wait_for("participant_left")
+    assert left.participant.identity == "supervisor" and left.participant.connection_state == "disconnected"
+    assert not session.closed  # not the caller the agent talks to
+    await asyncio.to_thread(lk.leave, "r1", "caller")
+    assert await asyncio.wait_for(session.wait_closed(), 10) == "participant_left"
+    assert [e.participant.identity for e in recorder.of("participant_joined")] == ["caller", "supervisor"]
+
+
+@pytest.mark.asyncio
+async def test_a_caller_back_within_the_grace_keeps_the_session(
+    call: Callable[..., AgentSession], livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+):
+    lk = livekit_double.client
+    await asyncio.to_thread(lk.add_caller, "r1", "caller")
+    session = call(leave_grace_s=3.0)
+    await session.start()
+    await asyncio.to_thread(lk.leave, "r1", "caller")
+    await recorder.wait_for("participant_left")
+    await asyncio.to_thread(lk.add_caller, "r1", "caller")
+    await recorder.wait_for("participant_joined", count=2)
+    await asyncio.sleep(3.5)
+    assert not session.closed
+    await asyncio.to_thread(lk.leave, "r1", "caller")
+    started = time.monotonic()
+    assert await asyncio.wait_for(session.wait_closed(), 10) == "participant_left"
+    assert time.monotonic() - started >= 2.5  # the grace, then the end
+
+
+@pytest.mark.asyncio
+async def test_chat_from_the_caller_becomes_user_text(
+    call: Callable[..., AgentSession], livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+):
+    lk = livekit_double.client
+    await asyncio.to_thread(lk.add_caller, "r1", "caller")
+    await asyncio.to_thread(lk.add_caller, "r1", "bystander")
+    session = call()
+    await session.start()
+    await asyncio.sleep(0.5)  # the data channels open just after the join
+    await asyncio.to_thread(lk.chat, "r1", "bystander", "ignore me")
+    await asyncio.to_thread(lk.chat, "r1", "caller", "hello agent")
+    text = await recorder.wait_for("text_received")
+    assert (text.text, text.participant_identity, text.source) == ("hello agent", "caller", "transport")
+    await asyncio.sleep(0.3)
+    assert len(recorder.of("text_received")) == 1
     await session.stop()
 
 
 @pytest.mark.asyncio
-async def test_connect_uses_the_real_room_and_fails_cleanly_without_a_server():
-    from .conftest import Recorder
+async def test_the_room_deleted_server_side_ends_the_session_room_deleted(
+    call: Callable[..., AgentSession], livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+):
+    await asyncio.to_thread(livekit_double.client.add_caller, "r1", "caller")
+    session = call()
+    await session.start()
+    await asyncio.to_thread(livekit_double.client.delete_room, "r1")
+    assert await asyncio.wait_for(session.wait_closed(), 10) == "room_deleted"
+    assert not recorder.of("reconnecting")  # no retry: the room is gone for good
 
-    rec = Recorder()
-    token = mint_agent_token(api_key="k", api_secret=SECRET, room="r", job_id="1")
-    transport = LiveKitTransport(url="ws://127.0.0.1:9", token=token)
-    session = AgentSession(options=SessionOptions(), llm=FakeLLM(), sink=rec, transport=transport)
-    with pytest.raises(rtc.ConnectError):
+
+@pytest.mark.asyncio
+async def test_the_server_gone_reconnects_then_ends_within_the_reconnect_timeout(
+    call: Callable[..., AgentSession], livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+):
+    await asyncio.to_thread(livekit_double.client.add_caller, "r1", "caller")
+    session = call(reconnect_timeout_s=4.0)
+    await session.start()
+    livekit_double.vanish()
+    await recorder.wait_for("reconnecting", timeout=15)
+    gone = time.monotonic()
+    assert await asyncio.wait_for(session.wait_closed(), 15) == "livekit_unreachable"
+    assert time.monotonic() - gone < 6.0
+    error = [e for e in recorder.of("error") if e.source == "transport"][-1]
+    assert "could not be reached again within 4s" in error.message and not error.recoverable
+
+
+@pytest.mark.asyncio
+async def test_a_dropped_signal_connection_is_reconnected(
+    call: Callable[..., AgentSession], livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+):
+    await asyncio.to_thread(livekit_double.client.add_caller, "r1", "caller")
+    session = call()
+    await session.start()
+    await asyncio.to_thread(livekit_double.client.drop_signal, "r1", "agent-job-1")
+    await recorder.wait_for("reconnecting", timeout=10)
+    back = await recorder.wait_for("reconnected", timeout=20)
+    assert back.downtime_ms > 0 and not session.closed
+    assert [e.participant.identity for e in recorder.of("participant_joined")] == ["caller"]  # not twice
+
+
+@pytest.mark.asyncio
+async def test_a_refused_token_fails_with_an_authentication_error(
+    call: Callable[..., AgentSession], recorder: Recorder,
+):
+    session = call(secret="not-the-secret-of-the-double-0123456789")
+    with pytest.raises(TransportAuthError, match="LiveKit authentication failed joining the room: .*401"):
         await session.start()
-    assert isinstance(transport.room, rtc.Room)
     assert session.status == "error" and session.closed
-    assert rec.first("error").source == "transport"
-    assert rec.first("session_stopped").reason == "transport_error"
+    assert "authentication failed" in recorder.first("error").message
+    assert recorder.first("session_stopped").reason == "transport_error"
 
 
 @pytest.mark.asyncio
-async def test_agent_audio_goes_into_a_real_audio_source_and_clear_drops_it():
-    import numpy as np
-
-    transport = LiveKitTransport(url="ws://unused", token="unused", output_queue_ms=400)
-    transport._source = rtc.AudioSource(24000, 1, queue_size_ms=400)
-    transport._spawn(transport._pump_audio(), "pump")
-    frame = np.full(480, 1000, dtype=np.int16)
-    for _ in range(10):
-        transport.write_audio(frame, 24000)
-    for _ in range(50):
-        if transport._out_q.empty():
-            break
-        await asyncio.sleep(0.01)
-    assert transport._source.queued_duration > 0.1  # 200 ms handed to WebRTC's paced source
-    for _ in range(5):
-        transport.write_audio(frame, 24000)
-    transport.clear_audio()
-    assert transport._out_q.empty() and transport._source.queued_duration == 0
-    await transport.aclose()
-
-
-@pytest.mark.asyncio
-async def test_subscribed_audio_frames_reach_the_session_and_chat_streams_become_text():
-    import numpy as np
-
-    from .conftest import Recorder
-
-    class FakeStream:  # what rtc.AudioStream yields: events with a .frame
-        def __init__(self, frames):
-            self.frames = frames
-            self.closed = False
-
-        def __aiter__(self):
-            return self._gen()
-
-        async def _gen(self):
-            for f in self.frames:
-                yield SimpleNamespace(frame=f)
-
-        async def aclose(self):
-            self.closed = True
-
-    class FakeReader:
-        async def read_all(self):
-            return "typed hello"
-
-    rec = Recorder()
-    session = AgentSession(options=SessionOptions(), llm=FakeLLM(), sink=rec, transport=LocalTransport())
-    await session.start()
-    transport = LiveKitTransport(url="ws://unused", token="unused")
-    transport.session = session
-    transport.mapper = RoomEventMapper(session)
-    frames = [rtc.AudioFrame(np.zeros(960, np.int16).tobytes(), 48000, 1, 960) for _ in range(60)]
-    stream = FakeStream(frames)
-    await transport._read_audio(stream)
-    assert stream.closed and session.audio_state.frames_received == 60
-    assert session.audio_state.sample_rate == 48000
-    transport._on_chat_stream(FakeReader(), "alice")
-    await rec.wait_for("text_received")
-    assert rec.first("text_received").text == "typed hello"
-    await session.stop()
-
-
-@pytest.mark.asyncio
-async def test_transcription_attributes_name_the_transcribed_track():
-    from sessions.runtime.transports.livekit import transcription_attributes
-
-    session = AgentSession(options=SessionOptions(), llm=FakeLLM(), transport=LocalTransport())
-    await session.start()
-    transport = LiveKitTransport(url="ws://unused", token="unused")
-    transport.session = session
-    transport.mapper = RoomEventMapper(session)
-    transport.mapper.connected(_participant("alice", tracks={"TR_mic": _mic()}))
-    transport._track = SimpleNamespace(sid="TR_agent")
-    user = transcription_attributes(transport, speaker="user", final=True)
-    agent = transcription_attributes(transport, speaker="agent", final=False)
-    assert user["lk.transcribed_track_id"] == "TR_mic" and user["lk.transcription_final"] == "true"
-    assert agent["lk.transcribed_track_id"] == "TR_agent" and agent["lk.transcription_final"] == "false"
-    assert user["lk.segment_id"] != agent["lk.segment_id"]
-    await session.stop()
+async def test_a_server_that_never_answers_the_join_times_out_with_a_clear_error(
+    livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+):
+    """A listener on the namespace's host side that accepts and then says nothing."""
+    silent = await asyncio.start_server(lambda r, w: asyncio.sleep(30), livekit_double.netns.host_address, 0)
+    port = silent.sockets[0].getsockname()[1]
+    token = mint_agent_token(api_key="k", api_secret="s" * 40, room="r1", job_id="job-1")
+    transport = LiveKitTransport(url=f"ws://{livekit_double.netns.host_address}:{port}", token=token,
+                                 connect_timeout_s=1.0)
+    session = AgentSession(options=SessionOptions(), llm=FakeLLM(), sink=recorder, transport=transport)
+    try:
+        with pytest.raises(TransportTimeout, match="timed out after 1s"):
+            await session.start()
+    finally:
+        silent.close()
+    assert "joining the LiveKit room" in recorder.first("error").message and session.status == "error"

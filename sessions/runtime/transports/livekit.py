@@ -3,8 +3,12 @@ least-privilege token, subscribes to the participant's audio (and video for visi
 publishes its voice as a microphone track, reads text on `lk.chat`, and publishes
 transcriptions on `lk.transcription`.
 
-The mapping from room events to session hooks is plain functions over participant-like
-objects, so it is unit-tested without a LiveKit server.
+Room events map to session hooks in `RoomEventMapper`: participants (complete
+`participant_joined`/`participant_left`, with their tracks), the linked caller leaving (the
+session ends after a configurable grace), the SDK's reconnects (`reconnecting` /
+`reconnected` events; a room that stays unreachable ends the session `livekit_unreachable`)
+and a server-side room deletion (`room_deleted`). Joining and publishing are bounded by
+timeouts that fail with a clear error.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..events import ParticipantInfo
+from ..events import Error, ParticipantInfo, Reconnected, Reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,17 @@ _KINDS = {0: "standard", 1: "ingress", 2: "egress", 3: "sip", 4: "agent", 5: "co
 _TRACK_KINDS = {0: "unknown", 1: "audio", 2: "video"}
 _SOURCES = {0: "unknown", 1: "camera", 2: "microphone", 3: "screen_share", 4: "screen_share_audio"}
 _PERMISSIONS = ("can_subscribe", "can_publish", "can_publish_data", "hidden", "can_update_metadata")
+_CLIENT_INITIATED = 1
+# a participant's joined event waits this long for its tracks (the SDK announces them just after)
+JOIN_TRACKS_WAIT_S = 0.5
+
+
+class TransportAuthError(ConnectionError):
+    """The LiveKit server refused the agent's join token (a credentials problem, not a worker one)."""
+
+
+class TransportTimeout(TimeoutError):
+    pass
 
 
 def agent_identity(job_id: str) -> str:
@@ -82,27 +97,69 @@ class RoomEventMapper:
     """Room events → session hooks. Holds which participant the agent is talking to."""
 
     def __init__(self, session: Any, *, participant_identity: str | None = None,
-                 close_on_disconnect: bool = True) -> None:
+                 close_on_disconnect: bool = True, leave_grace_s: float = 0.0) -> None:
         self.session = session
         self.target = participant_identity
         self.linked: str | None = None
         self.close_on_disconnect = close_on_disconnect
+        self.leave_grace_s = leave_grace_s
+        self._ending: asyncio.TimerHandle | None = None  # the linked caller left; the end is pending
+        self._joining: dict[str, asyncio.TimerHandle] = {}  # joined events waiting for tracks
+        # the last tracks seen per participant: a leaver's tracks are unpublished just before it goes
+        self._tracks: dict[str, list[dict[str, Any]]] = {}
 
     def connected(self, p: Any) -> None:
-        self.session.participant_joined(participant_info(p))
+        if self._ending is not None and p.identity == self.linked:  # back within the grace
+            self._ending.cancel()
+            self._ending = None
         if self.linked is None and is_user(p, self.target):
             self.linked = p.identity
+        if p.identity in self.session.participants or p.identity in self._joining:
+            self.updated(p)  # the SDK announces everyone again after a reconnect
+        elif getattr(p, "track_publications", None):
+            self._report_join(p)
+        else:  # its tracks follow in a moment: report the join with them
+            self._joining[p.identity] = asyncio.get_running_loop().call_later(JOIN_TRACKS_WAIT_S, self._joined, p)
+
+    def _joined(self, p: Any) -> None:
+        handle = self._joining.pop(p.identity, None)
+        if handle is not None:
+            handle.cancel()
+            self._report_join(p)
+
+    def _report_join(self, p: Any) -> None:
+        info = participant_info(p)
+        if info.tracks:
+            self._tracks[p.identity] = info.tracks
+        self.session.participant_joined(info)
 
     def updated(self, p: Any) -> None:
-        if p.identity in self.session.participants:
-            self.session.participant_updated(participant_info(p))
+        if p.identity in self._joining:
+            if getattr(p, "track_publications", None):
+                self._joined(p)
+        elif p.identity in self.session.participants:
+            info = participant_info(p)
+            if info.tracks:
+                self._tracks[p.identity] = info.tracks
+            self.session.participant_updated(info)
 
     def disconnected(self, p: Any, reason: str = "") -> None:
+        self._joined(p)  # a join not reported yet is reported before its leave
+        info = self.session.participants.get(p.identity)
+        seen = self._tracks.pop(p.identity, None)
+        if info is not None and not info.tracks and seen:  # the leave reports what it published
+            self.session.participant_updated(info.model_copy(update={"tracks": seen}))
         self.session.participant_left(p.identity, reason)
-        if p.identity == self.linked:
-            self.linked = None
-            if self.close_on_disconnect:
-                self.session.end("participant_left")
+        if p.identity == self.linked and self.close_on_disconnect:
+            if self.leave_grace_s > 0:
+                self._ending = asyncio.get_running_loop().call_later(self.leave_grace_s, self._linked_gone)
+            else:
+                self._linked_gone()
+
+    def _linked_gone(self) -> None:
+        self._ending = None
+        self.linked = None
+        self.session.end("participant_left")
 
     def should_listen(self, p: Any) -> bool:
         if self.linked is None and is_user(p, self.target):
@@ -112,6 +169,25 @@ class RoomEventMapper:
     def chat(self, text: str, sender: str) -> None:
         if sender == self.linked or self.linked is None:
             self.session.push_text(text, source="transport", participant_identity=sender)
+
+    def close(self) -> None:
+        for handle in (self._ending, *self._joining.values()):
+            if handle is not None:
+                handle.cancel()
+        self._ending = None
+        self._joining.clear()
+
+
+# rtc.DisconnectReason (livekit_models.proto) → the session's end reason
+_DISCONNECT_REASONS = {0: "livekit_unreachable", 2: "duplicate_identity", 3: "server_shutdown",
+                       4: "participant_removed", 5: "room_deleted", 10: "room_closed"}
+
+
+def disconnect_reason(reason: int) -> str | None:
+    """The session's end reason for the room's `disconnected(reason)`; None for our own leave."""
+    if reason == _CLIENT_INITIATED:
+        return None
+    return _DISCONNECT_REASONS.get(int(reason), "room_disconnected")
 
 
 def transcription_attributes(transport: Any, *, speaker: str, final: bool) -> dict[str, str]:
@@ -133,7 +209,8 @@ class LiveKitTransport:
 
     def __init__(self, *, url: str, token: str, room: str = "", participant_identity: str | None = None,
                  input_rate: int = 16000, input_frame_ms: int = 20, output_queue_ms: int = 200,
-                 close_on_disconnect: bool = True) -> None:
+                 close_on_disconnect: bool = True, leave_grace_s: float = 0.0, connect_timeout_s: float = 20.0,
+                 publish_timeout_s: float = 10.0, reconnect_timeout_s: float = 30.0) -> None:
         self.url = url
         self.token = token
         self.room_name = room  # informational: the token decides which room is joined
@@ -142,6 +219,10 @@ class LiveKitTransport:
         self.input_frame_ms = input_frame_ms
         self.output_queue_ms = output_queue_ms
         self.close_on_disconnect = close_on_disconnect
+        self.leave_grace_s = leave_grace_s
+        self.connect_timeout_s = connect_timeout_s
+        self.publish_timeout_s = publish_timeout_s
+        self.reconnect_timeout_s = reconnect_timeout_s
         self.room: Any = None
         self.session: Any = None
         self.mapper: RoomEventMapper | None = None
@@ -151,6 +232,11 @@ class LiveKitTransport:
         self._out_q: asyncio.Queue[Any] = asyncio.Queue(maxsize=50)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._streams: dict[str, asyncio.Task[Any]] = {}
+        self._reconnecting_since: float | None = None
+        self._give_up: asyncio.TimerHandle | None = None
+        self._closing = False
+        # a full reconnect makes the SDK drop and re-announce everyone: not a leave unless they stay gone
+        self._gone_while_reconnecting: dict[str, Any] = {}
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         t = asyncio.get_running_loop().create_task(coro, name=name)
@@ -163,22 +249,33 @@ class LiveKitTransport:
 
         self.session = session
         self.mapper = mapper = RoomEventMapper(session, participant_identity=self.participant_identity,
-                                               close_on_disconnect=self.close_on_disconnect)
+                                               close_on_disconnect=self.close_on_disconnect,
+                                               leave_grace_s=self.leave_grace_s)
         room = self.room = rtc.Room()
         room.on("participant_connected", mapper.connected)
-        room.on("participant_disconnected", lambda p: mapper.disconnected(p, "disconnected"))
+        room.on("participant_disconnected", self._on_participant_disconnected)
         for ev in ("participant_metadata_changed", "participant_name_changed", "participant_attributes_changed",
                    "participant_permissions_changed", "track_published", "track_unpublished", "track_muted",
                    "track_unmuted"):
             room.on(ev, self._updated)
         room.on("track_subscribed", self._on_track_subscribed)
         room.on("track_unsubscribed", self._on_track_unsubscribed)
-        room.on("disconnected", lambda *a: session.end("room_disconnected"))
-        # the SDK retries a lost signal connection itself: disconnected → connected meanwhile
-        room.on("reconnecting", lambda *a: session.transport_disconnected("reconnecting"))
-        room.on("reconnected", lambda *a: session.transport_reconnected())
+        room.on("reconnecting", self._on_reconnecting)
+        room.on("reconnected", self._on_reconnected)
+        room.on("disconnected", self._on_disconnected)
         room.register_text_stream_handler(CHAT_TOPIC, self._on_chat_stream)
-        await room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=True))
+        try:
+            await asyncio.wait_for(room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=True)),
+                                   self.connect_timeout_s)
+        except asyncio.TimeoutError:
+            raise TransportTimeout(f"joining the LiveKit room at {self.url} timed out after "
+                                   f"{self.connect_timeout_s:g}s (signal or media path)") from None
+        except rtc.ConnectError as exc:
+            message = str(exc)
+            if "401" in message or "403" in message or "nauthorized" in message:
+                raise TransportAuthError(f"LiveKit authentication failed joining the room: {message}; "
+                                         "check LIVEKIT_API_KEY and LIVEKIT_API_SECRET") from exc
+            raise
         session.room_updated(room.name, await room.sid)
         for p in room.remote_participants.values():
             mapper.connected(p)
@@ -189,9 +286,71 @@ class LiveKitTransport:
         if session.tts is not None:
             self._source = rtc.AudioSource(self._out_rate, 1, queue_size_ms=self.output_queue_ms)
             self._track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._source)
-            await room.local_participant.publish_track(
-                self._track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+            try:
+                await asyncio.wait_for(room.local_participant.publish_track(
+                    self._track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)),
+                    self.publish_timeout_s)
+            except asyncio.TimeoutError:
+                raise TransportTimeout(f"publishing the agent's audio track timed out after "
+                                       f"{self.publish_timeout_s:g}s") from None
             self._spawn(self._pump_audio(), "lk-audio-out")
+
+    # -- connection ----------------------------------------------------------------------------
+    def _on_participant_disconnected(self, p: Any) -> None:
+        assert self.mapper is not None
+        if self._reconnecting_since is not None:
+            self._gone_while_reconnecting[p.identity] = p
+        else:
+            self.mapper.disconnected(p, "disconnected")
+
+    def _on_reconnecting(self) -> None:
+        if self._reconnecting_since is not None:
+            return
+        self._reconnecting_since = time.monotonic()
+        self.session.emit(Reconnecting(transport=self.name))
+        # the SDK retries a lost signal connection itself: the session is disconnected meanwhile
+        self.session.transport_disconnected("reconnecting")
+        self._give_up = asyncio.get_running_loop().call_later(self.reconnect_timeout_s, self._unreachable)
+
+    def _on_reconnected(self) -> None:
+        if self._reconnecting_since is None:
+            return
+        downtime = (time.monotonic() - self._reconnecting_since) * 1000
+        self._reconnecting_since = None
+        if self._give_up is not None:
+            self._give_up.cancel()
+            self._give_up = None
+        self.session.emit(Reconnected(transport=self.name, downtime_ms=round(downtime, 1)))
+        self.session.transport_reconnected()  # disconnected → connected → active (or paused)
+        gone, self._gone_while_reconnecting = self._gone_while_reconnecting, {}
+        for identity, p in gone.items():
+            if identity not in self.room.remote_participants and self.mapper is not None:
+                self.mapper.disconnected(p, "disconnected")
+        # streams of tracks the restarted connection no longer has would yield silence forever
+        current = {sid for p in self.room.remote_participants.values()
+                   for sid, pub in p.track_publications.items() if pub.subscribed}
+        for sid in [sid for sid in self._streams if sid not in current]:
+            self._streams.pop(sid).cancel()
+
+    def _unreachable(self) -> None:
+        self._give_up = None
+        if self._closing:
+            return
+        self._closing = True
+        self.session.emit(Error(source="transport", recoverable=False,
+                                message=f"the LiveKit server at {self.url} could not be reached again within "
+                                        f"{self.reconnect_timeout_s:g}s"))
+        self.session.end("livekit_unreachable")
+
+    def _on_disconnected(self, reason: int = 0) -> None:
+        end = disconnect_reason(reason)
+        if end is None or self._closing:
+            return
+        self._closing = True
+        if end != "room_deleted":
+            self.session.emit(Error(source="transport", recoverable=False,
+                                    message=f"disconnected from the LiveKit room: {end}"))
+        self.session.end(end)
 
     def _updated(self, *args: Any) -> None:
         assert self.mapper is not None
@@ -208,6 +367,9 @@ class LiveKitTransport:
         if not self.mapper.should_listen(participant):
             return
         self.mapper.updated(participant)
+        previous = self._streams.pop(track.sid, None)  # subscribed again after a reconnect
+        if previous is not None:
+            previous.cancel()
         if track.kind == rtc.TrackKind.KIND_AUDIO:
             stream = rtc.AudioStream(track, sample_rate=self.input_rate, num_channels=1,
                                      frame_size_ms=self.input_frame_ms)
@@ -219,6 +381,12 @@ class LiveKitTransport:
         t = self._streams.pop(getattr(track, "sid", ""), None)
         if t is not None:
             t.cancel()
+        # The native side has already released an unsubscribed remote track's handle; without
+        # this the Python object drops it again when collected ("Attempted to drop unknown FFI
+        # handle" at every call's end, livekit 1.2.1).
+        handle = getattr(track, "_ffi_handle", None)
+        if handle is not None:
+            handle.mark_consumed()
 
     async def _read_audio(self, stream: Any) -> None:
         try:
@@ -297,6 +465,11 @@ class LiveKitTransport:
             log.warning("transcription publish failed: %s", exc)
 
     async def aclose(self) -> None:
+        self._closing = True
+        if self._give_up is not None:
+            self._give_up.cancel()
+        if self.mapper is not None:
+            self.mapper.close()
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:

@@ -1,0 +1,268 @@
+"""N concurrent calls in one worker process over WebRTC, against the local transport.
+
+    flock /tmp/bench.lock .venv/bin/python bench/livekit.py [--calls 5,10,20]
+
+Needs root (it makes a network namespace, as the tests do: libwebrtc gathers no ICE
+candidates on loopback). For each N, the LiveKit server double runs in its own namespace and
+process with N simulated callers; one worker process hosts N voice sessions (the runtime
+with the LiveKit transport, fake LLM/STT/TTS so the figures are the transport's and the
+framework's) and every caller asks one spoken question (espeak-ng). Then the same N calls on
+the local transport, in a fresh worker process, as the baseline.
+
+Prints per N and transport: caller-perceived reply latency (end of the caller's speech →
+first agent audio frame at the caller) p50/p99, agent input-frame lag p99 (how late each
+20 ms frame reached the session against a steady 20 ms pace), the worker's CPU % over the
+calls and its RSS per call; then WebRTC minus local. Ends with one JSON object.
+Aim: WebRTC adds ≤ 30 ms to the reply latency and ≤ 2 MB per call.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# run as a script, this file's folder comes first on sys.path and "livekit" would be this file
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import pct  # noqa: E402
+
+KEY, SECRET = "APIbench", "livekit-bench-secret-long-enough-for-hs256"
+REPLY = "It is sunny in Paris today."
+LOUD = 1000.0  # RMS above which a frame is the agent's voice (FakeTTS: a 220 Hz tone)
+
+
+# --- the worker process: N sessions on one loop ------------------------------------------------
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def _host(args: argparse.Namespace) -> None:
+    from sessions.runtime import AgentSession, SessionOptions, VADOptions
+    from sessions.runtime.audio import read_wav
+    from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
+    from sessions.runtime.transports import LocalTransport
+    from sessions.runtime.transports.livekit import LiveKitTransport, mint_agent_token
+
+    arrivals: list[list[float]] = [[] for _ in range(args.n)]
+    replies: list[list[float]] = [[] for _ in range(args.n)]
+
+    class TimedSession(AgentSession):  # the input side's clock: when each frame reached the session
+        index = 0
+
+        def push_audio(self, data: Any, sample_rate: int, channels: int = 1) -> None:
+            arrivals[self.index].append(time.perf_counter())
+            super().push_audio(data, sample_rate, channels)
+
+    class TimedLocal(LocalTransport):  # the local "caller" hears what the playout writes
+        index = 0
+
+        def write_audio(self, frame: np.ndarray, sample_rate: int) -> None:
+            if float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) > LOUD:
+                replies[self.index].append(time.time())
+            super().write_audio(frame, sample_rate)
+
+    base_rss = _rss_mb()
+    sessions = []
+    for i in range(args.n):
+        if args.transport == "livekit":
+            token = mint_agent_token(api_key=KEY, api_secret=SECRET, room=f"bench-{i}", job_id=f"b{i}")
+            transport: Any = LiveKitTransport(url=args.url, token=token, room=f"bench-{i}", participant_identity="caller")
+        else:
+            transport = TimedLocal()
+            transport.index = i
+        session = TimedSession(options=SessionOptions(vad=VADOptions(min_silence_ms=300)), llm=FakeLLM(REPLY),
+                               stt=FakeSTT("what is the weather"), tts=FakeTTS(), transport=transport)
+        session.index = i
+        await session.start()  # one after another, as calls arrive
+        sessions.append(session)
+    print("READY", flush=True)
+    spoken: list[float] = []
+    if args.transport == "local":
+        samples, rate, channels = read_wav(args.wav)
+        await asyncio.sleep(1.0)
+
+        async def speak(i: int) -> None:
+            await asyncio.sleep(0.2 * i)
+            await sessions[i].transport.play(samples, rate, channels, realtime=True)
+            spoken.append(time.time())
+
+        ends = await asyncio.gather(*(speak(i) for i in range(args.n)))
+        del ends
+        await asyncio.sleep(4.0)
+    else:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the parent says when
+    rss = _rss_mb()
+    lags = []
+    for times in arrivals:
+        if len(times) > 10:
+            t = np.asarray(times)
+            ideal = np.arange(len(t)) * 0.020
+            late = t - ideal
+            lags.extend(((late - late.min()) * 1000).tolist())
+    out = {"rss_per_call_mb": (rss - base_rss) / args.n, "input_lag_ms": lags}
+    if args.transport == "local":
+        # each caller's speech ended at spoken[k]; its reply is its first loud frame after that
+        order = sorted(range(args.n), key=lambda i: i)
+        out["reply_latency_ms"] = _local_latencies(order, spoken, replies)
+    print("RESULT " + json.dumps(out), flush=True)
+    for session in sessions:
+        await session.stop("bench_over")
+
+
+def _local_latencies(order: list[int], spoken: list[float], replies: list[list[float]]) -> list[float]:
+    ends = sorted(spoken)  # speakers start 200 ms apart and speak the same WAV: they end in order
+    out = []
+    for i, end in zip(order, ends):
+        after = [t for t in replies[i] if t > end]
+        if after:
+            out.append((after[0] - end) * 1000)
+    return out
+
+
+# --- the bench -----------------------------------------------------------------------------------
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker(transport: str, n: int, *, url: str = "", wav: str) -> subprocess.Popen[str]:
+    log = Path(tempfile.gettempdir()) / f"bench-livekit-worker-{transport}-{n}.log"
+    proc = subprocess.Popen([sys.executable, __file__, "--host-sessions", transport, "--n", str(n), "--url", url,
+                             "--wav", wav], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=log.open("w"), text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
+
+
+def _read_until(proc: subprocess.Popen[str], prefix: str, timeout: float = 180.0) -> str:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            tail = Path(proc.log_path).read_text(errors="replace")[-2000:]  # type: ignore[attr-defined]
+            raise RuntimeError(f"the worker process exited before {prefix}:\n{tail}")
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    raise RuntimeError(f"no {prefix} within {timeout}s")
+
+
+def run_local(n: int, wav: str) -> dict[str, Any]:
+    proc = _worker("local", n, wav=wav)
+    _read_until(proc, "READY")
+    cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+    result = json.loads(_read_until(proc, "RESULT "))
+    cpu = (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0) * 100
+    proc.wait(30)
+    return _figures(result["reply_latency_ms"], result["input_lag_ms"], cpu, result["rss_per_call_mb"], n)
+
+
+def run_livekit(n: int, wav: str) -> dict[str, Any]:
+    from tests.doubles.livekit_netns import LiveKitDoubleProcess, NetworkNamespace
+
+    with NetworkNamespace() as netns:
+        double = LiveKitDoubleProcess(netns, api_key=KEY, api_secret=SECRET).start()
+        try:
+            for i in range(n):
+                double.client.add_caller(f"bench-{i}", "caller")
+            proc = _worker("livekit", n, url=double.url, wav=wav)
+            _read_until(proc, "READY")
+            time.sleep(1.0)
+            cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+            for i in range(n):
+                double.client.speak(f"bench-{i}", "caller", wav)
+                time.sleep(0.2)
+            latencies = _caller_latencies(double, n)
+            assert proc.stdin is not None
+            proc.stdin.write("stop\n")
+            proc.stdin.flush()
+            result = json.loads(_read_until(proc, "RESULT "))
+            cpu = (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0) * 100
+            proc.wait(30)
+        finally:
+            double.stop()
+    return _figures(latencies, result["input_lag_ms"], cpu, result["rss_per_call_mb"], n)
+
+
+def _caller_latencies(double: Any, n: int, timeout: float = 60.0) -> list[float]:
+    """End of each caller's speech (at the double) → first loud agent frame it received."""
+    found: dict[int, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < n and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for i in range(n):
+            if i in found:
+                continue
+            received = double.client.caller(f"bench-{i}", "caller")
+            spoken = received["spoken"]
+            if not spoken or not spoken[0]["ended_at"] or not received["tracks"]:
+                continue
+            end = spoken[0]["ended_at"]
+            track = next(iter(received["tracks"].values()))
+            after = [t for t, level in zip(track["times"], track["rms"]) if t > end and level > LOUD]
+            if after:
+                found[i] = (after[0] - end) * 1000
+    return list(found.values())
+
+
+def _figures(latency: list[float], lags: list[float], cpu: float, rss: float, n: int) -> dict[str, Any]:
+    return {"calls": n, "answered": len(latency),
+            "reply_latency_p50_ms": round(pct(latency, 50), 1) if latency else None,
+            "reply_latency_p99_ms": round(pct(latency, 99), 1) if latency else None,
+            "input_lag_p99_ms": round(pct(lags, 99), 1) if lags else None,
+            "cpu_percent": round(cpu, 1), "rss_per_call_mb": round(rss, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", default="5,10,20")
+    parser.add_argument("--host-sessions", choices=["livekit", "local"])  # the worker process's side
+    parser.add_argument("--n", type=int, default=0)
+    parser.add_argument("--url", default="")
+    parser.add_argument("--wav", default="")
+    args = parser.parse_args()
+    if args.host_sessions:
+        args.transport = args.host_sessions
+        asyncio.run(_host(args))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = str(Path(tmp) / "question.wav")
+        subprocess.run(["espeak-ng", "-s", "160", "-w", wav, "What is the weather in Paris today?"], check=True)
+        results: dict[str, Any] = {}
+        for n in [int(x) for x in args.calls.split(",")]:
+            webrtc, local = run_livekit(n, wav), run_local(n, wav)
+            delta = {
+                "reply_latency_p50_added_ms": _minus(webrtc["reply_latency_p50_ms"], local["reply_latency_p50_ms"]),
+                "reply_latency_p99_added_ms": _minus(webrtc["reply_latency_p99_ms"], local["reply_latency_p99_ms"]),
+                "rss_per_call_added_mb": round(webrtc["rss_per_call_mb"] - local["rss_per_call_mb"], 2),
+            }
+            results[str(n)] = {"livekit": webrtc, "local": local, "webrtc_minus_local": delta}
+            for name, fig in (("livekit", webrtc), ("local", local)):
+                print(f"N={n:<3} {name:8} answered {fig['answered']}/{n}  reply p50 {fig['reply_latency_p50_ms']} ms "
+                      f"p99 {fig['reply_latency_p99_ms']} ms  input lag p99 {fig['input_lag_p99_ms']} ms  "
+                      f"CPU {fig['cpu_percent']}%  RSS/call {fig['rss_per_call_mb']} MB", flush=True)
+            print(f"N={n:<3} WebRTC adds {delta['reply_latency_p50_added_ms']} ms (p50), "
+                  f"{delta['reply_latency_p99_added_ms']} ms (p99), {delta['rss_per_call_added_mb']} MB per call",
+                  flush=True)
+    print(json.dumps({"bench": "livekit", "goal": {"added_latency_ms": 30, "added_mb_per_call": 2},
+                      "results": results}))
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return round(a - b, 1) if a is not None and b is not None else None
+
+
+if __name__ == "__main__":
+    main()
