@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agents.models import Tool
+from agents.models import Tool, ToolExecution
 from agents.tools.schema import MAX_DESCRIPTION, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, NAME_RE
 from agents.tools.secrets import redact_headers
 from controlplane.api_base import JsonObjectField, StrictSerializer
@@ -57,7 +57,7 @@ class ToolSerializer(serializers.ModelSerializer):
 
 class ToolListQuerySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["python", "http"], required=False)
-    execution = serializers.ChoiceField(choices=["inline", "celery"], required=False)
+    execution = serializers.ChoiceField(choices=ToolExecution.choices, required=False)
     enabled = serializers.BooleanField(required=False, allow_null=True, default=None)
     q = serializers.CharField(required=False, max_length=200)
 
@@ -74,7 +74,7 @@ class HttpToolCreateSerializer(StrictSerializer):
     parameters = JsonObjectField(required=False, default=dict, help_text="JSON schema of the arguments (type object).")
     timeout_ms = serializers.IntegerField(min_value=MIN_TIMEOUT_MS, max_value=MAX_TIMEOUT_MS, default=30_000)
     retries = serializers.IntegerField(min_value=0, max_value=10, default=0)
-    execution = serializers.ChoiceField(choices=["inline", "celery"], default="inline")
+    execution = serializers.ChoiceField(choices=ToolExecution.choices, default="inline")
     enabled = serializers.BooleanField(default=True)
     metadata = JsonObjectField(required=False, default=dict)
 
@@ -94,7 +94,7 @@ class ToolUpdateSerializer(StrictSerializer):
     parameters = JsonObjectField(required=False)
     timeout_ms = serializers.IntegerField(min_value=MIN_TIMEOUT_MS, max_value=MAX_TIMEOUT_MS, required=False)
     retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    execution = serializers.ChoiceField(choices=["inline", "celery"], required=False)
+    execution = serializers.ChoiceField(choices=ToolExecution.choices, required=False)
     enabled = serializers.BooleanField(required=False)
     metadata = JsonObjectField(required=False)
 

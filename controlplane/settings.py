@@ -192,6 +192,7 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "workers.models.JobStatus",
         "WorkerStatusEnum": "workers.models.WorkerStatus",
         "SessionStatusEnum": "sessions.models.SessionStatus",
+        "ToolExecutionEnum": "agents.models.ToolExecution",
     },
 }
 

@@ -47,7 +47,9 @@ def auth_headers(db: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def real_ids(active_agent: Any, job: Any, live_session: Any, worker: Any, registered_tool: Any) -> dict[str, str]:
+def real_ids(active_agent: Any, job: Any, live_session: Any, worker: Any, registered_tool: Any,
+             listener: Any) -> dict[str, str]:
+    """`listener` confirms the session commands, as the hosting worker would."""
     return {
         "agent_id": active_agent.agent_id, "job_id": job.job_id, "session_id": live_session.session_id,
         "worker_id": worker.worker_id, "name": registered_tool.name,

@@ -61,7 +61,7 @@ def test_it_details_workers_queue_jobs_sessions_and_capacity(api_client: APIClie
     response = api_client.get("/status")
     assert response.status_code == 200
     body = response.json()
-    assert body["workers"]["by_status"] == {"online": 1, "draining": 1, "offline": 1}
+    assert body["workers"]["by_status"] == {"online": 1, "unready": 0, "draining": 1, "offline": 1}
     assert body["workers"]["capacity"] == 4 and body["workers"]["active_jobs"] == 1
     assert [w["worker_id"] for w in body["workers"]["nodes"]] == ["celery@a", "celery@b"]
     assert body["queue"]["depth"] == 3 and body["queue"]["limit"] == 50

@@ -22,7 +22,7 @@ from agents.tool_sync import tool_sync
 from sessions.control import send_session_command
 from sessions.event_sink import session_events_append_and_broadcast
 from sessions.models import AgentSession, Recording
-from tests.doubles.fixtures import openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
 from tests.doubles.openai_server import OpenAIDouble, Reply
 from tests.webhooks.receiver import WebhookReceiver
 from tests.workers.fleet import Fleet
@@ -36,7 +36,8 @@ KEY_ENV = "WEBHOOK_TEST_OPENAI_KEY"
 
 
 @pytest.fixture
-def concierge(openai_double: OpenAIDouble) -> Agent:  # noqa: F811
+def concierge(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
+    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
     tool_sync()
     provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
     agent = agent_services.agent_create(
@@ -54,7 +55,7 @@ def worker(tmp_path: Path, loopback_allowed: None) -> Iterator[Fleet]:
     redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
     fleet = Fleet(tmp_path)
     try:  # a worker that never came online must not outlive the test (it would take others' jobs)
-        fleet.start("hooks", **{KEY_ENV: "sk-test-double", "TOOLS_ALLOW_PRIVATE_ADDRESSES": "true",
+        fleet.start("hooks", **double_egress_env(KEY_ENV), **{KEY_ENV: "sk-test-double", "TOOLS_ALLOW_PRIVATE_ADDRESSES": "true",
                                 "WEBHOOK_RETRY_BASE_SECONDS": "0.3", "MEDIA_ROOT": str(tmp_path / "media"),
                                 "RECORDINGS_SPOOL_DIR": str(tmp_path / "spool"),
                                 "WEBHOOK_SUBSCRIPTIONS_TTL_SECONDS": "0.5"})

@@ -18,6 +18,7 @@ from agents.models import Agent
 from agents.tool_sync import tool_sync
 from controlplane.models import ApiKey
 from sessions.models import AgentSession, SessionEvent
+from tests.doubles.fixtures import allow_double_egress, double_egress_env
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
 from tests.doubles.openai_server import OpenAIDouble
 from tests.workers.fleet import Fleet, WorkerProcess
@@ -36,7 +37,8 @@ def spoken_wav(directory: Path, text: str, name: str = "question") -> Path:
 
 
 @pytest.fixture
-def voice_agent(openai_double: OpenAIDouble) -> Agent:
+def voice_agent(openai_double: OpenAIDouble, settings: Any) -> Agent:
+    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
     tool_sync()
     provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
     agent = agent_services.agent_create(
@@ -50,7 +52,7 @@ def voice_agent(openai_double: OpenAIDouble) -> Agent:
 
 def livekit_env(double: LiveKitDoubleProcess, *, secret: str | None = None) -> dict[str, str]:
     return {"LIVEKIT_URL": double.url, "LIVEKIT_API_KEY": double.api_key,
-            "LIVEKIT_API_SECRET": secret or double.api_secret, KEY_ENV: "sk-test-double"}
+            "LIVEKIT_API_SECRET": secret or double.api_secret, KEY_ENV: "sk-test-double", **double_egress_env(KEY_ENV)}
 
 
 @pytest.fixture

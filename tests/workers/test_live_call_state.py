@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from agents import services as agent_services
 from agents.models import Agent
-from tests.doubles.fixtures import openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
 from tests.doubles.openai_server import OpenAIDouble, Reply
 from tests.workers.fleet import Fleet
 from tests.workers.helpers import wait_for
@@ -24,7 +24,8 @@ KEY_ENV = "LIVE_STATE_TEST_OPENAI_KEY"
 
 
 @pytest.fixture
-def receptionist(openai_double: OpenAIDouble) -> Agent:  # noqa: F811
+def receptionist(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
+    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
     provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
     agent = agent_services.agent_create(
         agent_id="receptionist", instructions="You are a brief receptionist.", actor="test",
@@ -37,7 +38,7 @@ def receptionist(openai_double: OpenAIDouble) -> Agent:  # noqa: F811
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path)
-    fleet.start("live", **{KEY_ENV: "sk-test-double"})
+    fleet.start("live", **{KEY_ENV: "sk-test-double"}, **double_egress_env(KEY_ENV))
     yield fleet
     fleet.stop()
 
