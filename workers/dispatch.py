@@ -21,7 +21,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent, AgentState
-from controlplane.errors import Conflict, DomainError, IllegalTransition, NotFound, Throttled
+from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
+from controlplane.scopes import LOADTEST
 from workers.events import publish as publish_fleet_event
 from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
@@ -84,6 +85,19 @@ def _check_rate_limit(api_key: Any) -> None:
         raise Throttled(f"dispatch rate limit of {limit} jobs per minute reached for this API key", retry_after=retry)
 
 
+def _check_loadtest(metadata: dict[str, Any], transport: str, api_key: Any) -> None:
+    """A load-test call (metadata.loadtest = true: a simulated caller drives it over the audio
+    socket) is for benches and load tests only: the `loadtest` scope or LOADTEST_ALLOWED."""
+    if "loadtest" not in metadata:
+        return
+    if metadata["loadtest"] is not True:
+        raise DomainError("metadata.loadtest must be true when given", field="metadata")
+    if transport != Transport.LOCAL:
+        raise DomainError("a load-test call needs transport 'local' (its caller speaks over the audio socket)", field="transport")
+    if not settings.LOADTEST_ALLOWED and (api_key is None or LOADTEST not in api_key.scopes):
+        raise Forbidden("load-test calls need an API key with the 'loadtest' scope (or LOADTEST_ALLOWED)", field="metadata")
+
+
 def _check_queue_room() -> None:
     """Backpressure: at most JOB_QUEUE_LIMIT pending jobs in all, counted from the jobs table
     (the truth, shared by every web process). Only a job that would wait pays for the count,
@@ -141,6 +155,7 @@ def job_dispatch(
             raise NotFound(f"agent '{agent_id}' does not exist", field="agent")
         if agent.state != AgentState.ACTIVE:
             raise Conflict(f"agent '{agent_id}' is {agent.state}; only active agents accept jobs", field="agent")
+    _check_loadtest(metadata, transport, api_key)
     _check_rate_limit(api_key)
 
     job = Job(
