@@ -31,6 +31,7 @@ REPLY_DONE_GAP_S = 0.8  # no agent audio for this long: the reply is over
 # real-time schedule for the frame-lag figure: lag measures delivery, not synthesis speed
 SEGMENT_GAP_S = 0.25
 SESSION_START_TIMEOUT_S = 60.0
+EVENTS_SETTLE_S = 15.0  # after the cancel, how long the stored and the received events may take to agree
 
 
 @dataclass
@@ -224,10 +225,18 @@ async def run_call(plan: CallPlan, result: CallResult) -> CallResult:
                 result.frame_lag_ms = await _audio(plan, result, deadline)
             finally:
                 await client.post(f"/api/v1/jobs/{result.job_id}/cancel")
-                await asyncio.sleep(1.0)  # the last events (session ended) reach the socket
-                stop.set()
-                await asyncio.gather(listener, return_exceptions=True)
-            stored = await _stored_seqs(client, result.session_id)
+            # an event counts as lost only if the socket never delivers it: wait (bounded) for
+            # the session's last events (stopped, call ended) to be stored and to arrive
+            stored: list[int] = []
+            wait_until = time.monotonic() + EVENTS_SETTLE_S
+            while time.monotonic() < wait_until:
+                stored = await _stored_seqs(client, result.session_id)
+                ended = (await client.get(f"/api/v1/jobs/{result.job_id}/")).json().get("status") in ("cancelled", "completed", "failed")
+                if ended and set(stored) <= set(received) or listener.done():
+                    break
+                await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(listener, return_exceptions=True)
             result.events_stored, result.events_received = len(stored), len(set(received))
             result.events_lost = len(set(stored) - set(received))
             result.events_duplicated = len(received) - len(set(received))
