@@ -237,6 +237,7 @@ async def run_call(plan: CallPlan, result: CallResult) -> CallResult:
                 await asyncio.sleep(0.5)
             stop.set()
             await asyncio.gather(listener, return_exceptions=True)
+            stored = await _stored_seqs(client, result.session_id)  # the final record, after the socket closed
             result.events_stored, result.events_received = len(stored), len(set(received))
             result.events_lost = len(set(stored) - set(received))
             result.events_duplicated = len(received) - len(set(received))
