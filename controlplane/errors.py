@@ -19,6 +19,11 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"

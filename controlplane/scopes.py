@@ -12,8 +12,9 @@ TOOLS_WRITE = "tools:write"
 WORKERS_WRITE = "workers:write"
 WEBHOOKS_WRITE = "webhooks:write"
 ADMIN = "admin"
+LOADTEST = "loadtest"  # may dispatch load-test calls (metadata.loadtest); see LOADTEST_ALLOWED
 
-ALL_SCOPES = (READ, AGENTS_WRITE, JOBS_WRITE, SESSIONS_CONTROL, TOOLS_WRITE, WORKERS_WRITE, WEBHOOKS_WRITE, ADMIN)
+ALL_SCOPES = (READ, AGENTS_WRITE, JOBS_WRITE, SESSIONS_CONTROL, TOOLS_WRITE, WORKERS_WRITE, WEBHOOKS_WRITE, ADMIN, LOADTEST)
 
 # Permission names are `<app_label>.<codename>` strings, so this module still imports no app.
 SCOPE_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -23,6 +24,7 @@ SCOPE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     SESSIONS_CONTROL: ("agent_sessions.change_agentsession",),
     TOOLS_WRITE: ("agents.add_tool", "agents.change_tool"),
     WORKERS_WRITE: ("workers.change_worker",),
+    LOADTEST: ("workers.add_job",),
     WEBHOOKS_WRITE: ("webhooks.add_webhookendpoint", "webhooks.change_webhookendpoint", "webhooks.delete_webhookendpoint"),
 }
 

@@ -235,6 +235,8 @@ DISPATCH_STRATEGY = env_choice(
     "DISPATCH_STRATEGY", "least_connections",
     ("round_robin", "least_connections", "weighted_round_robin", "load_based"),
 )
+# load-test calls (job metadata.loadtest) without the `loadtest` API-key scope: the embedded mode only, by default
+LOADTEST_ALLOWED = env_bool("LOADTEST_ALLOWED", EMBEDDED)
 JOB_QUEUE_LIMIT = env_int("JOB_QUEUE_LIMIT", 1000, minimum=1)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=100)
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30, minimum=2)

@@ -70,9 +70,9 @@ class JobListView(ApiView):
             participant_identity=data["participant_identity"], transport=data["transport"],
             idempotency_key=idempotency_key, api_key=api_key_of(request), job_type=data["job_type"],
         )
-        created = job.created
-        job = _jobs().get(pk=job.pk)
-        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if not job.created:  # a replay: the earlier job as it is now (it may have a session by now)
+            return Response(JobSerializer(_jobs().get(pk=job.pk)).data, status=status.HTTP_200_OK)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)  # fresh from the INSERT: no re-read
 
 
 class JobDetailView(ApiView):

@@ -9,22 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
 from celery.utils.nodenames import worker_direct
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent, AgentState
-from controlplane.errors import Conflict, DomainError, IllegalTransition, NotFound, Throttled
+from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
+from controlplane.scopes import LOADTEST
 from workers.events import publish as publish_fleet_event
 from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
 from workers.services import job_assign, job_cancel
+from workers.rate_limit import retry_after_seconds
 from workers.strategies import Candidate, choose
 from workers.worker_types import job_worker_type, worker_serves
 
@@ -71,27 +74,37 @@ def _validate(*, room: str, metadata: Any, priority: int, participant_identity: 
         raise DomainError("transport 'livekit' needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET", field="transport")
 
 
-def _check_limits(api_key: Any) -> None:
-    """Backpressure and the per-key rate limit, in one query.
-
-    At most JOB_QUEUE_LIMIT pending jobs in all; at most DISPATCH_RATE_LIMIT_PER_MINUTE new
-    jobs per API key in any 60 s window. Counted from the jobs table, so the limits hold
-    across every web process.
-    """
-    since = timezone.now() - timedelta(seconds=60)
-    pending_q = Q(status=JobStatus.PENDING)
-    recent_q = Q(api_key=api_key, created_at__gte=since) if api_key is not None else Q(pk__in=[])
-    counts = Job.objects.filter(pending_q | recent_q).aggregate(
-        pending=Count("pk", filter=pending_q), recent=Count("pk", filter=recent_q)
-    )
+def _check_rate_limit(api_key: Any) -> None:
+    """At most DISPATCH_RATE_LIMIT_PER_MINUTE new jobs per API key a minute (in a burst, then
+    refilled at that rate): one shared token bucket per key, O(1) whatever the dispatch rate."""
+    if api_key is None:
+        return
     limit = settings.DISPATCH_RATE_LIMIT_PER_MINUTE
-    if api_key is not None and counts["recent"] >= limit:
-        recent = Job.objects.filter(recent_q).order_by("-created_at").values_list("created_at", flat=True)
-        oldest_counted = recent[limit - 1]  # the job whose ageing out frees a slot
-        retry = max(1, math.ceil((oldest_counted + timedelta(seconds=60) - timezone.now()).total_seconds()))
+    retry = retry_after_seconds(f"{api_key.pk}:{api_key.prefix}", per_minute=limit)
+    if retry is not None:
         raise Throttled(f"dispatch rate limit of {limit} jobs per minute reached for this API key", retry_after=retry)
-    if counts["pending"] >= settings.JOB_QUEUE_LIMIT:
-        raise Throttled(f"the pending queue is full ({settings.JOB_QUEUE_LIMIT} jobs); retry later", retry_after=5)
+
+
+def _check_loadtest(metadata: dict[str, Any], transport: str, api_key: Any) -> None:
+    """A load-test call (metadata.loadtest = true: a simulated caller drives it over the audio
+    socket) is for benches and load tests only: the `loadtest` scope or LOADTEST_ALLOWED."""
+    if "loadtest" not in metadata:
+        return
+    if metadata["loadtest"] is not True:
+        raise DomainError("metadata.loadtest must be true when given", field="metadata")
+    if transport != Transport.LOCAL:
+        raise DomainError("a load-test call needs transport 'local' (its caller speaks over the audio socket)", field="transport")
+    if not settings.LOADTEST_ALLOWED and (api_key is None or LOADTEST not in api_key.scopes):
+        raise Forbidden("load-test calls need an API key with the 'loadtest' scope (or LOADTEST_ALLOWED)", field="metadata")
+
+
+def _check_queue_room() -> None:
+    """Backpressure: at most JOB_QUEUE_LIMIT pending jobs in all, counted from the jobs table
+    (the truth, shared by every web process). Only a job that would wait pays for the count,
+    and the count stops at the limit: a job a worker takes at once never joins the queue."""
+    limit = settings.JOB_QUEUE_LIMIT
+    if Job.objects.filter(status=JobStatus.PENDING).order_by()[:limit].count() >= limit:
+        raise Throttled(f"the pending queue is full ({limit} jobs); retry later", retry_after=5)
 
 
 def _replay(existing: Job, fingerprint: str) -> Job:
@@ -142,7 +155,8 @@ def job_dispatch(
             raise NotFound(f"agent '{agent_id}' does not exist", field="agent")
         if agent.state != AgentState.ACTIVE:
             raise Conflict(f"agent '{agent_id}' is {agent.state}; only active agents accept jobs", field="agent")
-    _check_limits(api_key)
+    _check_loadtest(metadata, transport, api_key)
+    _check_rate_limit(api_key)
 
     job = Job(
         job_type=job_type, agent=agent, agent_version=agent.version if agent else None, room_name=room,
@@ -151,17 +165,21 @@ def job_dispatch(
         worker_type=job_worker_type(agent.config_snapshot()) if agent else "", idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint, api_key=api_key,
     )
+    # Without an Idempotency-Key the INSERT cannot conflict (the id is random), so it runs in
+    # autocommit: no BEGIN/COMMIT round trips. With one, a savepoint keeps a lost race from
+    # breaking the caller's transaction.
     try:
-        with transaction.atomic():
-            # choose the worker in the same transaction as the insert: one commit, and the
-            # task is sent the moment the row is visible
+        with transaction.atomic() if idempotency_key else nullcontext():
             worker = _pick_worker(job.worker_type)
+            if worker is None:
+                _check_queue_room()
             job.created_at = timezone.now()
             if worker is not None:
                 job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, job.created_at
             job.save(force_insert=True)
             # robust: a broker hiccup must not turn an accepted dispatch into an error; the
-            # reaper re-routes an assigned job nobody claimed within the lease
+            # reaper re-routes an assigned job nobody claimed within the lease. In autocommit
+            # on_commit runs at once, after the row is visible.
             if worker is not None:
                 transaction.on_commit(lambda: _send(job.job_id, worker), robust=True)
             else:
@@ -174,6 +192,7 @@ def job_dispatch(
         if existing is None:
             raise
         return _replay(existing, fingerprint)
+    Job.session.related.set_cached_value(job, None)  # a job this request made has no session yet: no query to ask
     job.created = True  # type: ignore[attr-defined]
     job_event(job)
     return job
@@ -183,20 +202,15 @@ def worker_candidates(*, now: Any = None, worker_type: str = "") -> list[tuple[W
     """Online workers with a fresh heartbeat that serve `worker_type` and whose breaker lets a job through."""
     now = now or timezone.now()
     fresh_after = now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
-    workers = [
-        w for w in Worker.objects.filter(status=WorkerStatus.ONLINE, last_heartbeat_at__gte=fresh_after)
-        if worker_serves(w, worker_type) and breaker.breaker_allows(w, now=now)
-    ]
-    if not workers:
-        return []
-    # counted from the (status-indexed) unfinished jobs only, not joined over every job ever run
-    active = dict(
-        Job.objects.filter(status__in=ACTIVE_JOB_STATUSES, assigned_worker_id__in=[w.worker_id for w in workers])
-        .values_list("assigned_worker_id").annotate(n=Count("pk")).values_list("assigned_worker_id", "n")
-    )
+    # one query: the fleet with each worker's unfinished-job count (from the status index)
+    active = (Job.objects.filter(assigned_worker=OuterRef("pk"), status__in=ACTIVE_JOB_STATUSES).order_by()
+              .values("assigned_worker").annotate(n=Count("pk")).values("n"))
+    fleet = Worker.objects.filter(status=WorkerStatus.ONLINE, last_heartbeat_at__gte=fresh_after).annotate(
+        unfinished_jobs=Coalesce(Subquery(active, output_field=IntegerField()), 0))
     return [
-        (w, Candidate(worker_id=w.worker_id, capacity=w.capacity, active=active.get(w.worker_id, 0), load=w.load, weight=w.weight))
-        for w in workers
+        (w, Candidate(worker_id=w.worker_id, capacity=w.capacity, active=w.unfinished_jobs, load=w.load, weight=w.weight))
+        for w in fleet
+        if worker_serves(w, worker_type) and breaker.breaker_allows(w, now=now)
     ]
 
 

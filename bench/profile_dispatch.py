@@ -1,0 +1,94 @@
+"""Profile `POST /api/v1/jobs/` in-process on PostgreSQL: queries per request and the top frames.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/cp_profile REDIS_URL=redis://127.0.0.1:6379/5 \\
+        .venv/bin/python bench/profile_dispatch.py [--posts 300]
+
+One online worker row (no process: the task goes to its queue and nobody runs it), one
+active agent, one API key. Prints the SQL of one POST, the mean queries per POST, the POST
+time p50/p99 and pyinstrument's call tree of all the POSTs; the last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.common import ensure_database, summary  # noqa: E402
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_profile")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
+os.environ.setdefault("JOB_QUEUE_LIMIT", "100000")
+os.environ.setdefault("DISPATCH_RATE_LIMIT_PER_MINUTE", "1000000")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--posts", type=int, default=300)
+    args = parser.parse_args()
+    ensure_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+    from pyinstrument import Profiler
+    from rest_framework.test import APIClient
+
+    from agents import services as agent_services
+    from agents.models import Agent
+    from controlplane.models import ApiKey
+    from workers.models import Job, Worker, WorkerStatus
+
+    call_command("migrate", verbosity=0)
+    Job.objects.all().delete()
+    Worker.objects.all().delete()
+    Agent.objects.filter(agent_id="profile-echo").delete()
+    agent = agent_services.agent_create(agent_id="profile-echo", instructions="Echo.", actor="bench",
+                                        llm_config={"provider": "openai", "model": "gpt-4o-mini"})
+    agent_services.agent_activate(agent=agent)
+    Worker.objects.create(worker_id="profile-worker@bench", hostname="bench", status=WorkerStatus.ONLINE,
+                          capacity=1_000_000, last_heartbeat_at=timezone.now() + timezone.timedelta(days=1))
+    _, raw_key = ApiKey.generate(name="profile", scopes=["jobs:write", "read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+    def post(i: int) -> None:
+        response = client.post("/api/v1/jobs/", {"agent": "profile-echo", "transport": "local", "room": f"p-{i}"}, format="json")
+        assert response.status_code == 201, response.content
+
+    for i in range(20):
+        post(-i - 1)
+    with CaptureQueriesContext(connection) as one:
+        post(-100)
+    print(f"queries of one POST: {len(one.captured_queries)}")
+    for q in one.captured_queries:
+        print("  ", q["sql"][:160])
+    times = []
+    profiler = Profiler(interval=0.0005)
+    with CaptureQueriesContext(connection) as many:
+        profiler.start()
+        for i in range(args.posts):
+            t0 = time.perf_counter()
+            post(i)
+            times.append((time.perf_counter() - t0) * 1000)
+        profiler.stop()
+    print(profiler.output_text(unicode=False, color=False, show_all=False, timeline=False)[:6000])
+    result = {"posts": args.posts, "queries_per_post": round(len(many.captured_queries) / args.posts, 2),
+              "post": summary(times), "load_average_1m": round(os.getloadavg()[0], 2)}
+    print(f"queries per POST {result['queries_per_post']}  POST p50 {result['post']['p50_ms']} ms  "
+          f"p99 {result['post']['p99_ms']} ms  (load average {result['load_average_1m']})")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

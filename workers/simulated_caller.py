@@ -1,0 +1,246 @@
+"""A simulated caller: dispatches one load-test call through the public API, speaks a WAV into
+it at real-time pace over the audio socket, records the agent's audio, and counts events.
+
+It is only a client of the deployment (HTTP + the two session WebSockets), so it measures
+what a caller would meet, embedded or distributed, and imports nothing of Django.
+
+Per call it records: the POST's time, dispatch → session live (the job shows its session),
+caller-perceived reply latency (last frame of caller speech sent → first audible frame of
+the agent received), the agent's downlink frame lag (how far each frame of a reply arrives
+behind the reply's own real-time schedule), and events stored vs received on the event socket.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import websockets
+
+FRAME_MS = 20
+RATE = 16000
+FRAME_SAMPLES = RATE * FRAME_MS // 1000
+AUDIBLE_RMS = 100.0  # int16 RMS above which an agent frame counts as speech, not silence
+REPLY_TIMEOUT_S = 15.0  # a reply not started by then counts as missing
+REPLY_DONE_GAP_S = 0.8  # no agent audio for this long: the reply is over
+# a pause this long inside a reply (the next sentence still being synthesised) starts a new
+# real-time schedule for the frame-lag figure: lag measures delivery, not synthesis speed
+SEGMENT_GAP_S = 0.25
+SESSION_START_TIMEOUT_S = 60.0
+EVENTS_SETTLE_S = 15.0  # after the cancel, how long the stored and the received events may take to agree
+
+
+@dataclass
+class CallResult:
+    job_id: str = ""
+    session_id: str = ""
+    post_ms: float | None = None
+    start_ms: float | None = None
+    reply_ms: list[float] = field(default_factory=list)
+    missing_replies: int = 0
+    frame_lag_ms: list[float] = field(default_factory=list)
+    events_stored: int = 0
+    events_received: int = 0
+    events_lost: int = 0
+    events_duplicated: int = 0
+    error: str = ""
+
+    @property
+    def started(self) -> bool:
+        return bool(self.session_id)
+
+
+@dataclass
+class CallPlan:
+    base_url: str
+    api_key: str
+    agent: str
+    speech: np.ndarray  # int16 mono at RATE
+    duration_s: float
+    room: str
+
+
+def ws_url(base_url: str, path: str) -> str:
+    return ("wss://" if base_url.startswith("https://") else "ws://") + base_url.split("://", 1)[1].rstrip("/") + path
+
+
+def _origin(base_url: str) -> Any:
+    return base_url.rstrip("/")
+
+
+class _Downlink:
+    """Agent audio as it arrives: when each audible reply began and how late its frames came."""
+
+    def __init__(self) -> None:
+        self.reply_started = asyncio.Event()
+        self.reply_start_at = 0.0
+        self.last_audio_at = 0.0
+        self._turn_start = 0.0
+        self._turn_audio_s = 0.0
+        self.lags_ms: list[float] = []
+        self.rate = 24000
+
+    def frame(self, pcm: bytes) -> None:
+        now = time.monotonic()
+        samples = np.frombuffer(pcm, dtype="<i2")
+        duration = len(samples) / self.rate
+        audible = len(samples) > 0 and float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) > AUDIBLE_RMS
+        if now - self.last_audio_at > SEGMENT_GAP_S:  # a new reply or sentence: its schedule starts now
+            self._turn_start, self._turn_audio_s = now, 0.0
+        # the segment's first frame is on its own schedule (lag 0) by definition
+        self.lags_ms.append(max(0.0, (now - (self._turn_start + self._turn_audio_s)) * 1000))
+        self._turn_audio_s += duration
+        self.last_audio_at = now
+        if audible and not self.reply_started.is_set():
+            self.reply_start_at = now
+            self.reply_started.set()
+
+
+async def _events_listener(plan: CallPlan, result: CallResult, seqs: list[int], stop: asyncio.Event) -> None:
+    headers = {"Authorization": f"Bearer {plan.api_key}"}
+    async with websockets.connect(ws_url(plan.base_url, f"/ws/sessions/{result.session_id}/"), additional_headers=headers,
+                                  origin=_origin(plan.base_url), max_size=None) as ws:
+        while not stop.is_set():
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+            except TimeoutError:
+                continue
+            if message.get("type") == "events":
+                seqs.extend(e["seq"] for e in message["events"])
+
+
+async def _speak(ws: Any, speech: np.ndarray) -> float:
+    """Send the WAV at real-time pace, then return when its last frame went out."""
+    start = time.monotonic()
+    for i, offset in enumerate(range(0, len(speech), FRAME_SAMPLES)):
+        frame = speech[offset:offset + FRAME_SAMPLES]
+        if len(frame) < FRAME_SAMPLES:
+            frame = np.pad(frame, (0, FRAME_SAMPLES - len(frame)))
+        await asyncio.sleep(max(0.0, start + i * FRAME_MS / 1000 - time.monotonic()))
+        await ws.send(frame.astype("<i2").tobytes())
+    return time.monotonic()
+
+
+async def _silence_until(ws: Any, done: Any, timeout_s: float) -> bool:
+    """Keep the uplink alive with real-time silence (the VAD hears the pause) until `done()`."""
+    silence = np.zeros(FRAME_SAMPLES, dtype="<i2").tobytes()
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() - start < timeout_s:
+        if done():
+            return True
+        i += 1
+        await asyncio.sleep(max(0.0, start + i * FRAME_MS / 1000 - time.monotonic()))
+        await ws.send(silence)
+    return done()
+
+
+async def _audio(plan: CallPlan, result: CallResult, deadline: float) -> list[float]:
+    headers = {"Authorization": f"Bearer {plan.api_key}"}
+    downlink = _Downlink()
+    url = ws_url(plan.base_url, f"/ws/sessions/{result.session_id}/audio/?rate={RATE}")
+    # the Origin header: the server (AllowedHostsOriginValidator) refuses sockets without one
+    async with websockets.connect(url, additional_headers=headers, origin=_origin(plan.base_url), max_size=None) as ws:
+
+        async def receive() -> None:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    downlink.frame(message)
+                else:
+                    data = json.loads(message)
+                    if data.get("type") == "format":
+                        downlink.rate = int(data["rate"])
+
+        ready = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if ready.get("type") != "ready":
+            raise RuntimeError(f"audio socket said {ready!r} instead of ready")
+        receiver = asyncio.create_task(receive())
+        try:
+            # let the greeting (if any) finish before the first question
+            await _silence_until(ws, lambda: downlink.last_audio_at and time.monotonic() - downlink.last_audio_at > REPLY_DONE_GAP_S,
+                                 min(5.0, max(0.0, deadline - time.monotonic())))
+            while time.monotonic() + len(plan.speech) / RATE + 1 < deadline:
+                downlink.reply_started.clear()
+                spoken_at = await _speak(ws, plan.speech)
+                if await _silence_until(ws, downlink.reply_started.is_set, REPLY_TIMEOUT_S):
+                    result.reply_ms.append(max(0.0, (downlink.reply_start_at - spoken_at) * 1000))
+                else:
+                    result.missing_replies += 1
+                await _silence_until(ws, lambda: time.monotonic() - downlink.last_audio_at > REPLY_DONE_GAP_S,
+                                     max(0.0, deadline - time.monotonic()))
+            await _silence_until(ws, lambda: False, max(0.0, deadline - time.monotonic()))
+        finally:
+            receiver.cancel()
+    return downlink.lags_ms
+
+
+async def _stored_seqs(client: httpx.AsyncClient, session_id: str) -> list[int]:
+    seqs: list[int] = []
+    after = 0
+    while True:
+        response = await client.get(f"/api/v1/sessions/{session_id}/events/", params={"after_seq": after, "limit": 500})
+        response.raise_for_status()
+        page = response.json()["results"]
+        if not page:
+            return seqs
+        seqs.extend(e["seq"] for e in page)
+        after = seqs[-1]
+
+
+async def run_call(plan: CallPlan, result: CallResult) -> CallResult:
+    """One call from POST to cancel; failures are recorded in `result.error`, never raised."""
+    headers = {"Authorization": f"Bearer {plan.api_key}"}
+    async with httpx.AsyncClient(base_url=plan.base_url, headers=headers, timeout=30) as client:
+        try:
+            t0 = time.monotonic()
+            response = await client.post("/api/v1/jobs/", json={"agent": plan.agent, "room": plan.room, "transport": "local",
+                                                                "metadata": {"loadtest": True}})
+            result.post_ms = (time.monotonic() - t0) * 1000
+            if response.status_code != 201:
+                result.error = f"dispatch refused: {response.status_code} {response.text[:200]}"
+                return result
+            result.job_id = response.json()["job_id"]
+            while not result.session_id:
+                if time.monotonic() - t0 > SESSION_START_TIMEOUT_S:
+                    result.error = "the session did not start"
+                    return result
+                job = (await client.get(f"/api/v1/jobs/{result.job_id}/")).json()
+                if job.get("status") in ("failed", "cancelled", "completed"):
+                    result.error = f"the job ended {job['status']} before its session went live: {job.get('failure_reason', '')}"
+                    return result
+                if job.get("session_id") and job.get("status") == "running":
+                    result.session_id = job["session_id"]
+                    result.start_ms = (time.monotonic() - t0) * 1000
+                else:
+                    await asyncio.sleep(0.05)
+            deadline = t0 + plan.duration_s
+            received: list[int] = []
+            stop = asyncio.Event()
+            listener = asyncio.create_task(_events_listener(plan, result, received, stop))
+            try:
+                result.frame_lag_ms = await _audio(plan, result, deadline)
+            finally:
+                await client.post(f"/api/v1/jobs/{result.job_id}/cancel")
+            # an event counts as lost only if the socket never delivers it: wait (bounded) for
+            # the session's last events (stopped, call ended) to be stored and to arrive
+            stored: list[int] = []
+            wait_until = time.monotonic() + EVENTS_SETTLE_S
+            while time.monotonic() < wait_until:
+                stored = await _stored_seqs(client, result.session_id)
+                ended = (await client.get(f"/api/v1/jobs/{result.job_id}/")).json().get("status") in ("cancelled", "completed", "failed")
+                if ended and set(stored) <= set(received) or listener.done():
+                    break
+                await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(listener, return_exceptions=True)
+            stored = await _stored_seqs(client, result.session_id)  # the final record, after the socket closed
+            result.events_stored, result.events_received = len(stored), len(set(received))
+            result.events_lost = len(set(stored) - set(received))
+            result.events_duplicated = len(received) - len(set(received))
+        except Exception as exc:  # noqa: BLE001 - one failed call is a figure, not the end of the test
+            result.error = result.error or f"{type(exc).__name__}: {exc}"
+    return result
