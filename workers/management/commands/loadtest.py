@@ -80,7 +80,6 @@ class Command(BaseCommand):
         parser.add_argument("--api-key", default=os.environ.get("LOADTEST_API_KEY", ""))
 
     def handle(self, *args: Any, **o: Any) -> None:
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would bury the progress line
         if o["calls"] < 1:
             raise CommandError("--calls must be at least 1")
         if o["duration"] <= 0 or o["ramp"] <= 0:
@@ -92,9 +91,13 @@ class Command(BaseCommand):
         if not raw_key:
             temporary, raw_key = ApiKey.generate(name=f"loadtest-{secrets.token_hex(3)}",
                                                  scopes=[JOBS_WRITE, READ, SESSIONS_CONTROL, LOADTEST])
+        httpx_logger = logging.getLogger("httpx")
+        level = httpx_logger.level
+        httpx_logger.setLevel(logging.WARNING)  # one INFO line per request would bury the progress line
         try:
             summary = asyncio.run(self._run(o, speech, raw_key))
         finally:
+            httpx_logger.setLevel(level)  # the process may go on (call_command): leave its logging as found
             if temporary is not None:
                 temporary.revoke()
         self._report(summary)
