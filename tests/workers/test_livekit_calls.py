@@ -275,7 +275,7 @@ def test_concurrent_calls_in_one_worker_process_all_get_their_answer(
     openai_double: OpenAIDouble, tmp_path: Path,  # noqa: F811
 ) -> None:
     # Three calls: at twenty, on two shared cores, bursty audio splits questions into fragments
-    # that interrupt the replies (issue 14 stays open for it; bench/livekit.py measures N=20).
+    # that interrupt the replies (issue 14 stays open for it; bench/livekit_calls.py measures N=20).
     lk, n = lk_settings, 3
     # every utterance gets the same transcript and answer: under load a caller's question may
     # reach its agent as two utterances, and a FIFO would hand one room another room's turn

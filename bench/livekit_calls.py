@@ -1,6 +1,6 @@
 """N concurrent calls in one worker process over WebRTC, against the local transport.
 
-    flock /tmp/bench.lock .venv/bin/python bench/livekit.py [--calls 5,10,20]
+    flock /tmp/bench.lock .venv/bin/python bench/livekit_calls.py [--calls 5,10,20]
 
 Needs root (it makes a network namespace, as the tests do: libwebrtc gathers no ICE
 candidates on loopback). For each N, the LiveKit server double runs in its own namespace and
@@ -31,8 +31,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# run as a script, this file's folder comes first on sys.path and "livekit" would be this file
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import pct  # noqa: E402
