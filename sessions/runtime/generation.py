@@ -9,8 +9,9 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from agents.tools.calls import ToolCall, ToolInvocation
+
 from . import events as ev
-from .interfaces import ToolCall, ToolInvocation
 from .providers.base import ProviderError
 from .segmenter import SentenceSegmenter
 from .speech import SpeechHandle

@@ -5,10 +5,10 @@ import logging
 
 import pytest
 
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
 from agents.tools.secrets import REDACTED, encrypt_secret, redact_headers, seal_headers
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 PARAMS = {
     "type": "object",

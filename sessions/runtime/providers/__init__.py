@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import LLM, STT, TTS, Endpoint, LLMDelta, ProviderError, Transcript, Usage
+from agents.provider_configs import Endpoint
+
+from .base import LLM, STT, TTS, LLMDelta, ProviderError, Transcript, Usage
 from .espeak import EspeakTTS
 from .openai import ClientOptions, OpenAILLM, OpenAISTT, OpenAITTS
 from .pocketsphinx import PocketsphinxSTT

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..providers.base import Endpoint, ProviderError
+from agents.provider_configs import Endpoint
+
+from ..providers.base import ProviderError
 from ..providers.openai import pinned_auth, resolved_key
 
 RATE = 24_000  # the protocol's pcm16 rate

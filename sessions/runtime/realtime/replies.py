@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
+
 from .. import events as ev
-from ..interfaces import ToolCall, ToolInvocation, ToolResult
 from ..playout import PlayedSegment, PlayoutJob
 from ..speech import SpeechHandle
 from ..tool_calls import record_tool_result, run_tool
