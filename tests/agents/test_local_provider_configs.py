@@ -119,7 +119,7 @@ def test_an_agent_whose_scripted_rule_calls_a_tool_it_lacks_is_refused_naming_th
     from django.core.exceptions import ValidationError
 
     from agents.models import Agent
-    from agents.tool_sync import tool_sync
+    from agents.tools.sync import tool_sync
 
     tool_sync()
     llm = {"provider": "scripted", "rules": [{"keywords": ["hi"], "reply": "Hi!"},

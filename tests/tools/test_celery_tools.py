@@ -8,12 +8,12 @@ import os
 
 import pytest
 
-from agents.tool_sync import tool_sync
 from agents.tools import FunctionTool, registry
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.remote import RUN_TOOL_TASK, CeleryToolRunner
-from agents.tools.testing import ToolWorker
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
+from agents.tools.sync import tool_sync
+from tests.tools.tool_worker import ToolWorker
 
 BROKER = os.environ.get("TOOLS_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 
 from agents.models import Tool
-from agents.tool_sync import tool_sync
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor, build_tool_executor
 from agents.tools.http import HttpTool
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
+from agents.tools.sync import tool_sync
 
 pytestmark = pytest.mark.django_db
 
