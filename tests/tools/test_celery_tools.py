@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+from django.db import connection
 
 from agents.tools import FunctionTool, registry
 from agents.tools.calls import ToolCall, ToolInvocation
@@ -22,8 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(scope="module")
 def tool_worker(django_db_setup, django_db_blocker):
-    from django.db import connection
-
     db = connection.settings_dict
     database_url = None
     if "postgresql" in db["ENGINE"]:  # share the test database with the worker

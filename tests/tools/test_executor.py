@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -157,8 +158,6 @@ async def test_an_unknown_tool_lists_the_available_ones(executor, invocation) ->
 
 
 async def test_the_run_context_carries_the_invocation(executor, invocation) -> None:
-    import json
-
     result = await call(executor, invocation, "exec_whoami")
     assert json.loads(result.output) == {
         "call_id": "call-1", "session_id": "s-1", "agent_id": "agent-1", "user": "ana",
