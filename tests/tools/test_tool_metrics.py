@@ -8,7 +8,7 @@ from agents.models import Tool
 from agents.tools import function_tool
 from agents.tools.executor import BoundTool, ToolExecutor
 from agents.tools.metrics import flush_stats, stats_buffer
-from controlplane.metrics import render_latest
+from server.metrics import render_latest
 from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 pytestmark = pytest.mark.django_db
