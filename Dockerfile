@@ -8,4 +8,4 @@ COPY . .
 RUN useradd --create-home app && mkdir -p /app/var/prometheus && chown -R app /app/var
 USER app
 EXPOSE 8000
-CMD ["python", "-m", "controlplane.web_server", "-b", "0.0.0.0", "-p", "8000", "controlplane.asgi:application"]
+CMD ["python", "-m", "controlplane.web_server", "-b", "0.0.0.0", "-p", "8000", "server.asgi:application"]

@@ -88,7 +88,7 @@ def seq_of(data: bytes) -> int:
 async def round_trips(session_id: str, token: str, n: int) -> dict[str, Any]:
     from channels.testing import WebsocketCommunicator
 
-    from controlplane.asgi import application
+    from server.asgi import application
 
     comm = WebsocketCommunicator(application, f"/ws/sessions/{session_id}/audio/?token={token}",
                                  headers=[(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")])

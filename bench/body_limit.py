@@ -1,7 +1,7 @@
 """RSS of the web process under one anonymous 600 MB `POST /health` (issue 12, finding 5).
 
 Starts two web servers on loopback, one after the other, each a fresh process:
-  stock   `daphne controlplane.asgi:application` (the ASGI body limit is in the app, but
+  stock   `daphne server.asgi:application` (the ASGI body limit is in the app, but
           daphne has queued the whole body for the app before the app runs)
   bounded `python -m controlplane.web_server …` (what docker-compose runs: refused at the
           headers, nothing buffered)
@@ -44,7 +44,7 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 def start(command: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    proc = subprocess.Popen([*command[:1], *command[1:], "-b", "127.0.0.1", "-p", str(port), "controlplane.asgi:application"],
+    proc = subprocess.Popen([*command[:1], *command[1:], "-b", "127.0.0.1", "-p", str(port), "server.asgi:application"],
                             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

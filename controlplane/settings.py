@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "sessions.apps.AgentSessionsConfig",
     "webhooks",
     "workers",
+    "dashboard",  # the pages, above every app
+    "server",  # the URL/ASGI roof: urls, routing, asgi, probes; the `embedded` and `metrics` commands
 ]
 
 MIDDLEWARE = [
@@ -68,8 +70,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: answers locked-out logins
 ]
 
-ROOT_URLCONF = "controlplane.urls"
-ASGI_APPLICATION = "controlplane.asgi.application"
+ROOT_URLCONF = "server.urls"
+ASGI_APPLICATION = "server.asgi.application"
 WSGI_APPLICATION = None
 
 TEMPLATES = [

@@ -1,6 +1,6 @@
 """The web process: daphne, with request bodies bounded while they arrive.
 
-    python -m controlplane.web_server -b 0.0.0.0 -p 8000 controlplane.asgi:application
+    python -m controlplane.web_server -b 0.0.0.0 -p 8000 server.asgi:application
 
 takes daphne's command-line options. Stock daphne spools a request body to a temporary file
 and then, before the application runs, puts all of it on the application's input queue

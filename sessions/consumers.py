@@ -30,7 +30,7 @@ from django.db import close_old_connections
 
 from controlplane.fleet_events import FLEET_GROUP
 from controlplane.models import ApiKey
-from sessions.dashboard.access import key_can_control, key_can_watch, user_can_control, user_can_watch
+from sessions.access import key_can_control, key_can_watch, user_can_control, user_can_watch
 from sessions.event_sink import register_layer_loop, session_group
 from sessions.models import AgentSession, SessionEvent
 

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from agents.provider_configs import ProviderConfigError, parse_recording_config
 from controlplane.errors import IllegalTransition
-from controlplane.metrics import observe_turn_metrics
+from sessions.metrics import observe_turn_metrics
 from workers.events import publish as publish_fleet_event
 from sessions.audio_link import AudioLink
 from sessions.job_context import JobContext

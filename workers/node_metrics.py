@@ -14,7 +14,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-import controlplane.metrics  # noqa: F401 - defines the event series this process updates
+import agents.tools.metrics  # noqa: F401 - the event series this process updates: tool calls,
+import sessions.metrics  # noqa: F401 - turn latency and session outcomes,
+import workers.metrics  # noqa: F401 - dispatch latency
 from workers.node import node
 
 

@@ -217,7 +217,7 @@ async def host_session(ctx: JobContext, entry: EntryPoint, limits: SessionLimits
 def _observe_dispatch_latency(job: Job) -> None:
     """Dispatch accepted → session started on this worker (the bench measures the same span)."""
     try:
-        from controlplane.metrics import observe_dispatch_latency
+        from workers.metrics import observe_dispatch_latency
 
         observe_dispatch_latency((timezone.now() - job.created_at).total_seconds())
     except Exception:  # noqa: BLE001 - metrics never break a session
@@ -226,7 +226,7 @@ def _observe_dispatch_latency(job: Job) -> None:
 
 def _count_session_end(outcome: str) -> None:
     try:
-        from controlplane.metrics import SESSIONS_ENDED
+        from sessions.metrics import SESSIONS_ENDED
 
         SESSIONS_ENDED.labels(outcome).inc()
     except Exception:  # noqa: BLE001

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controlplane.asgi import application
+from server.asgi import application
 from tests.dashboard.live_server import DaphneServer
 
 LIMIT = 1024 * 1024

@@ -64,7 +64,7 @@ def free_port() -> int:
 
 
 class DaphneServer:
-    """`python -m controlplane.web_server controlplane.asgi:application` (daphne, as production
+    """`python -m controlplane.web_server server.asgi:application` (daphne, as production
     runs it) on a fixed port; can be stopped and restarted
     on the same port (a real dropped connection for the browser)."""
 
@@ -84,7 +84,7 @@ class DaphneServer:
     def start(self, timeout: float = 30.0) -> DaphneServer:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "-b", "127.0.0.1", "-p", str(self.port), "controlplane.asgi:application"],
+            [sys.executable, "-m", self.module, "-b", "127.0.0.1", "-p", str(self.port), "server.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 
-from controlplane.asgi import application
 from controlplane.fleet_events import apublish_fleet_event
 from controlplane.scopes import JOBS_WRITE, READ
+from server.asgi import application
 from sessions.event_sink import DjangoEventSink, abroadcast_session_events
 from sessions.models import AgentSession
 from sessions.runtime import events as ev

@@ -14,7 +14,11 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.tools import metrics as tool_metrics
+from sessions import metrics as sessions_metrics
 from sessions.models import AgentSession, SessionStatus
+from sessions.runtime.events import TurnMetrics
+from workers import metrics as workers_metrics
 from workers.dispatch import job_dispatch
 from workers.models import Worker
 
@@ -59,12 +63,9 @@ def test_metrics_are_anonymous_and_show_jobs_queue_workers_and_sessions(client: 
 
 
 def test_event_metrics_are_exposed(client: Client) -> None:
-    from agents.tools import metrics as tool_metrics
-    from controlplane import metrics
-
     before = scrape(client)
-    metrics.observe_dispatch_latency(0.012)
-    metrics.observe_turn_latency({"stt": 0.2, "llm_ttft": 0.3, "tts_ttfb": None, "end_to_end": 0.9})
+    workers_metrics.observe_dispatch_latency(0.012)
+    sessions_metrics.observe_turn_latency({"stt": 0.2, "llm_ttft": 0.3, "tts_ttfb": None, "end_to_end": 0.9})
     tool_metrics.record("lookup_order", execution="inline", error_kind=None, duration_ms=4.0)
     after = scrape(client)
 
@@ -80,12 +81,9 @@ def test_event_metrics_are_exposed(client: Client) -> None:
 
 
 def test_turn_metrics_of_a_metrics_collected_event_feed_the_turn_histogram(client: Client) -> None:
-    from controlplane import metrics
-    from sessions.runtime.events import TurnMetrics
-
     turn = TurnMetrics(turn_id="t1", end_of_utterance_delay_ms=300, stt_duration_ms=120, llm_ttft_ms=250, end_to_end_ms=800)
     before = scrape(client)
-    metrics.observe_turn_metrics(turn.model_dump())
+    sessions_metrics.observe_turn_metrics(turn.model_dump())
     after = scrape(client)
 
     def grew(stage: str, suffix: str) -> float:
@@ -101,9 +99,10 @@ WRITER = """
 import django
 django.setup()
 from agents.tools import metrics as tool_metrics
-from controlplane import metrics
-metrics.observe_dispatch_latency(0.02)
-metrics.observe_turn_latency({"end_to_end": 0.5})
+from sessions import metrics as sessions_metrics
+from workers import metrics as workers_metrics
+workers_metrics.observe_dispatch_latency(0.02)
+sessions_metrics.observe_turn_latency({"end_to_end": 0.5})
 tool_metrics.record("lookup_order", execution="celery", error_kind="timeout", duration_ms=30000)
 """
 

@@ -23,7 +23,7 @@ CONTAINER = """
 import os, socket, sys, time
 import django
 django.setup()
-from controlplane import metrics
+from sessions import metrics
 assert os.getpid() == 1, os.getpid()
 ready, go = sys.argv[1], sys.argv[2]
 open(ready, "w").close()

@@ -10,7 +10,7 @@ from agents.tools.bound import BoundTool
 from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.metrics import flush_stats, stats_buffer
-from controlplane.metrics import render_latest
+from server.metrics import render_latest
 
 pytestmark = pytest.mark.django_db
 

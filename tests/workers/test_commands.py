@@ -81,18 +81,6 @@ def test_start_refuses_invalid_options(db: Any) -> None:
         run("start", "--drain-timeout", "0", "--print")
 
 
-@pytest.mark.urls("tests.workers.urls")
-def test_dashboard_prints_a_one_time_login_link(operator: Any, client: Any) -> None:
-    out = run("dashboard", "--url", "http://cp.example")
-    link = out.split("): ")[-1].strip()
-    assert link.startswith("http://cp.example/login/")
-    path = link.removeprefix("http://cp.example")
-    first = client.get(path)
-    assert first.status_code == 302
-    client.logout()
-    assert client.get(path).status_code == 403  # used once: refused
-
-
 def test_deploy_preflight_reports_each_step(db: Any, settings: Any) -> None:
     settings.SECRET_KEY = "a-production-secret-key-of-some-length"
     out = run("deploy", "--skip-deploy-checks")
@@ -138,14 +126,6 @@ def test_scale_without_arguments_prints_capacity_and_the_desired_figure(online_w
 def test_scale_refuses_an_unknown_worker(db: Any) -> None:
     with pytest.raises(CommandError, match="no online worker"):
         run("scale", "ghost@nowhere", "--capacity", "4")
-
-
-def test_metrics_prints_the_prometheus_series(db: Any) -> None:
-    from controlplane.metrics import observe_dispatch_latency
-
-    observe_dispatch_latency(0.012)
-    out = run("metrics", "--grep", "controlplane_dispatch_latency")
-    assert "controlplane_dispatch_latency_seconds_bucket" in out and "controlplane_jobs" not in out
 
 
 def test_the_test_command_reads_a_script_and_checks_tool_calls(scripted_agent: Any, openai_double: Any, tmp_path: Any) -> None:

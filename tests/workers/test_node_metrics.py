@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controlplane import metrics
+from sessions import metrics
 from workers.health_server import start_health_server, stop_health_server
 
 pytestmark = pytest.mark.django_db(transaction=True)

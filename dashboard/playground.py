@@ -9,18 +9,23 @@ from django.views.decorators.http import require_POST
 
 from agents.models import Agent
 from controlplane.errors import DomainError, Throttled
-from sessions.dashboard.access import actor_name, controller_required
+from controlplane.scopes import JOBS_WRITE, SESSIONS_CONTROL
+from dashboard.access import actor_name, scope_required
 from workers.dispatch import job_dispatch
 
 
-@controller_required
+# the playground dispatches a job, then speaks into its session
+playground_required = scope_required(JOBS_WRITE, SESSIONS_CONTROL)
+
+
+@playground_required
 def playground_page(request: HttpRequest) -> HttpResponse:
     agents = list(Agent.objects.active().values_list("agent_id", flat=True))
     return render(request, "dashboard/playground.html", {"nav": "playground", "agents": agents, "selected": request.GET.get("agent", "")})
 
 
 @require_POST
-@controller_required
+@playground_required
 def playground_start(request: HttpRequest) -> JsonResponse:
     agent_id = request.POST.get("agent", "")
     who = actor_name(request.user)

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from workers.login_link import login_token
+from dashboard.login_link import login_token
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.workers.urls")]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 CONTENDERS = 8
 

@@ -7,9 +7,11 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
 from controlplane.errors import DomainError, NotFound
+from controlplane.scopes import SESSIONS_CONTROL
+from dashboard.access import actor_name, scope_required, watcher_required
+from dashboard.selectors import session_summary
+from sessions.access import user_can_control
 from sessions.control import COMMANDS, send_session_command
-from sessions.dashboard.access import actor_name, controller_required, user_can_control, watcher_required
-from sessions.dashboard.selectors import session_summary
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, Recording, SessionStatus
 from sessions.recording_files import recording_response
 
@@ -59,7 +61,7 @@ def session_recording(request: HttpRequest, session_id: str) -> HttpResponse:
 
 
 @require_POST
-@controller_required
+@scope_required(SESSIONS_CONTROL)
 def session_action(request: HttpRequest, session_id: str, command: str) -> JsonResponse:
     """Called by the page with fetch + CSRF token; the runtime records an operator_action."""
     if command not in COMMANDS:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 
-SALT = "workers.login_link"
+SALT = "workers.login_link"  # its first home; kept so links printed before the move still work
 MAX_AGE_SECONDS = 600
 
 

@@ -11,8 +11,9 @@ from django.views.decorators.http import require_POST
 from agents import services as agent_services
 from agents.models import Agent, AgentState, Tool
 from controlplane.errors import DomainError
-from sessions.dashboard.access import actor_name, controller_required, watcher_required
-from sessions.dashboard.selectors import agents_with_stats
+from controlplane.scopes import AGENTS_WRITE
+from dashboard.access import actor_name, scope_required, watcher_required
+from dashboard.selectors import agents_with_stats
 
 PROVIDER_FIELDS = ("llm_config", "stt_config", "tts_config", "vad_config", "turn_config", "recording_config")
 
@@ -40,7 +41,7 @@ def agent_detail(request: HttpRequest, agent_id: str) -> HttpResponse:
 
 
 @require_POST
-@controller_required
+@scope_required(AGENTS_WRITE)
 def agent_lifecycle(request: HttpRequest, agent_id: str, action: str) -> HttpResponse:
     agent = get_object_or_404(Agent.objects.live(), agent_id=agent_id)
     change = {"activate": agent_services.agent_activate, "deactivate": agent_services.agent_deactivate}[action]

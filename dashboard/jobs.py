@@ -9,7 +9,8 @@ from django.views.decorators.http import require_POST
 
 from agents.models import Agent
 from controlplane.errors import DomainError
-from sessions.dashboard.access import actor_name, controller_required, watcher_required
+from controlplane.scopes import JOBS_WRITE
+from dashboard.access import actor_name, scope_required, watcher_required
 from sessions.models import AgentSession
 from workers.dispatch import job_cancel_request
 from workers.models import Job, JobStatus
@@ -51,7 +52,7 @@ def job_status(request: HttpRequest, job_id: str) -> JsonResponse:
 
 
 @require_POST
-@controller_required
+@scope_required(JOBS_WRITE)
 def job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
     try:
         job_cancel_request(job_id=job_id, actor=actor_name(request.user))

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.controlplane.test_embedded_run import ROOT, free_port
+from tests.server.test_embedded_run import ROOT, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 SCRUBBED = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "PYTEST_CURRENT_TEST",

@@ -4,8 +4,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from sessions.dashboard.access import watcher_required
-from sessions.dashboard.selectors import overview
+from dashboard.access import watcher_required
+from dashboard.selectors import overview
 
 
 @watcher_required

@@ -14,7 +14,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from controlplane.body_limit import BodyLimitMiddleware  # noqa: E402
 from controlplane.reason_phrases import install as install_reason_phrases  # noqa: E402
-from controlplane.routing import websocket_urlpatterns  # noqa: E402
+from server.routing import websocket_urlpatterns  # noqa: E402
 
 install_reason_phrases()  # "429 Too Many Requests", not "429 Unknown Status", from daphne
 

@@ -1,4 +1,4 @@
-"""Reads across jobs, workers and sessions, for /status, /metrics and the dashboard."""
+"""Fleet figures read across jobs, workers and sessions: for /status, the /metrics state gauges."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,6 +8,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from sessions.models import AgentSession, SessionStatus
+from workers.autoscale import fleet_capacity as _fleet_capacity
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 
 
@@ -55,9 +56,6 @@ def workers_by_status() -> dict[str, int]:
     return counts
 
 
-
 def fleet_capacity() -> dict[str, Any]:
     """Capacity, demand and the desired capacity the scaler aims for (workers.autoscale)."""
-    from workers.autoscale import fleet_capacity as compute
-
-    return compute()
+    return _fleet_capacity()

@@ -5,8 +5,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dashboard.login_link import MAX_AGE_SECONDS, login_token
 from workers.cli import dashboard_base_url
-from workers.login_link import MAX_AGE_SECONDS, login_token
 
 
 class Command(BaseCommand):

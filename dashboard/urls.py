@@ -1,7 +1,8 @@
-"""Dashboard pages (server-rendered, login required)."""
+"""Dashboard pages (server-rendered, login required) and the one-time login links."""
 from django.urls import path
 
-from sessions.dashboard import agents, jobs, live, overview, playground
+from dashboard import agents, jobs, live, overview, playground
+from dashboard.login_link import login_with_token
 
 app_name = "dashboard"
 
@@ -23,4 +24,5 @@ urlpatterns = [
     path("jobs/<str:job_id>/cancel", jobs.job_cancel, name="job-cancel"),
     path("playground/", playground.playground_page, name="playground"),
     path("playground/start", playground.playground_start, name="playground-start"),
+    path("login/<str:token>", login_with_token, name="login-link"),  # printed by `manage.py dashboard`
 ]

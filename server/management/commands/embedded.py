@@ -16,8 +16,16 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from celery.contrib.testing.worker import TestWorkController, setup_app_for_worker
+from celery.utils.nodenames import default_nodename
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+
+from agents.tools.sync import sync_tools_safely
+from controlplane.celery import app
+from workers.maintenance import start_maintenance_thread
+from workers.node import node
+from workers.registration import worker_stop
 
 log = logging.getLogger("controlplane.embedded")
 SHUTDOWN_REASON = "shutdown"
@@ -27,11 +35,6 @@ SHUTDOWN_WAIT_SECONDS = 7.0
 
 def start_worker_thread(concurrency: int) -> Any:
     """A Celery worker on a thread of this process (as celery.contrib.testing does)."""
-    from celery.contrib.testing.worker import TestWorkController, setup_app_for_worker
-    from celery.utils.nodenames import default_nodename
-
-    from controlplane.celery import app
-
     setup_app_for_worker(app, settings.LOG_LEVEL, None)
     worker = TestWorkController(
         app=app,
@@ -60,12 +63,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="Serve web only (workers run elsewhere).")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Imported when serving, not with the command: daphne.server installs Twisted's reactor,
+        # and the ASGI application builds the whole URL and consumer tree.
         from daphne.endpoints import build_endpoint_description_strings
-        from controlplane.web_server import BoundedServer  # imports daphne.server: its reactor goes in at serve time
 
-        from agents.tools.sync import sync_tools_safely
-        from controlplane.asgi import application
-        from workers.maintenance import start_maintenance_thread
+        from controlplane.web_server import BoundedServer
+        from server.asgi import application
 
         # Agents may only name registered tools: give code tools their rows before serving.
         sync_tools_safely()
@@ -107,9 +110,6 @@ def exit_now(code: int) -> None:
 def shutdown_embedded_worker(write: Callable[[str], Any]) -> None:
     """End live sessions with reason `shutdown`, wait for them to be stored, go offline.
     A second Ctrl-C (or SIGTERM) exits at once."""
-    from workers.node import node
-    from workers.registration import worker_stop
-
     signal.signal(signal.SIGINT, _exit_at_once)
     signal.signal(signal.SIGTERM, _exit_at_once)
     live = node.contexts()

@@ -1,0 +1,1 @@
+"""The operators' front end: server-rendered pages over every app, their reads, and login links."""

@@ -1,0 +1,1 @@
+"""The roof: URL routes, WebSocket routes, the ASGI application, probes and /metrics."""

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from server import probes
+
+urlpatterns = [
+    path("health", probes.health, name="health"),
+    path("health/ready", probes.ready, name="health-ready"),
+    path("health/live", probes.live, name="health-live"),
+    path("metrics", probes.metrics, name="metrics"),
+    path("status", probes.status, name="status"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/v1/", include("server.api_urls")),
+    path("", include("dashboard.urls")),
+]
