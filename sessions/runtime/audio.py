@@ -31,12 +31,48 @@ def as_int16(data: Any) -> np.ndarray:
     return np.frombuffer(buf, dtype=np.int16)
 
 
-def level_dbfs(samples: np.ndarray) -> float:
-    if samples.size == 0:
-        return -120.0
-    x = samples.astype(np.float32)
-    rms = math.sqrt(float(np.dot(x, x)) / x.size) / 32768.0
+def dbfs(sum_sq: float, samples: int) -> float:
+    """The level of `samples` int16 samples whose squares sum to `sum_sq`, in dBFS."""
+    rms = math.sqrt(sum_sq / samples) / 32768.0 if samples else 0.0
     return 20.0 * math.log10(rms) if rms > 1e-6 else -120.0
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    meter = LevelMeter()
+    meter.add(samples)
+    return meter.level()
+
+
+class LevelMeter:
+    """Frames, samples and level of one audio stream over an interval: the one place audio
+    is metered (the session's in/out meters, the event they become, the sink stores it).
+
+    Per frame it costs a dot product in a reused float32 buffer, no allocation."""
+
+    __slots__ = ("frames", "samples", "_sum_sq", "_scratch")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.samples = 0
+        self._sum_sq = 0.0
+        self._scratch = np.zeros(960, dtype=np.float32)
+
+    def add(self, frame: np.ndarray) -> None:
+        n = frame.size
+        if n > self._scratch.size:
+            self._scratch = np.zeros(n, dtype=np.float32)
+        x = self._scratch[:n]
+        np.copyto(x, frame.reshape(-1))  # int16 squares overflow int16: sum them as float32
+        self._sum_sq += float(np.dot(x, x))
+        self.samples += n
+        self.frames += 1
+
+    def level(self) -> float:
+        return dbfs(self._sum_sq, self.samples)
+
+    def reset(self) -> None:
+        self.frames = self.samples = 0
+        self._sum_sq = 0.0
 
 
 class AudioInput:

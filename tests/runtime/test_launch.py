@@ -6,6 +6,7 @@ import pytest
 from sessions.launch import ConfigError, build_session, run_session
 from sessions.runtime.providers.openai import OpenAILLM, OpenAISTT, OpenAITTS
 from sessions.runtime.transports import LocalTransport
+from sessions.runtime.vad import webrtc_mode
 
 pytestmark = pytest.mark.asyncio
 
@@ -27,7 +28,7 @@ async def test_config_maps_onto_providers_and_options():
     assert isinstance(s.tts, OpenAITTS) and (s.tts.voice, s.tts.speed) == ("nova", 1.25)
     o = s.options
     assert (o.instructions, o.session_id, o.agent_id, o.vision) == ("Be brief.", "sess-1", "bot", True)
-    assert (o.vad.frame_ms, o.vad.min_silence_ms, o.vad.mode) == (30, 250, 0)
+    assert (o.vad.frame_ms, o.vad.min_silence_ms, webrtc_mode(o.vad.sensitivity)) == (30, 250, 0)
     assert (o.turn.min_endpointing_delay_ms, o.turn.max_tool_steps, o.turn.allow_interruptions) == (300, 2, False)
     assert s.user_data["metadata"] == {"tier": "gold"}
     assert not s.text_only
