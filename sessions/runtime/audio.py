@@ -130,6 +130,7 @@ class AudioInput:
         return [out[i:i + fs] for i in range(0, whole, fs)]
 
     def _resample(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        # imported here: livekit.rtc loads its native library (~200 ms), and only input at another rate needs it
         from livekit import rtc
 
         key = (rate, self.rate)
@@ -149,6 +150,7 @@ def resample_to(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """One-shot resampling for whole buffers (e.g. TTS audio at a rate the transport lacks)."""
     if rate_in == rate_out or samples.size == 0:
         return samples
+    # imported here: livekit.rtc loads its native library (~200 ms), and only audio at another rate needs it
     from livekit import rtc
 
     rs = rtc.AudioResampler(rate_in, rate_out, num_channels=1)
@@ -162,6 +164,7 @@ class StreamResampler:
     (for TTS audio that arrives in pieces at a rate the session does not play)."""
 
     def __init__(self, rate_in: int, rate_out: int) -> None:
+        # imported here: livekit.rtc loads its native library (~200 ms), and only input at another rate needs it
         from livekit import rtc
 
         self.rate_in, self.rate_out = rate_in, rate_out

@@ -43,6 +43,7 @@ class RealtimeModel:
                    timeout_s=cfg.timeout_s, endpoint=endpoint)
 
     def _client(self) -> Any:
+        # imported here: the openai SDK takes about a second to import, and only realtime sessions need it
         from openai import AsyncOpenAI, OpenAIError
 
         base_url, api_key = resolved_key(self.endpoint, self.base_url, self.api_key_env, "llm")
