@@ -94,10 +94,6 @@ class RealtimeSession(SessionCore):
         reply = self.replies.current
         return reply.handle if reply is not None else None
 
-    @property
-    def link(self) -> RealtimeLink | None:
-        return self._link
-
     def provider_error(self, err: ProviderError) -> None:
         self._error(err.source, str(err), kind=err.kind)  # as before the SessionCore split: no attempt
 
