@@ -55,16 +55,16 @@ class LevelMeter:
         self.frames = 0
         self.samples = 0
         self._sum_sq = 0.0
-        self._scratch = np.zeros(960, dtype=np.float32)
+        self._scratch = np.zeros(0, dtype=np.float32)
 
     def add(self, frame: np.ndarray) -> None:
-        n = frame.size
-        if n > self._scratch.size:
-            self._scratch = np.zeros(n, dtype=np.float32)
-        x = self._scratch[:n]
-        np.copyto(x, frame.reshape(-1))  # int16 squares overflow int16: sum them as float32
+        """One mono int16 frame (a stream's frames all have one size: the buffer is kept)."""
+        x = self._scratch
+        if x.size != frame.size:
+            x = self._scratch = np.empty(frame.size, dtype=np.float32)
+        np.copyto(x, frame)  # int16 squares overflow int16: sum them as float32
         self._sum_sq += float(np.dot(x, x))
-        self.samples += n
+        self.samples += frame.size
         self.frames += 1
 
     def level(self) -> float:
