@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import events as ev
-from .interfaces import ToolCall, ToolExecutor, ToolInvocation
+from .interfaces import Emit, Spawn, ToolCall, ToolExecutor, ToolInvocation
 from .pause import PauseGate
 from .playout import Playout, PlayoutJob, cut_on_cancel
 from .providers.base import LLM, TTS, ProviderError
 from .segmenter import SentenceSegmenter
 from .speech import SpeechHandle
 from .tool_calls import record_tool_result, run_tool
-
-Emit = Callable[[ev.Event], None]
-Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 
 _DONE = object()
 # Sentences synthesized at once: the next sentence's audio is on its way while the current

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,14 +23,11 @@ import numpy as np
 from agents.provider_configs import TurnConfig
 
 from .. import events as ev
-from ..interfaces import ToolCall, ToolExecutor, ToolInvocation, ToolResult
+from ..interfaces import Emit, Spawn, ToolCall, ToolExecutor, ToolInvocation, ToolResult
 from ..playout import PlayedSegment, Playout, PlayoutJob, cut_on_cancel
 from ..speech import SpeechHandle, TurnTimer, can_interrupt
 from ..tool_calls import record_tool_result, run_tool
 from .connection import RATE, RealtimeLink, decode_audio
-
-Emit = Callable[[ev.Event], None]
-Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]
 
 
 class ReplyHooks(Protocol):
