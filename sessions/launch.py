@@ -49,9 +49,7 @@ def session_options(config: dict[str, Any], *, session_id: str = "", agent_id: s
         instructions=str(config.get("instructions") or ""), session_id=session_id, agent_id=agent_id,
         # no VAD provider ("none"): the webrtcvad settings' defaults, switched off
         vad=vad if isinstance(vad, WebRTCVADConfig) else WebRTCVADConfig(enabled=False), turn=turn,
-        vision=bool(getattr(llm, "vision", False)),
-        noise_suppression=bool(getattr(vad, "noise_suppression", False)),
-        echo_cancellation=bool(getattr(vad, "echo_cancellation", False)))
+        vision=bool(getattr(llm, "vision", False)))
 
 
 def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSink | None = None,

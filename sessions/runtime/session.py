@@ -42,8 +42,6 @@ class SessionOptions:
     vad: WebRTCVADConfig = field(default_factory=WebRTCVADConfig)
     turn: TurnConfig = field(default_factory=TurnConfig)
     vision: bool = False
-    echo_cancellation: bool = False
-    noise_suppression: bool = False
     output_frame_ms: int = 20
     audio_event_interval_s: float = 1.0
     max_history: int = 200  # items kept in the LLM context (the system prompt is always sent)
@@ -88,10 +86,11 @@ class AgentSession(SessionCore):
         self._replies = ReplyStage(llm=self.llm, tts=self.tts, tools=self.tools,
                                    max_tool_steps=self.options.turn.max_tool_steps, playout=self._playout,
                                    pause_gate=self.pause_gate, emit=self.emit, spawn=self.spawn, hooks=self)
-        if self.options.echo_cancellation or self.options.noise_suppression:
+        vad = self.options.vad  # audio-in processing before VAD is part of the VAD config
+        if vad.echo_cancellation or vad.noise_suppression:
             try:
-                self._apm = AudioProcessor(echo_cancellation=self.options.echo_cancellation,
-                                           noise_suppression=self.options.noise_suppression,
+                self._apm = AudioProcessor(echo_cancellation=vad.echo_cancellation,
+                                           noise_suppression=vad.noise_suppression,
                                            high_pass_filter=True)
             except Exception as exc:  # noqa: BLE001
                 self._error("audio", f"audio processing unavailable: {exc}")

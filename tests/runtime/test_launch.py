@@ -72,10 +72,10 @@ async def test_sdk_environment_applies_when_the_config_names_no_base_url_or_key(
 async def test_noise_suppression_from_the_vad_config_runs_the_apm_before_vad(make_session, recorder, speech, openai_double):
     opts = build_session(snapshot(vad_config={"provider": "webrtcvad", "noise_suppression": True,
                                               "echo_cancellation": True}), transport=LocalTransport()).options
-    assert opts.noise_suppression and opts.echo_cancellation
+    assert opts.vad.noise_suppression and opts.vad.echo_cancellation
     openai_double.transcripts.push("Can you hear me?")
     transport = LocalTransport()
-    session = make_session(transport=transport, noise_suppression=True, echo_cancellation=True)
+    session = make_session(transport=transport, vad={"noise_suppression": True, "echo_cancellation": True})
     await session.start()
     assert session._apm is not None
     await transport.play(speech.samples("Can you hear me through the filter?"), 16000, realtime=False,
