@@ -9,7 +9,8 @@ from django.http import HttpRequest
 from agents import credential_admin  # noqa: F401  (registers the Credential admin)
 from agents import services
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion, Tool
-from agents.tool_admin_forms import ToolAdminForm
+from agents.tools.admin_forms import ToolAdminForm
+from agents.tools.sync import tool_sync
 from controlplane.errors import DomainError
 
 
@@ -93,8 +94,6 @@ class ToolAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync discovered code tools into rows")
     def sync_discovered_tools(self, request: HttpRequest, queryset: Any) -> None:
-        from agents.tool_sync import tool_sync
-
         report = tool_sync()
         self.message_user(request, f"{len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged")
         for name, why in report.failed.items():

@@ -9,17 +9,30 @@ when a session is built.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sessions.runtime.providers import pocketsphinx as sphinx
-from sessions.runtime.providers.scripted import template_fields
+from agents import pocketsphinx_checks as sphinx
+from agents.script_templates import template_fields
 
 # a stored credential's name (agents.models.Credential), as configs reference it
 CREDENTIAL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 _SECRET_FIELDS = {"api_key", "apikey", "secret", "token", "password", "api_secret"}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a provider sends its requests and the key it sends, as the control plane
+    resolved them from a config (`agents.provider_endpoints`; the runtime reads no secret
+    itself). `refused` says why no request may be made; the provider raises it as a config
+    error before anything is sent."""
+
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    refused: str | None = None
 
 
 class ProviderConfig(BaseModel):

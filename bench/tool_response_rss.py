@@ -29,9 +29,9 @@ sys.path.insert(0, os.environ["BENCH_ROOT"])
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 import django
 django.setup()
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 def status(field):
     for line in open("/proc/self/status"):

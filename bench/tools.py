@@ -31,9 +31,10 @@ django.setup()
 from pydantic import BaseModel, Field  # noqa: E402
 
 from agents.tools import RunContext, function_tool  # noqa: E402
-from agents.tools.executor import BoundTool, ToolExecutor  # noqa: E402
+from agents.tools.bound import BoundTool  # noqa: E402
+from agents.tools.calls import ToolCall, ToolInvocation  # noqa: E402
+from agents.tools.executor import ToolExecutor  # noqa: E402
 from agents.tools.function_tool import FunctionTool  # noqa: E402
-from sessions.runtime.interfaces import ToolCall, ToolInvocation  # noqa: E402
 
 
 class Unit(enum.Enum):
@@ -146,7 +147,7 @@ def main() -> None:
 
     if not args.no_celery:
         from agents.tools.remote import CeleryToolRunner
-        from agents.tools.testing import ToolWorker
+        from tests.tools.tool_worker import ToolWorker
 
         with ToolWorker(broker_url=args.broker, tool_modules=["bench.tools_celery"]) as worker:
             from bench.tools_celery import bench_echo_celery

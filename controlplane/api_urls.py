@@ -20,8 +20,8 @@ urlpatterns = [
     path("agents/<str:agent_id>/activate", agents_api.AgentActivateView.as_view(), name="api-agent-activate"),
     path("agents/<str:agent_id>/deactivate", agents_api.AgentDeactivateView.as_view(), name="api-agent-deactivate"),
     path("agents/<str:agent_id>/versions/", agents_api.AgentVersionListView.as_view(), name="api-agent-versions"),
-    # tools (agents/api_tools_urls.py, the tools engineer's)
-    path("", include("agents.api_tools_urls")),
+    # tools (agents/tools/urls.py)
+    path("", include("agents.tools.urls")),
     # named credentials (names and hosts; values are written in the admin)
     path("credentials/", api_credentials.CredentialListView.as_view(), name="api-credentials"),
     # jobs

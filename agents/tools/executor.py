@@ -2,7 +2,6 @@
 
 Build one per session with `ToolExecutor.for_tools(agent.tools)` (reads the Tool rows:
 enabled, execution, timeout, HTTP settings) or `ToolExecutor([tool, ...])` (no DB).
-Importing this module does not need Django.
 """
 from __future__ import annotations
 
@@ -10,90 +9,22 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta, timezone
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sessions.runtime.interfaces import ToolCall, ToolInvocation, ToolResult
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from . import metrics
+from .bound import BoundTool
+from .calls import ToolCall, ToolInvocation, ToolResult
 from .context import FunctionCall, RunContext
 from .errors import ToolArgumentsError, ToolError
-from .function_tool import DEFAULT_TIMEOUT_MS, to_output
+from .function_tool import to_output
+from .loading import load_tools
+from .outcomes import EXCEPTION, INVALID_ARGUMENTS, TIMEOUT, TOOL_ERROR, UNKNOWN_TOOL, Outcome, error_message
+from .remote import CeleryToolRunner
 
 logger = logging.getLogger("agents.tools")
-
-TOOL_ERROR = "tool_error"
-EXCEPTION = "exception"
-TIMEOUT = "timeout"
-INVALID_ARGUMENTS = "invalid_arguments"
-UNKNOWN_TOOL = "unknown_tool"
-
-
-@dataclass(frozen=True, slots=True)
-class BoundTool:
-    """A tool as one agent uses it: where it runs and how long it may take."""
-
-    tool: Any
-    execution: str = "inline"  # "inline" | "celery"
-    timeout_ms: int = DEFAULT_TIMEOUT_MS
-
-    @classmethod
-    def of(cls, tool: Any) -> "BoundTool":
-        if isinstance(tool, BoundTool):
-            return tool
-        return cls(
-            tool=tool,
-            execution=getattr(tool, "execution", None) or "inline",
-            timeout_ms=getattr(tool, "timeout_ms", None) or DEFAULT_TIMEOUT_MS,
-        )
-
-    @property
-    def name(self) -> str:
-        return str(self.tool.name)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    output: str
-    error_kind: str | None = None
-
-
-def error_message(kind: str, name: str, detail: str = "", *, available: Sequence[str] = ()) -> str:
-    """The text the model reads when a call fails; says what to do next where it can."""
-    if kind == UNKNOWN_TOOL:
-        tools = ", ".join(available) if available else "none"
-        return f"Error: there is no tool named {name!r}. Available tools: {tools}."
-    if kind == INVALID_ARGUMENTS:
-        return f"Error: invalid arguments for tool {name!r}: {detail}. Call it again with corrected arguments."
-    if kind == TIMEOUT:
-        return f"Error: tool {name!r} did not finish within {detail} ms."
-    if kind == TOOL_ERROR:
-        return f"Error from tool {name!r}: {detail}"
-    return f"Error: tool {name!r} failed with an internal error."
-
-
-def run_sync_outcome(bound: BoundTool, kwargs: dict[str, Any], ctx: RunContext) -> Outcome:
-    """Run a tool to completion, with its timeout, from a thread without an event loop
-    (the Celery worker side)."""
-    name = bound.name
-
-    async def guarded() -> Outcome:
-        try:
-            async with asyncio.timeout(bound.timeout_ms / 1000.0) as cm:
-                return Outcome(to_output(await bound.tool.run(kwargs, ctx)))
-        except TimeoutError:
-            if not cm.expired():
-                raise
-            logger.warning("tool %s timed out after %d ms [call_id=%s]", name, bound.timeout_ms, ctx.call_id)
-            return Outcome(error_message(TIMEOUT, name, str(bound.timeout_ms)), TIMEOUT)
-
-    try:
-        return asyncio.run(guarded())
-    except ToolError as exc:
-        return Outcome(error_message(TOOL_ERROR, name, exc.message), TOOL_ERROR)
-    except Exception:
-        logger.exception("tool %s raised [call_id=%s execution_id=%s]", name, ctx.call_id, ctx.execution_id)
-        return Outcome(error_message(EXCEPTION, name), EXCEPTION)
 
 
 class ToolExecutor:
@@ -124,8 +55,6 @@ class ToolExecutor:
     def for_tools(cls, names: Sequence[str], *, strict: bool = False, **kwargs: Any) -> "ToolExecutor":
         """The executor for an agent's `tools` list. Synchronous (reads Tool rows): call it
         outside the event loop, or use `afor_tools`."""
-        from .loading import load_tools
-
         bound, missing = load_tools(names)
         if missing:
             logger.warning("tools not available (unknown or disabled): %s", ", ".join(missing))
@@ -133,11 +62,7 @@ class ToolExecutor:
 
     @classmethod
     async def afor_tools(cls, names: Sequence[str], *, strict: bool = False, **kwargs: Any) -> "ToolExecutor":
-        from asgiref.sync import sync_to_async
-
         def load() -> "ToolExecutor":
-            from django.db import connections
-
             try:
                 return cls.for_tools(names, strict=strict, **kwargs)
             finally:
@@ -218,8 +143,6 @@ class ToolExecutor:
 
     def _celery(self) -> Any:
         if self._celery_runner is None:
-            from .remote import CeleryToolRunner
-
             self._celery_runner = CeleryToolRunner()
         return self._celery_runner
 

@@ -13,10 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Any, Callable, Literal, TypeVar, overload
 
+import jsonschema
 import pydantic
 
 from .context import RunContext
 from .errors import ToolArgumentsError, ToolDefinitionError
+from .registry import registry
 from .schema import (
     Signature,
     build_signature,
@@ -204,8 +206,6 @@ class FunctionTool:
         self.param_names = tuple(self.parameters.get("properties", {}))
         self.arity = len(self.param_names)
         self.return_type = ""
-        import jsonschema
-
         self._validator = jsonschema.Draft202012Validator(self.parameters)
 
     # -- the plain function ---------------------------------------------------------
@@ -290,6 +290,8 @@ def tool_thread_pool() -> ThreadPoolExecutor:
             if _POOL is None:
                 size = 32
                 try:
+                    # Django read here, not at import: the runtime imports this package
+                    # (agents.tools.calls) in processes without Django settings
                     from django.conf import settings
 
                     size = int(getattr(settings, "TOOLS_THREAD_POOL_SIZE", size))
@@ -353,8 +355,6 @@ def function_tool(
             raw_schema=raw_schema,
         )
         if register:
-            from .registry import registry
-
             registry.register(tool)
         return tool
 

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
+import jsonschema
 from django.conf import settings
 
 from .address_guard import AddressNotAllowed, is_public_address, resolve_checked
@@ -134,8 +135,6 @@ class HttpTool:
         self.return_type = "str"
         self.context_param = None
         self._strict: dict[str, Any] | None = None
-        import jsonschema
-
         self._validator = jsonschema.Draft202012Validator(self.parameters)
 
     @classmethod

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from .executor import BoundTool
+from agents.credentials import credential_secrets
+from agents.models import Tool
+
+from .bound import BoundTool
+from .egress import Secret
 from .function_tool import DEFAULT_TIMEOUT_MS
 from .http import HttpTool
-from .egress import Secret
 from .registry import ToolRegistry, registry as default_registry
 from .secrets import header_credentials
 
@@ -16,8 +19,6 @@ logger = logging.getLogger("agents.tools")
 
 
 def _rows(names: Sequence[str]) -> dict[str, Any]:
-    from agents.models import Tool
-
     return {row.name: row for row in Tool.objects.filter(name__in=list(names))}
 
 
@@ -25,8 +26,6 @@ def _credentials(headers: Any) -> dict[str, Secret]:
     names = header_credentials(headers)
     if not names:
         return {}
-    from agents.credentials import credential_secrets  # Django models, as in _rows
-
     return credential_secrets(names)
 
 

@@ -5,7 +5,11 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from django.db import close_old_connections
+from django.db.models import F
 from prometheus_client import Counter, Histogram
+
+from agents.models import Tool
 
 logger = logging.getLogger("agents.tools")
 
@@ -76,10 +80,6 @@ def record(name: str, *, execution: str, error_kind: str | None, duration_ms: fl
 
 def flush_stats() -> int:
     """Add buffered counts to the Tool rows (a conditional F() update each). Returns rows."""
-    from django.db.models import F
-
-    from agents.models import Tool
-
     pending = stats_buffer.take()
     updated = 0
     for name, d in pending.items():
@@ -123,8 +123,6 @@ class StatsFlusher:
         except Exception:
             logger.exception("could not flush tool stats")
         finally:
-            from django.db import close_old_connections
-
             close_old_connections()
 
 

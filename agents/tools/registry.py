@@ -164,6 +164,8 @@ class ToolRegistry:
         imported: list[str] = []
         modules: list[str] = list(extra_modules or [])
         try:
+            # Django read here, not at import: the runtime imports this package
+            # (agents.tools.calls) in processes without Django
             from django.apps import apps
             from django.conf import settings
 

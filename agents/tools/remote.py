@@ -7,10 +7,15 @@ import logging
 import uuid
 from typing import Any
 
-from sessions.runtime.interfaces import ToolCall
+from controlplane.celery import app as default_app
 
+from .bound import BoundTool
+from .calls import ToolCall
 from .context import FunctionCall, RunContext
-from .errors import ToolArgumentsError
+from .errors import ToolArgumentsError, ToolError
+from .function_tool import to_output
+from .loading import load_tool
+from .outcomes import EXCEPTION, INVALID_ARGUMENTS, TIMEOUT, TOOL_ERROR, UNKNOWN_TOOL, Outcome, error_message
 
 logger = logging.getLogger("agents.tools")
 
@@ -51,22 +56,12 @@ class CeleryToolRunner:
         fast_polls: int = 20,
     ) -> None:
         self.fast_polls = fast_polls
-        self._app = app  # the Celery app; controlplane.celery.app unless given
+        self.app = app if app is not None else default_app
         self.queue = queue
         self.first_poll_s = first_poll_s
         self.max_poll_s = max_poll_s
 
-    @property
-    def app(self) -> Any:
-        if self._app is None:
-            from controlplane.celery import app
-
-            self._app = app
-        return self._app
-
     async def run(self, bound: Any, call: ToolCall, ctx: RunContext, timeout_s: float) -> Any:
-        from .executor import Outcome
-
         payload = context_payload(ctx, bound.timeout_ms)
         result = await asyncio.to_thread(
             self.app.send_task,
@@ -103,22 +98,11 @@ class CeleryToolRunner:
         if isinstance(value, dict) and "output" in value:
             return Outcome(str(value["output"]), value.get("error_kind"))
         logger.error("tool %s: Celery task failed: %r", call.name, value)
-        from .executor import EXCEPTION, error_message
-
         return Outcome(error_message(EXCEPTION, call.name), EXCEPTION)
 
 
 def execute_remote_call(name: str, arguments: str, context: dict[str, Any]) -> dict[str, Any]:
     """Worker side of a Celery tool call: resolve, validate, run, map the outcome."""
-    from .executor import (
-        EXCEPTION,
-        INVALID_ARGUMENTS,
-        UNKNOWN_TOOL,
-        error_message,
-        run_sync_outcome,
-    )
-    from .loading import load_tool
-
     bound = load_tool(name)
     if bound is None:
         return {"output": error_message(UNKNOWN_TOOL, name), "error_kind": UNKNOWN_TOOL}
@@ -140,3 +124,27 @@ def execute_remote_call(name: str, arguments: str, context: dict[str, Any]) -> d
         logger.exception("tool %s failed on the worker", name)
         return {"output": error_message(EXCEPTION, name), "error_kind": EXCEPTION}
     return {"output": outcome.output, "error_kind": outcome.error_kind}
+
+
+def run_sync_outcome(bound: BoundTool, kwargs: dict[str, Any], ctx: RunContext) -> Outcome:
+    """Run a tool to completion, with its timeout, from a thread without an event loop
+    (the Celery worker side)."""
+    name = bound.name
+
+    async def guarded() -> Outcome:
+        try:
+            async with asyncio.timeout(bound.timeout_ms / 1000.0) as cm:
+                return Outcome(to_output(await bound.tool.run(kwargs, ctx)))
+        except TimeoutError:
+            if not cm.expired():
+                raise
+            logger.warning("tool %s timed out after %d ms [call_id=%s]", name, bound.timeout_ms, ctx.call_id)
+            return Outcome(error_message(TIMEOUT, name, str(bound.timeout_ms)), TIMEOUT)
+
+    try:
+        return asyncio.run(guarded())
+    except ToolError as exc:
+        return Outcome(error_message(TOOL_ERROR, name, exc.message), TOOL_ERROR)
+    except Exception:
+        logger.exception("tool %s raised [call_id=%s execution_id=%s]", name, ctx.call_id, ctx.execution_id)
+        return Outcome(error_message(EXCEPTION, name), EXCEPTION)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable, get_args, get_origin
 
 import docstring_parser
+import jsonschema
 import pydantic
 from pydantic.fields import FieldInfo
 
@@ -324,8 +325,6 @@ def validate_function_schema(schema: Any) -> list[str]:
     if not isinstance(params, dict) or params.get("type") != "object":
         problems.append('schema.parameters must be a JSON schema with "type": "object"')
     else:
-        import jsonschema
-
         try:
             jsonschema.Draft202012Validator.check_schema(params)
         except jsonschema.SchemaError as exc:

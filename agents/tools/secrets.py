@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
 
 from .egress import CREDENTIAL_NAME, Secret, env_reference_problem, env_secret
 from .errors import ToolDefinitionError, ToolError
@@ -31,8 +32,6 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _fernet() -> Fernet:
-    from django.conf import settings
-
     key = getattr(settings, "FIELD_ENCRYPTION_KEY", "") or ""
     if key:
         try:

@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agents.tools.calls import ToolCall, ToolInvocation
+
 from . import events as ev
-from .interfaces import Emit, Spawn, ToolCall, ToolExecutor, ToolInvocation
+from .interfaces import Emit, Spawn, ToolExecutor
 from .pause import PauseGate
 from .playout import Playout, PlayoutJob, cut_on_cancel
 from .providers.base import LLM, TTS, ProviderError

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
 
 
 @runtime_checkable
@@ -21,36 +22,6 @@ class EventSink(Protocol):
     """
 
     def emit(self, event: Any) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    call_id: str
-    name: str
-    arguments: str  # the raw JSON string the model produced
-
-
-@dataclass(frozen=True, slots=True)
-class ToolResult:
-    call_id: str
-    name: str
-    output: str  # what the model sees
-    is_error: bool = False
-    # None on success; otherwise one of: tool_error, exception, timeout,
-    # invalid_arguments, unknown_tool
-    error_kind: str | None = None
-    duration_ms: float = 0.0
-
-
-@dataclass(slots=True)
-class ToolInvocation:
-    """What the runtime knows about the call site; becomes the tool's RunContext."""
-
-    session: Any  # the runtime AgentSession handle
-    speech_handle: Any | None
-    user_data: dict[str, Any] = field(default_factory=dict)
-    session_id: str = ""
-    agent_id: str = ""
 
 
 @runtime_checkable

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from agents.provider_configs import TurnConfig, WebRTCVADConfig
+from agents.tools.calls import ToolInvocation
 
 from . import events as ev
 from .apm import AudioProcessor
 from .audio import AudioInput, level_dbfs
 from .clock import Ticker
 from .generation import ReplyGenerator, ReplyStage
-from .interfaces import EventSink, ToolExecutor, ToolInvocation, Transport
+from .interfaces import EventSink, ToolExecutor, Transport
 from .playout import Playout, PlayoutJob
 from .providers.base import LLM, STT, TTS
 from .session_core import AudioState, SessionCore

@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
+
 from . import events as ev
-from .interfaces import ToolCall, ToolExecutor, ToolInvocation, ToolResult
+from .interfaces import ToolExecutor
 
 
 async def run_tool(executor: ToolExecutor | None, call: ToolCall, inv: ToolInvocation) -> ToolResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from agents import services
 from agents.models import Agent, AgentState, AgentVersion
@@ -100,8 +101,6 @@ def test_a_destroyed_agent_refuses_config_changes(agent_config: dict[str, Any]) 
 
 
 def test_an_invalid_update_writes_nothing(configured_agent: Agent) -> None:
-    from django.core.exceptions import ValidationError
-
     with pytest.raises(ValidationError):
         services.agent_update(agent=configured_agent, instructions="ok", llm_config={"provider": "nope"})
     fresh = Agent.objects.get(pk=configured_agent.pk)

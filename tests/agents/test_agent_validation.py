@@ -1,6 +1,7 @@
 """The data-model seed's Agent rules, enforced by the model layer."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -92,8 +93,6 @@ def test_vad_sensitivity_must_be_between_0_and_1(agent_config: dict[str, Any]) -
 
 
 def test_timestamps_must_be_chronological(configured_agent: Agent) -> None:
-    from datetime import timedelta
-
     configured_agent.updated_at = configured_agent.created_at - timedelta(seconds=1)
     assert "updated_at" in errors_of(configured_agent)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from agents.demo_config import GRAMMAR, demo_config
+from agents.models import Agent
 from agents.provider_configs import (
     EspeakTTSConfig,
     PocketsphinxSTTConfig,
@@ -13,6 +15,7 @@ from agents.provider_configs import (
     ScriptedLLMConfig,
     parse_provider_config,
 )
+from agents.tools.sync import tool_sync
 
 
 def messages(kind: str, config: dict[str, Any]) -> list[str]:
@@ -116,11 +119,6 @@ def test_every_demo_config_validates(providers: str) -> None:
 
 @pytest.mark.django_db
 def test_an_agent_whose_scripted_rule_calls_a_tool_it_lacks_is_refused_naming_the_rule() -> None:
-    from django.core.exceptions import ValidationError
-
-    from agents.models import Agent
-    from agents.tool_sync import tool_sync
-
     tool_sync()
     llm = {"provider": "scripted", "rules": [{"keywords": ["hi"], "reply": "Hi!"},
                                              {"pattern": r"in (?P<city>\w+)", "tool": "get_weather", "reply": "{result}"}]}

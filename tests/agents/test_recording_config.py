@@ -8,13 +8,12 @@ from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from agents.models import Agent
+from agents.provider_configs import parse_recording_config
 
 pytestmark = pytest.mark.django_db
 
 
 def test_recording_is_off_unless_enabled(configured_agent: Agent) -> None:
-    from agents.provider_configs import parse_recording_config
-
     assert configured_agent.recording_config == {}
     assert parse_recording_config(configured_agent.recording_config).enabled is False
 

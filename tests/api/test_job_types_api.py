@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from agents.tool_sync import tool_sync
+from agents.tools.sync import tool_sync
 from workers.claims import job_claim
 from workers.models import Job, JobStatus
 from workers.session_runner import run_claimed_job

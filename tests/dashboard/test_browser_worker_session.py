@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from agents import services as agent_services
 from agents.models import Agent
-from agents.tool_sync import tool_sync
+from agents.tools.sync import tool_sync
 from sessions.models import AgentSession, SessionEvent
 from tests.dashboard.live_server import DaphneServer, db, log_in, screenshot
 from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401

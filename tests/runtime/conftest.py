@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from agents.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config
+from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
 from sessions.runtime import AgentSession, SessionOptions
 from sessions.runtime.audio import read_wav
-from sessions.runtime.interfaces import ToolCall, ToolInvocation, ToolResult
 from sessions.runtime.providers import build_llm, build_stt, build_tts
 from sessions.runtime.transports import LocalTransport
 from tests.doubles.fixtures import openai_double, openai_env  # noqa: F401

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from agents import services as agent_services
-from agents.tool_sync import tool_sync
+from agents.tools.sync import tool_sync
 from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_server import Reply
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from agents.provider_configs import parse_provider_config
+from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
 from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.interfaces import ToolCall, ToolInvocation, ToolResult
 from sessions.runtime.providers import ProviderError, ScriptedLLM, ScriptRule, build_llm
 from sessions.runtime.providers.base import LLMDelta
 from sessions.runtime.transports import LocalTransport

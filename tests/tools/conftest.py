@@ -56,6 +56,6 @@ def read_only_client(api_key_factory, tools_urls):
 
 @pytest.fixture
 def synced_tools(db):
-    from agents.tool_sync import tool_sync
+    from agents.tools.sync import tool_sync
 
     return tool_sync()

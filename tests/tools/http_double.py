@@ -5,6 +5,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 class Recorder:
@@ -48,8 +49,6 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, "text/plain", b"no such path")
 
     def _big(self, raw_path: str) -> None:
-        from urllib.parse import parse_qs, urlsplit
-
         query = parse_qs(urlsplit(raw_path).query)
         size = int(query.get("bytes", ["0"])[0])
         unsized = query.get("unsized", ["0"])[0] == "1"

@@ -4,9 +4,9 @@ import ipaddress
 
 import pytest
 
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import AddressNotAllowed, HttpTool, is_public_address, resolve_checked
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 
 def tool(url: str, **kw) -> HttpTool:

@@ -6,6 +6,7 @@ import logging
 import pytest
 from prometheus_client import REGISTRY
 
+import agents.tools.sync
 from agents.models import Tool
 from agents.tools.metrics import stats_buffer
 
@@ -140,9 +141,7 @@ def test_a_disabled_tool_cannot_be_tested(tools_admin_client, synced_tools) -> N
 
 
 def test_the_first_tools_request_syncs_the_code_tools(tools_admin_client, monkeypatch) -> None:
-    import agents.tool_sync
-
-    monkeypatch.setattr(agents.tool_sync, "_synced", False)
+    monkeypatch.setattr(agents.tools.sync, "_synced", False)
     assert not Tool.objects.filter(name="get_weather").exists()
     names = [t["name"] for t in tools_admin_client.get("/api/v1/tools/").json()["results"]]
     assert "get_weather" in names

@@ -7,13 +7,14 @@ import json
 import os
 
 import pytest
+from django.db import connection
 
-from agents.tool_sync import tool_sync
 from agents.tools import FunctionTool, registry
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.remote import RUN_TOOL_TASK, CeleryToolRunner
-from agents.tools.testing import ToolWorker
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
+from agents.tools.sync import tool_sync
+from tests.tools.tool_worker import ToolWorker
 
 BROKER = os.environ.get("TOOLS_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 
@@ -22,8 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(scope="module")
 def tool_worker(django_db_setup, django_db_blocker):
-    from django.db import connection
-
     db = connection.settings_dict
     database_url = None
     if "postgresql" in db["ENGINE"]:  # share the test database with the worker

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from agents.models import Tool
+from agents.tools import registry
 
 pytestmark = pytest.mark.django_db
 
@@ -59,8 +60,6 @@ def test_list_tools_shows_tools_and_stats() -> None:
 
 
 def test_validate_tools_reports_a_module_that_fails_to_import(settings) -> None:
-    from agents.tools import registry
-
     settings.TOOL_MODULES = ["tests_tools_missing_module"]
     registry.discover()
     try:

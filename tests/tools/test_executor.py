@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -8,8 +9,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from agents.tools import RunContext, ToolError, function_tool
-from agents.tools.executor import BoundTool, ToolExecutor
-from sessions.runtime.interfaces import ToolCall, ToolExecutor as ToolExecutorProtocol, ToolInvocation
+from agents.tools.bound import BoundTool
+from agents.tools.calls import ToolCall, ToolInvocation
+from agents.tools.executor import ToolExecutor
+from agents.tools.remote import run_sync_outcome
+from sessions.runtime.interfaces import ToolExecutor as ToolExecutorProtocol
 
 
 @function_tool(name="exec_add", register=False)
@@ -154,8 +158,6 @@ async def test_an_unknown_tool_lists_the_available_ones(executor, invocation) ->
 
 
 async def test_the_run_context_carries_the_invocation(executor, invocation) -> None:
-    import json
-
     result = await call(executor, invocation, "exec_whoami")
     assert json.loads(result.output) == {
         "call_id": "call-1", "session_id": "s-1", "agent_id": "agent-1", "user": "ana",
@@ -178,8 +180,6 @@ async def test_cancelling_the_call_cancels_the_tool(executor, invocation) -> Non
 
 
 def test_the_worker_side_runner_maps_every_outcome() -> None:
-    from agents.tools.executor import run_sync_outcome
-
     def outcome(tool, kwargs=None):
         ctx = RunContext.create(call_id="c", name=tool.name, arguments="{}")
         return run_sync_outcome(BoundTool.of(tool), kwargs or {}, ctx)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from agents.models import Tool
-from agents.tool_sync import tool_sync
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor, build_tool_executor
 from agents.tools.http import HttpTool
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
+from agents.tools.sync import tool_sync
 
 pytestmark = pytest.mark.django_db
 
@@ -43,9 +45,6 @@ def test_disabled_tools_are_left_out(synced_tools) -> None:
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_async_factory_reads_rows_and_runs_a_call(synced_tools) -> None:
-    from asgiref.sync import sync_to_async
-    from django.db import connections
-
     await Tool.objects.filter(name="get_weather").aupdate(timeout_ms=4321)
     await sync_to_async(connections.close_all)()  # the thread aupdate used
     executor = await ToolExecutor.afor_tools(["get_weather"])

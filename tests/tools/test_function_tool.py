@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import threading
 from typing import Optional
 
 import pytest
@@ -87,8 +88,6 @@ def test_an_empty_argument_string_means_no_arguments() -> None:
 
 
 async def test_sync_tools_run_in_a_thread_and_async_tools_in_the_loop() -> None:
-    import threading
-
     main = threading.get_ident()
 
     @function_tool(register=False)

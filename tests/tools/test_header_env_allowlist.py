@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 SERVER_SECRETS = {"SECRET_KEY": "django-secret-key-of-the-server-0123456789",
                   "LIVEKIT_API_SECRET": "livekit-api-secret-of-the-server-0123456789"}

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 QUERY_SECRET = "qs-secret-api-key-0123456789"
 

@@ -5,10 +5,11 @@ import logging
 
 import pytest
 
+from agents.tools import ToolDefinitionError, ToolError
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
 from agents.tools.secrets import REDACTED, encrypt_secret, redact_headers, seal_headers
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 PARAMS = {
     "type": "object",
@@ -125,15 +126,11 @@ def test_a_redacted_value_keeps_the_stored_secret() -> None:
 
 @pytest.mark.parametrize("bad", [{"X": 1}, {"X": {"env": "1bad"}}, {"bad header": "v"}, {"X": "a\nb"}])
 def test_seal_rejects_bad_headers(bad) -> None:
-    from agents.tools import ToolDefinitionError
-
     with pytest.raises(ToolDefinitionError):
         seal_headers(bad)
 
 
 def test_ciphertext_from_another_key_is_refused(settings) -> None:
-    from agents.tools import ToolDefinitionError, ToolError
-
     token = encrypt_secret("x")
     settings.FIELD_ENCRYPTION_KEY = "another key"
     with pytest.raises(ToolError):

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from agents.models import Tool
-from agents.tool_admin_forms import ToolAdminForm
-from agents.tool_services import tool_create_http
+from agents.tools.admin_forms import ToolAdminForm
 from agents.tools.secrets import REDACTED, resolve_headers
+from agents.tools.services import tool_create_http
 
 pytestmark = pytest.mark.django_db
 

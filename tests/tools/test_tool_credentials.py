@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from agents.models import Credential, Tool
-from agents.tool_services import tool_create_http
-from agents.tools.loading import load_tool
+from agents.tools.calls import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
+from agents.tools.loading import load_tool
+from agents.tools.services import tool_create_http
 from controlplane.errors import DomainError
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 pytestmark = pytest.mark.django_db
 

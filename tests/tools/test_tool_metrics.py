@@ -6,10 +6,11 @@ import pytest
 
 from agents.models import Tool
 from agents.tools import function_tool
-from agents.tools.executor import BoundTool, ToolExecutor
+from agents.tools.bound import BoundTool
+from agents.tools.calls import ToolCall, ToolInvocation
+from agents.tools.executor import ToolExecutor
 from agents.tools.metrics import flush_stats, stats_buffer
 from controlplane.metrics import render_latest
-from sessions.runtime.interfaces import ToolCall, ToolInvocation
 
 pytestmark = pytest.mark.django_db
 

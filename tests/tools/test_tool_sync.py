@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from agents.models import Tool
-from agents.tool_sync import tool_sync
 from agents.tools import ToolRegistry, function_tool
+from agents.tools.sync import tool_sync
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
 """The tools routes on their own, as the project includes them under /api/v1/."""
 from django.urls import include, path
 
-urlpatterns = [path("api/v1/", include("agents.api_tools_urls"))]
+urlpatterns = [path("api/v1/", include("agents.tools.urls"))]

@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from agents import services as agent_services
 from agents.models import Agent
-from agents.tool_sync import tool_sync
+from agents.tools.sync import tool_sync
 from sessions.control import send_session_command
 from sessions.event_sink import session_events_append_and_broadcast
 from sessions.models import AgentSession, Recording

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from agents import services as agent_services
 from agents.models import Agent
-from agents.tool_sync import tool_sync
+from agents.tools.sync import tool_sync
 from controlplane.models import ApiKey
 from sessions.models import AgentSession, SessionEvent
 from tests.doubles.fixtures import allow_double_egress, double_egress_env

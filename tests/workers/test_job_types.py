@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.tool_sync import tool_sync
+from agents.tools.sync import tool_sync
 from workers.claims import job_claim
 from workers.dispatch import job_dispatch
 from workers.models import Job, JobStatus

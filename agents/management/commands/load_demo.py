@@ -9,7 +9,7 @@ from django.db import transaction
 from agents import services
 from agents.demo_config import PROVIDER_SETS, default_provider_set, demo_config
 from agents.models import Agent, AgentState
-from agents.tool_sync import tool_sync
+from agents.tools.sync import tool_sync
 
 DEMO_AGENT_ID = "demo"
 

@@ -7,9 +7,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agents.models import Tool
-from agents.tool_services import tool_test
-from agents.tool_sync import tool_sync
 from agents.tools.registry import registry
+from agents.tools.services import tool_test
+from agents.tools.sync import tool_sync
 
 
 class Command(BaseCommand):

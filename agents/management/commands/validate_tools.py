@@ -7,8 +7,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agents.models import Tool
-from agents.tool_sync import tool_sync
+from agents.tools.errors import ToolDefinitionError
+from agents.tools.http import HttpTool
 from agents.tools.registry import registry
+from agents.tools.sync import tool_sync
 
 
 class Command(BaseCommand):
@@ -39,9 +41,6 @@ class Command(BaseCommand):
                 for field, msgs in exc.message_dict.items():
                     problems.setdefault(row.name, []).append(f"{field}: {' '.join(msgs)}")
             if row.kind == "http":
-                from agents.tools.errors import ToolDefinitionError
-                from agents.tools.http import HttpTool
-
                 try:
                     HttpTool.from_row(row)
                 except ToolDefinitionError as exc:

@@ -63,7 +63,7 @@ class Command(BaseCommand):
         from daphne.endpoints import build_endpoint_description_strings
         from controlplane.web_server import BoundedServer  # imports daphne.server: its reactor goes in at serve time
 
-        from agents.tool_sync import sync_tools_safely
+        from agents.tools.sync import sync_tools_safely
         from controlplane.asgi import application
         from workers.maintenance import start_maintenance_thread
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agents.provider_configs import (
+    Endpoint,
     EspeakTTSConfig,
     NoProviderConfig,
     OpenAILLMConfig,
@@ -13,7 +14,7 @@ from agents.provider_configs import (
     ScriptedLLMConfig,
 )
 
-from .base import LLM, STT, TTS, Endpoint, LLMDelta, ProviderError, Transcript, Usage
+from .base import LLM, STT, TTS, LLMDelta, ProviderError, Transcript, Usage
 from .espeak import EspeakTTS
 from .openai import ClientOptions, OpenAILLM, OpenAISTT, OpenAITTS
 from .pocketsphinx import PocketsphinxSTT

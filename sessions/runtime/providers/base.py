@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ..interfaces import ToolCall
+from agents.tools.calls import ToolCall
 
 
 class ProviderError(Exception):
@@ -20,17 +20,6 @@ class ProviderError(Exception):
         self.kind = kind
         self.retryable = retryable
         self.attempt = attempt
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where a provider sends its requests and the key it sends, as the control plane
-    resolved them (the runtime reads no secret itself). `refused` says why no request may
-    be made; the provider raises it as a config error before anything is sent."""
-
-    base_url: str
-    api_key: str | None = field(default=None, repr=False)
-    refused: str | None = None
 
 
 @dataclass(slots=True)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..interfaces import ToolCall
+from agents.tools.calls import ToolCall
+
 from .base import LLMDelta, Transcript, Usage
 
 

@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from agents.provider_configs import Endpoint
+from agents.tools.calls import ToolCall
+
 from ..audio import wav_bytes
-from ..interfaces import ToolCall
-from .base import Endpoint, LLMDelta, ProviderError, Transcript, Usage
+from .base import LLMDelta, ProviderError, Transcript, Usage
 
 T = TypeVar("T")
 SPEECH_RATE = 24_000

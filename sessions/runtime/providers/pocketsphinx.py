@@ -20,10 +20,8 @@ import re
 import select
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,6 @@ import numpy as np
 
 from ..audio import level_dbfs, resample_to
 from .base import ProviderError, Transcript
-from .pocketsphinx_worker import build_decoder
 
 RATE = 16_000
 # Digital silence is never decoded: from all-zero audio pocketsphinx sometimes makes up a word ("bye").
@@ -177,53 +174,3 @@ class PocketsphinxSTT:
         if self.keyphrases:  # the phrase, without the carrier words around it
             text = next((p for p in sorted(self.keyphrases, key=len, reverse=True) if p in text), "")
         return Transcript(re.sub(r"\s+", " ", text).strip(), "en")
-
-
-# -- validation (the agent's config schema calls these when a config is saved) ---------------
-_check_lock = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _checker() -> tuple[Any, str]:
-    """A model-less decoder whose error log says *why* a grammar failed (the exception does not)."""
-    fd, log_path = tempfile.mkstemp(prefix="pocketsphinx-check-", suffix=".log")
-    os.close(fd)
-    return build_decoder(_EMPTY_GRAMMAR, log_path=log_path), log_path
-
-
-_EMPTY_GRAMMAR = "#JSGF V1.0;\ngrammar check;\npublic <any> = hello;\n"
-
-
-def unknown_words(words: Sequence[str]) -> list[str]:
-    """Words the bundled pronunciation dictionary does not have (in the order given)."""
-    with _check_lock:
-        decoder, _ = _checker()
-        return [w for w in dict.fromkeys(words) if decoder.lookup_word(w) is None]
-
-
-@lru_cache(maxsize=64)
-def grammar_problems(grammar: str) -> tuple[str, ...]:
-    """Why pocketsphinx cannot use this JSGF grammar; () when it can."""
-    with _check_lock:
-        decoder, log_path = _checker()
-        start = os.path.getsize(log_path)
-        try:
-            decoder.add_jsgf_string("check", grammar)
-            failed = False
-        except (ValueError, RuntimeError):
-            failed = True
-        with open(log_path, encoding="utf-8", errors="replace") as fh:
-            fh.seek(start)
-            logged = [_clean(line) for line in fh if line.startswith("ERROR")]
-        try:
-            decoder.remove_search("check")
-        except (KeyError, RuntimeError, ValueError):
-            pass
-    if logged:
-        return tuple(dict.fromkeys(logged))
-    return ("not a grammar pocketsphinx can use",) if failed else ()
-
-
-def _clean(line: str) -> str:
-    # 'ERROR: "fsg_search.c", line 138: The word 'zzqx' is missing in the dictionary' → the message
-    return re.sub(r'^ERROR: "[^"]+", line \d+: ', "", line.strip())

@@ -16,44 +16,19 @@ import asyncio
 import itertools
 import json
 import re
-import string
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..interfaces import ToolCall
+from agents.script_templates import render
+from agents.tools.calls import ToolCall
+
 from .base import LLMDelta, ProviderError, Usage
 
 SCRIPTED_MODEL = "scripted"
 _TOKEN = re.compile(r"\s*\S+")
 _COUNTED = re.compile(r"\w+|[^\w\s]")
 _call_ids = itertools.count(1)
-
-
-class _Formatter(string.Formatter):
-    def convert_field(self, value: Any, conversion: str | None) -> Any:
-        if conversion == "t":
-            return str(value).title()
-        return super().convert_field(value, conversion)
-
-
-_fmt = _Formatter()
-
-
-def template_fields(template: str) -> set[str]:
-    """The field names a template uses (raises ValueError for a malformed template)."""
-    names: set[str] = set()
-    for _, name, _, conversion in _fmt.parse(template):
-        if name is None:
-            continue
-        if conversion not in (None, "r", "s", "a", "t"):
-            raise ValueError(f"unknown conversion !{conversion} (use !t for Title Case)")
-        names.add(re.split(r"[.\[]", name, maxsplit=1)[0])
-    return names
-
-
-def render(template: str, values: Mapping[str, Any]) -> str:
-    return _fmt.vformat(template, (), dict(values))
 
 
 @dataclass(frozen=True, slots=True)

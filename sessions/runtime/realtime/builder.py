@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.provider_configs import OpenAIRealtimeConfig
+from agents.provider_configs import Endpoint, OpenAIRealtimeConfig
 
 from ..interfaces import EventSink, ToolExecutor, Transport
-from ..providers.base import Endpoint
 from ..session import SessionOptions
 from .connection import RealtimeModel
 from .session import RealtimeOptions, RealtimeSession

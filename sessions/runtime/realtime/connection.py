@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.provider_configs import OpenAIRealtimeConfig
+from agents.provider_configs import Endpoint, OpenAIRealtimeConfig
 
-from ..providers.base import Endpoint, ProviderError
+from ..providers.base import ProviderError
 from ..providers.openai import pinned_auth, resolved_key
 
 RATE = 24_000  # the protocol's pcm16 rate

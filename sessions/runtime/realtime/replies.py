@@ -21,9 +21,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from agents.provider_configs import TurnConfig
+from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
 
 from .. import events as ev
-from ..interfaces import Emit, Spawn, ToolCall, ToolExecutor, ToolInvocation, ToolResult
+from ..interfaces import Emit, Spawn, ToolExecutor
 from ..playout import PlayedSegment, Playout, PlayoutJob, cut_on_cancel
 from ..speech import SpeechHandle, TurnTimer, can_interrupt
 from ..tool_calls import record_tool_result, run_tool

@@ -23,11 +23,12 @@ from typing import Any, Literal
 import numpy as np
 
 from agents.provider_configs import TurnConfig, WebRTCVADConfig
+from agents.tools.calls import ToolInvocation
 
 from .. import events as ev
 from ..audio import AudioInput
 from ..clock import Ticker
-from ..interfaces import EventSink, ToolExecutor, ToolInvocation, Transport
+from ..interfaces import EventSink, ToolExecutor, Transport
 from ..playout import Playout, PlayoutJob
 from ..providers.base import ProviderError
 from ..session_core import AudioState, SessionCore

@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from agents.models import Tool
-from agents.tools.registry import ToolRegistry, registry as default_registry
+
+from .registry import ToolRegistry, registry as default_registry
 
 logger = logging.getLogger("agents.tools")
 

@@ -9,10 +9,12 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agents import tool_services
 from agents.models import Tool
-from agents.tool_sync import ensure_tools_synced
-from agents.tool_serializers import (
+from controlplane.api_base import ApiView, get_or_404
+from controlplane.scopes import TOOLS_WRITE
+
+from . import services as tool_services
+from .serializers import (
     HttpToolCreateSerializer,
     ToolListQuerySerializer,
     ToolResultSerializer,
@@ -20,8 +22,7 @@ from agents.tool_serializers import (
     ToolTestSerializer,
     ToolUpdateSerializer,
 )
-from controlplane.api_base import ApiView, get_or_404
-from controlplane.scopes import TOOLS_WRITE
+from .sync import ensure_tools_synced
 
 
 class ToolListView(ApiView):

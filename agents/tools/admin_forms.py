@@ -7,8 +7,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from agents.models import Tool
-from agents.tools.errors import ToolDefinitionError, ToolError
-from agents.tools.secrets import redact_headers, seal_headers
+
+from .errors import ToolDefinitionError, ToolError
+from .secrets import redact_headers, seal_headers
 
 HEADERS_HELP = (
     'Header name → value. Give secrets as {"credential": "name"} (a named credential, sent only to '

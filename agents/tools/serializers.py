@@ -6,9 +6,10 @@ from typing import Any
 from rest_framework import serializers
 
 from agents.models import Tool, ToolExecution
-from agents.tools.schema import MAX_DESCRIPTION, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, NAME_RE
-from agents.tools.secrets import redact_headers
 from controlplane.api_base import JsonObjectField, StrictSerializer
+
+from .schema import MAX_DESCRIPTION, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, NAME_RE
+from .secrets import redact_headers
 
 
 class ToolStatsSerializer(serializers.Serializer):

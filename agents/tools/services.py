@@ -9,16 +9,17 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, Credential, Tool
-from agents.tools.errors import ToolDefinitionError
-from agents.tools.executor import ToolExecutor
-from agents.tools.http import HttpTool
-from agents.tools.loading import bind_row
-from agents.tools.metrics import flush_stats
-from agents.tools.registry import registry
-from agents.tools.secrets import header_credentials, seal_headers
-from agents.tool_sync import parameter_definitions
 from controlplane.errors import Conflict, DomainError, NotFound
-from sessions.runtime.interfaces import ToolCall, ToolInvocation, ToolResult
+
+from .calls import ToolCall, ToolInvocation, ToolResult
+from .errors import ToolDefinitionError
+from .executor import ToolExecutor
+from .http import HttpTool
+from .loading import bind_row
+from .metrics import flush_stats
+from .registry import registry
+from .secrets import header_credentials, seal_headers
+from .sync import parameter_definitions
 
 
 def tool_create_http(
