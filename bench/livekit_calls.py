@@ -47,7 +47,8 @@ def _rss_mb() -> float:
 
 
 async def _host(args: argparse.Namespace) -> None:
-    from sessions.runtime import AgentSession, SessionOptions, VADOptions
+    from agents.provider_configs import WebRTCVADConfig
+    from sessions.runtime import AgentSession, SessionOptions
     from sessions.runtime.audio import read_wav
     from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
     from sessions.runtime.transports import LocalTransport
@@ -80,7 +81,7 @@ async def _host(args: argparse.Namespace) -> None:
         else:
             transport = TimedLocal()
             transport.index = i
-        session = TimedSession(options=SessionOptions(vad=VADOptions(min_silence_ms=300)), llm=FakeLLM(REPLY),
+        session = TimedSession(options=SessionOptions(vad=WebRTCVADConfig(min_silence_ms=300)), llm=FakeLLM(REPLY),
                                stt=FakeSTT("what is the weather"), tts=FakeTTS(), transport=transport)
         session.index = i
         await session.start()  # one after another, as calls arrive

@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.demo_config import FALLBACK, GRAMMAR, RULES  # noqa: E402
+from agents.provider_configs import parse_provider_config  # noqa: E402
 from bench.common import summary  # noqa: E402
 from sessions.runtime.audio import read_wav, resample_to  # noqa: E402
 from sessions.runtime.providers import EspeakTTS, PocketsphinxSTT, build_llm  # noqa: E402
@@ -46,7 +47,7 @@ def espeak_wav(text: str, folder: str) -> tuple[np.ndarray, int]:
 
 
 async def bench_scripted(runs: int) -> dict[str, object]:
-    llm = build_llm({"provider": "scripted", "rules": RULES, "fallback": FALLBACK})
+    llm = build_llm(parse_provider_config("llm", {"provider": "scripted", "rules": RULES, "fallback": FALLBACK}))
     first, whole = [], []
     for _ in range(runs):
         messages = [{"role": "system", "content": "x"}, {"role": "user", "content": "What's the weather in Paris?"}]

@@ -29,7 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sessions.runtime import AgentSession, SessionOptions, TurnOptions, VADOptions  # noqa: E402
+from agents.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config  # noqa: E402
+from sessions.runtime import AgentSession, SessionOptions  # noqa: E402
 from sessions.runtime.audio import AudioInput, read_wav  # noqa: E402
 from sessions.runtime.clock import Ticker  # noqa: E402
 from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
@@ -78,8 +79,8 @@ class CountingSink:
 
 def make_session(sink: Any, transport: LocalTransport, *, tts_ms_per_char: float) -> AgentSession:
     return AgentSession(
-        options=SessionOptions(instructions="bench", vad=VADOptions(min_silence_ms=300),
-                               turn=TurnOptions(min_endpointing_delay_ms=200, min_interruption_duration_ms=400)),
+        options=SessionOptions(instructions="bench", vad=WebRTCVADConfig(min_silence_ms=300),
+                               turn=TurnConfig(min_endpointing_delay_ms=200, min_interruption_duration_ms=400)),
         llm=FakeLLM("Sure. The weather in Paris is sunny today."), stt=FakeSTT("what is the weather"),
         tts=FakeTTS(ms_per_char=tts_ms_per_char), sink=sink, transport=transport)
 
@@ -92,12 +93,12 @@ async def bench_overhead(turns: int) -> dict[str, float]:
     await session.start()
     for i in range(20):  # warm-up
         session.push_text(f"warm up {i}")
-        await session.wait_idle(poll_s=0.002)
+        await session.wait_idle()
     sink.overheads.clear()
     gc.freeze()
     for i in range(turns):
         session.push_text(f"question {i}")
-        await session.wait_idle(poll_s=0.002)
+        await session.wait_idle()
     await session.stop()
     o = sink.overheads
     print(f"1. framework overhead per turn (endpoint decision -> first audio frame out, minus provider time), "
@@ -117,16 +118,17 @@ async def bench_overhead_sdk(turns: int) -> dict[str, float]:
         os.environ.setdefault("BENCH_OPENAI_KEY", "sk-bench")
         cfg = {"provider": "openai", "base_url": api.base_url, "api_key_env": "BENCH_OPENAI_KEY", "max_retries": 0}
         sink = CountingSink()
-        session = AgentSession(options=SessionOptions(instructions="bench"), llm=build_llm(cfg), stt=FakeSTT(),
-                               tts=build_tts(cfg), sink=sink, transport=LocalTransport())
+        session = AgentSession(options=SessionOptions(instructions="bench"),
+                               llm=build_llm(parse_provider_config("llm", cfg)), stt=FakeSTT(),
+                               tts=build_tts(parse_provider_config("tts", cfg)), sink=sink, transport=LocalTransport())
         await session.start()
         for i in range(10):
             session.push_text(f"warm up {i}")
-            await session.wait_idle(poll_s=0.002)
+            await session.wait_idle()
         sink.overheads.clear()
         for i in range(turns):
             session.push_text(f"question {i}")
-            await session.wait_idle(poll_s=0.002)
+            await session.wait_idle()
         await session.stop()
     o = sink.overheads
     print(f"   with the OpenAI SDK over loopback HTTP (LLM + TTS doubles), {len(o)} turns: "
@@ -139,7 +141,7 @@ def bench_vad(speech: np.ndarray) -> dict[str, float]:
     pattern = np.concatenate([speech, np.zeros(RATE, dtype=np.int16)])
     audio = np.tile(pattern, int(np.ceil(60 * RATE / pattern.size)))[: 60 * RATE]  # 60 s
     frames = [audio[i:i + FRAME] for i in range(0, audio.size - FRAME + 1, FRAME)]
-    vad = VAD(VADOptions())
+    vad = VAD(WebRTCVADConfig())
     t0 = time.perf_counter()
     for f in frames:
         vad.process(f)
@@ -147,7 +149,7 @@ def bench_vad(speech: np.ndarray) -> dict[str, float]:
     # the whole per-frame audio-in path: 48 kHz stereo → 16 kHz mono, VAD, utterance buffer
     stereo48 = np.repeat(np.repeat(audio, 3)[:, None], 2, axis=1).reshape(-1).astype(np.int16)
     step48 = 960 * 2
-    ain, vad2 = AudioInput(rate=RATE, frame_ms=20), VAD(VADOptions())
+    ain, vad2 = AudioInput(rate=RATE, frame_ms=20), VAD(WebRTCVADConfig())
     buf = UtteranceBuffer(rate=RATE, padding_ms=200, frame_samples=FRAME)
     t0 = time.perf_counter()
     for i in range(0, stereo48.size - step48 + 1, step48):
@@ -158,7 +160,7 @@ def bench_vad(speech: np.ndarray) -> dict[str, float]:
                 buf.begin() if tr.kind == "start" else buf.take()
     path_s = time.perf_counter() - t0
     # the fast path: already 16 kHz mono
-    ain16, vad3 = AudioInput(rate=RATE, frame_ms=20), VAD(VADOptions())
+    ain16, vad3 = AudioInput(rate=RATE, frame_ms=20), VAD(WebRTCVADConfig())
     t0 = time.perf_counter()
     for f in frames:
         for g in ain16.push(f, RATE, 1):

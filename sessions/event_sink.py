@@ -1,8 +1,7 @@
 """The Django side of the runtime's `EventSink`: store every event, then broadcast it.
 
 `emit()` only appends to a deque, so the audio loop never waits on the database or Redis.
-One writer thread per process drains every open sink: it aggregates high-rate audio
-events, stores each batch with `session_events_store` (gap-free seq, one transaction)
+One writer thread per process drains every open sink: it stores each batch with `session_events_store` (gap-free seq, one transaction)
 and only then sends the envelopes to the channel-layer group `session-<id>`, so nothing
 a dashboard shows can be missing from the database. The same transaction keeps the
 session's participant rows (`sessions.participants`) and, at most once a second, its live
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -38,14 +36,12 @@ log = logging.getLogger(__name__)
 
 GROUP_PREFIX = "session-"
 MESSAGE_TYPE = "session.events"
-# Frame-rate audio events become one event per window (frames summed, level averaged).
-AGGREGATED_TYPES = frozenset({"audio_received", "audio_streamed", "tts_audio"})
-AGGREGATE_WINDOW_S = 1.0
+# Audio events arrive aggregated: the runtime meters audio (sessions.runtime.audio.LevelMeter)
+# and emits about one audio_received / audio_streamed per second; they are stored as they come.
 FLUSH_INTERVAL_S = 0.005  # linger after the first pending event: a burst becomes one write
 MAX_BATCH = 100
 MAX_PENDING = 50_000  # beyond this (database down for long) the oldest events are dropped
 RETRY_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
-_SUMMED = ("frames", "duration_ms", "dropped_frames", "bytes")
 
 Envelope = dict[str, Any]
 Pending = tuple[str, datetime, dict[str, Any]]
@@ -148,54 +144,6 @@ def _send_from_thread(rows: list[SessionEvent], loop: asyncio.AbstractEventLoop 
         async_to_sync(abroadcast_session_events)(rows)
 
 
-# --- aggregation -------------------------------------------------------------------------
-def _to_power(dbfs: float) -> float:
-    return 10 ** (dbfs / 10) if math.isfinite(dbfs) else 0.0
-
-
-class _AudioWindow:
-    """Sums one type of frame-rate audio events over about a second."""
-
-    __slots__ = ("type", "started_at", "opened", "data", "count", "power_sum", "weight_sum", "peak")
-
-    def __init__(self, type_: str, at: datetime, data: dict[str, Any]) -> None:
-        self.type = type_
-        self.started_at = at
-        self.opened = time.monotonic()
-        self.data: dict[str, Any] = {}
-        self.count = 0
-        self.power_sum = 0.0
-        self.weight_sum = 0.0
-        self.peak = -math.inf
-        self.add(data)
-
-    def add(self, data: dict[str, Any]) -> None:
-        self.count += 1
-        for key, value in data.items():
-            if key in _SUMMED and isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.data[key] = self.data.get(key, 0) + value
-            elif key not in ("level_dbfs", "level"):
-                self.data[key] = value
-        if "frames" not in data:
-            self.data["frames"] = self.data.get("frames", 0) + 1
-        level = data.get("level_dbfs", data.get("level"))
-        if isinstance(level, (int, float)) and not isinstance(level, bool):
-            # Average the power, not the decibels, weighted by the audio each event covers.
-            weight = float(data.get("duration_ms") or data.get("frames") or 1)
-            self.power_sum += _to_power(float(level)) * weight
-            self.weight_sum += weight
-            self.peak = max(self.peak, float(level))
-
-    def result(self) -> Pending:
-        data = dict(self.data)
-        if self.weight_sum > 0:
-            mean = self.power_sum / self.weight_sum
-            data["level_dbfs"] = round(10 * math.log10(mean), 2) if mean > 0 else -120.0
-            data["peak_dbfs"] = round(self.peak, 2) if math.isfinite(self.peak) else -120.0
-        data["events"] = self.count
-        return (self.type, self.started_at, data)
-
-
 def _normalize(event: Any) -> Pending:
     """A runtime model (`type`, `at`, payload) or a dict `{"type", "data", "at"?}`."""
     if isinstance(event, dict):
@@ -215,19 +163,12 @@ def _normalize(event: Any) -> Pending:
     return type_, at, data
 
 
-def _aggregates(type_: str, data: dict[str, Any]) -> bool:
-    # tts_audio with text is already one event per synthesized segment (the runtime's
-    # TtsAudio); merging those would lose what was said. Per-frame ones carry no text.
-    return type_ in AGGREGATED_TYPES and not (type_ == "tts_audio" and data.get("text"))
-
-
 # --- the sink ----------------------------------------------------------------------------
 class DjangoEventSink:
     """EventSink for one session. Thread-safe `emit`; `flush`/`close` block until stored."""
 
-    def __init__(self, session_id: str, *, window_s: float = AGGREGATE_WINDOW_S, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, session_id: str, *, max_batch: int = MAX_BATCH) -> None:
         self.session_id = session_id
-        self.window_s = window_s
         self.max_batch = max_batch
         self.dropped = 0
         self.stored = 0
@@ -235,7 +176,6 @@ class DjangoEventSink:
         self._closed = False
         # Only the writer thread touches what follows.
         self._pending: deque[Pending] = deque()
-        self._windows: dict[str, _AudioWindow] = {}
         self._failures = 0
         self._retry_at = 0.0
         self._flush_waiters: list[threading.Event] = []
@@ -257,7 +197,7 @@ class DjangoEventSink:
         _writer().wake()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Store and broadcast everything emitted so far, open audio windows included."""
+        """Store and broadcast everything emitted so far."""
         done = threading.Event()
         with self._waiters_lock:
             self._flush_waiters.append(done)
@@ -283,11 +223,10 @@ class DjangoEventSink:
 
     @property
     def backlog(self) -> int:
-        return len(self._queue) + len(self._pending) + len(self._windows)
+        return len(self._queue) + len(self._pending)
 
     # -- called on the writer thread --
-    def _take(self, force: bool) -> None:
-        now = time.monotonic()
+    def _take(self) -> None:
         while True:
             try:
                 event = self._queue.popleft()
@@ -299,23 +238,7 @@ class DjangoEventSink:
                 log.exception("malformed event for %s: %r", self.session_id, event)
                 continue
             self._live.feed(type_, at, data)
-            if _aggregates(type_, data):
-                window = self._windows.get(type_)
-                if window is not None and (at - window.started_at).total_seconds() >= self.window_s:
-                    self._pending.append(window.result())
-                    window = None
-                if window is None:
-                    self._windows[type_] = _AudioWindow(type_, at, data)
-                else:
-                    window.add(data)
-            else:
-                if type_ == "session_stopped":  # the last word: the audio it ends is stored before it
-                    self._close_windows()
-                self._pending.append((type_, at, data))
-        for type_, window in list(self._windows.items()):
-            if force or now - window.opened >= self.window_s:
-                self._pending.append(window.result())
-                del self._windows[type_]
+            self._pending.append((type_, at, data))
         overflow = len(self._pending) - MAX_PENDING
         if overflow > 0:
             for _ in range(overflow):
@@ -323,16 +246,11 @@ class DjangoEventSink:
             self.dropped += overflow
             log.error("event backlog of %s over %d: dropped %d oldest", self.session_id, MAX_PENDING, overflow)
 
-    def _close_windows(self) -> None:
-        for window in self._windows.values():
-            self._pending.append(window.result())
-        self._windows.clear()
-
     def _write(self, loop: asyncio.AbstractEventLoop, force: bool) -> None:
         with self._waiters_lock:
             waiters, self._flush_waiters = self._flush_waiters, []
         force = force or bool(waiters)
-        self._take(force)
+        self._take()
         if self._pending and (force or time.monotonic() >= self._retry_at):
             self._store(loop, force)
         elif not self._pending and time.monotonic() >= self._retry_at:

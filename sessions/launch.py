@@ -27,7 +27,7 @@ from agents.provider_configs import (
     parse_provider_config,
     parse_turn_config,
 )
-from sessions.runtime import AgentSession, SessionOptions, TurnOptions, VADOptions
+from sessions.runtime import AgentSession, SessionOptions
 from sessions.runtime.interfaces import EventSink, ToolExecutor, Transport
 from sessions.runtime.providers import Endpoint, build_llm, build_stt, build_tts
 
@@ -45,22 +45,11 @@ def session_options(config: dict[str, Any], *, session_id: str = "", agent_id: s
         turn = parse_turn_config(config.get("turn_config"))
     except ProviderConfigError as exc:
         raise ConfigError(str(exc)) from None
-    if isinstance(vad, WebRTCVADConfig):
-        vad_opts = VADOptions(enabled=vad.enabled, sensitivity=vad.sensitivity, frame_ms=vad.frame_ms,
-                              min_speech_ms=vad.min_speech_ms, min_silence_ms=vad.min_silence_ms,
-                              padding_ms=vad.padding_ms)
-    else:
-        vad_opts = VADOptions(enabled=False)
     return SessionOptions(
         instructions=str(config.get("instructions") or ""), session_id=session_id, agent_id=agent_id,
-        vad=vad_opts,
-        turn=TurnOptions(min_endpointing_delay_ms=turn.min_endpointing_delay_ms,
-                         max_endpointing_delay_ms=turn.max_endpointing_delay_ms,
-                         min_interruption_duration_ms=turn.min_interruption_duration_ms,
-                         allow_interruptions=turn.allow_interruptions, max_tool_steps=turn.max_tool_steps),
-        vision=bool(getattr(llm, "vision", False)),
-        noise_suppression=bool(getattr(vad, "noise_suppression", False)),
-        echo_cancellation=bool(getattr(vad, "echo_cancellation", False)))
+        # no VAD provider ("none"): the webrtcvad settings' defaults, switched off
+        vad=vad if isinstance(vad, WebRTCVADConfig) else WebRTCVADConfig(enabled=False), turn=turn,
+        vision=bool(getattr(llm, "vision", False)))
 
 
 def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSink | None = None,

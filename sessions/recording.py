@@ -26,10 +26,10 @@ from django.conf import settings
 from django.core.files import File
 from django.db import connection
 from django.utils import timezone
-from livekit import rtc
 
 from sessions.audio_mix import AGENT, USER, TimelineMixer
 from sessions.models import Recording, recordings_storage
+from sessions.runtime.audio import StreamResampler
 
 log = logging.getLogger(__name__)
 RECORDING_RATE = 16_000
@@ -54,7 +54,7 @@ class CallRecorder:
         self._queue: deque[Queued] = deque()
         self._mixer = TimelineMixer(rate)
         self._mixer.t0 = clock()  # the file starts when the call does
-        self._resamplers: dict[tuple[int, int], rtc.AudioResampler] = {}
+        self._resamplers: dict[tuple[int, int], StreamResampler] = {}  # (direction, input rate)
         self._lock = threading.Lock()
         self._closed = False
         self._finished = False
@@ -115,16 +115,11 @@ class CallRecorder:
                 self.samples_written += out.size
 
     def _resample(self, direction: int, samples: np.ndarray, rate: int) -> np.ndarray:
-        if rate == self.rate:
-            return samples
-        key = (direction, rate)
-        resampler = self._resamplers.get(key)
+        # one stream per direction and rate: the filter keeps its state from frame to frame
+        resampler = self._resamplers.get((direction, rate))
         if resampler is None:
-            resampler = self._resamplers[key] = rtc.AudioResampler(rate, self.rate, num_channels=1)
-        frames = resampler.push(bytearray(samples.tobytes()))
-        if not frames:
-            return np.zeros(0, dtype=np.int16)
-        return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+            resampler = self._resamplers[(direction, rate)] = StreamResampler(rate, self.rate)
+        return resampler.push(samples)
 
     # -- the end of the call --
     def finish(self) -> Path:

@@ -372,7 +372,8 @@ def run_audio_processing(job: Job, worker_id: str) -> str | None:
 
     import numpy as np
 
-    from sessions.runtime.vad import VAD, VADOptions
+    from agents.provider_configs import WebRTCVADConfig
+    from sessions.runtime.vad import VAD
 
     raw = job.metadata.get("pcm16_base64")
     rate = job.metadata.get("sample_rate", 16000)
@@ -382,7 +383,7 @@ def run_audio_processing(job: Job, worker_id: str) -> str | None:
         samples = np.frombuffer(base64.b64decode(raw, validate=True), dtype=np.int16)
     except ValueError as exc:
         return f"audio_processing: bad audio payload: {exc}"
-    vad = VAD(VADOptions(sample_rate=rate, frame_ms=30))
+    vad = VAD(WebRTCVADConfig(frame_ms=30), sample_rate=rate)
     frames = len(samples) // vad.frame_samples
     speech_frames = utterances = 0
     for i in range(frames):

@@ -24,10 +24,11 @@ State: `status`, `agent_state`, `user_state`, `history`, `user_data`, `audio_sta
 `session.on(type, cb)` subscribes in-process ("*" for all; "audio_in_frame" and
 "audio_out_frame" for every frame). All methods must be called on the session's event
 loop; from another thread use `loop.call_soon_threadsafe`.
+
+`SessionOptions.vad` and `.turn` are the agent's own config models
+(`agents.provider_configs.WebRTCVADConfig`, `TurnConfig`), used as they are.
 """
 from .session import AgentSession, AudioState, SessionOptions
 from .speech import SpeechHandle
-from .turns import TurnOptions
-from .vad import VADOptions
 
-__all__ = ["AgentSession", "AudioState", "SessionOptions", "SpeechHandle", "TurnOptions", "VADOptions"]
+__all__ = ["AgentSession", "AudioState", "SessionOptions", "SpeechHandle"]

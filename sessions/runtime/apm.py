@@ -12,6 +12,8 @@ import numpy as np
 class AudioProcessor:
     def __init__(self, *, echo_cancellation: bool = False, noise_suppression: bool = False,
                  high_pass_filter: bool = False, auto_gain_control: bool = False) -> None:
+        # imported here: livekit.rtc loads its native library (~200 ms), and only agents with
+        # echo cancellation or noise suppression use the APM
         from livekit import rtc
 
         self._rtc: Any = rtc

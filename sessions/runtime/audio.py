@@ -31,12 +31,48 @@ def as_int16(data: Any) -> np.ndarray:
     return np.frombuffer(buf, dtype=np.int16)
 
 
-def level_dbfs(samples: np.ndarray) -> float:
-    if samples.size == 0:
-        return -120.0
-    x = samples.astype(np.float32)
-    rms = math.sqrt(float(np.dot(x, x)) / x.size) / 32768.0
+def dbfs(sum_sq: float, samples: int) -> float:
+    """The level of `samples` int16 samples whose squares sum to `sum_sq`, in dBFS."""
+    rms = math.sqrt(sum_sq / samples) / 32768.0 if samples else 0.0
     return 20.0 * math.log10(rms) if rms > 1e-6 else -120.0
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    meter = LevelMeter()
+    meter.add(samples)
+    return meter.level()
+
+
+class LevelMeter:
+    """Frames, samples and level of one audio stream over an interval: the one place audio
+    is metered (the session's in/out meters, the event they become, the sink stores it).
+
+    Per frame it costs a dot product in a reused float32 buffer, no allocation."""
+
+    __slots__ = ("frames", "samples", "_sum_sq", "_scratch")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.samples = 0
+        self._sum_sq = 0.0
+        self._scratch = np.zeros(0, dtype=np.float32)
+
+    def add(self, frame: np.ndarray) -> None:
+        """One mono int16 frame (a stream's frames all have one size: the buffer is kept)."""
+        x = self._scratch
+        if x.size != frame.size:
+            x = self._scratch = np.empty(frame.size, dtype=np.float32)
+        np.copyto(x, frame)  # int16 squares overflow int16: sum them as float32
+        self._sum_sq += float(np.dot(x, x))
+        self.samples += frame.size
+        self.frames += 1
+
+    def level(self) -> float:
+        return dbfs(self._sum_sq, self.samples)
+
+    def reset(self) -> None:
+        self.frames = self.samples = 0
+        self._sum_sq = 0.0
 
 
 class AudioInput:
@@ -94,6 +130,7 @@ class AudioInput:
         return [out[i:i + fs] for i in range(0, whole, fs)]
 
     def _resample(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        # imported here: livekit.rtc loads its native library (~200 ms), and only input at another rate needs it
         from livekit import rtc
 
         key = (rate, self.rate)
@@ -113,6 +150,7 @@ def resample_to(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """One-shot resampling for whole buffers (e.g. TTS audio at a rate the transport lacks)."""
     if rate_in == rate_out or samples.size == 0:
         return samples
+    # imported here: livekit.rtc loads its native library (~200 ms), and only audio at another rate needs it
     from livekit import rtc
 
     rs = rtc.AudioResampler(rate_in, rate_out, num_channels=1)
@@ -126,6 +164,7 @@ class StreamResampler:
     (for TTS audio that arrives in pieces at a rate the session does not play)."""
 
     def __init__(self, rate_in: int, rate_out: int) -> None:
+        # imported here: livekit.rtc loads its native library (~200 ms), and only input at another rate needs it
         from livekit import rtc
 
         self.rate_in, self.rate_out = rate_in, rate_out

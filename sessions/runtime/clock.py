@@ -8,8 +8,11 @@ after a long stall it skips ahead rather than bursting.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 TickCallback = Callable[[float], None]  # receives the scheduled tick time (loop.time())
 
@@ -57,9 +60,7 @@ class Ticker:
                 try:
                     cb(scheduled)
                 except Exception:  # a subscriber's bug must not stop everyone's clock
-                    import logging
-
-                    logging.getLogger(__name__).exception("ticker subscriber failed")
+                    log.exception("ticker subscriber failed")
             self.ticks += 1
             nxt += self.period
             now = loop.time()

@@ -1,24 +1,27 @@
 """One speech from start to finish: LLM (with tool steps) → sentences → TTS → playout.
 
-Cancelling the task (an interruption) cancels the LLM stream, the TTS worker and the
-tools in flight; the session has already cleared the playout and recorded what was heard.
+A reply stage gets the playout, an emit function and a spawner (`ReplyStage`), and reaches
+its session for the rest through `ReplyHooks`. Cancelling the speech (`SpeechHandle.cancel`)
+stops the playout at once and cancels the TTS requests; the session cancels the reply task
+(the LLM stream and the tools in flight) and records what was heard.
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from agents.tools.calls import ToolCall, ToolInvocation
 
 from . import events as ev
-from .providers.base import ProviderError
+from .interfaces import Emit, Spawn, ToolExecutor
+from .pause import PauseGate
+from .playout import Playout, PlayoutJob, cut_on_cancel
+from .providers.base import LLM, TTS, ProviderError
 from .segmenter import SentenceSegmenter
 from .speech import SpeechHandle
 from .tool_calls import record_tool_result, run_tool
-
-if TYPE_CHECKING:
-    from .session import AgentSession
 
 _DONE = object()
 # Sentences synthesized at once: the next sentence's audio is on its way while the current
@@ -38,9 +41,50 @@ class _Synthesis:
         self.task: asyncio.Task[None] | None = None
 
 
+class ReplyHooks(Protocol):
+    """What a reply needs from its session besides the playout, emit and spawn."""
+
+    def set_agent_state(self, state: ev.AgentState) -> None: ...
+
+    def chat_context(self, extra_instructions: str | None) -> list[dict[str, Any]]:
+        """The LLM's messages: instructions, the recent history, the latest video frame."""
+        ...
+
+    def add_item(self, item: dict[str, Any], *, interrupted: bool = False) -> None: ...
+
+    def tool_invocation(self, speech: SpeechHandle) -> ToolInvocation: ...
+
+    async def send_text(self, text: str) -> None:
+        """A text agent's reply, to the transport."""
+        ...
+
+    def publish_transcript(self, text: str, *, speaker: str) -> None: ...
+
+    def report_error(self, source: str, exc: BaseException) -> None: ...
+
+    def report_metrics(self, metrics: ev.TurnMetrics) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStage:
+    """A session's cascaded reply side, built once; `ReplyGenerator(stage, handle)` runs one speech."""
+
+    llm: LLM
+    tts: TTS | None
+    tools: ToolExecutor | None
+    max_tool_steps: int
+    playout: Playout | None  # None for a text agent
+    pause_gate: PauseGate
+    emit: Emit
+    spawn: Spawn
+    hooks: ReplyHooks
+
+
 class ReplyGenerator:
-    def __init__(self, session: "AgentSession", handle: SpeechHandle) -> None:
-        self.s = session
+    def __init__(self, stage: ReplyStage, handle: SpeechHandle) -> None:
+        self.stage = stage
+        self.hooks = stage.hooks
+        self.emit = stage.emit
         self.h = handle
         self.t = handle.timer
         self._segmenter = SentenceSegmenter()
@@ -48,16 +92,19 @@ class ReplyGenerator:
         self._tts_task: asyncio.Task[None] | None = None
         self._tts_slots = asyncio.Semaphore(TTS_LOOKAHEAD)
         self._synths: list[_Synthesis] = []
-        self._job = None
+        self._job: PlayoutJob | None = None
 
     async def run(self) -> None:
-        s, h = self.s, self.h
-        s._set_agent_state("thinking")
-        if s._playout is not None and s.tts is not None:
-            self._job = s._playout.begin(h.id)
+        st, h = self.stage, self.h
+        self.hooks.set_agent_state("thinking")
+        if st.playout is not None and st.tts is not None:
+            self._job = st.playout.begin(h.id)
             self._job.drained = asyncio.get_running_loop().create_future()
-            self._tts_task = asyncio.get_running_loop().create_task(self._tts_worker(), name=f"tts-{h.id}")
-            s._keep(self._tts_task)
+            cut_on_cancel(st.playout, self._job, h)
+            self._tts_task = st.spawn(self._tts_worker(), f"tts-{h.id}")
+            h.on_cancel(self._cancel_tts)
+        elif st.tts is None:
+            h.on_cancel(self._text_heard)
         try:
             if h.source == "say":
                 assert h.text is not None
@@ -70,51 +117,51 @@ class ReplyGenerator:
             self._sentences.put_nowait(_DONE)
             if self._tts_task is not None:
                 await self._tts_task
-                assert s._playout is not None and self._job is not None
-                s._playout.end_input()
+                assert st.playout is not None and self._job is not None
+                st.playout.end_input()
                 await self._job.drained
                 h.played_text = self._job.played_text() or (h.generated_text if not self._job.segments else "")
             else:
                 h.played_text = h.generated_text
                 if h.generated_text:
-                    await s.pause_gate.wait_open()  # paused: the text reply is held, not lost
+                    await st.pause_gate.wait_open()  # paused: the text reply is held, not lost
                     self.t.first_audio = self.t.first_audio or time.perf_counter()
-                    await s.transport.send_text(h.generated_text)
+                    await self.hooks.send_text(h.generated_text)
         except asyncio.CancelledError:
             await self._cancel_children()
             raise
-        except ProviderError as err:
+        except Exception as exc:  # noqa: BLE001 - a provider failure or a bug in one reply must not end the session
             await self._cancel_children()
-            h.error = str(err)
-            s.provider_error(err)
-            self._finish(errored=True)
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug in one reply must not end the session
-            await self._cancel_children()
-            h.error = f"{type(exc).__name__}: {exc}"
-            s._error("session", h.error)
+            h.error = str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
+            self.hooks.report_error("session", exc)
             self._finish(errored=True)
             return
         self._finish(errored=False)
 
     def _finish(self, *, errored: bool) -> None:
-        s, h = self.s, self.h
+        st, h = self.stage, self.h
         text = h.played_text or ("" if errored else h.generated_text)
         if h.add_to_history and text:
-            s.add_item({"role": "assistant", "content": text})
-        if text and s.tts is not None:
-            s._spawn(s.transport.publish_transcript(text, speaker="agent", final=True), "transcript")
+            self.hooks.add_item({"role": "assistant", "content": text})
+        if text and st.tts is not None:
+            self.hooks.publish_transcript(text, speaker="agent")
         if not errored:
             by_llm = h.source != "say"
-            s.emit(ev.ResponseGenerated(speech_id=h.id, text=text, tool_steps=h.tool_steps,
-                                        model=s.llm.model if by_llm else "",
-                                        # a provider may declare itself scripted: the dashboard marks its replies
-                                        scripted=by_llm and bool(getattr(s.llm, "scripted", False))))
+            self.emit(ev.ResponseGenerated(speech_id=h.id, text=text, tool_steps=h.tool_steps,
+                                           model=st.llm.model if by_llm else "",
+                                           # a provider may declare itself scripted: the dashboard marks its replies
+                                           scripted=by_llm and bool(getattr(st.llm, "scripted", False))))
         if h.user_initiated or h.timer.llm_calls:
-            m = self.t.metrics(h.id)
-            if m.end_to_end_ms is not None:
-                s.audio_state.current_latency_ms = m.end_to_end_ms
-            s.emit(ev.MetricsCollected(metrics=m))
+            self.hooks.report_metrics(self.t.metrics(h.id))
+
+    # -- cancellation (subscribed to the speech handle) ---------------------------------------
+    def _cancel_tts(self, _reason: str) -> None:
+        for t in [self._tts_task, *(syn.task for syn in self._synths)]:
+            if t is not None and not t.done():
+                t.cancel()
+
+    def _text_heard(self, _reason: str) -> None:
+        self.h.played_text = self.h.generated_text  # text agents: what was sent is what was "heard"
 
     async def _cancel_children(self) -> None:
         tasks = [t for t in [self._tts_task, *(syn.task for syn in self._synths)] if t is not None and not t.done()]
@@ -124,29 +171,10 @@ class ReplyGenerator:
             await asyncio.wait(tasks, timeout=1.0)
 
     # -- LLM with tool steps --------------------------------------------------------------
-    def _context(self) -> list[dict[str, Any]]:
-        s = self.s
-        system = s.options.instructions
-        if self.h.instructions:
-            system = f"{system}\n\n{self.h.instructions}"
-        items = s.history[-s.options.max_history:]
-        while items and items[0].get("role") == "tool":  # never start mid tool exchange
-            items = items[1:]
-        messages: list[dict[str, Any]] = [{"role": "system", "content": system}, *items]
-        image = s.take_image()
-        if image is not None:
-            for i in range(len(messages) - 1, 0, -1):
-                if messages[i]["role"] == "user" and isinstance(messages[i]["content"], str):
-                    messages[i] = {"role": "user", "content": [
-                        {"type": "text", "text": messages[i]["content"]},
-                        {"type": "image_url", "image_url": {"url": image}}]}
-                    break
-        return messages
-
     async def _llm_loop(self) -> str:
-        s, h, t = self.s, self.h, self.t
-        schemas = s.tools.schemas() if s.tools is not None else []
-        max_steps = s.options.turn.max_tool_steps
+        st, h, t = self.stage, self.h, self.t
+        schemas = st.tools.schemas() if st.tools is not None else []
+        max_steps = st.max_tool_steps
         spoken = ""
         step = 0
         while True:
@@ -155,7 +183,7 @@ class ReplyGenerator:
             t.llm_calls += 1
             text = ""
             calls: list[ToolCall] = []
-            async for d in s.llm.chat(self._context(), tools=schemas or None,
+            async for d in st.llm.chat(self.hooks.chat_context(h.instructions), tools=schemas or None,
                                       tool_choice="none" if (schemas and last) else None):
                 if d.kind == "text":
                     if t.llm_ttft_ms is None:
@@ -186,21 +214,20 @@ class ReplyGenerator:
             await self._run_tools(text, calls)
 
     async def _run_tools(self, text: str, calls: list[ToolCall]) -> None:
-        s, h, t = self.s, self.h, self.t
-        s.add_item({"role": "assistant", "content": text or None, "tool_calls": [
+        h, t, hooks = self.h, self.t, self.hooks
+        hooks.add_item({"role": "assistant", "content": text or None, "tool_calls": [
             {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in calls]})
         for c in calls:
-            s.emit(ev.ToolCalled(call_id=c.call_id, name=c.name, arguments=c.arguments, speech_id=h.id))
+            self.emit(ev.ToolCalled(call_id=c.call_id, name=c.name, arguments=c.arguments, speech_id=h.id))
         t.tool_calls += len(calls)
-        inv = ToolInvocation(session=s, speech_handle=h, user_data=s.user_data, session_id=s.id,
-                             agent_id=s.options.agent_id)
+        inv = hooks.tool_invocation(h)
         start = time.perf_counter()
-        results = await asyncio.gather(*(run_tool(s.tools, c, inv) for c in calls))
+        results = await asyncio.gather(*(run_tool(self.stage.tools, c, inv) for c in calls))
         if not t.critical_done:
             t.critical_provider_ms += (time.perf_counter() - start) * 1000
         for r in results:
-            record_tool_result(s, r)
+            record_tool_result(r, emit=self.emit, add_item=hooks.add_item)
 
     # -- sentences → TTS → playout --------------------------------------------------------
     def _on_text(self, delta: str) -> bool:
@@ -214,34 +241,31 @@ class ReplyGenerator:
         if self._tts_task is None:
             return
         syn = _Synthesis(text)
-        syn.task = asyncio.get_running_loop().create_task(self._synthesize(syn), name=f"tts-req-{self.h.id}")
-        self.s._keep(syn.task)
+        syn.task = self.stage.spawn(self._synthesize(syn), f"tts-req-{self.h.id}")
         self._synths.append(syn)
         self._sentences.put_nowait(syn)
 
     async def _synthesize(self, syn: _Synthesis) -> None:
-        s = self.s
-        assert s.tts is not None
+        tts = self.stage.tts
+        assert tts is not None
         try:
             async with self._tts_slots:
                 start = time.perf_counter()
-                async for pcm in s.tts.synthesize(syn.text):
+                async for pcm in tts.synthesize(syn.text):
                     if syn.ttfb_ms is None:
                         syn.ttfb_ms = (time.perf_counter() - start) * 1000
                     syn.chunks.put_nowait(pcm)
-        except ProviderError as err:
-            s.provider_error(err)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001
-            s._error("tts", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one sentence's TTS failing leaves the others
+            self.hooks.report_error("tts", exc)
         finally:
             syn.chunks.put_nowait(_DONE)
 
     async def _tts_worker(self) -> None:
         """Plays the sentences' audio in order, each as soon as its first bytes arrive."""
-        s, h, t = self.s, self.h, self.t
-        tts, playout = s.tts, s._playout
+        h, t = self.h, self.t
+        tts, playout = self.stage.tts, self.stage.playout
         assert tts is not None and playout is not None
         while (syn := await self._sentences.get()) is not _DONE:
             seg = playout.begin_segment(syn.text)
@@ -256,5 +280,5 @@ class ReplyGenerator:
             if seg.samples_total == 0 and self._job is not None and seg in self._job.segments:
                 self._job.segments.remove(seg)  # nothing to hear: not part of the played text
             t.tts_characters += len(syn.text)
-            s.emit(ev.TtsAudio(speech_id=h.id, text=syn.text, duration_ms=round(nbytes / 2 / tts.sample_rate * 1000, 1),
-                               ttfb_ms=round(syn.ttfb_ms or 0.0, 3), bytes=nbytes))
+            self.emit(ev.TtsAudio(speech_id=h.id, text=syn.text, duration_ms=round(nbytes / 2 / tts.sample_rate * 1000, 1),
+                                  ttfb_ms=round(syn.ttfb_ms or 0.0, 3), bytes=nbytes))

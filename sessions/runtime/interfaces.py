@@ -6,6 +6,8 @@ hands them to the runtime when a session starts.
 """
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, runtime_checkable
 
 from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
@@ -70,3 +72,9 @@ class AudioTap(Protocol):
     def user_audio(self, frame: Any, sample_rate: int) -> None: ...
 
     def agent_audio(self, frame: Any, sample_rate: int) -> None: ...
+
+
+# What a session hands its stages instead of itself: the emit function (events to the sink
+# and listeners) and the spawner (a task the session keeps and cancels at stop).
+Emit = Callable[[Any], None]
+Spawn = Callable[[Coroutine[Any, Any, Any], str], "asyncio.Task[Any]"]

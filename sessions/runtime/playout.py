@@ -2,6 +2,7 @@
 tick of the shared clock, so an interruption stops it within one frame."""
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .clock import Ticker
+from .speech import SpeechHandle
 
 
 @dataclass(slots=True)
@@ -57,7 +59,8 @@ class Playout:
 
     def __init__(self, *, sample_rate: int, frame_ms: int, sink: Callable[[np.ndarray], None],
                  ticker: Ticker, on_frame: Callable[[PlayoutJob, np.ndarray, float], None] | None = None,
-                 on_drained: Callable[[PlayoutJob], None] | None = None, lead_frames: int = 1) -> None:
+                 on_drained: Callable[[PlayoutJob], None] | None = None,
+                 on_cut: Callable[[], None] | None = None, lead_frames: int = 1) -> None:
         self.rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000
         self.frame_s = frame_ms / 1000
@@ -65,6 +68,7 @@ class Playout:
         self._ticker = ticker
         self._on_frame = on_frame
         self._on_drained = on_drained
+        self._on_cut = on_cut  # the transport drops what it has buffered of a cut job
         self._lead = lead_frames
         self._buf = np.zeros(self.frame_samples, dtype=np.int16)
         self.job: PlayoutJob | None = None
@@ -127,6 +131,15 @@ class Playout:
         self.job = None
         return job
 
+    def cut(self, job: PlayoutJob | None) -> bool:
+        """Interrupt `job` if it is the one playing: its audio stops within this frame."""
+        if job is None or self.job is not job:
+            return False
+        self.clear()
+        if self._on_cut is not None:
+            self._on_cut()
+        return True
+
     @property
     def queued_samples(self) -> int:
         return 0 if self.job is None else self.job.queued
@@ -137,8 +150,6 @@ class Playout:
 
     # -- pacing --------------------------------------------------------------------------
     def _start(self) -> None:
-        import asyncio
-
         now = asyncio.get_running_loop().time()
         self._frames_sent = 0
         self._sub = self._ticker.add(self._tick)
@@ -199,3 +210,14 @@ class Playout:
         self._stop()
         if job is not None and self._on_drained is not None:
             self._on_drained(job)
+
+
+def cut_on_cancel(playout: Playout, job: PlayoutJob, speech: SpeechHandle) -> None:
+    """The playout's subscription to a speech: cancelled, its job stops at once and the
+    speech learns how much of it was heard."""
+    def on_cancel(_reason: str) -> None:
+        if playout.cut(job):
+            speech.played_text = job.played_text()
+            speech.played_ms = job.samples_played / playout.rate * 1000
+
+    speech.on_cancel(on_cancel)

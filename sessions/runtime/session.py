@@ -3,6 +3,8 @@
 audio in → AudioInput (16 kHz mono) → VAD → UtteranceBuffer → STT → Endpointing →
 user turn → ReplyGenerator (LLM + tools → sentences → TTS) → Playout → transport.
 The surface it shares with RealtimeSession (events, lifecycle, hooks) is SessionCore.
+The stages see the session only as the Protocols they declare: the Endpointer's
+`EndpointHooks`, the ReplyGenerator's `ReplyStage` and `ReplyHooks`.
 """
 from __future__ import annotations
 
@@ -16,18 +18,21 @@ from typing import Any
 
 import numpy as np
 
+from agents.provider_configs import TurnConfig, WebRTCVADConfig
+from agents.tools.calls import ToolInvocation
+
 from . import events as ev
 from .apm import AudioProcessor
 from .audio import AudioInput, level_dbfs
 from .clock import Ticker
-from .generation import ReplyGenerator
+from .generation import ReplyGenerator, ReplyStage
 from .interfaces import EventSink, ToolExecutor, Transport
 from .playout import Playout, PlayoutJob
 from .providers.base import LLM, STT, TTS
 from .session_core import AudioState, SessionCore
-from .speech import SpeechHandle, SpeechSource, TurnTimer, new_id
-from .turns import Endpointer, TurnOptions
-from .vad import VAD, UtteranceBuffer, VADOptions
+from .speech import SpeechHandle, SpeechSource, TurnTimer, can_interrupt, new_id
+from .turns import Endpointer
+from .vad import SAMPLE_RATE, VAD, UtteranceBuffer
 
 
 @dataclass
@@ -35,11 +40,9 @@ class SessionOptions:
     instructions: str = "You are a helpful voice assistant."
     session_id: str = ""
     agent_id: str = ""
-    vad: VADOptions = field(default_factory=VADOptions)
-    turn: TurnOptions = field(default_factory=TurnOptions)
+    vad: WebRTCVADConfig = field(default_factory=WebRTCVADConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
     vision: bool = False
-    echo_cancellation: bool = False
-    noise_suppression: bool = False
     output_frame_ms: int = 20
     audio_event_interval_s: float = 1.0
     max_history: int = 200  # items kept in the LLM context (the system prompt is always sent)
@@ -54,19 +57,25 @@ class AgentSession(SessionCore):
         super().__init__(options=options, transport=transport, sink=sink, user_data=user_data, ticker=ticker)
         self.llm, self.stt, self.tts, self.tools = llm, stt, tts, tools
         self.text_only = stt is None or tts is None
+        self._current: SpeechHandle | None = None
         self._speech_queue: deque[SpeechHandle] = deque()
         self._speech_wakeup: asyncio.Event | None = None
+        self._replies: ReplyStage | None = None
         vad = options.vad
         self.audio_state = AudioState(frame_ms=vad.frame_ms, vad_enabled=vad.enabled and stt is not None,
                                       vad_sensitivity=vad.sensitivity)
-        self._audio_in = AudioInput(rate=vad.sample_rate, frame_ms=vad.frame_ms)
+        self._audio_in = AudioInput(rate=SAMPLE_RATE, frame_ms=vad.frame_ms)
         self._vad = VAD(vad)
-        self._utterance = UtteranceBuffer(rate=vad.sample_rate, padding_ms=vad.padding_ms,
+        self._utterance = UtteranceBuffer(rate=SAMPLE_RATE, padding_ms=vad.padding_ms,
                                           frame_samples=self._vad.frame_samples)
         self._apm: AudioProcessor | None = None
-        self.endpointer = Endpointer(self, options.turn)
+        self.endpointer = Endpointer(self, stt, options.turn)
         self._latest_image: tuple[float, str] | None = None
         self._image_pending = False
+
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        return self._current
 
     # -- lifecycle hooks (SessionCore.start / stop) ----------------------------------------------
     def _open(self) -> None:
@@ -74,23 +83,27 @@ class AgentSession(SessionCore):
         if self.tts is not None:
             self._playout = Playout(sample_rate=self.tts.sample_rate, frame_ms=self.options.output_frame_ms,
                                     sink=self._write_frame, ticker=self._ticker, on_frame=self._on_out_frame,
-                                    on_drained=self._on_drained)
-        if self.options.echo_cancellation or self.options.noise_suppression:
+                                    on_drained=self._on_drained, on_cut=self.transport.clear_audio)
+        self._replies = ReplyStage(llm=self.llm, tts=self.tts, tools=self.tools,
+                                   max_tool_steps=self.options.turn.max_tool_steps, playout=self._playout,
+                                   pause_gate=self.pause_gate, emit=self.emit, spawn=self.spawn, hooks=self)
+        vad = self.options.vad  # audio-in processing before VAD is part of the VAD config
+        if vad.echo_cancellation or vad.noise_suppression:
             try:
-                self._apm = AudioProcessor(echo_cancellation=self.options.echo_cancellation,
-                                           noise_suppression=self.options.noise_suppression,
+                self._apm = AudioProcessor(echo_cancellation=vad.echo_cancellation,
+                                           noise_suppression=vad.noise_suppression,
                                            high_pass_filter=True)
             except Exception as exc:  # noqa: BLE001
                 self._error("audio", f"audio processing unavailable: {exc}")
 
     def _on_active(self) -> None:
-        self._spawn(self._speech_loop(), "speech-loop")
+        self.spawn(self._speech_loop(), "speech-loop")
 
     async def _teardown(self) -> None:
         self.endpointer.cancel()
-        for h in [self.current_speech, *self._speech_queue]:
+        for h in [self._current, *self._speech_queue]:
             if h is not None and not h.done():
-                self._cancel_speech(h, reason="session_end", emit=h is self.current_speech)
+                self._cancel_speech(h, reason="session_end", emit=h is self._current)
         self._speech_queue.clear()
 
     def _on_pause(self) -> None:
@@ -99,10 +112,11 @@ class AgentSession(SessionCore):
         if self._vad.speaking:
             self._vad.reset()
             self._utterance.take()
-        self._set_user_state("listening")
+        self.set_user_state("listening")
+        self.settled()
 
     def idle(self) -> bool:
-        return (self.current_speech is None and not self._speech_queue and not self.endpointer.pending
+        return (self._current is None and not self._speech_queue and not self.endpointer.pending
                 and not self._vad.speaking)
 
     # -- audio in (synchronous, per frame) -----------------------------------------------
@@ -129,22 +143,59 @@ class AgentSession(SessionCore):
             return
         if tr.kind == "start":
             self._utterance.begin()
-            self._set_user_state("speaking")
+            self.set_user_state("speaking")
             self.emit(ev.VadSpeechStart())
             self.endpointer.on_speech_start()
             self._maybe_interrupt_by_voice()
         else:
             self.emit(ev.VadSpeechEnd(speech_duration_ms=tr.speech_ms, silence_duration_ms=tr.silence_ms))
-            self._set_user_state("listening")
+            self.set_user_state("listening")
             pcm = self._utterance.take()
             self.endpointer.on_speech_end(pcm, self._audio_in.rate, silence_s=tr.silence_ms / 1000)
 
     def _maybe_interrupt_by_voice(self) -> None:
-        h = self.current_speech
-        if h is None or h.done() or not h.allow_interruptions or not self.options.turn.allow_interruptions:
-            return
         if self._vad.speech_ms >= self.options.turn.min_interruption_duration_ms:
             self.interrupt(reason="user_speech")
+
+    # -- the Endpointer's hooks (turns.EndpointHooks) ----------------------------------------
+    def user_speaking(self) -> bool:
+        return self._vad.speaking
+
+    def commit_user_turn(self, text: str, timer: TurnTimer, *, source: str) -> SpeechHandle | None:
+        if self.pause_gate.paused:
+            text = ""  # a transcript that lands while paused was not heard
+        self.record_user_turn(text, timer, source=source)
+        if not text:
+            self.settled()
+            return None
+        return self._schedule(SpeechHandle(source="generate_reply", user_initiated=True, timer=timer,
+                                           allow_interruptions=self.options.turn.allow_interruptions))
+
+    # -- the ReplyGenerator's hooks (generation.ReplyHooks) ------------------------------------
+    def chat_context(self, extra_instructions: str | None) -> list[dict[str, Any]]:
+        system = self.options.instructions
+        if extra_instructions:
+            system = f"{system}\n\n{extra_instructions}"
+        items = self.history[-self.options.max_history:]
+        while items and items[0].get("role") == "tool":  # never start mid tool exchange
+            items = items[1:]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}, *items]
+        image = self.take_image()
+        if image is not None:
+            for i in range(len(messages) - 1, 0, -1):
+                if messages[i]["role"] == "user" and isinstance(messages[i]["content"], str):
+                    messages[i] = {"role": "user", "content": [
+                        {"type": "text", "text": messages[i]["content"]},
+                        {"type": "image_url", "image_url": {"url": image}}]}
+                    break
+        return messages
+
+    def tool_invocation(self, speech: SpeechHandle) -> ToolInvocation:
+        return ToolInvocation(session=self, speech_handle=speech, user_data=self.user_data, session_id=self.id,
+                              agent_id=self.options.agent_id)
+
+    async def send_text(self, text: str) -> None:
+        await self.transport.send_text(text)
 
     # -- video (vision) ----------------------------------------------------------------
     def push_video_frame(self, image: bytes, mime: str = "image/jpeg") -> None:
@@ -172,27 +223,12 @@ class AgentSession(SessionCore):
         text = self._text_in(text, source, participant_identity)
         if not text or self._stopping:
             return None
-        h = self.current_speech
-        if h is not None and h.allow_interruptions and self.options.turn.allow_interruptions:
-            self.interrupt(reason="user_speech")
+        self.interrupt(reason="user_speech")
         turn_id = new_id("turn")
         self.emit(ev.TurnStarted(turn_id=turn_id, source="text"))
         now = time.perf_counter()
         timer = TurnTimer(turn_id=turn_id, last_voice=now, committed=now)
         return self.commit_user_turn(text, timer, source="text")
-
-    def commit_user_turn(self, text: str, timer: TurnTimer, *, source: str) -> SpeechHandle | None:
-        if self.pause_gate.paused:
-            text = ""  # a transcript that lands while paused was not heard
-        self.turns += 1
-        self.emit(ev.TurnEnded(turn_id=timer.turn_id, source=source, text=text,  # type: ignore[arg-type]
-                               end_of_utterance_delay_ms=round(((timer.committed or 0) - (timer.last_voice or 0)) * 1000, 3)))
-        if not text:
-            return None
-        self.add_item({"role": "user", "content": text})
-        self._spawn(self.transport.publish_transcript(text, speaker="user", final=True), "transcript")
-        return self._schedule(SpeechHandle(source="generate_reply", user_initiated=True, timer=timer,
-                                           allow_interruptions=self.options.turn.allow_interruptions))
 
     # -- agent speech --------------------------------------------------------------------
     def say(self, text: str, *, allow_interruptions: bool = True, add_to_history: bool = True) -> SpeechHandle:
@@ -218,7 +254,7 @@ class AgentSession(SessionCore):
         return h
 
     async def _speech_loop(self) -> None:
-        assert self._speech_wakeup is not None
+        assert self._speech_wakeup is not None and self._replies is not None
         while True:
             if not self._speech_queue:
                 self._speech_wakeup.clear()
@@ -228,58 +264,44 @@ class AgentSession(SessionCore):
             if not self._speech_queue:
                 continue
             h = self._speech_queue.popleft()
-            self.current_speech = h
-            gen = ReplyGenerator(self, h)
-            h._task = asyncio.get_running_loop().create_task(gen.run(), name=f"{h.id}-{self.id}")
-            self._keep(h._task)
+            self._current = h
+            task = asyncio.get_running_loop().create_task(ReplyGenerator(self._replies, h).run(),
+                                                          name=f"{h.id}-{self.id}")
+            self._keep(task)
+            h.on_cancel(lambda _reason, task=task: task.cancel())  # the LLM stream and tools in flight
             try:
-                await asyncio.wait({h._task})
+                await asyncio.wait({task})
             finally:
                 h._mark_done()
-                if self.current_speech is h:
-                    self.current_speech = None
+                if self._current is h:
+                    self._current = None
                 if not self._speech_queue:
-                    self._set_agent_state("listening")
+                    self.set_agent_state("listening")
+                self.settled()
 
     def interrupt(self, reason: str = "api") -> bool:
         """Stop the current speech now (audio stops within one frame); True if one was stopped.
-        A speech created with allow_interruptions=False is only stopped by the session ending."""
-        h = self.current_speech
-        if h is None or h.done():
+        Who may stop which speech is `speech.can_interrupt`."""
+        h = self._current
+        if not can_interrupt(h, reason, allow_interruptions=self.options.turn.allow_interruptions):
             return False
-        if not h.allow_interruptions and reason == "user_speech":
-            return False
+        assert h is not None
         self._cancel_speech(h, reason=reason, emit=True)
         return True
 
     def _cancel_speech(self, h: SpeechHandle, *, reason: str, emit: bool) -> None:
-        job: PlayoutJob | None = None
-        if self._playout is not None and self._playout.job is not None and self._playout.job.speech_id == h.id:
-            job = self._playout.clear()
-            self.transport.clear_audio()
-        h.interrupted = True
-        played_ms = 0.0
-        if job is not None:
+        h.cancel(reason)  # the playout, the TTS requests and the reply task stop (see their subscriptions)
+        if self._playout is not None and self._playout.job is None:
             self.audio_state.buffer_size = 0
-            h.played_text = job.played_text()
-            played_ms = job.samples_played / self._playout.rate * 1000 if self._playout else 0.0
-        elif self.tts is None:
-            h.played_text = h.generated_text  # text agents: what was sent is what was "heard"
-        if emit:
-            self.emit(ev.Interrupted(speech_id=h.id, played_ms=round(played_ms, 1), played_text=h.played_text,
-                                     reason=reason if reason in ("user_speech", "operator", "api", "session_end") else "api"))  # type: ignore[arg-type]
-            self.emit(ev.ResponseCancelled(speech_id=h.id, reason=reason))
-        if h.add_to_history and h.played_text:
-            self.add_item({"role": "assistant", "content": h.played_text}, interrupted=True)
+        self.record_interruption(h, reason, emit=emit)
         if h.played_text and self.tts is not None and not self._stopping:
-            self._spawn(self.transport.publish_transcript(h.played_text, speaker="agent", final=True), "transcript")
-        if h._task is not None and not h._task.done():
-            h._task.cancel()
+            self.publish_transcript(h.played_text, speaker="agent")
         h._mark_done()
-        if self.current_speech is h:
-            self.current_speech = None
+        if self._current is h:
+            self._current = None
         if not self._speech_queue:
-            self._set_agent_state("listening")
+            self.set_agent_state("listening")
+        self.settled()
 
     # -- audio out -----------------------------------------------------------------------
     def _write_frame(self, frame: np.ndarray) -> None:
@@ -291,15 +313,15 @@ class AgentSession(SessionCore):
         st = self.audio_state
         st.frames_sent += 1
         st.buffer_size = job.queued
-        h = self.current_speech
+        h = self._current
         if h is not None and h.id == job.speech_id and h.timer.first_audio is None:
             h.timer.first_audio = time.perf_counter()
-            self._set_agent_state("speaking")
+            self.set_agent_state("speaking")
 
     def _on_drained(self, job: PlayoutJob) -> None:
         self.audio_state.buffer_size = 0
         self._flush_out_stats(job.speech_id)
-        h = self.current_speech
+        h = self._current
         if h is not None and h.id == job.speech_id:
             h.played_text = job.played_text()
         waiter = getattr(job, "drained", None)

@@ -6,27 +6,30 @@ agent/user state, start/stop/end/wait_closed, pause/resume, participant hooks, o
 actions and the audio in/out meters. That lives here once; the subclasses fill in the hooks
 (`_open`, `_connect_model`, `_on_active`, `_teardown`, `_frames_in`, `_on_speech_frame`) and
 the speech API (say / push_text / interrupt / idle).
+
+The stages (turn detection, replies) never see the session: they get the few callables they
+need through the Protocols in their own modules, and the session implements those with its
+public methods here (`emit`, `spawn`, `report_error`, `record_user_turn`, `settled`…).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import events as ev
-from .audio import AudioInput, MalformedAudio
+from .audio import AudioInput, LevelMeter, MalformedAudio
 from .clock import Ticker
 from .interfaces import AudioTap, EventSink, Transport
 from .pause import PauseGate
 from .playout import Playout, PlayoutJob
 from .providers.base import ProviderError
-from .speech import SpeechHandle, new_id
+from .speech import INTERRUPT_REASONS, SpeechHandle, TurnTimer, new_id
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,6 @@ class SessionCore:
         self.user_state: ev.UserState = "listening"
         self.room: tuple[str, str] | None = None
         self.turns = 0
-        self.current_speech: SpeechHandle | None = None
         self.pause_gate = PauseGate()
         self._listeners: dict[str, list[Listener]] = {}
         self._ticker = ticker
@@ -87,13 +89,11 @@ class SessionCore:
         self._stopping = False
         self._paused_before_disconnect = False
         self._playout: Playout | None = None
-        # aggregated audio counters: one AudioReceived / AudioStreamed event per interval, not per frame
-        self._in_frames = 0
-        self._in_sq = 0.0
-        self._in_samples = 0
-        self._out_frames = 0
-        self._out_sq = 0.0
-        self._out_samples = 0
+        # set whenever something that kept the session busy ends: wait_idle re-checks idle()
+        self._settled = asyncio.Event()
+        # aggregated audio: one AudioReceived / AudioStreamed event per interval, not per frame
+        self._in_meter = LevelMeter()
+        self._out_meter = LevelMeter()
         self._last_audio_error = 0.0
 
     # -- events ------------------------------------------------------------------------------------
@@ -148,18 +148,30 @@ class SessionCore:
     def provider_error(self, err: ProviderError) -> None:
         self._error(err.source, str(err), kind=err.kind, attempt=err.attempt)
 
+    def report_error(self, source: str, exc: BaseException) -> None:
+        """A stage failed but the session goes on: a provider's own error, or a bug in `source`."""
+        if isinstance(exc, ProviderError):
+            self.provider_error(exc)
+        else:
+            self._error(source, f"{type(exc).__name__}: {exc}")
+
+    def report_metrics(self, metrics: ev.TurnMetrics) -> None:
+        if metrics.end_to_end_ms is not None:
+            self.audio_state.current_latency_ms = metrics.end_to_end_ms
+        self.emit(ev.MetricsCollected(metrics=metrics))
+
     def _set_status(self, new: ev.SessionStatus) -> None:
         if new != self.status:
             old, self.status = self.status, new
             self.emit(ev.StateChanged(old_state=old, new_state=new))
 
-    def _set_agent_state(self, new: ev.AgentState) -> None:
+    def set_agent_state(self, new: ev.AgentState) -> None:
         if new != self.agent_state:
             old, self.agent_state = self.agent_state, new
             self.audio_state.agent_speaking = new == "speaking"
             self.emit(ev.AgentStateChanged(old_state=old, new_state=new))
 
-    def _set_user_state(self, new: ev.UserState) -> None:
+    def set_user_state(self, new: ev.UserState) -> None:
         if new != self.user_state:
             old, self.user_state = self.user_state, new
             self.audio_state.speaking = new == "speaking"
@@ -170,6 +182,28 @@ class SessionCore:
         self.emit(ev.ConversationItemAdded(role=item["role"], content=_text_of(item.get("content")),
                                            tool_calls=item.get("tool_calls") or [],
                                            tool_call_id=item.get("tool_call_id"), interrupted=interrupted))
+
+    def publish_transcript(self, text: str, *, speaker: str) -> None:
+        self.spawn(self.transport.publish_transcript(text, speaker=speaker, final=True), "transcript")
+
+    def record_user_turn(self, text: str, timer: TurnTimer, *, source: str) -> None:
+        """A user turn ended with `text` ("" when nothing was understood): counted, logged and,
+        with text, added to the history and published as the user's transcript."""
+        self.turns += 1
+        self.emit(ev.TurnEnded(turn_id=timer.turn_id, source=source, text=text,  # type: ignore[arg-type]
+                               end_of_utterance_delay_ms=round(((timer.committed or 0) - (timer.last_voice or 0)) * 1000, 3)))
+        if text:
+            self.add_item({"role": "user", "content": text})
+            self.publish_transcript(text, speaker="user")
+
+    def record_interruption(self, h: SpeechHandle, reason: str, *, emit: bool) -> None:
+        """After `h.cancel(reason)`: what the user heard of it is what the history keeps."""
+        if emit:
+            self.emit(ev.Interrupted(speech_id=h.id, played_ms=round(h.played_ms, 1), played_text=h.played_text,
+                                     reason=reason if reason in INTERRUPT_REASONS else "api"))  # type: ignore[arg-type]
+            self.emit(ev.ResponseCancelled(speech_id=h.id, reason=reason))
+        if h.add_to_history and h.played_text:
+            self.add_item({"role": "assistant", "content": h.played_text}, interrupted=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -190,7 +224,7 @@ class SessionCore:
             raise
         self._set_status("connected")
         self._set_status("active")
-        self._set_agent_state("listening")
+        self.set_agent_state("listening")
         self.audio_state.stream_active = True
         self._on_active()
 
@@ -232,6 +266,7 @@ class SessionCore:
                                     duration_s=round(time.perf_counter() - self._started_at, 3)))
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(reason)
+        self._settled.set()
 
     def end(self, reason: str = "ended") -> asyncio.Task[None]:
         """Ask the session to stop (from a callback, a tool or an operator)."""
@@ -297,15 +332,26 @@ class SessionCore:
         """stop() has begun: a "disconnected" status from now on is the session's end."""
         return self._stopping
 
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        """The speech playing (or being generated) now."""
+        raise NotImplementedError
+
     def idle(self) -> bool:
         raise NotImplementedError
 
-    async def wait_idle(self, poll_s: float = 0.02) -> None:
+    def settled(self) -> None:
+        """Something that kept the session busy (a turn, a speech) has ended."""
+        self._settled.set()
+
+    async def wait_idle(self) -> None:
         """Returns when no user turn is pending and the agent has nothing left to say."""
         while not self.idle() and not self.closed:
-            await asyncio.sleep(poll_s)
+            self._settled.clear()
+            await self._settled.wait()
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """A task the session keeps until it is done, and cancels if it is still running at stop."""
         t = asyncio.get_running_loop().create_task(coro, name=f"{name}-{self.id}")
         self._keep(t)
         return t
@@ -358,23 +404,19 @@ class SessionCore:
     def _meter_in(self, frame: np.ndarray) -> None:
         """Per input frame: the "audio_in_frame" listeners, then the AudioReceived meter."""
         self._tap("audio_in_frame", frame)
-        x = frame.astype(np.float32)
-        self._in_sq += float(np.dot(x, x))
-        self._in_samples += frame.size
-        self._in_frames += 1
-        if self._in_samples >= self._audio_in.rate * self.options.audio_event_interval_s:
+        m = self._in_meter
+        m.add(frame)
+        if m.samples >= self._audio_in.rate * self.options.audio_event_interval_s:
             self._flush_in_stats()
 
     def _flush_in_stats(self) -> None:
-        n = max(1, self._in_samples)
-        rms = (self._in_sq / n) ** 0.5 / 32768.0
-        self.emit(ev.AudioReceived(frames=self._in_frames, duration_ms=round(n / self._audio_in.rate * 1000, 1),
-                                   level_dbfs=round(_db(rms), 1), sample_rate=self._audio_in.last_rate,
+        m = self._in_meter
+        n = max(1, m.samples)
+        self.emit(ev.AudioReceived(frames=m.frames, duration_ms=round(n / self._audio_in.rate * 1000, 1),
+                                   level_dbfs=round(m.level(), 1), sample_rate=self._audio_in.last_rate,
                                    channels=self._audio_in.last_channels,
                                    dropped_frames=self.audio_state.frames_dropped))
-        self._in_frames = 0
-        self._in_sq = 0.0
-        self._in_samples = 0
+        m.reset()
 
     # -- text in / agent speech (the subclass's pipeline) ----------------------------------------------
     def _text_in(self, text: str, source: str, participant_identity: str) -> str:
@@ -405,11 +447,9 @@ class SessionCore:
         """The playout's per-frame callback: speech timing, "audio_out_frame" listeners, meter."""
         self._on_speech_frame(job, now)
         self._tap("audio_out_frame", frame)
-        x = frame.astype(np.float32)
-        self._out_sq += float(np.dot(x, x))
-        self._out_samples += frame.size
-        self._out_frames += 1
-        if self._out_samples >= self._rate_out() * self.options.audio_event_interval_s:
+        m = self._out_meter
+        m.add(frame)
+        if m.samples >= self._rate_out() * self.options.audio_event_interval_s:
             self._flush_out_stats(job.speech_id)
 
     def _on_speech_frame(self, job: PlayoutJob, now: float) -> None:
@@ -417,15 +457,12 @@ class SessionCore:
         raise NotImplementedError
 
     def _flush_out_stats(self, speech_id: str) -> None:
-        if not self._out_frames:
+        m = self._out_meter
+        if not m.frames:
             return
-        rate = self._rate_out()
-        rms = (self._out_sq / max(1, self._out_samples)) ** 0.5 / 32768.0
-        self.emit(ev.AudioStreamed(frames=self._out_frames, duration_ms=round(self._out_samples / rate * 1000, 1),
-                                   level_dbfs=round(_db(rms), 1), speech_id=speech_id))
-        self._out_frames = 0
-        self._out_sq = 0.0
-        self._out_samples = 0
+        self.emit(ev.AudioStreamed(frames=m.frames, duration_ms=round(m.samples / self._rate_out() * 1000, 1),
+                                   level_dbfs=round(m.level(), 1), speech_id=speech_id))
+        m.reset()
 
     # -- transport hooks -----------------------------------------------------------------------------
     def participant_joined(self, info: ev.ParticipantInfo) -> None:
@@ -461,10 +498,6 @@ class SessionCore:
         elif action == "resume":
             self.resume()
         return None
-
-
-def _db(rms: float) -> float:
-    return 20 * math.log10(rms) if rms > 1e-6 else -120.0
 
 
 def _text_of(content: Any) -> str | None:

@@ -1,9 +1,16 @@
-"""Speech handles (one agent utterance: say / generate_reply) and per-turn timing."""
+"""Speech handles (one agent utterance: say / generate_reply), how one is stopped, and per-turn timing.
+
+Interruption is one object: `SpeechHandle.cancel(reason)`. Whatever works for the speech
+subscribes to it with `on_cancel` (the reply task, its TTS requests, the playout that plays
+it, a realtime response) and stops itself; the session then records what was heard.
+Whether a speech may be stopped at all is `can_interrupt`, the one rule for it.
+"""
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -78,8 +85,10 @@ class SpeechHandle:
     generated_text: str = ""
     tool_steps: int = 0
     error: str | None = None
+    played_ms: float = 0.0  # set when the playout stops it: how much of its audio went out
+    cancel_reason: str | None = None
     _done: asyncio.Future[None] | None = None
-    _task: asyncio.Task[None] | None = None
+    _on_cancel: list[Callable[[str], None]] = field(default_factory=list)
     created_at: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
@@ -87,6 +96,29 @@ class SpeechHandle:
 
     def done(self) -> bool:
         return self._done is not None and self._done.done()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_reason is not None
+
+    def on_cancel(self, hook: Callable[[str], None]) -> None:
+        """Call `hook(reason)` when the speech is cancelled (at once if it already was)."""
+        if self.cancel_reason is not None:
+            hook(self.cancel_reason)
+        elif not self.done():
+            self._on_cancel.append(hook)
+
+    def cancel(self, reason: str) -> bool:
+        """Stop this speech: every subscriber stops its part, in the order they subscribed.
+        True the first time; a finished or already cancelled speech is left as it is."""
+        if self.done() or self.cancel_reason is not None:
+            return False
+        self.cancel_reason = reason
+        self.interrupted = True
+        hooks, self._on_cancel = self._on_cancel, []
+        for hook in hooks:
+            hook(reason)
+        return True
 
     async def wait_for_playout(self) -> None:
         assert self._done is not None
@@ -96,5 +128,18 @@ class SpeechHandle:
         return self.wait_for_playout().__await__()
 
     def _mark_done(self) -> None:
+        self._on_cancel.clear()
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
+
+
+INTERRUPT_REASONS = ("user_speech", "operator", "api", "session_end")
+
+
+def can_interrupt(speech: SpeechHandle | None, reason: str, *, allow_interruptions: bool) -> bool:
+    """The one rule: the operator, the API and the session's end may stop any speech; the
+    user (speaking or typing) only a speech created interruptible, and only when the agent's
+    turn config (`allow_interruptions`) lets users interrupt at all."""
+    if speech is None or speech.done():
+        return False
+    return reason != "user_speech" or (speech.allow_interruptions and allow_interruptions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
@@ -27,12 +28,12 @@ async def run_tool(executor: ToolExecutor | None, call: ToolCall, inv: ToolInvoc
                           error_kind="exception", duration_ms=(time.perf_counter() - start) * 1000)
 
 
-def record_tool_result(session: Any, r: ToolResult) -> None:
+def record_tool_result(r: ToolResult, *, emit: Callable[[ev.Event], None],
+                       add_item: Callable[[dict[str, Any]], None]) -> None:
     """ToolError / ToolCompleted, then the tool item in the session's history."""
     if r.is_error:
-        session.emit(ev.ToolError(call_id=r.call_id, name=r.name, error=r.output, error_kind=r.error_kind,
-                                  duration_ms=round(r.duration_ms, 3)))
+        emit(ev.ToolError(call_id=r.call_id, name=r.name, error=r.output, error_kind=r.error_kind,
+                          duration_ms=round(r.duration_ms, 3)))
     else:
-        session.emit(ev.ToolCompleted(call_id=r.call_id, name=r.name, output=r.output,
-                                      duration_ms=round(r.duration_ms, 3)))
-    session.add_item({"role": "tool", "tool_call_id": r.call_id, "content": r.output})
+        emit(ev.ToolCompleted(call_id=r.call_id, name=r.name, output=r.output, duration_ms=round(r.duration_ms, 3)))
+    add_item({"role": "tool", "tool_call_id": r.call_id, "content": r.output})

@@ -5,32 +5,40 @@ silence, (b) every utterance of the turn has a final transcript, and (c) the
 endpointing delay has passed since the user stopped speaking: the minimum delay when
 the transcript reads as finished, the maximum when it trails off ("…and", "um").
 Speech that resumes before the commit continues the same turn.
+
+The Endpointer reaches its session only through `EndpointHooks` (as livekit-agents'
+`AudioRecognition` reaches its owner through `RecognitionHooks`).
 """
 from __future__ import annotations
 
 import asyncio
 import re
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from agents.provider_configs import TurnConfig
+
 from . import events as ev
-from .providers.base import ProviderError
+from .providers.base import STT
 from .speech import TurnTimer, new_id
 
-if TYPE_CHECKING:
-    from .session import AgentSession
 
+class EndpointHooks(Protocol):
+    def emit(self, event: ev.Event) -> None: ...
 
-@dataclass(frozen=True, slots=True)
-class TurnOptions:
-    min_endpointing_delay_ms: int = 500
-    max_endpointing_delay_ms: int = 6000
-    min_interruption_duration_ms: int = 500
-    allow_interruptions: bool = True
-    max_tool_steps: int = 5
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]: ...
+
+    def user_speaking(self) -> bool:
+        """VAD hears the user now: a turn is never committed while they speak."""
+        ...
+
+    def commit_user_turn(self, text: str, timer: TurnTimer, *, source: str) -> Any: ...
+
+    def report_error(self, source: str, exc: BaseException) -> None: ...
 
 
 _TRAILING = re.compile(
@@ -58,8 +66,9 @@ class _Turn:
 
 
 class Endpointer:
-    def __init__(self, session: "AgentSession", opts: TurnOptions) -> None:
-        self.session = session
+    def __init__(self, hooks: EndpointHooks, stt: STT | None, opts: TurnConfig) -> None:
+        self.hooks = hooks
+        self.stt = stt
         self.opts = opts
         self._turn: _Turn | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -72,7 +81,7 @@ class Endpointer:
         self._cancel_timer()
         if self._turn is None:
             self._turn = _Turn(new_id("turn"))
-            self.session.emit(ev.TurnStarted(turn_id=self._turn.id, source="audio"))
+            self.hooks.emit(ev.TurnStarted(turn_id=self._turn.id, source="audio"))
 
     def on_speech_end(self, pcm: np.ndarray, rate: int, *, silence_s: float) -> None:
         turn = self._turn
@@ -82,29 +91,26 @@ class Endpointer:
             assert turn is not None
         turn.last_voice = time.perf_counter() - silence_s
         turn.stt_audio_ms += pcm.size / rate * 1000
-        task = self.session._spawn(self._transcribe(turn, pcm, rate), "stt")
+        task = self.hooks.spawn(self._transcribe(turn, pcm, rate), "stt")
         turn.stt_tasks.append(task)
         self._schedule(self.opts.min_endpointing_delay_ms / 1000)
 
     async def _transcribe(self, turn: _Turn, pcm: np.ndarray, rate: int) -> None:
-        stt = self.session.stt
+        stt = self.stt
         assert stt is not None
         t0 = time.perf_counter()
         try:
             res = await stt.transcribe(pcm, rate)
-        except ProviderError as err:
-            self.session.provider_error(err)
-            return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a provider bug must not kill the session
-            self.session._error("stt", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a provider failure or bug must not kill the session
+            self.hooks.report_error("stt", exc)
             return
         finally:
             turn.stt_ms = (time.perf_counter() - t0) * 1000
             if self._turn is turn:
                 asyncio.get_running_loop().call_soon(self.check)
-        self.session.emit(ev.SttResult(text=res.text, is_final=True, language=res.language,
+        self.hooks.emit(ev.SttResult(text=res.text, is_final=True, language=res.language,
                                        audio_duration_ms=round(pcm.size / rate * 1000, 1),
                                        duration_ms=round(turn.stt_ms, 3)))
         if res.text:
@@ -122,8 +128,7 @@ class Endpointer:
     def check(self) -> None:
         """Commit the turn if every condition holds; otherwise wait for the next trigger."""
         turn = self._turn
-        s = self.session
-        if turn is None or s._vad.speaking or turn.last_voice is None or s._stopping:
+        if turn is None or self.hooks.user_speaking() or turn.last_voice is None:
             return
         if any(not t.done() for t in turn.stt_tasks):
             return  # re-checked when the transcript arrives
@@ -138,7 +143,7 @@ class Endpointer:
         self._turn = None
         timer = TurnTimer(turn_id=turn.id, last_voice=turn.last_voice, committed=now,
                           stt_ms=round(turn.stt_ms, 3), stt_audio_ms=round(turn.stt_audio_ms, 1))
-        s.commit_user_turn(text, timer, source="audio")
+        self.hooks.commit_user_turn(text, timer, source="audio")
 
     def cancel(self) -> None:
         self._cancel_timer()

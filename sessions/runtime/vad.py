@@ -1,4 +1,7 @@
-"""Voice activity detection with webrtcvad and hysteresis, plus the utterance buffer."""
+"""Voice activity detection with webrtcvad and hysteresis, plus the utterance buffer.
+
+Settings come from the agent's VAD config (`agents.provider_configs.WebRTCVADConfig`) as is.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,21 +10,15 @@ from typing import Literal
 import numpy as np
 import webrtcvad
 
+from agents.provider_configs import WebRTCVADConfig
 
-@dataclass(frozen=True, slots=True)
-class VADOptions:
-    enabled: bool = True
-    sensitivity: float = 0.5  # 0.0 least eager to call audio speech … 1.0 most
-    frame_ms: int = 20
-    min_speech_ms: int = 100
-    min_silence_ms: int = 300
-    padding_ms: int = 200
-    sample_rate: int = 16000
+SAMPLE_RATE = 16000  # what the pipeline hears: AudioInput turns every input into this
 
-    @property
-    def mode(self) -> int:
-        # webrtcvad mode 0 is the least aggressive filter (calls most things speech).
-        return max(0, min(3, round((1.0 - self.sensitivity) * 3)))
+
+def webrtc_mode(sensitivity: float) -> int:
+    """0.0 (least eager to call audio speech) … 1.0 (most) → webrtcvad's mode 3 … 0
+    (mode 0 is the least aggressive filter: it calls most things speech)."""
+    return max(0, min(3, round((1.0 - sensitivity) * 3)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +32,16 @@ class VAD:
     """Speech starts after `min_speech_ms` of consecutive voiced frames and ends after
     `min_silence_ms` of consecutive unvoiced ones; in between the state holds."""
 
-    def __init__(self, opts: VADOptions) -> None:
+    def __init__(self, opts: WebRTCVADConfig, *, sample_rate: int = SAMPLE_RATE) -> None:
         if opts.frame_ms not in (10, 20, 30):
             raise ValueError("webrtcvad frames must be 10, 20 or 30 ms")
-        if opts.sample_rate not in (8000, 16000, 32000, 48000):
+        if sample_rate not in (8000, 16000, 32000, 48000):
             raise ValueError("webrtcvad needs 8/16/32/48 kHz audio")
         self.opts = opts
-        self._vad = webrtcvad.Vad(opts.mode)
-        self.frame_samples = opts.sample_rate * opts.frame_ms // 1000
+        self.sample_rate = sample_rate
+        self._frame_ms = opts.frame_ms
+        self._vad = webrtcvad.Vad(webrtc_mode(opts.sensitivity))
+        self.frame_samples = sample_rate * opts.frame_ms // 1000
         self._start_frames = max(1, -(-opts.min_speech_ms // opts.frame_ms))
         self._end_frames = max(1, -(-opts.min_silence_ms // opts.frame_ms))
         self.speaking = False
@@ -52,8 +51,8 @@ class VAD:
 
     def process(self, frame: np.ndarray) -> VadTransition | None:
         # bytes view: len() of an int16 memoryview counts samples, and webrtcvad wants bytes
-        voiced = self._vad.is_speech(memoryview(frame).cast("B"), self.opts.sample_rate)
-        fm = self.opts.frame_ms
+        voiced = self._vad.is_speech(memoryview(frame).cast("B"), self.sample_rate)
+        fm = self._frame_ms
         if voiced:
             self._voiced_run += 1
             self._silent_run = 0
@@ -75,7 +74,7 @@ class VAD:
 
     @property
     def speech_ms(self) -> float:
-        return self._speech_frames * self.opts.frame_ms if self.speaking else 0.0
+        return self._speech_frames * self._frame_ms if self.speaking else 0.0
 
     def reset(self) -> None:
         self.speaking = False

@@ -17,6 +17,7 @@ import pytest
 from agents import services as agent_services
 from agents.credentials import agent_endpoints
 from agents.models import Agent, Credential
+from agents.provider_configs import parse_provider_config
 from sessions.launch import build_session
 from sessions.runtime.providers import ProviderError, build_stt
 from sessions.runtime.realtime import RealtimeModel
@@ -194,7 +195,7 @@ def test_an_stt_config_naming_a_server_secret_transcribes_nothing(
     agent = stored_agent(stt_config={"provider": "openai", "base_url": openai_double.base_url,
                                      "api_key_env": "SECRET_KEY", "max_retries": 0})
     endpoints = agent_endpoints(agent.config_snapshot())
-    stt = build_stt(agent.stt_config, endpoints["stt"])
+    stt = build_stt(parse_provider_config("stt", agent.stt_config), endpoints["stt"])
 
     async def transcribe() -> None:
         await stt.transcribe(np.zeros(16_000, dtype=np.int16), 16_000)
@@ -210,7 +211,7 @@ def test_a_realtime_config_naming_a_server_secret_never_connects(server_secrets:
         agent = stored_agent(llm_config={"provider": "openai_realtime", "base_url": realtime_api.base_url,
                                          "api_key_env": "LIVEKIT_API_SECRET"})
         endpoints = agent_endpoints(agent.config_snapshot())
-        model = RealtimeModel.from_config(agent.llm_config, endpoints["llm"])
+        model = RealtimeModel.from_config(parse_provider_config("llm", agent.llm_config), endpoints["llm"])
         with pytest.raises(ProviderError, match="LIVEKIT_API_SECRET is not on CREDENTIAL_ENV_ALLOWLIST"):
             asyncio.run(model.connect())
         assert realtime_api.connections == []
@@ -219,7 +220,8 @@ def test_a_realtime_config_naming_a_server_secret_never_connects(server_secrets:
 def test_a_realtime_config_with_the_default_key_connects_without_it(server_secrets: None) -> None:
     with RealtimeDouble() as realtime_api:
         agent = stored_agent(llm_config={"provider": "openai_realtime", "base_url": realtime_api.base_url})
-        model = RealtimeModel.from_config(agent.llm_config, agent_endpoints(agent.config_snapshot())["llm"])
+        model = RealtimeModel.from_config(parse_provider_config("llm", agent.llm_config),
+                                          agent_endpoints(agent.config_snapshot())["llm"])
 
         async def connect_and_close() -> None:
             link = await model.connect()

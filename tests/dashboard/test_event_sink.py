@@ -72,35 +72,32 @@ def test_a_burst_is_stored_in_batches_not_one_write_per_event(live_session: Agen
     assert sink.stored == 250
 
 
-def test_frame_rate_audio_events_are_aggregated_to_about_one_per_second(live_session: AgentSession) -> None:
+def test_audio_events_are_stored_as_the_runtime_aggregated_them(live_session: AgentSession) -> None:
+    # The runtime meters audio and emits about one audio_received per second; the sink stores
+    # each as it is (aggregating per frame is the runtime's, tests/runtime/test_session_api.py).
     sink = DjangoEventSink(live_session.session_id)
     start = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
-    # 150 frames of 20 ms (3 s of audio) at -20 dBFS, with a text event in the middle.
-    for i in range(150):
-        at = start + timedelta(milliseconds=20 * i)
-        sink.emit({"type": "audio_received", "at": at, "data": {"frames": 1, "duration_ms": 20.0, "level_dbfs": -20.0}})
-        if i == 75:
-            sink.emit(ev.TextReceived(text="hi", at=at))
+    emitted = [ev.AudioReceived(frames=50, duration_ms=1000.0, level_dbfs=-20.0, sample_rate=48000, channels=2,
+                                at=start + timedelta(seconds=i)) for i in range(3)]
+    for i, event in enumerate(emitted):
+        sink.emit(event)
+        if i == 1:
+            sink.emit(ev.TextReceived(text="hi", at=start + timedelta(seconds=1.5)))
     assert sink.close()
 
     audio = list(SessionEvent.objects.filter(session=live_session, type="audio_received").order_by("seq"))
-    assert len(audio) == 3
-    assert [a.data["frames"] for a in audio] == [50, 50, 50]
-    assert sum(a.data["duration_ms"] for a in audio) == pytest.approx(3000.0)
-    assert all(a.data["level_dbfs"] == pytest.approx(-20.0) for a in audio)
+    assert [a.data for a in audio] == [e.model_dump(mode="json", exclude={"type", "at"}) for e in emitted]
+    assert [a.seq for a in audio] == [1, 2, 4]
     assert SessionEvent.objects.filter(session=live_session, type="text_received").count() == 1
 
 
-def test_tts_audio_per_segment_is_kept_but_per_frame_is_aggregated(live_session: AgentSession) -> None:
+def test_tts_audio_is_stored_one_row_per_synthesized_segment(live_session: AgentSession) -> None:
     sink = DjangoEventSink(live_session.session_id)
     sink.emit(ev.TtsAudio(speech_id="sp1", text="Hello.", duration_ms=600, ttfb_ms=80, bytes=28800))
     sink.emit(ev.TtsAudio(speech_id="sp1", text="How can I help?", duration_ms=900, ttfb_ms=70, bytes=43200))
-    for _ in range(10):
-        sink.emit({"type": "tts_audio", "data": {"speech_id": "sp2", "bytes": 960}})
     assert sink.close()
     rows = list(SessionEvent.objects.filter(session=live_session, type="tts_audio").order_by("seq"))
-    assert [r.data.get("text") for r in rows] == ["Hello.", "How can I help?", None]
-    assert rows[2].data["frames"] == 10 and rows[2].data["bytes"] == 9600
+    assert [(r.data["text"], r.data["bytes"]) for r in rows] == [("Hello.", 28800), ("How can I help?", 43200)]
 
 
 def test_it_survives_a_database_error_and_stores_the_events_later(live_session: AgentSession) -> None:
@@ -147,12 +144,11 @@ def test_broadcast_helper_sends_rows_appended_outside_a_sink(live_session: Agent
     assert [e["type"] for e in listener.drain()] == ["operator_action"]
 
 
-def test_open_audio_windows_are_stored_before_session_stopped(live_session: AgentSession) -> None:
+def test_the_last_audio_is_stored_before_session_stopped(live_session: AgentSession) -> None:
     sink = DjangoEventSink(live_session.session_id)
     start = datetime.now(timezone.utc)
-    for i in range(10):  # 200 ms of agent audio: its window is still open when the session stops
-        sink.emit({"type": "audio_streamed", "at": start + timedelta(milliseconds=20 * i),
-                   "data": {"frames": 1, "duration_ms": 20.0, "level_dbfs": -20.0}})
+    # the runtime's last (partial) second of agent audio, then the session ends
+    sink.emit(ev.AudioStreamed(frames=10, duration_ms=200.0, level_dbfs=-20.0, speech_id="sp1", at=start))
     sink.emit(ev.SessionStopped(reason="ended", at=start + timedelta(milliseconds=200)))
     assert sink.close()
     types = list(SessionEvent.objects.filter(session=live_session).order_by("seq").values_list("type", flat=True))

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
+from agents.provider_configs import TurnConfig, WebRTCVADConfig
 from sessions.runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession
 from sessions.runtime.transports import LocalTransport
-from sessions.runtime.turns import TurnOptions
-from sessions.runtime.vad import VADOptions
 from tests.doubles.openai_realtime_server import RealtimeDouble
 from tests.runtime.conftest import DictToolExecutor, Recorder, SpeechMaker
 
@@ -48,9 +47,9 @@ async def make_rt_session(realtime_api: RealtimeDouble, recorder: Recorder,
         options = RealtimeOptions(
             instructions="You are a realtime test agent.", session_id=f"rt{len(made)}", agent_id="rt-agent",
             turn_detection=turn_detection,  # type: ignore[arg-type]
-            vad=VADOptions(**{"min_silence_ms": 300, **(vad or {})}),
-            turn=TurnOptions(**{"min_endpointing_delay_ms": 100, "max_endpointing_delay_ms": 1000,
-                                "min_interruption_duration_ms": 200, **(turn or {})}), **opts)
+            vad=WebRTCVADConfig(**{"min_silence_ms": 300, **(vad or {})}),
+            turn=TurnConfig(**{"min_endpointing_delay_ms": 100, "max_endpointing_delay_ms": 1000,
+                               "min_interruption_duration_ms": 200, **(turn or {})}), **opts)
         model = RealtimeModel(model="gpt-realtime", voice="marin", base_url=realtime_api.base_url,
                               api_key_env="TEST_OPENAI_KEY", timeout_s=5.0)
         s = RealtimeSession(options=options, model=model, tools=tools, sink=recorder,

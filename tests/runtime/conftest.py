@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agents.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config
 from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
-from sessions.runtime import AgentSession, SessionOptions, TurnOptions, VADOptions
+from sessions.runtime import AgentSession, SessionOptions
 from sessions.runtime.audio import read_wav
 from sessions.runtime.providers import build_llm, build_stt, build_tts
 from sessions.runtime.transports import LocalTransport
@@ -148,13 +149,15 @@ async def make_session(openai_double: OpenAIDouble, recorder: Recorder,
              transport: LocalTransport | None = None, **opts: Any) -> AgentSession:
         options = SessionOptions(
             instructions="You are a test agent.", session_id=f"s{len(made)}", agent_id="test-agent",
-            vad=VADOptions(**{"min_silence_ms": 300, **(vad or {})}),
-            turn=TurnOptions(**{"min_endpointing_delay_ms": 100, "max_endpointing_delay_ms": 1000,
-                                "min_interruption_duration_ms": 300, **(turn or {})}), **opts)
+            vad=WebRTCVADConfig(**{"min_silence_ms": 300, **(vad or {})}),
+            turn=TurnConfig(**{"min_endpointing_delay_ms": 100, "max_endpointing_delay_ms": 1000,
+                               "min_interruption_duration_ms": 300, **(turn or {})}), **opts)
         s = AgentSession(
-            options=options, llm=build_llm(provider_cfg(openai_double, **(llm or {}))),
-            stt=None if text_only else build_stt(provider_cfg(openai_double, model="whisper-1", **(stt or {}))),
-            tts=None if text_only else build_tts(provider_cfg(openai_double, voice="alloy", **(tts or {}))),
+            options=options, llm=build_llm(parse_provider_config("llm", provider_cfg(openai_double, **(llm or {})))),
+            stt=None if text_only else build_stt(parse_provider_config(
+                "stt", provider_cfg(openai_double, model="whisper-1", **(stt or {})))),
+            tts=None if text_only else build_tts(parse_provider_config(
+                "tts", provider_cfg(openai_double, voice="alloy", **(tts or {})))),
             tools=tools, sink=recorder, transport=transport or LocalTransport(record_audio=True))
         made.append(s)
         return s

@@ -6,6 +6,7 @@ import pytest
 from sessions.launch import ConfigError, build_session, run_session
 from sessions.runtime.providers.openai import OpenAILLM, OpenAISTT, OpenAITTS
 from sessions.runtime.transports import LocalTransport
+from sessions.runtime.vad import webrtc_mode
 
 pytestmark = pytest.mark.asyncio
 
@@ -27,7 +28,7 @@ async def test_config_maps_onto_providers_and_options():
     assert isinstance(s.tts, OpenAITTS) and (s.tts.voice, s.tts.speed) == ("nova", 1.25)
     o = s.options
     assert (o.instructions, o.session_id, o.agent_id, o.vision) == ("Be brief.", "sess-1", "bot", True)
-    assert (o.vad.frame_ms, o.vad.min_silence_ms, o.vad.mode) == (30, 250, 0)
+    assert (o.vad.frame_ms, o.vad.min_silence_ms, webrtc_mode(o.vad.sensitivity)) == (30, 250, 0)
     assert (o.turn.min_endpointing_delay_ms, o.turn.max_tool_steps, o.turn.allow_interruptions) == (300, 2, False)
     assert s.user_data["metadata"] == {"tier": "gold"}
     assert not s.text_only
@@ -71,10 +72,10 @@ async def test_sdk_environment_applies_when_the_config_names_no_base_url_or_key(
 async def test_noise_suppression_from_the_vad_config_runs_the_apm_before_vad(make_session, recorder, speech, openai_double):
     opts = build_session(snapshot(vad_config={"provider": "webrtcvad", "noise_suppression": True,
                                               "echo_cancellation": True}), transport=LocalTransport()).options
-    assert opts.noise_suppression and opts.echo_cancellation
+    assert opts.vad.noise_suppression and opts.vad.echo_cancellation
     openai_double.transcripts.push("Can you hear me?")
     transport = LocalTransport()
-    session = make_session(transport=transport, noise_suppression=True, echo_cancellation=True)
+    session = make_session(transport=transport, vad={"noise_suppression": True, "echo_cancellation": True})
     await session.start()
     assert session._apm is not None
     await transport.play(speech.samples("Can you hear me through the filter?"), 16000, realtime=False,

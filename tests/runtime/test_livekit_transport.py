@@ -15,7 +15,8 @@ import pytest
 from livekit import api, rtc
 from livekit.rtc._proto import participant_pb2
 
-from sessions.runtime import AgentSession, SessionOptions, VADOptions
+from agents.provider_configs import WebRTCVADConfig
+from sessions.runtime import AgentSession, SessionOptions
 from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
 from sessions.runtime.transports.livekit import (
     LiveKitTransport,
@@ -137,7 +138,7 @@ async def call(livekit_double: LiveKitDoubleProcess, recorder: Recorder  # noqa:
                                  room=room, job_id="job-1")
         transport = LiveKitTransport(url=livekit_double.url, token=token, room=room, participant_identity=identity,
                                      **transport_options)
-        session = AgentSession(options=SessionOptions(vad=VADOptions(min_silence_ms=300)), llm=FakeLLM("It is sunny."),
+        session = AgentSession(options=SessionOptions(vad=WebRTCVADConfig(min_silence_ms=300)), llm=FakeLLM("It is sunny."),
                                stt=FakeSTT(stt), tts=FakeTTS(), sink=recorder, transport=transport)
         sessions.append(session)
         return session

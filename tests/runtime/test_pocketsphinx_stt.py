@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from agents.demo_config import GRAMMAR
-from agents.provider_configs import parse_provider_config
-from sessions.runtime import AgentSession, SessionOptions, TurnOptions, VADOptions
+from agents.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config
+from sessions.runtime import AgentSession, SessionOptions
 from sessions.runtime.audio import read_wav
 from sessions.runtime.providers import PocketsphinxSTT, ScriptedLLM, ScriptRule, build_stt
 from sessions.runtime.providers.fake import FakeTTS
@@ -122,8 +122,8 @@ async def test_a_spoken_question_becomes_the_user_turn_in_a_session(demo_stt: Po
     rec = Recorder()
     transport = LocalTransport()
     llm = ScriptedLLM(rules=[ScriptRule(keywords=["paris"], reply="Paris it is.")])
-    session = AgentSession(options=SessionOptions(vad=VADOptions(min_silence_ms=300),
-                                                  turn=TurnOptions(min_endpointing_delay_ms=100)),
+    session = AgentSession(options=SessionOptions(vad=WebRTCVADConfig(min_silence_ms=300),
+                                                  turn=TurnConfig(min_endpointing_delay_ms=100)),
                            llm=llm, stt=demo_stt, tts=FakeTTS(ms_per_char=2), sink=rec, transport=transport)
     await session.start()
     try:

@@ -75,7 +75,7 @@ async def test_an_empty_transcript_ends_the_turn_without_a_reply(make_session, o
 
 
 async def test_text_input_ends_a_turn_at_once(make_session, openai_double, recorder):
-    session = make_session(text_only=True, turn={"min_endpointing_delay_ms": 5000})
+    session = make_session(text_only=True, turn={"min_endpointing_delay_ms": 5000, "max_endpointing_delay_ms": 5000})
     await session.start()
     session.push_text("quick")
     ended = await recorder.wait_for("turn_ended")

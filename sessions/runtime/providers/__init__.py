@@ -1,9 +1,18 @@
-"""Providers chosen by name from an agent's config (dicts or the pydantic config models)."""
+"""Providers built from an agent's provider config: the pydantic models of
+`agents.provider_configs`, as `parse_provider_config` returns them."""
 from __future__ import annotations
 
-from typing import Any
-
-from agents.provider_configs import Endpoint
+from agents.provider_configs import (
+    Endpoint,
+    EspeakTTSConfig,
+    NoProviderConfig,
+    OpenAILLMConfig,
+    OpenAISTTConfig,
+    OpenAITTSConfig,
+    PocketsphinxSTTConfig,
+    ProviderConfig,
+    ScriptedLLMConfig,
+)
 
 from .base import LLM, STT, TTS, LLMDelta, ProviderError, Transcript, Usage
 from .espeak import EspeakTTS
@@ -15,76 +24,51 @@ __all__ = ["LLM", "STT", "TTS", "Endpoint", "EspeakTTS", "LLMDelta", "Pocketsphi
            "ScriptedLLM", "Transcript", "Usage", "build_llm", "build_stt", "build_tts"]
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    if cfg is None:
-        return default
-    if isinstance(cfg, dict):
-        v = cfg.get(key, default)
-    else:
-        v = getattr(cfg, key, default)
-    return default if v is None else v
-
-
-def _client(cfg: Any, endpoint: Endpoint | None) -> ClientOptions:
+def _client(cfg: OpenAILLMConfig | OpenAISTTConfig | OpenAITTSConfig, endpoint: Endpoint | None) -> ClientOptions:
     """The config's client settings; a resolved `endpoint` replaces its base_url and key."""
     if endpoint is not None:
-        return ClientOptions(endpoint=endpoint, timeout_s=float(_get(cfg, "timeout_s", 30.0)),
-                             max_retries=int(_get(cfg, "max_retries", 2)))
-    base_url = _get(cfg, "base_url")
-    return ClientOptions(base_url=str(base_url) if base_url else None,
-                         api_key_env=_get(cfg, "api_key_env"),
-                         timeout_s=float(_get(cfg, "timeout_s", 30.0)),
-                         max_retries=int(_get(cfg, "max_retries", 2)))
+        return ClientOptions(endpoint=endpoint, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries)
+    return ClientOptions(base_url=str(cfg.base_url) if cfg.base_url else None, api_key_env=cfg.api_key_env,
+                         timeout_s=cfg.timeout_s, max_retries=cfg.max_retries)
 
 
-def provider_name(cfg: Any) -> str:
-    if not cfg:
-        return "none"
-    return str(_get(cfg, "provider", "none"))
+def _name(cfg: ProviderConfig) -> str:
+    return str(getattr(cfg, "provider", type(cfg).__name__))
 
 
-def build_llm(cfg: Any, endpoint: Endpoint | None = None) -> LLM:
-    name = provider_name(cfg) if cfg else "openai"
-    if name == "openai":
-        return OpenAILLM(model=_get(cfg, "model", "gpt-4o-mini"), temperature=_get(cfg, "temperature", 0.7),
-                         max_tokens=_get(cfg, "max_tokens"),
-                         parallel_tool_calls=bool(_get(cfg, "parallel_tool_calls", True)), client=_client(cfg, endpoint))
-    if name == "scripted":
+def build_llm(cfg: ProviderConfig, endpoint: Endpoint | None = None) -> LLM:
+    if isinstance(cfg, OpenAILLMConfig):
+        return OpenAILLM(model=cfg.model, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
+                         parallel_tool_calls=cfg.parallel_tool_calls, client=_client(cfg, endpoint))
+    if isinstance(cfg, ScriptedLLMConfig):
         return build_scripted_llm(cfg)
-    raise ProviderError("llm", f"unknown LLM provider {name!r} for the pipeline runtime", kind="config")
+    raise ProviderError("llm", f"unknown LLM provider {_name(cfg)!r} for the pipeline runtime", kind="config")
 
 
-def build_scripted_llm(cfg: Any) -> ScriptedLLM:
-    rules = [ScriptRule(keywords=tuple(_get(r, "keywords", ())), pattern=_get(r, "pattern"), reply=_get(r, "reply"),
-                        tool=_get(r, "tool"), arguments=_get(r, "arguments"),
-                        error_reply=_get(r, "error_reply", "Sorry, that did not work. {result}"))
-             for r in _get(cfg, "rules", [])]
-    return ScriptedLLM(rules=rules, fallback=_get(cfg, "fallback", "Sorry, I can only answer what my script covers."),
-                       token_delay_ms=float(_get(cfg, "token_delay_ms", 0.0)),
-                       first_token_delay_ms=float(_get(cfg, "first_token_delay_ms", 0.0)))
+def build_scripted_llm(cfg: ScriptedLLMConfig) -> ScriptedLLM:
+    rules = [ScriptRule(keywords=tuple(r.keywords or ()), pattern=r.pattern, reply=r.reply, tool=r.tool,
+                        arguments=r.arguments, error_reply=r.error_reply)
+             for r in cfg.rules]
+    return ScriptedLLM(rules=rules, fallback=cfg.fallback, token_delay_ms=cfg.token_delay_ms,
+                       first_token_delay_ms=cfg.first_token_delay_ms)
 
 
-def build_stt(cfg: Any, endpoint: Endpoint | None = None) -> STT | None:
-    name = provider_name(cfg)
-    if name == "none":
+def build_stt(cfg: ProviderConfig | None, endpoint: Endpoint | None = None) -> STT | None:
+    if cfg is None or isinstance(cfg, NoProviderConfig):
         return None
-    if name == "openai":
-        return OpenAISTT(model=_get(cfg, "model", "whisper-1"), language=_get(cfg, "language"),
-                         prompt=_get(cfg, "prompt"), client=_client(cfg, endpoint))
-    if name == "pocketsphinx":
-        return PocketsphinxSTT(grammar=_get(cfg, "grammar"), keyphrases=tuple(_get(cfg, "keyphrases", ())))
-    raise ProviderError("stt", f"unknown STT provider {name!r}", kind="config")
+    if isinstance(cfg, OpenAISTTConfig):
+        return OpenAISTT(model=cfg.model, language=cfg.language, prompt=cfg.prompt, client=_client(cfg, endpoint))
+    if isinstance(cfg, PocketsphinxSTTConfig):
+        return PocketsphinxSTT(grammar=cfg.grammar, keyphrases=tuple(cfg.keyphrases or ()))
+    raise ProviderError("stt", f"unknown STT provider {_name(cfg)!r}", kind="config")
 
 
-def build_tts(cfg: Any, endpoint: Endpoint | None = None) -> TTS | None:
-    name = provider_name(cfg)
-    if name == "none":
+def build_tts(cfg: ProviderConfig | None, endpoint: Endpoint | None = None) -> TTS | None:
+    if cfg is None or isinstance(cfg, NoProviderConfig):
         return None
-    if name == "openai":
-        return OpenAITTS(model=_get(cfg, "model", "gpt-4o-mini-tts"), voice=_get(cfg, "voice", "alloy"),
-                         speed=float(_get(cfg, "speed", 1.0)), instructions=_get(cfg, "instructions"),
+    if isinstance(cfg, OpenAITTSConfig):
+        return OpenAITTS(model=cfg.model, voice=cfg.voice, speed=cfg.speed, instructions=cfg.instructions,
                          client=_client(cfg, endpoint))
-    if name == "espeak":
-        return EspeakTTS(voice=_get(cfg, "voice", "en-us"), rate_wpm=int(_get(cfg, "rate", 160)),
-                         pitch=int(_get(cfg, "pitch", 50)), sample_rate=int(_get(cfg, "sample_rate", 24_000)))
-    raise ProviderError("tts", f"unknown TTS provider {name!r}", kind="config")
+    if isinstance(cfg, EspeakTTSConfig):
+        return EspeakTTS(voice=cfg.voice, rate_wpm=cfg.rate, pitch=cfg.pitch, sample_rate=cfg.sample_rate)
+    raise ProviderError("tts", f"unknown TTS provider {_name(cfg)!r}", kind="config")

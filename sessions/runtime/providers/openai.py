@@ -50,6 +50,7 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str |
 
 def _client(opts: ClientOptions, source: str) -> Any:
     """One AsyncOpenAI (and its connection pool) per loop and settings, shared by sessions."""
+    # imported here: the openai SDK takes about a second to import, and only OpenAI providers need it
     from openai import AsyncOpenAI, OpenAIError
 
     base_url, api_key = resolved_key(opts.endpoint, opts.base_url, opts.api_key_env, source)
@@ -93,7 +94,7 @@ def resolved_key(endpoint: Endpoint | None, base_url: str | None, api_key_env: s
 
 
 def _classify(source: str, exc: BaseException) -> ProviderError:
-    import openai
+    import openai  # here, not at the top: see _client
 
     if isinstance(exc, ProviderError):
         return exc

@@ -18,6 +18,8 @@ SEARCH = "main"
 
 
 def build_decoder(grammar: str | None, *, log_path: str | None = None) -> Any:
+    # imported here: every host process imports this module (through the provider), but only
+    # the decoder process needs the library, which takes a while to load
     import pocketsphinx
 
     # bestpath off: with it, grammar search on synthetic speech returned prefixes ("what's the weather in");

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.provider_configs import Endpoint
+from agents.provider_configs import Endpoint, OpenAIRealtimeConfig
 
 from ..interfaces import EventSink, ToolExecutor, Transport
 from ..session import SessionOptions
@@ -12,13 +12,13 @@ from .connection import RealtimeModel
 from .session import RealtimeOptions, RealtimeSession
 
 
-def build_realtime_session(llm_cfg: Any, base: SessionOptions, *, transport: Transport, sink: EventSink | None = None,
+def build_realtime_session(llm_cfg: OpenAIRealtimeConfig, base: SessionOptions, *, transport: Transport, sink: EventSink | None = None,
                            tools: ToolExecutor | None = None,
                            user_data: dict[str, Any] | None = None,
                            endpoint: Endpoint | None = None) -> RealtimeSession:
-    instructions = getattr(llm_cfg, "instructions", None) or base.instructions
+    instructions = llm_cfg.instructions or base.instructions
     options = RealtimeOptions(instructions=instructions, session_id=base.session_id, agent_id=base.agent_id,
-                              turn_detection=getattr(llm_cfg, "turn_detection", "server_vad"), vad=base.vad,
+                              turn_detection=llm_cfg.turn_detection, vad=base.vad,
                               turn=base.turn, output_frame_ms=base.output_frame_ms,
                               audio_event_interval_s=base.audio_event_interval_s)
     return RealtimeSession(options=options, model=RealtimeModel.from_config(llm_cfg, endpoint), transport=transport,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.provider_configs import Endpoint
+from agents.provider_configs import Endpoint, OpenAIRealtimeConfig
 
 from ..providers.base import ProviderError
 from ..providers.openai import pinned_auth, resolved_key
@@ -37,17 +37,13 @@ class RealtimeModel:
     endpoint: Endpoint | None = None  # resolved by the control plane: replaces base_url and key
 
     @classmethod
-    def from_config(cls, cfg: Any, endpoint: Endpoint | None = None) -> "RealtimeModel":
-        """From an `OpenAIRealtimeConfig` (or a dict with the same keys)."""
-        get = (lambda k, d=None: cfg.get(k, d)) if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
-        base = get("base_url")
-        ws = get("websocket_base_url")
-        return cls(model=str(get("model", "gpt-realtime")), voice=str(get("voice", "alloy")),
-                   temperature=float(get("temperature", 0.8)), base_url=str(base) if base else None,
-                   websocket_base_url=str(ws) if ws else None, api_key_env=get("api_key_env"),
-                   timeout_s=float(get("timeout_s", 30.0)), endpoint=endpoint)
+    def from_config(cls, cfg: OpenAIRealtimeConfig, endpoint: Endpoint | None = None) -> "RealtimeModel":
+        return cls(model=cfg.model, voice=cfg.voice, temperature=cfg.temperature,
+                   base_url=str(cfg.base_url) if cfg.base_url else None, api_key_env=cfg.api_key_env,
+                   timeout_s=cfg.timeout_s, endpoint=endpoint)
 
     def _client(self) -> Any:
+        # imported here: the openai SDK takes about a second to import, and only realtime sessions need it
         from openai import AsyncOpenAI, OpenAIError
 
         base_url, api_key = resolved_key(self.endpoint, self.base_url, self.api_key_env, "llm")

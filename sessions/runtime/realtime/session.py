@@ -6,6 +6,8 @@ the model in place of STT → LLM → TTS:
 
 transport audio in → 24 kHz pcm16 → `input_audio_buffer.append` ─▶ model (server VAD, or
 our VAD + commit + response.create) ─▶ audio deltas → Playout (paced) → transport.
+The user side (UserTurns) and the agent side (ReplyDriver) see the session only as their
+`UserTurnHooks` / `ReplyHooks`.
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from agents.provider_configs import TurnConfig, WebRTCVADConfig
+from agents.tools.calls import ToolInvocation
+
 from .. import events as ev
 from ..audio import AudioInput
 from ..clock import Ticker
@@ -28,8 +33,6 @@ from ..playout import Playout, PlayoutJob
 from ..providers.base import ProviderError
 from ..session_core import AudioState, SessionCore
 from ..speech import SpeechHandle, TurnTimer, new_id
-from ..turns import TurnOptions
-from ..vad import VADOptions
 from .connection import RATE, RealtimeLink, RealtimeModel, tool_schemas
 from .digest import EventDigest
 from .replies import ReplyDriver
@@ -44,8 +47,8 @@ class RealtimeOptions:
     session_id: str = ""
     agent_id: str = ""
     turn_detection: Literal["server_vad", "local"] = "server_vad"
-    vad: VADOptions = field(default_factory=VADOptions)
-    turn: TurnOptions = field(default_factory=TurnOptions)
+    vad: WebRTCVADConfig = field(default_factory=WebRTCVADConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
     output_frame_ms: int = 20
     audio_event_interval_s: float = 1.0
     realtime_event_interval_s: float = 1.0
@@ -72,7 +75,8 @@ class RealtimeSession(SessionCore):
         # for audio ahead of it), and socket read → queued for playout (our handling alone)
         self.audio_lag_ms: deque[float] | None = deque(maxlen=100_000) if options.record_audio_lag else None
         self.delta_handling_ms: deque[float] | None = deque(maxlen=100_000) if options.record_audio_lag else None
-        self.replies = ReplyDriver(self)
+        self.replies = ReplyDriver(self, emit=self.emit, spawn=self.spawn, turn=options.turn, tools=tools,
+                                   audio_lag_ms=self.audio_lag_ms, delta_handling_ms=self.delta_handling_ms)
         # the session's token usage so far (from every response.done), audio and text apart
         self.usage: dict[str, int] = dict.fromkeys(
             ("input_tokens", "output_tokens", "total_tokens", "input_audio_tokens", "input_text_tokens",
@@ -82,7 +86,14 @@ class RealtimeSession(SessionCore):
                                    max_per_s=options.max_realtime_events_per_s)
         self.audio_state = AudioState(frame_ms=20, vad_enabled=True, vad_sensitivity=options.vad.sensitivity)
         self._audio_in = AudioInput(rate=RATE, frame_ms=20)  # what the model hears
-        self.user = UserTurns(self, local_vad=not self.server_vad and options.vad.enabled)
+        self.user = UserTurns(self, vad=options.vad, turn=options.turn,
+                              local_vad=not self.server_vad and options.vad.enabled,
+                              transcribes=bool(model.transcription_model))
+
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        reply = self.replies.current
+        return reply.handle if reply is not None else None
 
     def provider_error(self, err: ProviderError) -> None:
         self._error(err.source, str(err), kind=err.kind)  # as before the SessionCore split: no attempt
@@ -120,7 +131,8 @@ class RealtimeSession(SessionCore):
 
     def _open(self) -> None:
         self._playout = Playout(sample_rate=RATE, frame_ms=self.options.output_frame_ms, sink=self._write_frame,
-                                ticker=self._ticker, on_frame=self._on_out_frame, on_drained=self.replies.on_drained)
+                                ticker=self._ticker, on_frame=self._on_out_frame, on_drained=self.replies.on_drained,
+                                on_cut=self.transport.clear_audio)
 
     async def _connect_model(self) -> None:
         try:
@@ -131,8 +143,11 @@ class RealtimeSession(SessionCore):
             await self.stop("realtime_connect_failed")
             raise
         self._keep(self._link.start(self._on_send_error))
+        assert self._playout is not None
+        self.replies.attach(self._playout, self._link)
+        self.user.attach(self._link)
         self._link.session_update(self.session_config())
-        self._spawn(self._recv_loop(), "realtime-recv")
+        self.spawn(self._recv_loop(), "realtime-recv")
 
     async def _teardown(self) -> None:
         self.user.cancel()
@@ -144,6 +159,24 @@ class RealtimeSession(SessionCore):
 
     def idle(self) -> bool:
         return self.replies.idle and not self.user.pending
+
+    # -- the stages' hooks (user_turns.UserTurnHooks, replies.ReplyHooks) --------------------------
+    def user_interrupts(self, *, server_cancels: bool = False) -> None:
+        self.replies.interrupt(reason="user_speech", server_cancels=server_cancels)
+
+    def request_reply(self, timer: TurnTimer) -> None:
+        self.replies.schedule(SpeechHandle(source="generate_reply", user_initiated=True, timer=timer,
+                                           allow_interruptions=self.options.turn.allow_interruptions))
+
+    def take_committed_turn(self) -> TurnTimer:
+        return self.user.take_committed()
+
+    def tool_invocation(self, speech: SpeechHandle) -> ToolInvocation:
+        return ToolInvocation(session=self, speech_handle=speech, user_data=self.user_data, session_id=self.id,
+                              agent_id=self.options.agent_id)
+
+    def report_failure(self, source: str, message: str, *, kind: str) -> None:
+        self._error(source, message, kind=kind)
 
     def _on_send_error(self, exc: Exception) -> None:
         if not self._stopping:
@@ -260,16 +293,11 @@ class RealtimeSession(SessionCore):
         text = self._text_in(text, source, participant_identity)
         if not text or self._stopping or self._link is None:
             return None
-        cur = self.replies.current
-        if cur is not None and cur.handle.allow_interruptions and self.options.turn.allow_interruptions:
-            self.replies.interrupt(reason="user_speech")
+        self.replies.interrupt(reason="user_speech")
         now = time.perf_counter()
         timer = TurnTimer(turn_id=new_id("turn"), last_voice=now, committed=now)
         self.emit(ev.TurnStarted(turn_id=timer.turn_id, source="text"))
-        self.turns += 1
-        self.emit(ev.TurnEnded(turn_id=timer.turn_id, source="text", text=text, end_of_utterance_delay_ms=0.0))
-        self.add_item({"role": "user", "content": text})
-        self._spawn(self.transport.publish_transcript(text, speaker="user", final=True), "transcript")
+        self.record_user_turn(text, timer, source="text")
         self._link.item_create({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
         h = SpeechHandle(source="generate_reply", user_initiated=True, timer=timer,
                          allow_interruptions=self.options.turn.allow_interruptions)

@@ -4,6 +4,9 @@ With server VAD the model's `input_audio_buffer.speech_started/stopped/committed
 drive the turn; with local turn detection our VAD does, and we commit the input buffer and
 ask for the reply ourselves after the endpointing delay. Either way the turn ends when the
 server's transcript of it arrives (`stt_result`, `turn_ended`, a user history item).
+
+UserTurns reaches its session only through `UserTurnHooks`; the model link is attached
+once the session is connected.
 """
 from __future__ import annotations
 
@@ -13,17 +16,38 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from agents.provider_configs import TurnConfig, WebRTCVADConfig
+
 from .. import events as ev
 from ..audio import AudioInput
-from ..speech import SpeechHandle, TurnTimer, new_id
-from ..vad import VAD
+from ..speech import TurnTimer, new_id
+from ..vad import SAMPLE_RATE, VAD
+from .connection import RealtimeLink
 
-if TYPE_CHECKING:
-    from .session import RealtimeSession
+
+class UserTurnHooks(Protocol):
+    @property
+    def stopping(self) -> bool: ...
+
+    def emit(self, event: ev.Event) -> None: ...
+
+    def set_user_state(self, state: ev.UserState) -> None: ...
+
+    def user_interrupts(self, *, server_cancels: bool = False) -> None:
+        """The user spoke over the agent (long enough): stop its speech if it may be stopped."""
+        ...
+
+    def record_user_turn(self, text: str, timer: TurnTimer, *, source: str) -> None: ...
+
+    def request_reply(self, timer: TurnTimer) -> None:
+        """Our endpointing committed the turn: ask the model for the reply."""
+        ...
+
+    def settled(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -34,10 +58,14 @@ class _Turn:
 
 
 class UserTurns:
-    def __init__(self, session: "RealtimeSession", *, local_vad: bool) -> None:
-        self.s = session
-        vad = session.options.vad
-        self.vad_in = AudioInput(rate=vad.sample_rate, frame_ms=vad.frame_ms) if local_vad else None
+    def __init__(self, hooks: UserTurnHooks, *, vad: WebRTCVADConfig, turn: TurnConfig, local_vad: bool,
+                 transcribes: bool) -> None:
+        self.hooks = hooks
+        self.vad_opts = vad
+        self.turn = turn
+        self.transcribes = transcribes  # the model transcribes input: a turn ends with its transcript
+        self.link: RealtimeLink | None = None
+        self.vad_in = AudioInput(rate=SAMPLE_RATE, frame_ms=vad.frame_ms) if local_vad else None
         self.vad = VAD(vad) if local_vad else None
         self._commit_timer: asyncio.TimerHandle | None = None
         self._turn: _Turn | None = None  # speaking (or waiting to be committed)
@@ -51,6 +79,9 @@ class UserTurns:
     def pending(self) -> bool:
         return (self._turn is not None or bool(self._by_item) or bool(self._local_commits)
                 or (self.vad is not None and self.vad.speaking))
+
+    def attach(self, link: RealtimeLink) -> None:
+        self.link = link
 
     def cancel(self) -> None:
         if self._commit_timer is not None:
@@ -73,46 +104,44 @@ class UserTurns:
 
     # -- turn start / end ------------------------------------------------------------------------
     def _start(self, item_id: str = "") -> None:
-        s = self.s
-        s._set_user_state("speaking")
-        s.emit(ev.VadSpeechStart())
+        hooks = self.hooks
+        hooks.set_user_state("speaking")
+        hooks.emit(ev.VadSpeechStart())
         if self._turn is None:
             self._turn = _Turn(TurnTimer(turn_id=new_id("turn")), time.perf_counter(), item_id)
-            s.emit(ev.TurnStarted(turn_id=self._turn.timer.turn_id, source="audio"))
+            hooks.emit(ev.TurnStarted(turn_id=self._turn.timer.turn_id, source="audio"))
 
     def speech_started(self, d: dict[str, Any]) -> None:
         self._start(d.get("item_id") or "")
-        if self.s.options.turn.allow_interruptions:
-            self.s.replies.interrupt(reason="user_speech", server_cancels=True)  # interrupt_response is on
+        self.hooks.user_interrupts(server_cancels=True)  # the session asked for interrupt_response
 
     def speech_stopped(self, d: dict[str, Any]) -> None:
-        s = self.s
+        hooks = self.hooks
         if self._turn is None:
             self._start(d.get("item_id") or "")
         turn = self._turn
         assert turn is not None
         turn.timer.last_voice = self._perf_at(float(d.get("audio_end_ms") or 0))
-        silence = s.options.vad.min_silence_ms + s.options.turn.min_endpointing_delay_ms
-        s.emit(ev.VadSpeechEnd(speech_duration_ms=max(0.0, (turn.timer.last_voice - turn.speech_start) * 1000),
-                               silence_duration_ms=float(silence)))
-        s._set_user_state("listening")
+        silence = self.vad_opts.min_silence_ms + self.turn.min_endpointing_delay_ms
+        hooks.emit(ev.VadSpeechEnd(speech_duration_ms=max(0.0, (turn.timer.last_voice - turn.speech_start) * 1000),
+                                   silence_duration_ms=float(silence)))
+        hooks.set_user_state("listening")
 
     def committed(self, d: dict[str, Any]) -> None:
-        s = self.s
         item_id = d.get("item_id") or ""
         if self._local_commits:
             turn = self._local_commits.popleft()
         else:
             turn = self._turn or _Turn(TurnTimer(turn_id=new_id("turn")), time.perf_counter())
             if self._turn is None:
-                s.emit(ev.TurnStarted(turn_id=turn.timer.turn_id, source="audio"))
+                self.hooks.emit(ev.TurnStarted(turn_id=turn.timer.turn_id, source="audio"))
             self._turn = None
             turn.timer.committed = time.perf_counter()
             if turn.timer.last_voice is None:
                 turn.timer.last_voice = turn.timer.committed
             self._committed.append(turn.timer)
         turn.item_id = item_id
-        if s.model.transcription_model:
+        if self.transcribes:
             self._by_item[item_id] = turn  # the turn ends with its transcript
         else:
             self._end(turn, "")
@@ -128,19 +157,13 @@ class UserTurns:
         turn = self._by_item.pop(item_id, None)
         text = text.strip()
         if text:
-            self.s.emit(ev.SttResult(text=text, is_final=True))
+            self.hooks.emit(ev.SttResult(text=text, is_final=True))
         if turn is not None:
             self._end(turn, text)
 
     def _end(self, turn: _Turn, text: str) -> None:
-        s = self.s
-        s.turns += 1
-        t = turn.timer
-        s.emit(ev.TurnEnded(turn_id=t.turn_id, source="audio", text=text,
-                            end_of_utterance_delay_ms=round(((t.committed or 0) - (t.last_voice or 0)) * 1000, 3)))
-        if text:
-            s.add_item({"role": "user", "content": text})
-            s._spawn(s.transport.publish_transcript(text, speaker="user", final=True), "transcript")
+        self.hooks.record_user_turn(text, turn.timer, source="audio")
+        self.hooks.settled()
 
     # -- local turn detection ------------------------------------------------------------------------
     def push_local(self, data: Any, sample_rate: int, channels: int) -> None:
@@ -151,7 +174,7 @@ class UserTurns:
             self._local_frame(frame)
 
     def _local_frame(self, frame: np.ndarray) -> None:
-        s, vad = self.s, self.vad
+        hooks, vad = self.hooks, self.vad
         assert vad is not None
         tr = vad.process(frame)
         if tr is None:
@@ -166,26 +189,23 @@ class UserTurns:
         turn = self._turn
         assert turn is not None
         turn.timer.last_voice = time.perf_counter() - tr.silence_ms / 1000
-        s.emit(ev.VadSpeechEnd(speech_duration_ms=tr.speech_ms, silence_duration_ms=tr.silence_ms))
-        s._set_user_state("listening")
-        delay = s.options.turn.min_endpointing_delay_ms / 1000
+        hooks.emit(ev.VadSpeechEnd(speech_duration_ms=tr.speech_ms, silence_duration_ms=tr.silence_ms))
+        hooks.set_user_state("listening")
+        delay = self.turn.min_endpointing_delay_ms / 1000
         self._commit_timer = asyncio.get_running_loop().call_later(delay, self._commit)
 
     def _maybe_interrupt(self) -> None:
         assert self.vad is not None
-        s = self.s
-        if s.replies.current is not None and self.vad.speech_ms >= s.options.turn.min_interruption_duration_ms:
-            s.replies.interrupt(reason="user_speech")
+        if self.vad.speech_ms >= self.turn.min_interruption_duration_ms:
+            self.hooks.user_interrupts()
 
     def _commit(self) -> None:
         """Our endpointing decided the turn is over: commit the buffer and ask for a reply."""
-        s = self.s
         self._commit_timer = None
         turn, self._turn = self._turn, None
-        if turn is None or s._stopping or s._link is None:
+        if turn is None or self.hooks.stopping or self.link is None:
             return
         turn.timer.committed = time.perf_counter()
         self._local_commits.append(turn)
-        s._link.commit()
-        s.replies.schedule(SpeechHandle(source="generate_reply", user_initiated=True, timer=turn.timer,
-                                        allow_interruptions=s.options.turn.allow_interruptions))
+        self.link.commit()
+        self.hooks.request_reply(turn.timer)

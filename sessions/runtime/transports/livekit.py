@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from livekit import api, rtc
 
 from ..events import Error, ParticipantInfo, Reconnected, Reconnecting
+from ..imaging import downscale, encode_png
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,6 @@ def mint_agent_token(*, api_key: str, api_secret: str, room: str, job_id: str,
                      metadata: str = "") -> str:
     """A token that lets the agent join `room` only: publish its microphone and data,
     subscribe; no room admin, create, list or record rights."""
-    from livekit import api
-
     grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True,
                              can_publish_data=True, can_publish_sources=["microphone"],
                              can_update_own_metadata=False, agent=True)
@@ -245,8 +245,6 @@ class LiveKitTransport:
         return t
 
     async def connect(self, session: Any) -> None:
-        from livekit import rtc
-
         self.session = session
         self.mapper = mapper = RoomEventMapper(session, participant_identity=self.participant_identity,
                                                close_on_disconnect=self.close_on_disconnect,
@@ -361,8 +359,6 @@ class LiveKitTransport:
 
     # -- input -------------------------------------------------------------------------------
     def _on_track_subscribed(self, track: Any, pub: Any, participant: Any) -> None:
-        from livekit import rtc
-
         assert self.mapper is not None
         if not self.mapper.should_listen(participant):
             return
@@ -397,10 +393,6 @@ class LiveKitTransport:
             await stream.aclose()
 
     async def _read_video(self, stream: Any) -> None:
-        from livekit import rtc
-
-        from ..imaging import downscale, encode_png
-
         last = 0.0
         try:
             async for event in stream:
@@ -424,8 +416,6 @@ class LiveKitTransport:
 
     # -- output ------------------------------------------------------------------------------
     def write_audio(self, frame: np.ndarray, sample_rate: int) -> None:
-        from livekit import rtc
-
         if self._source is None:
             return
         af = rtc.AudioFrame(frame.tobytes(), sample_rate, 1, frame.size)
