@@ -23,10 +23,9 @@ from django.utils import timezone
 from agents.models import Agent, AgentState
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.scopes import LOADTEST
-from workers.events import publish as publish_fleet_event
 from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
-from workers.services import job_assign, job_cancel
+from workers.services import JOB_MACHINE, job_assign, job_cancel
 from workers.rate_limit import retry_after_seconds
 from workers.strategies import Candidate, choose
 from workers.worker_types import job_worker_type, worker_serves
@@ -34,13 +33,6 @@ from workers.worker_types import job_worker_type, worker_serves
 log = logging.getLogger(__name__)
 
 ACTIVE_JOB_STATUSES = (JobStatus.ASSIGNED, JobStatus.RUNNING)
-
-
-def job_event(job: Job, **extra: Any) -> None:
-    publish_fleet_event(
-        "job",
-        {"job_id": job.job_id, "status": job.status, "worker_id": job.assigned_worker_id, "attempts": job.attempts, **extra},
-    )
 
 
 def livekit_configured() -> bool:
@@ -177,6 +169,8 @@ def job_dispatch(
             if worker is not None:
                 job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, job.created_at
             job.save(force_insert=True)
+            # its one event (pending, or assigned at once) goes out before the worker can claim it
+            transaction.on_commit(lambda: JOB_MACHINE.announce(job))
             # robust: a broker hiccup must not turn an accepted dispatch into an error; the
             # reaper re-routes an assigned job nobody claimed within the lease. In autocommit
             # on_commit runs at once, after the row is visible.
@@ -194,7 +188,6 @@ def job_dispatch(
         return _replay(existing, fingerprint)
     Job.session.related.set_cached_value(job, None)  # a job this request made has no session yet: no query to ask
     job.created = True  # type: ignore[attr-defined]
-    job_event(job)
     return job
 
 
@@ -239,7 +232,7 @@ def job_route(*, job_id: str) -> str | None:
     worker = _pick_worker(worker_type)
     if worker is None:
         return None
-    job = Job(pk=job_id, status=JobStatus.PENDING)
+    job = Job(pk=job_id, status=JobStatus.PENDING)  # bare: its assignment event says only what it sets
     try:
         job_assign(job=job, worker_id=worker.worker_id)
     except IllegalTransition:
@@ -252,7 +245,6 @@ def _send(job_id: str, worker: Worker) -> None:
     from workers.tasks import run_session
 
     run_session.apply_async(args=[job_id], queue=worker_direct(worker.worker_id))
-    publish_fleet_event("job", {"job_id": job_id, "status": JobStatus.ASSIGNED, "worker_id": worker.worker_id})
 
 
 def jobs_assign_pending(*, limit: int = 200) -> int:
@@ -280,7 +272,6 @@ def job_cancel_request(*, job_id: str, actor: str = "", reason: str | None = Non
         raise NotFound(f"job '{job_id}' does not exist", field="job_id")
     reason = reason or (f"cancelled by {actor}" if actor else "cancelled")
     job_cancel(job=job, reason=reason)
-    job_event(job)
     from sessions.control import stop_job_session
 
     stop_job_session(job_id=job_id, reason=reason, actor=actor)
