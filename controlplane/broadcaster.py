@@ -78,8 +78,14 @@ class Broadcaster:
         done: Future[None] = Future()
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="broadcaster", daemon=True)
-                self._thread.start()
+                try:
+                    thread = threading.Thread(target=self._run, name="broadcaster", daemon=True)
+                    thread.start()
+                except RuntimeError:  # the interpreter is shutting down: no new threads
+                    log.warning("broadcast dropped: the process is exiting")
+                    done.set_result(None)
+                    return done
+                self._thread = thread
         with self._idle:
             self._pending += 1
         self._queue.put((sends, done))

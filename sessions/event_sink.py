@@ -4,11 +4,12 @@
 One writer thread per process drains every open sink: it aggregates high-rate audio
 events, stores each batch with `session_events_store` (gap-free seq, one transaction)
 and only then hands the envelopes for the channel-layer group `session-<id>` to the
-process's one broadcaster (`controlplane.broadcaster`, which carries fleet events too) and
-waits until they went out, so nothing a dashboard shows can be missing from the database. The same transaction keeps the
-session's participant rows (`sessions.participants`) and, at most once a second, its live
-state on the session row (`sessions.live_state`). A database error is logged and the
-batch retried with backoff; the session keeps running.
+process's one broadcaster (`controlplane.broadcaster`, which carries fleet events too),
+waiting until they went out, so nothing a dashboard shows can be missing from the
+database. The same transaction keeps the session's participant rows
+(`sessions.participants`) and, at most once a second, its live state on the session row
+(`sessions.live_state`). A database error is logged and the batch retried with backoff;
+the session keeps running.
 
 Channel-layer message (consumed by `sessions.consumers.SessionConsumer`):
 `{"type": "session.events", "events": [envelope, ...]}`, envelopes in seq order.

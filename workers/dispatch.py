@@ -169,15 +169,10 @@ def job_dispatch(
             if worker is not None:
                 job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, job.created_at
             job.save(force_insert=True)
-            # its one event (pending, or assigned at once) goes out before the worker can claim it
-            transaction.on_commit(lambda: JOB_MACHINE.announce(job))
             # robust: a broker hiccup must not turn an accepted dispatch into an error; the
             # reaper re-routes an assigned job nobody claimed within the lease. In autocommit
             # on_commit runs at once, after the row is visible.
-            if worker is not None:
-                transaction.on_commit(lambda: _send(job.job_id, worker), robust=True)
-            else:
-                transaction.on_commit(lambda: job_route(job_id=job.job_id), robust=True)
+            transaction.on_commit(lambda: _dispatched(job, worker), robust=True)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -189,6 +184,16 @@ def job_dispatch(
     Job.session.related.set_cached_value(job, None)  # a job this request made has no session yet: no query to ask
     job.created = True  # type: ignore[attr-defined]
     return job
+
+
+def _dispatched(job: Job, worker: Worker | None) -> None:
+    """The new job is committed: announce it (pending, or assigned at once: one event), then
+    send it to its worker or route it, so its event goes out before a worker can claim it."""
+    JOB_MACHINE.announce(job)
+    if worker is not None:
+        _send(job.job_id, worker)
+    else:
+        job_route(job_id=job.job_id)
 
 
 def worker_candidates(*, now: Any = None, worker_type: str = "") -> list[tuple[Worker, Candidate]]:
