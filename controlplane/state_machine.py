@@ -7,8 +7,8 @@ so no caller announces a change by hand.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
 import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from django.db import models
@@ -18,7 +18,7 @@ from controlplane.errors import IllegalTransition
 log = logging.getLogger(__name__)
 
 # hook(obj, new state, attributes the change filtered on or wrote, the caller's reason)
-OnChange = Callable[[models.Model, str, Mapping[str, Any], "str | None"], None]
+OnChange = Callable[[models.Model, str, Mapping[str, Any], str | None], None]
 
 
 class StateMachine:
@@ -28,11 +28,7 @@ class StateMachine:
         self.entity = entity
         self.field = field
         self.transitions = {target: frozenset(sources) for target, sources in transitions.items()}
-        self._hooks: list[OnChange] = list(on_change)
-
-    def on_change(self, hook: OnChange) -> None:
-        if hook not in self._hooks:
-            self._hooks.append(hook)
+        self._hooks = tuple(on_change)
 
     def can(self, current: str, target: str) -> bool:
         return current in self.transitions.get(target, frozenset())
