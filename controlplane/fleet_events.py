@@ -1,40 +1,71 @@
-"""Fleet status changes (jobs, workers, sessions) broadcast to `/ws/fleet/` listeners."""
+"""Fleet status changes (jobs, workers, sessions) broadcast to `/ws/fleet/` listeners.
+
+Job and session events come from their state machines: `FleetEvents` is the on-change hook
+each machine is built with, so a transition publishes its event and no caller builds one.
+Worker status and circuit changes, which no machine makes, publish through the helpers in
+`workers.events`. Everything goes out on the process's one broadcaster, in order, without
+waiting; best effort (the database is the record, this is the live view).
+
+Channel-layer message (consumed by `sessions.consumers.FleetConsumer`):
+`{"type": "fleet.event", "kind": "job" | "worker" | "session", "at": iso, "data": {id, status, ...}}`.
+"""
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from django.db import models
 from django.utils import timezone
 
+from controlplane.broadcaster import broadcaster
+
 FLEET_GROUP = "fleet"
-log = logging.getLogger(__name__)
+
+
+def fleet_message(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "fleet.event", "kind": kind, "at": timezone.now().isoformat(), "data": data}
 
 
 def publish_fleet_event(kind: str, data: dict[str, Any]) -> None:
-    """kind is job / worker / session; data holds at least the id and the new status.
+    """kind is job / worker / session; data holds at least the id and the new status."""
+    broadcaster.send([(FLEET_GROUP, fleet_message(kind, data))])
 
-    Best effort: the database is the record, this is the live view. A broadcast failure is
-    logged, never raised into the state change that caused it.
+
+def flush_fleet_events(timeout: float = 5.0) -> bool:
+    """Wait until every event published so far has been broadcast (tests, shutdown)."""
+    return broadcaster.flush(timeout)
+
+
+class FleetEvents:
+    """A state machine's on-change hook: publish `{id_key: pk, "status": …, …}`.
+
+    `fields` (event key → model attribute) describe the row: a row read from the database
+    knows them all; a bare instance (`Job(pk=…)`, made to move a row by id without reading it)
+    knows only what the transition filtered on or wrote, so only those go out, never a
+    default value. `written` keys (event key → attributes, first match wins) go out only when
+    the change wrote one of those attributes: what it records, such as a failure reason. The
+    caller's own `reason`, when it gives one, is the event's `reason`.
     """
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {"type": "fleet.event", "kind": kind, "at": timezone.now().isoformat(), "data": data}
-    try:
-        async_to_sync(layer.group_send)(FLEET_GROUP, message)
-    except Exception:  # noqa: BLE001
-        log.warning("fleet event %s not broadcast", kind, exc_info=True)
 
+    def __init__(self, kind: str, id_key: str, fields: Mapping[str, str],
+                 written: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.kind = kind
+        self.id_key = id_key
+        self.fields = dict(fields)
+        self.written = {key: tuple(attrs) for key, attrs in (written or {}).items()}
 
-async def apublish_fleet_event(kind: str, data: dict[str, Any]) -> None:
-    """The same, from code running on an event loop (async_to_sync refuses to run there)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {"type": "fleet.event", "kind": kind, "at": timezone.now().isoformat(), "data": data}
-    try:
-        await layer.group_send(FLEET_GROUP, message)
-    except Exception:  # noqa: BLE001
-        log.warning("fleet event %s not broadcast", kind, exc_info=True)
+    def __call__(self, obj: models.Model, status: str, known: Mapping[str, Any], reason: str | None) -> None:
+        data: dict[str, Any] = {self.id_key: obj.pk, "status": status}
+        loaded = not obj._state.adding
+        for key, attr in self.fields.items():
+            if loaded:
+                data[key] = getattr(obj, attr)
+            elif attr in known:
+                data[key] = known[attr]
+        for key, attrs in self.written.items():
+            attr = next((a for a in attrs if a in known), None)
+            if attr is not None:
+                data[key] = known[attr]
+        if reason is not None:
+            data["reason"] = reason
+        publish_fleet_event(self.kind, data)

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from controlplane.broadcaster import registered_layer_loop
 from sessions.audio_sender import OrderedSender
-from sessions.event_sink import registered_layer_loop
 from sessions.runtime.events import ParticipantInfo
 from sessions.runtime.transports.local import LocalTransport
 

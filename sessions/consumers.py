@@ -28,10 +28,11 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from django.conf import settings
 from django.db import close_old_connections
 
+from controlplane.broadcaster import register_layer_loop
 from controlplane.fleet_events import FLEET_GROUP
 from controlplane.models import ApiKey
 from sessions.access import key_can_control, key_can_watch, user_can_control, user_can_watch
-from sessions.event_sink import register_layer_loop, session_group
+from sessions.event_sink import session_group
 from sessions.models import AgentSession, SessionEvent
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,8 @@ class SessionConsumer(AuthorisedConsumer):
 
 
 class FleetConsumer(AuthorisedConsumer):
-    """Job, worker and session status changes, as `controlplane.fleet_events` publishes them."""
+    """Job, worker and session status changes, as `controlplane.fleet_events` publishes them
+    (job and session events from their state machines' transitions)."""
 
     joined = False
 

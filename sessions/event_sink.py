@@ -2,11 +2,13 @@
 
 `emit()` only appends to a deque, so the audio loop never waits on the database or Redis.
 One writer thread per process drains every open sink: it stores each batch with `session_events_store` (gap-free seq, one transaction)
-and only then sends the envelopes to the channel-layer group `session-<id>`, so nothing
-a dashboard shows can be missing from the database. The same transaction keeps the
-session's participant rows (`sessions.participants`) and, at most once a second, its live
-state on the session row (`sessions.live_state`). A database error is logged and the
-batch retried with backoff; the session keeps running.
+and only then hands the envelopes for the channel-layer group `session-<id>` to the
+process's one broadcaster (`controlplane.broadcaster`, which carries fleet events too),
+waiting until they went out, so nothing a dashboard shows can be missing from the
+database. The same transaction keeps the session's participant rows
+(`sessions.participants`) and, at most once a second, its live state on the session row
+(`sessions.live_state`). A database error is logged and the batch retried with backoff;
+the session keeps running.
 
 Channel-layer message (consumed by `sessions.consumers.SessionConsumer`):
 `{"type": "session.events", "events": [envelope, ...]}`, envelopes in seq order.
@@ -23,11 +25,10 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
+from controlplane.broadcaster import GroupSend, asend, broadcaster
 from sessions.live_state import AudioSnapshot, LiveState
 from sessions.models import SessionEvent
 from sessions.services import session_events_store, session_live_state_write
@@ -83,36 +84,9 @@ def _group_envelopes(rows: Iterable[SessionEvent]) -> dict[str, list[Envelope]]:
     return groups
 
 
-# --- where in-memory channel layers live ---------------------------------------------
-# The in-memory layer (embedded mode) uses asyncio queues that belong to the web server's
-# loop; sending from another thread must go through that loop. Consumers register it.
-_layer_loop: asyncio.AbstractEventLoop | None = None
-
-
-def register_layer_loop(loop: asyncio.AbstractEventLoop) -> None:
-    global _layer_loop
-    _layer_loop = loop
-
-
-def registered_layer_loop() -> asyncio.AbstractEventLoop | None:
-    """The web server's loop, once a consumer has registered it (None before)."""
-    return _layer_loop
-
-
-def _is_in_memory(layer: Any) -> bool:
-    return type(layer).__name__ == "InMemoryChannelLayer"
-
-
 async def abroadcast_session_events(rows: Sequence[SessionEvent]) -> None:
-    """Broadcast stored rows to their sessions' groups (from code on an event loop)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    for session_id, envelopes in _group_envelopes(rows).items():
-        try:
-            await layer.group_send(session_group(session_id), envelopes_message(envelopes))
-        except Exception:  # noqa: BLE001 - stored already; a listener fills gaps from the database
-            log.warning("events of %s not broadcast", session_id, exc_info=True)
+    """Broadcast stored rows to their sessions' groups now (from code on an event loop)."""
+    await asend(_session_sends(rows))
 
 
 def broadcast_session_events(rows: Sequence[SessionEvent]) -> None:
@@ -124,24 +98,11 @@ def broadcast_session_events(rows: Sequence[SessionEvent]) -> None:
     rows = list(rows)
     if not rows:
         return
-    transaction.on_commit(lambda: _send_from_thread(rows))
+    transaction.on_commit(lambda: broadcaster.send(_session_sends(rows)))
 
 
-def _send_from_thread(rows: list[SessionEvent], loop: asyncio.AbstractEventLoop | None = None) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    target = _layer_loop if _is_in_memory(layer) else None
-    if target is not None and target.is_running():
-        future = asyncio.run_coroutine_threadsafe(abroadcast_session_events(rows), target)
-        try:
-            future.result(timeout=5)
-        except Exception:  # noqa: BLE001
-            log.warning("events not broadcast", exc_info=True)
-    elif loop is not None:
-        loop.run_until_complete(abroadcast_session_events(rows))
-    else:
-        async_to_sync(abroadcast_session_events)(rows)
+def _session_sends(rows: Iterable[SessionEvent]) -> list[GroupSend]:
+    return [(session_group(session_id), envelopes_message(envelopes)) for session_id, envelopes in _group_envelopes(rows).items()]
 
 
 def _normalize(event: Any) -> Pending:
@@ -246,13 +207,13 @@ class DjangoEventSink:
             self.dropped += overflow
             log.error("event backlog of %s over %d: dropped %d oldest", self.session_id, MAX_PENDING, overflow)
 
-    def _write(self, loop: asyncio.AbstractEventLoop, force: bool) -> None:
+    def _write(self, force: bool) -> None:
         with self._waiters_lock:
             waiters, self._flush_waiters = self._flush_waiters, []
         force = force or bool(waiters)
         self._take()
         if self._pending and (force or time.monotonic() >= self._retry_at):
-            self._store(loop, force)
+            self._store(force)
         elif not self._pending and time.monotonic() >= self._retry_at:
             self._store_live_state(force)
         if waiters:
@@ -264,7 +225,7 @@ class DjangoEventSink:
                 for waiter in waiters:
                     waiter.set()
 
-    def _store(self, loop: asyncio.AbstractEventLoop, force: bool = False) -> None:
+    def _store(self, force: bool = False) -> None:
         while self._pending:
             batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
             # the live state goes with the batch that holds the last events it has seen
@@ -280,10 +241,7 @@ class DjangoEventSink:
                 self._live.written(live)
             self._failures = 0
             self.stored += len(rows)
-            try:
-                _send_from_thread(rows, loop)
-            except Exception:  # noqa: BLE001 - stored; listeners fill the gap from the database
-                log.warning("events of %s not broadcast", self.session_id, exc_info=True)
+            broadcaster.send_and_wait(_session_sends(rows))  # stored, then sent: a flush covers both
             _notify_stored(rows)
 
     def _store_live_state(self, force: bool) -> None:
@@ -348,7 +306,6 @@ class _Writer:
             self._wake.set()
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
         try:
             while True:
                 self._wake.wait(timeout=0.25)
@@ -364,19 +321,11 @@ class _Writer:
                         return
                 for sink in sinks:
                     try:
-                        sink._write(loop, force=False)
+                        sink._write(force=False)
                     except Exception:  # noqa: BLE001 - one sink's bug must not stop the others
                         log.exception("event sink of %s failed", sink.session_id)
         finally:
-            self._close(loop)
-
-    @staticmethod
-    def _close(loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            loop.close()  # channels_redis closes this loop's connections when it closes
-        except Exception:  # noqa: BLE001
-            log.debug("closing the writer loop failed", exc_info=True)
-        connection.close()  # this thread's; an idle writer holds no database connection
+            connection.close()  # this thread's; an idle writer holds no database connection
 
 
 _writer_instance = _Writer()
@@ -404,8 +353,6 @@ __all__ = [
     "broadcast_session_events",
     "envelopes_message",
     "on_events_stored",
-    "register_layer_loop",
-    "registered_layer_loop",
     "session_events_append_and_broadcast",
     "session_group",
 ]

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from controlplane.fleet_events import FleetEvents
 from controlplane.state_machine import StateMachine
 from sessions.agent_metrics import agent_metrics_refresh
 from sessions.models import AgentSession, SessionEvent, SessionStatus
@@ -27,6 +28,7 @@ SESSION_MACHINE = StateMachine(
         S.DISCONNECTED: {S.CONNECTED, S.ACTIVE, S.PAUSED},
         S.ERROR: {S.INITIALIZING, S.CONNECTED, S.ACTIVE, S.PAUSED, S.DISCONNECTED},
     },
+    on_change=[FleetEvents("session", "session_id", {"job_id": "job_id"}, written={"reason": ["end_reason", "error"]})],
 )
 
 
@@ -47,6 +49,7 @@ def session_close_disconnected(*, session: AgentSession, reason: str) -> bool:
         ended_at=now, end_reason=reason[:255], last_activity_at=now)
     if closed:
         session.ended_at, session.end_reason = now, reason[:255]
+        SESSION_MACHINE.announce(session, reason=reason)  # an end without a state change: the fleet hears of it
         _refresh_agent_metrics(session.agent_id)
     return bool(closed)
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from workers.events import publish as publish_fleet_event
+from workers.events import circuit_changed
 from workers.models import CircuitState, Worker
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def breaker_record_failure(*, worker_id: str) -> str:
     ).update(circuit_state=CircuitState.OPEN, circuit_opened_at=now)
     if opened:
         log.warning("circuit opened for worker %s", worker_id)
-        publish_fleet_event("worker", {"worker_id": worker_id, "circuit_state": CircuitState.OPEN})
+        circuit_changed(worker_id, CircuitState.OPEN)
         return CircuitState.OPEN
     return Worker.objects.filter(pk=worker_id).values_list("circuit_state", flat=True).first() or CircuitState.CLOSED
 
@@ -49,7 +49,7 @@ def breaker_record_success(*, worker_id: str) -> None:
     Worker.objects.filter(pk=worker_id, consecutive_failures__gt=0).update(consecutive_failures=0)
     if changed:
         log.info("circuit closed for worker %s", worker_id)
-        publish_fleet_event("worker", {"worker_id": worker_id, "circuit_state": CircuitState.CLOSED})
+        circuit_changed(worker_id, CircuitState.CLOSED)
 
 
 def breaker_try_half_open(*, worker_id: str, now: datetime | None = None) -> bool:
@@ -59,7 +59,7 @@ def breaker_try_half_open(*, worker_id: str, now: datetime | None = None) -> boo
         pk=worker_id, circuit_state=CircuitState.OPEN, circuit_opened_at__lte=now - _cooldown()
     ).update(circuit_state=CircuitState.HALF_OPEN)
     if won:
-        publish_fleet_event("worker", {"worker_id": worker_id, "circuit_state": CircuitState.HALF_OPEN})
+        circuit_changed(worker_id, CircuitState.HALF_OPEN)
     return bool(won)
 
 

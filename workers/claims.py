@@ -18,9 +18,9 @@ from django.db import connection
 from django.db.models import F, JSONField, OuterRef, Subquery
 from django.utils import timezone
 
-from workers.events import publish as publish_fleet_event
 from agents.models import Agent, AgentVersion
 from workers.models import Job, JobStatus
+from workers.services import JOB_MACHINE
 
 
 def lease_deadline(now: datetime | None = None) -> datetime:
@@ -44,7 +44,7 @@ def job_claim(*, job_id: str, worker_id: str) -> Job | None:
         job = _claimed(job_id) if won else None
     if job is None:
         return None
-    publish_fleet_event("job", {"job_id": job_id, "status": JobStatus.RUNNING, "worker_id": worker_id, "attempts": job.attempts})
+    JOB_MACHINE.announce(job)  # the claim is its own UPDATE (one round trip with RETURNING)
     return job
 
 
@@ -127,21 +127,16 @@ def job_holds(*, job_id: str, worker_id: str) -> bool:
 def job_finish(*, job_id: str, worker_id: str, failure: str | None = None) -> bool:
     """Record the outcome if this worker still holds the job; False when it no longer does
     (cancelled meanwhile, or taken back), in which case the job keeps that other outcome."""
-    now = timezone.now()
-    status = JobStatus.FAILED if failure else JobStatus.COMPLETED
-    won = Job.objects.filter(pk=job_id, status=JobStatus.RUNNING, assigned_worker_id=worker_id).update(
-        status=status, completed_at=now, lease_expires_at=None, failure_reason=(failure or "")[:2000]
+    return JOB_MACHINE.try_transition(
+        Job(pk=job_id), JobStatus.FAILED if failure else JobStatus.COMPLETED, from_=(JobStatus.RUNNING,),
+        where={"assigned_worker_id": worker_id},
+        completed_at=timezone.now(), lease_expires_at=None, failure_reason=(failure or "")[:2000],
     )
-    if won:
-        publish_fleet_event("job", {"job_id": job_id, "status": status, "worker_id": worker_id, "failure_reason": failure or ""})
-    return bool(won)
 
 
 def job_release(*, job_id: str, worker_id: str, reason: str) -> bool:
     """Hand an assigned, not yet started job back to the queue (a draining worker refuses it)."""
-    won = Job.objects.filter(pk=job_id, status=JobStatus.ASSIGNED, assigned_worker_id=worker_id).update(
-        status=JobStatus.PENDING, assigned_worker=None, assigned_at=None, failure_reason=reason[:2000]
+    return JOB_MACHINE.try_transition(
+        Job(pk=job_id), JobStatus.PENDING, from_=(JobStatus.ASSIGNED,), where={"assigned_worker_id": worker_id},
+        reason=reason, assigned_worker=None, assigned_at=None, failure_reason=reason[:2000],
     )
-    if won:
-        publish_fleet_event("job", {"job_id": job_id, "status": JobStatus.PENDING, "reason": reason})
-    return bool(won)

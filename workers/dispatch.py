@@ -23,10 +23,9 @@ from django.utils import timezone
 from agents.models import Agent, AgentState
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.scopes import LOADTEST
-from workers.events import publish as publish_fleet_event
 from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
-from workers.services import job_assign, job_cancel
+from workers.services import JOB_MACHINE, job_assign, job_cancel
 from workers.rate_limit import retry_after_seconds
 from workers.strategies import Candidate, choose
 from workers.worker_types import job_worker_type, worker_serves
@@ -34,13 +33,6 @@ from workers.worker_types import job_worker_type, worker_serves
 log = logging.getLogger(__name__)
 
 ACTIVE_JOB_STATUSES = (JobStatus.ASSIGNED, JobStatus.RUNNING)
-
-
-def job_event(job: Job, **extra: Any) -> None:
-    publish_fleet_event(
-        "job",
-        {"job_id": job.job_id, "status": job.status, "worker_id": job.assigned_worker_id, "attempts": job.attempts, **extra},
-    )
 
 
 def livekit_configured() -> bool:
@@ -180,10 +172,7 @@ def job_dispatch(
             # robust: a broker hiccup must not turn an accepted dispatch into an error; the
             # reaper re-routes an assigned job nobody claimed within the lease. In autocommit
             # on_commit runs at once, after the row is visible.
-            if worker is not None:
-                transaction.on_commit(lambda: _send(job.job_id, worker), robust=True)
-            else:
-                transaction.on_commit(lambda: job_route(job_id=job.job_id), robust=True)
+            transaction.on_commit(lambda: _dispatched(job, worker), robust=True)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -194,8 +183,17 @@ def job_dispatch(
         return _replay(existing, fingerprint)
     Job.session.related.set_cached_value(job, None)  # a job this request made has no session yet: no query to ask
     job.created = True  # type: ignore[attr-defined]
-    job_event(job)
     return job
+
+
+def _dispatched(job: Job, worker: Worker | None) -> None:
+    """The new job is committed: announce it (pending, or assigned at once: one event), then
+    send it to its worker or route it, so its event goes out before a worker can claim it."""
+    JOB_MACHINE.announce(job)
+    if worker is not None:
+        _send(job.job_id, worker)
+    else:
+        job_route(job_id=job.job_id)
 
 
 def worker_candidates(*, now: Any = None, worker_type: str = "") -> list[tuple[Worker, Candidate]]:
@@ -239,7 +237,7 @@ def job_route(*, job_id: str) -> str | None:
     worker = _pick_worker(worker_type)
     if worker is None:
         return None
-    job = Job(pk=job_id, status=JobStatus.PENDING)
+    job = Job(pk=job_id, status=JobStatus.PENDING)  # bare: its assignment event says only what it sets
     try:
         job_assign(job=job, worker_id=worker.worker_id)
     except IllegalTransition:
@@ -252,7 +250,6 @@ def _send(job_id: str, worker: Worker) -> None:
     from workers.tasks import run_session
 
     run_session.apply_async(args=[job_id], queue=worker_direct(worker.worker_id))
-    publish_fleet_event("job", {"job_id": job_id, "status": JobStatus.ASSIGNED, "worker_id": worker.worker_id})
 
 
 def jobs_assign_pending(*, limit: int = 200) -> int:
@@ -280,7 +277,6 @@ def job_cancel_request(*, job_id: str, actor: str = "", reason: str | None = Non
         raise NotFound(f"job '{job_id}' does not exist", field="job_id")
     reason = reason or (f"cancelled by {actor}" if actor else "cancelled")
     job_cancel(job=job, reason=reason)
-    job_event(job)
     from sessions.control import stop_job_session
 
     stop_job_session(job_id=job_id, reason=reason, actor=actor)

@@ -20,7 +20,6 @@ from django.conf import settings
 from agents.provider_configs import ProviderConfigError, parse_recording_config
 from controlplane.errors import IllegalTransition
 from sessions.metrics import observe_turn_metrics
-from workers.events import publish as publish_fleet_event
 from sessions.audio_link import AudioLink
 from sessions.job_context import JobContext
 from sessions.runtime.events import Error, OperatorAction, ParticipantInfo
@@ -46,7 +45,6 @@ def _mirror_status(session_id: str, status: str, reason: str = "", *, final: boo
             session_transition(session=session, status=status)
     except IllegalTransition:
         return
-    publish_fleet_event("session", {"session_id": session_id, "status": status})
 
 
 def _transport_for(ctx: JobContext) -> Any:

@@ -1,72 +1,22 @@
-"""Fleet broadcasts off the hot path.
+"""Fleet events of workers: their status and their circuit breaker.
 
-`publish_fleet_event` goes through async_to_sync: a fresh event loop per call, and with it a
-fresh channel-layer (Redis) connection. Dispatch and session start must not wait for that,
-so state changes enqueue their event here, and one background thread with one long-lived
-loop (so one reused Redis connection) broadcasts them in order.
+Job and session events come from their state machines' on-change hooks (see
+`controlplane.fleet_events`); a worker's status and circuit are plain conditional updates,
+so the code that makes one of those changes reports it with one of these two helpers.
 """
 from __future__ import annotations
 
-import atexit
-import logging
-import queue
-import threading
-from concurrent.futures import thread as _futures_thread
-from typing import Any
-
-import asyncio
-
-from controlplane.fleet_events import apublish_fleet_event
-
-log = logging.getLogger(__name__)
-_queue: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
-_lock = threading.Lock()
-_thread: threading.Thread | None = None
-_idle = threading.Condition()
-_pending = 0
+from controlplane.fleet_events import publish_fleet_event
 
 
-def _run() -> None:
-    global _pending
-    loop = asyncio.new_event_loop()
-    try:
-        while True:
-            item = _queue.get()
-            if item is None or _futures_thread._shutdown:  # stopping, or the interpreter is exiting
-                return
-            try:
-                loop.run_until_complete(apublish_fleet_event(*item))
-            except Exception:  # noqa: BLE001 - the database is the record; this is the live view
-                log.warning("fleet event not broadcast", exc_info=True)
-            with _idle:
-                _pending -= 1
-                _idle.notify_all()
-    finally:
-        loop.close()
+def worker_status_changed(worker_id: str, status: str, *, reason: str | None = None, capacity: int | None = None) -> None:
+    data: dict[str, object] = {"worker_id": worker_id, "status": status}
+    if capacity is not None:
+        data["capacity"] = capacity
+    if reason is not None:
+        data["reason"] = reason
+    publish_fleet_event("worker", data)
 
 
-def publish(kind: str, data: dict[str, Any]) -> None:
-    """Broadcast a job/worker/session status change soon, in order, without waiting."""
-    global _thread, _pending
-    with _lock:
-        if _thread is None or not _thread.is_alive():
-            _thread = threading.Thread(target=_run, name="fleet-events", daemon=True)
-            _thread.start()
-    with _idle:
-        _pending += 1
-    _queue.put((kind, data))
-
-
-def flush(timeout: float = 5.0) -> bool:
-    """Wait until everything published so far has been broadcast (tests, shutdown)."""
-    with _idle:
-        return _idle.wait_for(lambda: _pending == 0, timeout)
-
-
-@atexit.register
-def _stop() -> None:
-    # broadcast what is queued, then stop before the interpreter tears threads down
-    if _thread is not None and _thread.is_alive():
-        flush(2.0)
-        _queue.put(None)
-        _thread.join(2.0)
+def circuit_changed(worker_id: str, state: str) -> None:
+    publish_fleet_event("worker", {"worker_id": worker_id, "circuit_state": state})

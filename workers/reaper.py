@@ -14,28 +14,28 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from workers.events import publish as publish_fleet_event
 from sessions.call_report import session_report_emit
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
+from sessions.services import SESSION_MACHINE
 from workers import breaker
+from workers.events import worker_status_changed
 from workers.models import Job, JobStatus, Worker, WorkerStatus
+from workers.services import JOB_MACHINE
 
 log = logging.getLogger(__name__)
 
 
 def _fail_live_session(job_id: str, reason: str) -> None:
     now = timezone.now()
-    updated = AgentSession.objects.filter(job_id=job_id, status__in=LIVE_SESSION_STATUSES).update(
-        status=SessionStatus.ERROR, error=reason[:4000], ended_at=now, last_activity_at=now
-    )
-    if updated:
-        session_id = AgentSession.objects.filter(job_id=job_id).values_list("session_id", flat=True).first()
-        publish_fleet_event("session", {"session_id": session_id, "job_id": job_id, "status": SessionStatus.ERROR, "reason": reason})
-        if session_id:
-            try:  # the worker that would have sent it is gone
-                session_report_emit(session_id=session_id)
-            except Exception:  # noqa: BLE001 - reaping must go on
-                log.exception("end-of-call report of %s not stored", session_id)
+    session = AgentSession.objects.filter(job_id=job_id, status__in=LIVE_SESSION_STATUSES).first()
+    if session is not None and SESSION_MACHINE.try_transition(
+        session, SessionStatus.ERROR, from_=LIVE_SESSION_STATUSES, reason=reason,
+        error=reason[:4000], ended_at=now, last_activity_at=now,
+    ):
+        try:  # the worker that would have sent it is gone
+            session_report_emit(session_id=session.session_id)
+        except Exception:  # noqa: BLE001 - reaping must go on
+            log.exception("end-of-call report of %s not stored", session.session_id)
 
 
 def job_take_back(*, job: Job, reason: str, expected_status: str, extra_filter: dict[str, Any] | None = None) -> str | None:
@@ -44,36 +44,35 @@ def job_take_back(*, job: Job, reason: str, expected_status: str, extra_filter: 
     Conditional on the status and worker the caller saw, so a job that moved on meanwhile
     (completed, renewed its lease, claimed) is left alone. Returns the new status or None.
     """
-    filters = {"pk": job.pk, "status": expected_status, "assigned_worker_id": job.assigned_worker_id, **(extra_filter or {})}
+    worker_id = job.assigned_worker_id  # the transition clears it on the job
+    where = {"assigned_worker_id": worker_id, **(extra_filter or {})}
     now = timezone.now()
     if expected_status == JobStatus.RUNNING and job.attempts >= job.max_attempts:
         full_reason = f"{reason}; gave up after {job.attempts} attempt(s)"
-        won = Job.objects.filter(**filters).update(
-            status=JobStatus.FAILED, completed_at=now, lease_expires_at=None, failure_reason=full_reason[:2000]
+        won = JOB_MACHINE.try_transition(
+            job, JobStatus.FAILED, from_=(expected_status,), where=where,
+            completed_at=now, lease_expires_at=None, failure_reason=full_reason[:2000],
         )
-        new_status = JobStatus.FAILED
     else:
         full_reason = f"{reason}; re-dispatching (attempt {job.attempts} of {job.max_attempts} used)"
-        won = Job.objects.filter(**filters).update(
-            status=JobStatus.PENDING, assigned_worker=None, assigned_at=None, started_at=None, lease_expires_at=None,
-            failure_reason=full_reason[:2000],
+        won = JOB_MACHINE.try_transition(
+            job, JobStatus.PENDING, from_=(expected_status,), where=where,
+            assigned_worker=None, assigned_at=None, started_at=None, lease_expires_at=None, failure_reason=full_reason[:2000],
         )
-        new_status = JobStatus.PENDING
     if not won:
         return None
-    log.warning("job %s taken back from %s: %s", job.pk, job.assigned_worker_id, full_reason)
+    log.warning("job %s taken back from %s: %s", job.pk, worker_id, full_reason)
     if expected_status == JobStatus.RUNNING:
         _fail_live_session(job.pk, reason)
-    if job.assigned_worker_id:
-        breaker.breaker_record_failure(worker_id=job.assigned_worker_id)
-    publish_fleet_event("job", {"job_id": job.pk, "status": new_status, "attempts": job.attempts, "failure_reason": full_reason})
-    return new_status
+    if worker_id:
+        breaker.breaker_record_failure(worker_id=worker_id)
+    return job.status
 
 
 def worker_mark_offline(*, worker_id: str, reason: str) -> int:
     """Mark a worker offline and take back its unfinished jobs; returns how many."""
     Worker.objects.filter(pk=worker_id).exclude(status=WorkerStatus.OFFLINE).update(status=WorkerStatus.OFFLINE, active_jobs=0, load=0.0)
-    publish_fleet_event("worker", {"worker_id": worker_id, "status": WorkerStatus.OFFLINE, "reason": reason})
+    worker_status_changed(worker_id, WorkerStatus.OFFLINE, reason=reason)
     taken = 0
     for job in Job.objects.filter(assigned_worker_id=worker_id, status__in=(JobStatus.ASSIGNED, JobStatus.RUNNING)):
         taken += job_take_back(job=job, reason=reason, expected_status=job.status) is not None

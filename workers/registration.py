@@ -18,10 +18,11 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from controlplane.celery import app as celery_app
+from controlplane.fleet_events import flush_fleet_events
 from workers import consumer_health
 from workers.consumer_health import consumer_state
-from workers.events import publish as publish_fleet_event
 from workers.claims import job_release, leases_renew
+from workers.events import worker_status_changed
 from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
 from controlplane.env import env_bool
 from workers.node import node, options_from_env, worker_version, worker_weight
@@ -62,7 +63,7 @@ def worker_register(*, worker_id: str, options: WorkerOptions, capacity: int | N
         "started_at": now,
     }
     worker, _ = Worker.objects.update_or_create(worker_id=worker_id, defaults=defaults)
-    publish_fleet_event("worker", {"worker_id": worker_id, "status": status, "capacity": capacity})
+    worker_status_changed(worker_id, status, capacity=capacity)
     log.info("worker %s registered (capacity %d, queue %s)", worker_id, capacity, worker.queue)
     return worker
 
@@ -117,7 +118,7 @@ def _report_status_change(worker_id: str, before: str | None, after: str, reason
         return
     if after == WorkerStatus.UNREADY:
         log.warning("worker %s not ready: %s", worker_id, reason)
-    publish_fleet_event("worker", {"worker_id": worker_id, "status": after, "reason": reason})
+    worker_status_changed(worker_id, after, reason=reason)
     if after == WorkerStatus.ONLINE and before == WorkerStatus.UNREADY:
         log.info("worker %s ready: its consumer takes work", worker_id)
         _route_waiting_jobs()
@@ -214,7 +215,7 @@ def worker_drain(*, worker: Worker | None = None, worker_id: str | None = None, 
         drain_locally(reason=reason)
     else:
         Worker.objects.filter(pk=target).exclude(status=WorkerStatus.OFFLINE).update(status=WorkerStatus.DRAINING)
-        publish_fleet_event("worker", {"worker_id": target, "status": WorkerStatus.DRAINING, "reason": reason})
+        worker_status_changed(target, WorkerStatus.DRAINING, reason=reason)
     return Worker.objects.filter(pk=target).first()
 
 
@@ -226,7 +227,7 @@ def drain_locally(*, reason: str = "draining") -> None:
     node.draining = True
     worker_id = node.worker_id
     Worker.objects.filter(pk=worker_id).update(status=WorkerStatus.DRAINING)
-    publish_fleet_event("worker", {"worker_id": worker_id, "status": WorkerStatus.DRAINING, "reason": reason})
+    worker_status_changed(worker_id, WorkerStatus.DRAINING, reason=reason)
     # jobs routed here but not started go back to the queue for another worker
     from workers.dispatch import job_route
 
@@ -259,9 +260,7 @@ def worker_stop(*, reason: str = "worker stopped") -> None:
     close_old_connections()
     worker_mark_offline(worker_id=node.worker_id, reason=reason)
     log.info("worker %s offline", node.worker_id)
-    from workers import events
-
-    events.flush(2.0)
+    flush_fleet_events(2.0)
 
 
 # --- Celery signals ------------------------------------------------------------------------

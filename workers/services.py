@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from controlplane.fleet_events import FleetEvents
 from controlplane.state_machine import StateMachine
 from workers.models import Job, JobStatus
 
@@ -18,6 +19,8 @@ JOB_MACHINE = StateMachine(
         # re-dispatch after a worker was lost (reliability model, DESIGN.md)
         JobStatus.PENDING: {JobStatus.ASSIGNED, JobStatus.RUNNING},
     },
+    on_change=[FleetEvents("job", "job_id", {"worker_id": "assigned_worker_id", "attempts": "attempts"},
+                           written={"failure_reason": ["failure_reason"]})],
 )
 
 

@@ -22,14 +22,13 @@ from django.utils import timezone
 
 from agents.services import agent_version_config
 from controlplane.errors import IllegalTransition, JobConfigurationError
-from workers.events import publish as publish_fleet_event
 from sessions.call_report import session_report_emit
 from sessions.control import command_listener, register_local, unregister_local
 from sessions.job_context import JobContext
 from sessions.launch import ConfigError
 from sessions.runtime.transports.livekit import TransportAuthError
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
-from sessions.services import session_close_disconnected, session_fail, session_transition
+from sessions.services import SESSION_MACHINE, session_close_disconnected, session_fail, session_transition
 from workers import breaker
 from workers.claims import job_claim, job_finish, job_release
 from workers.db_retry import TRANSIENT_DATABASE_ERRORS, retry_database_write
@@ -165,7 +164,7 @@ def _create_session(job: Job, agent_version: int) -> AgentSession:
         job=job, agent=job.agent, agent_version=agent_version, room_id=job.room_name, transport=job.transport,
         user_data={"job_id": job.job_id, "attempt": job.attempts},
     )
-    publish_fleet_event("session", {"session_id": session.session_id, "job_id": job.job_id, "status": session.status})
+    SESSION_MACHINE.announce(session)
     return session
 
 
@@ -252,7 +251,6 @@ def _close_session(session_id: str, *, error: str | None, reason: str) -> None:
             session_transition(session=session, status=SessionStatus.DISCONNECTED, end_reason=reason[:255])
     except IllegalTransition:
         return
-    publish_fleet_event("session", {"session_id": session_id, "status": session.status, "reason": reason})
 
 
 def _emit_call_report(session_id: str) -> None:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 
-from controlplane.fleet_events import apublish_fleet_event
+from controlplane.fleet_events import publish_fleet_event
 from controlplane.scopes import JOBS_WRITE, READ
 from server.asgi import application
 from sessions.event_sink import DjangoEventSink, abroadcast_session_events
@@ -170,7 +170,7 @@ async def test_fleet_stream_forwards_status_changes(operator: Any) -> None:
     comm = communicator("/ws/fleet/", cookie)
     connected, _ = await comm.connect()
     assert connected
-    await apublish_fleet_event("job", {"job_id": "job_1", "status": "assigned"})
+    publish_fleet_event("job", {"job_id": "job_1", "status": "assigned"})  # queued: it does not wait
     frame = await comm.receive_json_from(timeout=5)
     assert frame["type"] == "fleet" and frame["kind"] == "job"
     assert frame["data"] == {"job_id": "job_1", "status": "assigned"}

@@ -1,0 +1,144 @@
+"""The process's one broadcaster: one thread, one event loop, one channel-layer connection.
+
+Session events (the event sink, once a batch is stored) and fleet events (state changes)
+leave the process from here, in the order they were handed over. `async_to_sync` would
+open a fresh loop per call, and with it a fresh Redis connection; sending on the caller's
+thread would make a state change or the sink's writer wait for Redis.
+
+The in-memory channel layer (embedded mode) keeps asyncio queues that belong to the web
+server's loop: a consumer registers that loop, and sends for it are made there.
+
+Best effort: the database is the record, this is the live view. A failed send is logged,
+never raised into the change that caused it.
+"""
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import thread as _futures_thread
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+IN_MEMORY_SEND_TIMEOUT_S = 5.0
+
+Message = dict[str, Any]
+GroupSend = tuple[str, Message]  # (group, message)
+
+
+# --- where in-memory channel layers live ---------------------------------------------------
+_layer_loop: asyncio.AbstractEventLoop | None = None
+
+
+def register_layer_loop(loop: asyncio.AbstractEventLoop) -> None:
+    global _layer_loop
+    _layer_loop = loop
+
+
+def registered_layer_loop() -> asyncio.AbstractEventLoop | None:
+    """The web server's loop, once a consumer has registered it (None before)."""
+    return _layer_loop
+
+
+def _is_in_memory(layer: Any) -> bool:
+    return type(layer).__name__ == "InMemoryChannelLayer"
+
+
+async def asend(sends: Sequence[GroupSend]) -> None:
+    """Make the group sends now, from code already running on an event loop."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, message in sends:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # noqa: BLE001 - best effort: the database is the record
+            log.warning("broadcast to %s failed", group, exc_info=True)
+
+
+# --- the thread ----------------------------------------------------------------------------
+class Broadcaster:
+    """Sends in hand-over order on one long-lived loop, so one reused Redis connection."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Sequence[GroupSend], Future[None]] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._pending = 0
+
+    def send(self, sends: Sequence[GroupSend]) -> Future[None]:
+        """Queue group sends without waiting; the future is done once they went out (or failed)."""
+        done: Future[None] = Future()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                try:
+                    thread = threading.Thread(target=self._run, name="broadcaster", daemon=True)
+                    thread.start()
+                except RuntimeError:  # the interpreter is shutting down: no new threads
+                    log.warning("broadcast dropped: the process is exiting")
+                    done.set_result(None)
+                    return done
+                self._thread = thread
+        with self._idle:
+            self._pending += 1
+        self._queue.put((sends, done))
+        return done
+
+    def send_and_wait(self, sends: Sequence[GroupSend], timeout: float = 10.0) -> None:
+        """Queue group sends and wait until they went out (the event sink: stored, then sent)."""
+        try:
+            self.send(sends).result(timeout)
+        except Exception:  # noqa: BLE001 - a slow layer: the sends stay queued, in order
+            log.warning("broadcast not done within %.1fs", timeout, exc_info=True)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far has been sent (tests, shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def stop(self) -> None:
+        # send what is queued, then stop before the interpreter tears threads down
+        if self._thread is not None and self._thread.is_alive():
+            self.flush(2.0)
+            self._queue.put(None)
+            self._thread.join(2.0)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                sends, done = item
+                try:
+                    if not _futures_thread._shutdown:  # the interpreter is exiting: executors are gone
+                        self._deliver(loop, sends)
+                except Exception:  # noqa: BLE001 - best effort: the database is the record
+                    log.warning("broadcast failed", exc_info=True)
+                finally:
+                    done.set_result(None)
+                    with self._idle:
+                        self._pending -= 1
+                        self._idle.notify_all()
+        finally:
+            loop.close()  # channels_redis closes this loop's connections when it closes
+
+    @staticmethod
+    def _deliver(loop: asyncio.AbstractEventLoop, sends: Sequence[GroupSend]) -> None:
+        target = _layer_loop if _is_in_memory(get_channel_layer()) else None
+        if target is not None and target.is_running():
+            asyncio.run_coroutine_threadsafe(asend(sends), target).result(IN_MEMORY_SEND_TIMEOUT_S)
+        else:
+            loop.run_until_complete(asend(sends))
+
+
+broadcaster = Broadcaster()
+atexit.register(broadcaster.stop)
