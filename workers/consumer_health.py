@@ -2,9 +2,13 @@
 
 The heartbeat thread keeps running whatever happens to the consumer, so a heartbeat alone
 says nothing about whether jobs sent to the worker's queue will start. `ConsumerWatch` is
-a consumer bootstep that starts after the task consumer (queues declared, consuming) and
+a consumer bootstep that starts after the task consumer and the remote-control mailbox and
 stops when the consumer tears its connection down (broker lost: Celery restarts the
-consumer's steps on reconnect) or shuts down. The heartbeat reports the result
+consumer's steps on reconnect) or shuts down. With an event loop (the Redis transport) the
+steps only declare: the queues are read (BRPOP) and the mailbox subscribed to (PSUBSCRIBE)
+in the loop's first tick, after every step has started. So "consuming" is said from inside
+the loop, once that tick has run; said at the step's start it was `online` for the moments
+before, long enough for a ping to go unheard after a broker restart. The heartbeat reports the result
 (`online` / `unready` with the reason) and `/health/ready` answers 503 meanwhile.
 
 A consumer that stopped for good while nobody asked the worker to stop is dead (e.g. an
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import bootsteps
-from celery.bootsteps import CLOSE, TERMINATE
+from celery.bootsteps import CLOSE, RUN, TERMINATE
 from celery.worker import state as celery_worker_state
 
 from controlplane.broker_transport import on_connection_lost
@@ -42,6 +46,7 @@ class ConsumerState:
         self._since = time.monotonic()
         self._reason = "consumer not started yet"
         self._expected = False
+        self._generation = 0  # bumped by every stop: a start scheduled before it is stale
         self._listeners: list[Callable[[], None]] = []
 
     def expect(self) -> None:
@@ -63,8 +68,16 @@ class ConsumerState:
         with self._lock:
             self._consumer = consumer
 
-    def mark_consuming(self, queues: tuple[str, ...]) -> None:
+    @property
+    def generation(self) -> int:
         with self._lock:
+            return self._generation
+
+    def mark_consuming(self, queues: tuple[str, ...], *, generation: int | None = None) -> None:
+        """Consuming now; with `generation`, only if no stop came since it was read."""
+        with self._lock:
+            if generation is not None and generation != self._generation:
+                return
             self._consuming, self._queues, self._since, self._reason = True, queues, time.monotonic(), ""
         self._changed()
 
@@ -73,6 +86,7 @@ class ConsumerState:
             if self._consuming:
                 self._since = time.monotonic()
             self._consuming, self._reason = False, reason
+            self._generation += 1
         self._changed()
 
     @property
@@ -121,7 +135,19 @@ class ConsumerWatch(bootsteps.StartStopStep):
     def start(self, c: Any) -> None:
         task_consumer = getattr(c, "task_consumer", None)
         queues = tuple(q.name for q in getattr(task_consumer, "queues", ()) or ())
-        consumer_state.mark_consuming(queues)
+        hub = getattr(c, "hub", None)
+        if hub is None:  # the plain loop (e.g. the in-memory broker) consumes as the steps start
+            consumer_state.mark_consuming(queues)
+            return
+        generation = consumer_state.generation
+
+        def after_first_tick() -> None:
+            # the loop runs ready callbacks before its tick callbacks (where kombu sends BRPOP
+            # and PSUBSCRIBE): one more round puts this after the first tick's
+            if c.connection is not None and c.blueprint.state == RUN:
+                consumer_state.mark_consuming(queues, generation=generation)
+
+        hub.call_soon(lambda: hub.call_soon(after_first_tick))
 
     def stop(self, c: Any) -> None:
         consumer_state.mark_stopped("broker connection lost; reconnecting")
