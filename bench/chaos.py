@@ -79,7 +79,11 @@ os.environ["REDIS_URL"] = f"redis://127.0.0.1:{ARGS.redis_port}/1"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_chaos")
 os.environ.update(FLEET_ENV)
 os.environ["LOG_LEVEL"] = "ERROR"  # this process's own broker/DB errors during the outages are expected
-PHASE = {"now": "start"}  # what the trials are doing, for the sampler's report
+PHASE: dict[str, Any] = {"now": "start", "since": time.monotonic()}  # what the trials do, for the sampler's report
+
+
+def phase(now: str) -> None:
+    PHASE.update(now=now, since=time.monotonic())
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 SHARED_DB = os.environ["DATABASE_URL"]
 
@@ -396,7 +400,8 @@ class OnlineWithoutConsumer:
             if silent:
                 still = set(Worker.objects.filter(pk__in=silent, status=WorkerStatus.ONLINE).values_list("pk", flat=True))
                 for name in still:
-                    self.violations.append((time.monotonic(), f"{name} during {PHASE['now']}"))
+                    into = time.monotonic() - PHASE["since"]
+                    self.violations.append((time.monotonic(), f"{name} during {PHASE['now']} (+{into:.1f} s)"))
         connection.close()
 
     def stop(self) -> None:
@@ -427,24 +432,24 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
         for mode, trials in (("empty", ARGS.redis_empty_trials), ("appendonly", ARGS.redis_aof_trials)):
             early, late, commands, fleet_events, lost = [], [], [], [], 0
             if trials:
-                PHASE["now"] = f"switching redis to {mode}"
+                phase(f"switching redis to {mode}")
                 redis.stop(keep_data=False)
                 redis.start(appendonly=mode == "appendonly")
                 wait(lambda: online(names), 30)
             for trial in range(trials):
-                PHASE["now"] = f"{mode} trial {trial + 1}: redis down"
+                phase(f"{mode} trial {trial + 1}: redis down")
                 redis.stop(keep_data=mode == "appendonly")
                 time.sleep(ARGS.redis_outage_s)
                 redis.start(appendonly=mode == "appendonly")
                 back = time.monotonic()
-                PHASE["now"] = f"{mode} trial {trial + 1}: redis back"
+                phase(f"{mode} trial {trial + 1}: redis back")
                 cmd_t = wait(lambda: command_works(probe_session) and time.monotonic() - back, 30, 0.2)
                 time.sleep(max(0.0, back + 2.0 - time.monotonic()))
                 jobs = dispatch(3, f"{mode}{trial}-early")
                 t_early = time_to_running(jobs)
                 ev_t = events.first_after(back)
                 time.sleep(max(0.0, back + ARGS.late_dispatch_s - time.monotonic()))
-                PHASE["now"] = f"{mode} trial {trial + 1}: late dispatch"
+                phase(f"{mode} trial {trial + 1}: late dispatch")
                 late_jobs = dispatch(3, f"{mode}{trial}-late")
                 t_late = time_to_running(late_jobs)
                 cancel(jobs + late_jobs)
