@@ -14,7 +14,7 @@ stops and starts. The machine's shared services are never restarted.
    sessions lost, time for jobs dispatched 2 s and `--late-dispatch-s` after Redis is back
    to reach `running`, time until operator commands and fleet events work again, and
    samples (every second) of a worker reporting `online` whose consumer does not answer a
-   Celery ping.
+   Celery ping (a row still `online` when the ping's 1 s is up, broker reachable or not).
 2. PostgreSQL fast restart and a 25 s outage mid-session: sessions still live after, event
    seq gap-free and unique, no job re-dispatched or failed.
 3. The only worker SIGKILLed: time until its jobs are taken back, with no worker alive.
@@ -360,12 +360,16 @@ class FleetEventWatch:
         return later[0] - t if later else None
 
 
+PING_TIMEOUT_S = 1.0
+
+
 class OnlineWithoutConsumer:
     """Every second: each worker the database calls `online` must answer a Celery ping."""
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
         self.samples = 0
+        self.broker_down_samples = 0  # samples whose ping could not reach the broker
         self.violations: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -386,18 +390,24 @@ class OnlineWithoutConsumer:
             if not claimed:
                 self.samples += 1
                 continue
+            pinged_at = time.monotonic()
             try:
                 # a fresh connection each time: it declares its reply queue again (an emptied
                 # Redis forgets that binding, and a reused connection thinks it declared it)
                 with app.connection_for_write() as conn:
-                    replies = app.control.ping(destination=claimed, timeout=1.0, connection=conn) or []
+                    replies = app.control.ping(destination=claimed, timeout=PING_TIMEOUT_S, connection=conn) or []
                 answered = {name for reply in replies for name in reply}
             except Exception:  # noqa: BLE001 - broker down: a worker calling itself online then is wrong
                 answered = set()
+                self.broker_down_samples += 1
             self.samples += 1
-            # a worker may have turned unready while we pinged: only a row still online counts
+            # a worker may have turned unready while we pinged: only a row still online counts.
+            # Each silent worker gets the ping's whole timeout for that, also when the ping
+            # failed at once because the broker had just gone (the worker learns it from its
+            # own failed read a moment later, as it would miss a ping's timeout)
             silent = set(claimed) - answered
             if silent:
+                time.sleep(max(0.0, pinged_at + PING_TIMEOUT_S - time.monotonic()))
                 still = set(Worker.objects.filter(pk__in=silent, status=WorkerStatus.ONLINE).values_list("pk", flat=True))
                 for name in still:
                     into = time.monotonic() - PHASE["since"]
@@ -474,8 +484,10 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
                 }
                 say(f"redis {mode}: {json.dumps(results[f'redis_{mode}'])}")
         sampler.stop()
-        results["online_without_consumer"] = {"samples": sampler.samples, "violations": len(sampler.violations)}
-        say(f"online-without-consumer samples: {sampler.samples}, violations: {len(sampler.violations)}"
+        results["online_without_consumer"] = {"samples": sampler.samples, "broker_down_samples": sampler.broker_down_samples,
+                                              "violations": len(sampler.violations)}
+        say(f"online-without-consumer samples: {sampler.samples} ({sampler.broker_down_samples} with the broker down), "
+            f"violations: {len(sampler.violations)}"
             + "".join(f"\n  {what}" for _, what in sampler.violations[:20]))
         crashes = sum(w.log().count("Unrecoverable error") for w in workers)
         results["consumer_unrecoverable_errors"] = crashes

@@ -72,3 +72,17 @@ def test_without_an_event_loop_the_consumer_consumes_as_the_steps_start(state: C
     watch = ConsumerWatch(c)
     watch.start(c)
     assert state.health().ok
+
+
+def test_the_consumer_retries_a_lost_broker_every_second() -> None:
+    from controlplane.celery import app
+
+    attempts: list[dict[str, Any]] = []
+    conn = SimpleNamespace(ensure_connection=lambda *args, **kwargs: attempts.append(kwargs) or conn)
+    consumer = consumer_health.Consumer.__new__(consumer_health.Consumer)  # no worker around it
+    consumer.app, consumer.first_connection_attempt, consumer.broker_connection_retry_attempt = app, False, 0
+
+    assert consumer.ensure_connected(conn) is conn
+    assert attempts[0]["interval_start"] == attempts[0]["interval_max"] == consumer_health.RECONNECT_INTERVAL_S == 1.0
+    assert attempts[0]["interval_step"] == 0
+    assert app.conf.worker_consumer == "workers.consumer_health:Consumer"  # installed with the watch
