@@ -200,7 +200,9 @@ class Proc:
 
 class Fleet:
     def __init__(self, database_url: str, *, capacity: int) -> None:
-        self.env = {**os.environ, "DATABASE_URL": database_url, "WORKER_MAX_CONCURRENT_JOBS": str(capacity), "PYTHONUNBUFFERED": "1"}
+        # the fleet logs at FLEET_ENV's level (this process's own is ERROR), so a trial's logs say what the workers did
+        self.env = {**os.environ, "LOG_LEVEL": FLEET_ENV["LOG_LEVEL"], "DATABASE_URL": database_url,
+                    "WORKER_MAX_CONCURRENT_JOBS": str(capacity), "PYTHONUNBUFFERED": "1"}
         self.procs: list[Proc] = []
         self.serial = 0
 
@@ -370,6 +372,7 @@ class OnlineWithoutConsumer:
         self.names = names
         self.samples = 0
         self.broker_down_samples = 0  # samples whose ping could not reach the broker
+        self.ping_s: list[float] = []  # round trips of the pings every claimed worker answered
         self.violations: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -395,8 +398,11 @@ class OnlineWithoutConsumer:
                 # a fresh connection each time: it declares its reply queue again (an emptied
                 # Redis forgets that binding, and a reused connection thinks it declared it)
                 with app.connection_for_write() as conn:
-                    replies = app.control.ping(destination=claimed, timeout=PING_TIMEOUT_S, connection=conn) or []
+                    replies = app.control.ping(destination=claimed, timeout=PING_TIMEOUT_S, limit=len(claimed),
+                                               connection=conn) or []
                 answered = {name for reply in replies for name in reply}
+                if answered >= set(claimed):
+                    self.ping_s.append(time.monotonic() - pinged_at)  # how close healthy answers come to the timeout
             except Exception:  # noqa: BLE001 - broker down: a worker calling itself online then is wrong
                 answered = set()
                 self.broker_down_samples += 1
@@ -411,7 +417,8 @@ class OnlineWithoutConsumer:
                 still = set(Worker.objects.filter(pk__in=silent, status=WorkerStatus.ONLINE).values_list("pk", flat=True))
                 for name in still:
                     into = time.monotonic() - PHASE["since"]
-                    self.violations.append((time.monotonic(), f"{name} during {PHASE['now']} (+{into:.1f} s)"))
+                    self.violations.append((time.monotonic(), f"{name} during {PHASE['now']} (+{into:.1f} s, "
+                                                               f"{time.strftime('%H:%M:%S')})"))
         connection.close()
 
     def stop(self) -> None:
@@ -451,7 +458,7 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
                 redis.stop(keep_data=mode == "appendonly")
                 time.sleep(ARGS.redis_outage_s)
                 redis.start(appendonly=mode == "appendonly")
-                back = time.monotonic()
+                back, back_clock = time.monotonic(), time.strftime("%H:%M:%S")
                 phase(f"{mode} trial {trial + 1}: redis back")
                 cmd_t = wait(lambda: command_works(probe_session) and time.monotonic() - back, 30, 0.2)
                 time.sleep(max(0.0, back + 2.0 - time.monotonic()))
@@ -473,7 +480,7 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
                 fleet_events.append(ev_t if ev_t is not None else float("inf"))
                 say(f"redis {mode} restart {trial + 1}/{trials}: early job running after {fmt(t_early)}, "
                     f"late job {fmt(t_late)}, operator command ok after {fmt(cmd_t or None)}, "
-                    f"fleet event after {fmt(ev_t)}, sessions lost {lost_now}")
+                    f"fleet event after {fmt(ev_t)}, sessions lost {lost_now} (redis back at {back_clock})")
                 wait(lambda: not Job.objects.filter(pk__in=jobs + late_jobs, status__in=("pending", "assigned", "running")).exists(), 15)
             if trials:
                 results[f"redis_{mode}"] = {
@@ -485,9 +492,12 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
                 say(f"redis {mode}: {json.dumps(results[f'redis_{mode}'])}")
         sampler.stop()
         results["online_without_consumer"] = {"samples": sampler.samples, "broker_down_samples": sampler.broker_down_samples,
-                                              "violations": len(sampler.violations)}
+                                              "violations": len(sampler.violations),
+                                              "ping_p99_s": rnd(pct(sampler.ping_s, 99)) if sampler.ping_s else None,
+                                              "ping_max_s": rnd(max(sampler.ping_s, default=0.0))}
         say(f"online-without-consumer samples: {sampler.samples} ({sampler.broker_down_samples} with the broker down), "
-            f"violations: {len(sampler.violations)}"
+            f"violations: {len(sampler.violations)}; answered pings p99 {fmt(pct(sampler.ping_s, 99) if sampler.ping_s else None)}, "
+            f"max {fmt(max(sampler.ping_s, default=None))}"
             + "".join(f"\n  {what}" for _, what in sampler.violations[:20]))
         crashes = sum(w.log().count("Unrecoverable error") for w in workers)
         results["consumer_unrecoverable_errors"] = crashes
