@@ -381,7 +381,6 @@ class OnlineWithoutConsumer:
     def _run(self) -> None:
         from django.db import connection
 
-        from controlplane.celery import app
         from workers.models import Worker, WorkerStatus
 
         while not self._stop.wait(1.0):
@@ -394,18 +393,12 @@ class OnlineWithoutConsumer:
                 self.samples += 1
                 continue
             pinged_at = time.monotonic()
-            try:
-                # a fresh connection each time: it declares its reply queue again (an emptied
-                # Redis forgets that binding, and a reused connection thinks it declared it)
-                with app.connection_for_write() as conn:
-                    replies = app.control.ping(destination=claimed, timeout=PING_TIMEOUT_S, limit=len(claimed),
-                                               connection=conn) or []
-                answered = {name for reply in replies for name in reply}
-                if answered >= set(claimed):
-                    self.ping_s.append(time.monotonic() - pinged_at)  # how close healthy answers come to the timeout
-            except Exception:  # noqa: BLE001 - broker down: a worker calling itself online then is wrong
+            answered = self._ping(claimed)
+            if answered is None:  # broker down: a worker calling itself online then is wrong
                 answered = set()
                 self.broker_down_samples += 1
+            elif answered >= set(claimed):
+                self.ping_s.append(time.monotonic() - pinged_at)  # how close healthy answers come to the timeout
             self.samples += 1
             # a worker may have turned unready while we pinged: only a row still online counts.
             # Each silent worker gets the ping's whole timeout for that, also when the ping
@@ -416,10 +409,38 @@ class OnlineWithoutConsumer:
                 time.sleep(max(0.0, pinged_at + PING_TIMEOUT_S - time.monotonic()))
                 still = set(Worker.objects.filter(pk__in=silent, status=WorkerStatus.ONLINE).values_list("pk", flat=True))
                 for name in still:
-                    into = time.monotonic() - PHASE["since"]
-                    self.violations.append((time.monotonic(), f"{name} during {PHASE['now']} (+{into:.1f} s, "
-                                                               f"{time.strftime('%H:%M:%S')})"))
+                    into, clock = time.monotonic() - PHASE["since"], time.strftime("%H:%M:%S")
+                    self.violations.append((time.monotonic(), f"{name} during {PHASE['now']} (+{into:.1f} s, {clock}): "
+                                                               f"{self._follow_up(name)}"))
         connection.close()
+
+    @staticmethod
+    def _ping(names: list[str]) -> set[str] | None:
+        """The workers that answer a Celery ping; None when the broker cannot be reached."""
+        from controlplane.celery import app
+
+        try:
+            # a fresh connection each time: it declares its reply queue again (an emptied
+            # Redis forgets that binding, and a reused connection thinks it declared it)
+            with app.connection_for_write() as conn:
+                replies = app.control.ping(destination=names, timeout=PING_TIMEOUT_S, limit=len(names), connection=conn) or []
+        except Exception:  # noqa: BLE001
+            return None
+        return {name for reply in replies for name in reply}
+
+    def _follow_up(self, name: str) -> str:
+        """What became of a violation: a report that lagged (the row turns unready, or the worker
+        answers) differs from a dead consumer kept online (neither, for as long as we look)."""
+        from workers.models import Worker, WorkerStatus
+
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10.0:
+            if not Worker.objects.filter(pk=name, status=WorkerStatus.ONLINE).exists():
+                return f"reported unready {time.monotonic() - t0:.2f} s later"
+            if name in (self._ping([name]) or set()):
+                return f"answered a ping {time.monotonic() - t0:.2f} s later"
+            time.sleep(0.1)
+        return "still online and silent 10 s later"
 
     def stop(self) -> None:
         self._stop.set()
