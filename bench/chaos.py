@@ -14,7 +14,7 @@ stops and starts. The machine's shared services are never restarted.
    sessions lost, time for jobs dispatched 2 s and `--late-dispatch-s` after Redis is back
    to reach `running`, time until operator commands and fleet events work again, and
    samples (every second) of a worker reporting `online` whose consumer does not answer a
-   Celery ping.
+   Celery ping (a row still `online` when the ping's 1 s is up, broker reachable or not).
 2. PostgreSQL fast restart and a 25 s outage mid-session: sessions still live after, event
    seq gap-free and unique, no job re-dispatched or failed.
 3. The only worker SIGKILLed: time until its jobs are taken back, with no worker alive.
@@ -79,7 +79,11 @@ os.environ["REDIS_URL"] = f"redis://127.0.0.1:{ARGS.redis_port}/1"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_chaos")
 os.environ.update(FLEET_ENV)
 os.environ["LOG_LEVEL"] = "ERROR"  # this process's own broker/DB errors during the outages are expected
-PHASE = {"now": "start"}  # what the trials are doing, for the sampler's report
+PHASE: dict[str, Any] = {"now": "start", "since": time.monotonic()}  # what the trials do, for the sampler's report
+
+
+def phase(now: str) -> None:
+    PHASE.update(now=now, since=time.monotonic())
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 SHARED_DB = os.environ["DATABASE_URL"]
 
@@ -196,7 +200,9 @@ class Proc:
 
 class Fleet:
     def __init__(self, database_url: str, *, capacity: int) -> None:
-        self.env = {**os.environ, "DATABASE_URL": database_url, "WORKER_MAX_CONCURRENT_JOBS": str(capacity), "PYTHONUNBUFFERED": "1"}
+        # the fleet logs at FLEET_ENV's level (this process's own is ERROR), so a trial's logs say what the workers did
+        self.env = {**os.environ, "LOG_LEVEL": FLEET_ENV["LOG_LEVEL"], "DATABASE_URL": database_url,
+                    "WORKER_MAX_CONCURRENT_JOBS": str(capacity), "PYTHONUNBUFFERED": "1"}
         self.procs: list[Proc] = []
         self.serial = 0
 
@@ -356,12 +362,17 @@ class FleetEventWatch:
         return later[0] - t if later else None
 
 
+PING_TIMEOUT_S = 1.0
+
+
 class OnlineWithoutConsumer:
     """Every second: each worker the database calls `online` must answer a Celery ping."""
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
         self.samples = 0
+        self.broker_down_samples = 0  # samples whose ping could not reach the broker
+        self.ping_s: list[float] = []  # round trips of the pings every claimed worker answered
         self.violations: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -370,7 +381,6 @@ class OnlineWithoutConsumer:
     def _run(self) -> None:
         from django.db import connection
 
-        from controlplane.celery import app
         from workers.models import Worker, WorkerStatus
 
         while not self._stop.wait(1.0):
@@ -382,22 +392,55 @@ class OnlineWithoutConsumer:
             if not claimed:
                 self.samples += 1
                 continue
-            try:
-                # a fresh connection each time: it declares its reply queue again (an emptied
-                # Redis forgets that binding, and a reused connection thinks it declared it)
-                with app.connection_for_write() as conn:
-                    replies = app.control.ping(destination=claimed, timeout=1.0, connection=conn) or []
-                answered = {name for reply in replies for name in reply}
-            except Exception:  # noqa: BLE001 - broker down: a worker calling itself online then is wrong
+            pinged_at = time.monotonic()
+            answered = self._ping(claimed)
+            if answered is None:  # broker down: a worker calling itself online then is wrong
                 answered = set()
+                self.broker_down_samples += 1
+            elif answered >= set(claimed):
+                self.ping_s.append(time.monotonic() - pinged_at)  # how close healthy answers come to the timeout
             self.samples += 1
-            # a worker may have turned unready while we pinged: only a row still online counts
+            # a worker may have turned unready while we pinged: only a row still online counts.
+            # Each silent worker gets the ping's whole timeout for that, also when the ping
+            # failed at once because the broker had just gone (the worker learns it from its
+            # own failed read a moment later, as it would miss a ping's timeout)
             silent = set(claimed) - answered
             if silent:
+                time.sleep(max(0.0, pinged_at + PING_TIMEOUT_S - time.monotonic()))
                 still = set(Worker.objects.filter(pk__in=silent, status=WorkerStatus.ONLINE).values_list("pk", flat=True))
                 for name in still:
-                    self.violations.append((time.monotonic(), f"{name} during {PHASE['now']}"))
+                    into, clock = time.monotonic() - PHASE["since"], time.strftime("%H:%M:%S")
+                    self.violations.append((time.monotonic(), f"{name} during {PHASE['now']} (+{into:.1f} s, {clock}): "
+                                                               f"{self._follow_up(name)}"))
         connection.close()
+
+    @staticmethod
+    def _ping(names: list[str]) -> set[str] | None:
+        """The workers that answer a Celery ping; None when the broker cannot be reached."""
+        from controlplane.celery import app
+
+        try:
+            # a fresh connection each time: it declares its reply queue again (an emptied
+            # Redis forgets that binding, and a reused connection thinks it declared it)
+            with app.connection_for_write() as conn:
+                replies = app.control.ping(destination=names, timeout=PING_TIMEOUT_S, limit=len(names), connection=conn) or []
+        except Exception:  # noqa: BLE001
+            return None
+        return {name for reply in replies for name in reply}
+
+    def _follow_up(self, name: str) -> str:
+        """What became of a violation: a report that lagged (the row turns unready, or the worker
+        answers) differs from a dead consumer kept online (neither, for as long as we look)."""
+        from workers.models import Worker, WorkerStatus
+
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10.0:
+            if not Worker.objects.filter(pk=name, status=WorkerStatus.ONLINE).exists():
+                return f"reported unready {time.monotonic() - t0:.2f} s later"
+            if name in (self._ping([name]) or set()):
+                return f"answered a ping {time.monotonic() - t0:.2f} s later"
+            time.sleep(0.1)
+        return "still online and silent 10 s later"
 
     def stop(self) -> None:
         self._stop.set()
@@ -427,24 +470,24 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
         for mode, trials in (("empty", ARGS.redis_empty_trials), ("appendonly", ARGS.redis_aof_trials)):
             early, late, commands, fleet_events, lost = [], [], [], [], 0
             if trials:
-                PHASE["now"] = f"switching redis to {mode}"
+                phase(f"switching redis to {mode}")
                 redis.stop(keep_data=False)
                 redis.start(appendonly=mode == "appendonly")
                 wait(lambda: online(names), 30)
             for trial in range(trials):
-                PHASE["now"] = f"{mode} trial {trial + 1}: redis down"
+                phase(f"{mode} trial {trial + 1}: redis down")
                 redis.stop(keep_data=mode == "appendonly")
                 time.sleep(ARGS.redis_outage_s)
                 redis.start(appendonly=mode == "appendonly")
-                back = time.monotonic()
-                PHASE["now"] = f"{mode} trial {trial + 1}: redis back"
+                back, back_clock = time.monotonic(), time.strftime("%H:%M:%S")
+                phase(f"{mode} trial {trial + 1}: redis back")
                 cmd_t = wait(lambda: command_works(probe_session) and time.monotonic() - back, 30, 0.2)
                 time.sleep(max(0.0, back + 2.0 - time.monotonic()))
                 jobs = dispatch(3, f"{mode}{trial}-early")
                 t_early = time_to_running(jobs)
                 ev_t = events.first_after(back)
                 time.sleep(max(0.0, back + ARGS.late_dispatch_s - time.monotonic()))
-                PHASE["now"] = f"{mode} trial {trial + 1}: late dispatch"
+                phase(f"{mode} trial {trial + 1}: late dispatch")
                 late_jobs = dispatch(3, f"{mode}{trial}-late")
                 t_late = time_to_running(late_jobs)
                 cancel(jobs + late_jobs)
@@ -458,7 +501,7 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
                 fleet_events.append(ev_t if ev_t is not None else float("inf"))
                 say(f"redis {mode} restart {trial + 1}/{trials}: early job running after {fmt(t_early)}, "
                     f"late job {fmt(t_late)}, operator command ok after {fmt(cmd_t or None)}, "
-                    f"fleet event after {fmt(ev_t)}, sessions lost {lost_now}")
+                    f"fleet event after {fmt(ev_t)}, sessions lost {lost_now} (redis back at {back_clock})")
                 wait(lambda: not Job.objects.filter(pk__in=jobs + late_jobs, status__in=("pending", "assigned", "running")).exists(), 15)
             if trials:
                 results[f"redis_{mode}"] = {
@@ -469,8 +512,13 @@ def redis_trials(redis: OwnRedis, results: dict[str, Any]) -> None:
                 }
                 say(f"redis {mode}: {json.dumps(results[f'redis_{mode}'])}")
         sampler.stop()
-        results["online_without_consumer"] = {"samples": sampler.samples, "violations": len(sampler.violations)}
-        say(f"online-without-consumer samples: {sampler.samples}, violations: {len(sampler.violations)}"
+        results["online_without_consumer"] = {"samples": sampler.samples, "broker_down_samples": sampler.broker_down_samples,
+                                              "violations": len(sampler.violations),
+                                              "ping_p99_s": rnd(pct(sampler.ping_s, 99)) if sampler.ping_s else None,
+                                              "ping_max_s": rnd(max(sampler.ping_s, default=0.0))}
+        say(f"online-without-consumer samples: {sampler.samples} ({sampler.broker_down_samples} with the broker down), "
+            f"violations: {len(sampler.violations)}; answered pings p99 {fmt(pct(sampler.ping_s, 99) if sampler.ping_s else None)}, "
+            f"max {fmt(max(sampler.ping_s, default=None))}"
             + "".join(f"\n  {what}" for _, what in sampler.violations[:20]))
         crashes = sum(w.log().count("Unrecoverable error") for w in workers)
         results["consumer_unrecoverable_errors"] = crashes

@@ -2,10 +2,18 @@
 
 The heartbeat thread keeps running whatever happens to the consumer, so a heartbeat alone
 says nothing about whether jobs sent to the worker's queue will start. `ConsumerWatch` is
-a consumer bootstep that starts after the task consumer (queues declared, consuming) and
+a consumer bootstep that starts after the task consumer and the remote-control mailbox and
 stops when the consumer tears its connection down (broker lost: Celery restarts the
-consumer's steps on reconnect) or shuts down. The heartbeat reports the result
+consumer's steps on reconnect) or shuts down. With an event loop (the Redis transport) the
+steps only declare: the queues are read (BRPOP) and the mailbox subscribed to (PSUBSCRIBE)
+in the loop's first tick, after every step has started. So "consuming" is said from inside
+the loop, once that tick has run; said at the step's start it was `online` for the moments
+before, long enough for a ping to go unheard after a broker restart. The heartbeat reports the result
 (`online` / `unready` with the reason) and `/health/ready` answers 503 meanwhile.
+
+The consumer reconnects every `RECONNECT_INTERVAL_S` while the broker is away: kombu's
+default (2 s, then 4, 6 … up to 30 s between attempts) left a worker unready for up to 4 s
+after a 3 s broker restart and up to 30 s after a long one.
 
 A consumer that stopped for good while nobody asked the worker to stop is dead (e.g. an
 unrecoverable error in Celery's consumer): the process then exits non-zero, so its
@@ -13,6 +21,7 @@ supervisor restarts it, rather than staying up with sessions and a heartbeat but
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -20,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import bootsteps
-from celery.bootsteps import CLOSE, TERMINATE
+from celery.bootsteps import CLOSE, RUN, TERMINATE
 from celery.worker import state as celery_worker_state
+from celery.worker.consumer import Consumer as CeleryConsumer
 
 from controlplane.broker_transport import on_connection_lost
 
@@ -42,6 +52,7 @@ class ConsumerState:
         self._since = time.monotonic()
         self._reason = "consumer not started yet"
         self._expected = False
+        self._generation = 0  # bumped by every stop: a start scheduled before it is stale
         self._listeners: list[Callable[[], None]] = []
 
     def expect(self) -> None:
@@ -63,8 +74,16 @@ class ConsumerState:
         with self._lock:
             self._consumer = consumer
 
-    def mark_consuming(self, queues: tuple[str, ...]) -> None:
+    @property
+    def generation(self) -> int:
         with self._lock:
+            return self._generation
+
+    def mark_consuming(self, queues: tuple[str, ...], *, generation: int | None = None) -> None:
+        """Consuming now; with `generation`, only if no stop came since it was read."""
+        with self._lock:
+            if generation is not None and generation != self._generation:
+                return
             self._consuming, self._queues, self._since, self._reason = True, queues, time.monotonic(), ""
         self._changed()
 
@@ -73,6 +92,7 @@ class ConsumerState:
             if self._consuming:
                 self._since = time.monotonic()
             self._consuming, self._reason = False, reason
+            self._generation += 1
         self._changed()
 
     @property
@@ -121,7 +141,19 @@ class ConsumerWatch(bootsteps.StartStopStep):
     def start(self, c: Any) -> None:
         task_consumer = getattr(c, "task_consumer", None)
         queues = tuple(q.name for q in getattr(task_consumer, "queues", ()) or ())
-        consumer_state.mark_consuming(queues)
+        hub = getattr(c, "hub", None)
+        if hub is None:  # the plain loop (e.g. the in-memory broker) consumes as the steps start
+            consumer_state.mark_consuming(queues)
+            return
+        generation = consumer_state.generation
+
+        def after_first_tick() -> None:
+            # the loop runs ready callbacks before its tick callbacks (where kombu sends BRPOP
+            # and PSUBSCRIBE): one more round puts this after the first tick's
+            if c.connection is not None and c.blueprint.state == RUN:
+                consumer_state.mark_consuming(queues, generation=generation)
+
+        hub.call_soon(lambda: hub.call_soon(after_first_tick))
 
     def stop(self, c: Any) -> None:
         consumer_state.mark_stopped("broker connection lost; reconnecting")
@@ -130,8 +162,22 @@ class ConsumerWatch(bootsteps.StartStopStep):
         consumer_state.mark_stopped("consumer shut down")
 
 
+RECONNECT_INTERVAL_S = 1.0  # one connection attempt a second: cheap, and no backoff to wait out
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer, reconnecting to a lost broker every second."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        # Celery passes no intervals to kombu's retry loop; give this connection ours
+        conn.ensure_connection = functools.partial(conn.ensure_connection, interval_start=RECONNECT_INTERVAL_S,
+                                                   interval_step=0, interval_max=RECONNECT_INTERVAL_S)
+        return super().ensure_connected(conn)
+
+
 def install(app: Any) -> None:
-    """Add the watch to an app's consumer blueprint (before a worker starts)."""
+    """Add the watch to an app's consumer blueprint and reconnect every second (before a worker starts)."""
+    app.conf.worker_consumer = f"{Consumer.__module__}:{Consumer.__qualname__}"
     steps = app.steps["consumer"]
     if ConsumerWatch not in steps:
         steps.add(ConsumerWatch)
