@@ -1,0 +1,39 @@
+"""Waiting in tests: every poll loop goes through these two, so none can hang past its deadline
+and each says what it was waiting for when it gives up."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02,
+             what: str = "condition") -> Any:
+    """Call `predicate` until it returns something truthy, and return that; AssertionError
+    after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+async def wait_for_async(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.01,
+                         what: str = "condition") -> Any:
+    """`wait_for` on an event loop: sleeps without blocking it; `predicate` may be a coroutine
+    function."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
