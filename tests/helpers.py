@@ -9,8 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 
+Description = str | Callable[[], str]  # a callable is asked at the deadline, to say what it saw
+
+
+def _timed_out(timeout: float, what: Description) -> AssertionError:
+    return AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
+
+
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02,
-             what: str = "condition") -> Any:
+             what: Description = "condition") -> Any:
     """Call `predicate` until it returns something truthy, and return that; AssertionError
     after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -19,12 +26,12 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: f
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise _timed_out(timeout, what)
         time.sleep(interval)
 
 
 async def wait_for_async(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.01,
-                         what: str = "condition") -> Any:
+                         what: Description = "condition") -> Any:
     """`wait_for` on an event loop: sleeps without blocking it; `predicate` may be a coroutine
     function."""
     deadline = time.monotonic() + timeout
@@ -35,5 +42,5 @@ async def wait_for_async(predicate: Callable[[], Any], *, timeout: float = 10.0,
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise _timed_out(timeout, what)
         await asyncio.sleep(interval)

@@ -1,9 +1,12 @@
-"""Personas for the dashboard tests: a live session of the active agent."""
+"""Personas for the dashboard tests: a logged-in operator, an ended session, a viewer without
+rights, and the browser tests' server and page."""
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from django.test import Client
+from django.utils import timezone
 
 from agents.models import Agent
 from sessions.models import AgentSession, SessionStatus
@@ -20,16 +23,14 @@ def _short_lived_thread_connections(django_db_setup: Any) -> None:
 
 
 @pytest.fixture
-def live_session(active_agent: Agent) -> AgentSession:
-    return AgentSession.objects.create(
-        agent=active_agent, agent_version=active_agent.version, room_id="room-1", status=SessionStatus.ACTIVE
-    )
+def operator_client(client: Client, operator: Any) -> Client:
+    """The test client, logged in as the operator."""
+    client.force_login(operator)
+    return client
 
 
 @pytest.fixture
 def ended_session(active_agent: Agent) -> AgentSession:
-    from django.utils import timezone
-
     return AgentSession.objects.create(
         agent=active_agent, agent_version=active_agent.version, room_id="room-0",
         status=SessionStatus.DISCONNECTED, ended_at=timezone.now(), end_reason="user hung up",

@@ -26,11 +26,8 @@ def local_demo() -> None:
 
 
 @pytest.fixture
-def worker(tmp_path: Path, local_demo: None) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    fleet.start("voice")
-    yield fleet
-    fleet.stop()
+def worker_env(local_demo: None) -> dict[str, str]:
+    return {}  # the demo agent runs on the local providers: no keys
 
 
 @pytest.fixture
@@ -39,7 +36,7 @@ def mic_page(tmp_path: Path) -> Iterator[Page]:
         yield page
 
 
-def test_voice_crosses_to_a_worker_process_and_back(dashboard_server: DaphneServer, worker: Fleet, operator: Any,
+def test_voice_crosses_to_a_worker_process_and_back(dashboard_server: DaphneServer, fleet_worker: Fleet, operator: Any,
                                                      mic_page: Page) -> None:
     start_session(mic_page, dashboard_server.url, "operator", "operator-pass-123")
     print("worker:", ask_and_hear_the_reply(mic_page))

@@ -4,8 +4,6 @@ channel layer → the page; operator say / interrupt / end from the live page; t
 updating from fleet events."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +14,7 @@ from agents.models import Agent
 from agents.tool_sync import tool_sync
 from sessions.models import AgentSession, SessionEvent
 from tests.dashboard.live_server import DaphneServer, db, log_in, screenshot
-from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress, double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
 from tests.workers.fleet import Fleet
 from workers.dispatch import job_cancel_request, job_dispatch
@@ -44,15 +42,12 @@ def concierge(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F81
 
 
 @pytest.fixture
-def worker(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    fleet.start("dash", **{KEY_ENV: "sk-test-double"}, **double_egress_env(KEY_ENV))
-    yield fleet
-    fleet.stop()
+def worker_env() -> dict[str, str]:
+    return {KEY_ENV: "sk-test-double", **double_egress_env(KEY_ENV)}
 
 
 def test_an_operator_talks_in_the_playground_then_interrupts_and_ends_the_live_session(
-    dashboard_server: DaphneServer, concierge: Agent, worker: Fleet, openai_double: OpenAIDouble,  # noqa: F811
+    dashboard_server: DaphneServer, concierge: Agent, fleet_worker: Fleet, openai_double: OpenAIDouble,  # noqa: F811
     operator: Any, browser_page: Any,
 ) -> None:
     page = browser_page
@@ -133,7 +128,7 @@ def test_an_operator_talks_in_the_playground_then_interrupts_and_ends_the_live_s
 
 
 def test_an_operator_interrupts_a_long_say_they_started(
-    dashboard_server: DaphneServer, concierge: Agent, worker: Fleet, openai_double: OpenAIDouble,  # noqa: F811
+    dashboard_server: DaphneServer, concierge: Agent, fleet_worker: Fleet, openai_double: OpenAIDouble,  # noqa: F811
     operator: Any, browser_page: Any,
 ) -> None:
     """The commands of one session must not queue behind a speech: an interrupt sent while

@@ -1,9 +1,8 @@
-"""Personas for the realtime tests: the Realtime protocol double, real speech, an event
-recorder, a tool executor, and realtime sessions wired to all of them."""
+"""Personas for the realtime tests: the Realtime protocol double, and realtime sessions wired
+to it and to the suite's event recorder."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +12,7 @@ from sessions.runtime.transports import LocalTransport
 from sessions.runtime.turns import TurnOptions
 from sessions.runtime.vad import VADOptions
 from tests.doubles.openai_realtime_server import RealtimeDouble
-from tests.runtime.conftest import DictToolExecutor, Recorder, SpeechMaker
-
-__all__ = ["DictToolExecutor", "Recorder"]
-
-
-@pytest.fixture(scope="session")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechMaker:
-    return SpeechMaker(Path(tmp_path_factory.mktemp("rt_speech")))
+from tests.runtime.helpers import Recorder
 
 
 @pytest.fixture
@@ -28,11 +20,6 @@ def realtime_api() -> Iterator[RealtimeDouble]:
     """A fresh Realtime API double on 127.0.0.1:<ephemeral port>."""
     with RealtimeDouble() as api:
         yield api
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture

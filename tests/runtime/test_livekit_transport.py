@@ -25,10 +25,9 @@ from sessions.runtime.transports.livekit import (
     mint_agent_token,
     participant_info,
 )
-from tests.doubles.fixtures import livekit_double  # noqa: F401
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
 
-from .conftest import Recorder, SpeechMaker
+from tests.runtime.helpers import Recorder, SpeechMaker
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 

@@ -16,7 +16,7 @@ from sessions.runtime.audio import read_wav
 from sessions.runtime.providers import PocketsphinxSTT, ScriptedLLM, ScriptRule, build_stt
 from sessions.runtime.providers.fake import FakeTTS
 from sessions.runtime.transports import LocalTransport
-from tests.runtime.conftest import Recorder
+from tests.runtime.helpers import Recorder
 
 # (what espeak-ng says, what the demo grammar must hear)
 DEMO_PHRASES = [

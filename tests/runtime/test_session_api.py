@@ -10,7 +10,7 @@ import pytest
 from sessions.runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply
 
-from .conftest import DictToolExecutor
+from tests.runtime.helpers import DictToolExecutor
 
 pytestmark = pytest.mark.asyncio
 

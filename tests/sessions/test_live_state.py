@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from agents.models import Agent
-from sessions.event_sink import DjangoEventSink, wait_writer_idle
+from sessions.event_sink import DjangoEventSink
 from sessions.live_state import LiveState, audio_state_from_runtime, percentile
 from sessions.models import AgentSession, SessionStatus, validate_audio_state
 from sessions.runtime import events as ev
@@ -15,18 +15,6 @@ from sessions.runtime.session_core import AudioState
 from sessions.services import session_fail, session_transition
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def live_session(active_agent: Agent) -> AgentSession:
-    return AgentSession.objects.create(agent=active_agent, agent_version=active_agent.version, room_id="room-1",
-                                       status=SessionStatus.ACTIVE)
-
-
-@pytest.fixture(autouse=True)
-def _writer_idle() -> object:
-    yield
-    wait_writer_idle()
 
 
 def turn_metrics(turn: int, e2e: float, **fields: float) -> ev.MetricsCollected:

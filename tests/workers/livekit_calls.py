@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from rest_framework.test import APIClient
 from agents import services as agent_services
 from agents.models import Agent
 from agents.tool_sync import tool_sync
-from controlplane.models import ApiKey
 from sessions.models import AgentSession, SessionEvent
 from tests.doubles.fixtures import allow_double_egress, double_egress_env
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
@@ -63,24 +61,9 @@ def lk_settings(livekit_double: LiveKitDoubleProcess, settings: Any) -> LiveKitD
     return livekit_double
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    yield fleet
-    fleet.stop()
-
-
 def start_worker(fleet: Fleet, double: LiveKitDoubleProcess, *, concurrency: int = 4, **env: Any) -> WorkerProcess:
     (worker,) = fleet.start("lk", concurrency=concurrency, **{**livekit_env(double), **{k: str(v) for k, v in env.items()}})
     return worker
-
-
-@pytest.fixture
-def jobs_client(db: Any) -> APIClient:
-    _, raw = ApiKey.generate(name="lk-calls", scopes=["admin"])
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
 
 
 def dispatch(client: APIClient, *, room: str, caller: str = "caller", **extra: Any) -> str:

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings as django_settings
 from django.db import connection
 
 from agents import services as agent_services
@@ -22,25 +20,9 @@ from tests.workers.helpers import wait_for
 from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120),
+              pytest.mark.usefixtures("fleet_settings")]
 ECHO = "workers.entrypoints:echo_session"
-
-
-@pytest.fixture(autouse=True)
-def fast_settings(settings: Any) -> None:
-    assert django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), "set DATABASE_URL to PostgreSQL"
-    assert django_settings.REDIS_URL, "set REDIS_URL"
-    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
-    settings.JOB_LEASE_SECONDS = 3
-    settings.WORKER_HEARTBEAT_SECONDS = 0.5
-    settings.WORKER_OFFLINE_AFTER_SECONDS = 3
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    yield fleet
-    fleet.stop()
 
 
 def limited_agent(agent_id: str, **turn: int) -> Any:

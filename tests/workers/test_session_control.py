@@ -14,11 +14,6 @@ from sessions.job_context import JobContext
 from sessions.models import AgentSession, SessionStatus
 
 
-@pytest.fixture
-def live_session(active_agent: Any) -> AgentSession:
-    return AgentSession.objects.create(agent=active_agent, agent_version=1, room_id="room-1", status=SessionStatus.ACTIVE)
-
-
 def test_an_unknown_session_is_not_found(db: Any) -> None:
     with pytest.raises(NotFound):
         send_session_command("ses_missing", "say", actor="ops", text="hi")
