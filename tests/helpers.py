@@ -1,10 +1,12 @@
-"""Waiting in tests: every poll loop goes through these two, so none can hang past its deadline
-and each says what it was waiting for when it gives up."""
+"""Waiting in tests: every poll loop goes through `wait_for` (or `wait_for_async` on an event
+loop), so none can hang past its deadline and each says what it was waiting for when it gives up."""
 from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -44,3 +46,19 @@ async def wait_for_async(predicate: Callable[[], Any], *, timeout: float = 10.0,
         if time.monotonic() > deadline:
             raise _timed_out(timeout, what)
         await asyncio.sleep(interval)
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen[Any], *, timeout: float, output: Callable[[], str],
+                       interval: float = 0.2) -> None:
+    """Until a GET of `url` answers 200; fails at once if the server process `proc` exits,
+    with its `output()`."""
+
+    def serving() -> bool:
+        assert proc.poll() is None, f"the server exited:\n{output()}"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.status == 200
+        except OSError:  # refused while it starts, or an HTTP error status
+            return False
+
+    wait_for(serving, timeout=timeout, interval=interval, what=lambda: f"{url} to answer:\n{output()}")

@@ -150,14 +150,14 @@ def test_an_operator_interrupts_a_long_say_they_started(
 
 
 def _wait_completed(job_id: str) -> bool:
-    from tests.workers.helpers import wait_for
+    from tests.helpers import wait_for
 
     wait_for(lambda: Job.objects.get(pk=job_id).status == JobStatus.COMPLETED, timeout=20, what="the job to complete")
     return True
 
 
 def _wait_session(job_id: str) -> str:
-    from tests.workers.helpers import wait_for
+    from tests.helpers import wait_for
 
     return wait_for(
         lambda: AgentSession.objects.filter(job_id=job_id, status="active").values_list("session_id", flat=True).first(),

@@ -20,7 +20,8 @@ from sessions.runtime.events import parse_event
 from sessions.runtime.realtime import required_worker_type
 from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_realtime_server import RealtimeDouble, RealtimeReply
-from tests.workers.helpers import InThread, wait_for
+from tests.helpers import wait_for
+from tests.workers.helpers import InThread
 from workers.dispatch import job_dispatch
 from workers.models import Job, JobStatus
 from workers.session_runner import run_job

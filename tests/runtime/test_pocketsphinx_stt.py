@@ -128,10 +128,7 @@ async def test_a_spoken_question_becomes_the_user_turn_in_a_session(demo_stt: Po
     await session.start()
     try:
         await transport.play(samples, rate, realtime=False, tail_silence_ms=1000)
-        for _ in range(200):
-            if rec.of("response_generated"):
-                break
-            await asyncio.sleep(0.05)
+        await rec.wait_for("response_generated", timeout=10)
     finally:
         await session.stop()
     assert rec.first("stt_result").text == "what is the weather like in paris today"

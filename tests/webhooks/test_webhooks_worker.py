@@ -21,9 +21,9 @@ from sessions.event_sink import session_events_append_and_broadcast
 from sessions.models import AgentSession, Recording
 from tests.doubles.fixtures import allow_double_egress, double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
+from tests.helpers import wait_for
 from tests.webhooks.receiver import WebhookReceiver
 from tests.workers.fleet import Fleet
-from tests.workers.helpers import wait_for
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.services import webhook_endpoint_create
 from workers.dispatch import job_dispatch

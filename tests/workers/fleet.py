@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import connection
 
-from tests.workers.helpers import wait_for
+from tests.helpers import wait_for
 from workers.models import Worker, WorkerStatus
 
 ROOT = Path(__file__).resolve().parents[2]

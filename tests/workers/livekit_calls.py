@@ -19,8 +19,8 @@ from sessions.models import AgentSession, SessionEvent
 from tests.doubles.fixtures import allow_double_egress, double_egress_env
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
 from tests.doubles.openai_server import OpenAIDouble
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet, WorkerProcess
-from tests.workers.helpers import wait_for
 
 KEY_ENV = "LIVEKIT_CALLS_OPENAI_KEY"
 RATE = 48000

@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 from agents import services as agent_services
 from sessions.models import AgentSession, SessionStatus
 from tests.doubles.fixtures import allow_double_egress, double_egress_env
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet, poll
-from tests.workers.helpers import wait_for
 from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
 

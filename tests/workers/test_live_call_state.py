@@ -15,8 +15,8 @@ from agents import services as agent_services
 from agents.models import Agent
 from tests.doubles.fixtures import allow_double_egress, double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet
-from tests.workers.helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 KEY_ENV = "LIVE_STATE_TEST_OPENAI_KEY"

@@ -14,8 +14,8 @@ import pytest
 from sessions.models import AgentSession, SessionEvent, SessionStatus
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
 from tests.doubles.openai_server import OpenAIDouble, Reply
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet
-from tests.workers.helpers import wait_for
 from tests.workers.livekit_calls import (  # noqa: F401
     TONE_HZ,
     agent_track,

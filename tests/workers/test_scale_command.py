@@ -33,7 +33,7 @@ def test_a_worker_that_does_not_answer_keeps_its_capacity(online_worker: Any) ->
 @pytest.mark.django_db(transaction=True)
 def test_a_live_worker_grows_and_the_capacity_is_recorded(tmp_path: Path) -> None:
     from tests.workers.fleet import Fleet
-    from tests.workers.helpers import wait_for
+    from tests.helpers import wait_for
 
     fleet = Fleet(tmp_path)
     try:

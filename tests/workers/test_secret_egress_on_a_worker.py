@@ -17,7 +17,8 @@ from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
 from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_server import OpenAIDouble
-from tests.workers.helpers import InThread, wait_for
+from tests.helpers import wait_for
+from tests.workers.helpers import InThread
 from workers.dispatch import job_dispatch
 from workers.models import Job
 from workers.session_runner import run_job

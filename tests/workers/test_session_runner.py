@@ -7,7 +7,8 @@ import pytest
 
 from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
-from tests.workers.helpers import InThread, wait_for
+from tests.helpers import wait_for
+from tests.workers.helpers import InThread
 from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 from workers.registration import heartbeat_once, worker_drain
