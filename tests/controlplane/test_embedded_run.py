@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import wait_until_serving
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

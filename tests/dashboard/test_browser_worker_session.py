@@ -4,17 +4,16 @@ channel layer → the page; operator say / interrupt / end from the live page; t
 updating from fleet events."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from agents import services as agent_services
 from agents.models import Agent
-from agents.tool_sync import tool_sync
 from sessions.models import AgentSession, SessionEvent
 from tests.dashboard.live_server import DaphneServer, db, log_in, screenshot
-from tests.doubles.fixtures import allow_double_egress, double_egress_env
+from tests.doubles.fixtures import double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
 from tests.workers.fleet import Fleet
 from workers.dispatch import job_cancel_request, job_dispatch
@@ -29,16 +28,9 @@ LONG_SPEECH = (
 
 
 @pytest.fixture
-def concierge(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
-    allow_double_egress(settings, KEY_ENV)
-    tool_sync()
-    provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
-    agent = agent_services.agent_create(
-        agent_id="concierge", instructions="You are a concise hotel concierge.", actor="test", tools=["get_weather"],
-        llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
-        stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"},
-    )
-    return agent_services.agent_activate(agent=agent)
+def concierge(agent_on_double: Callable[..., Agent]) -> Agent:
+    return agent_on_double("concierge", key_env=KEY_ENV, instructions="You are a concise hotel concierge.",
+                           tools=["get_weather"])
 
 
 @pytest.fixture

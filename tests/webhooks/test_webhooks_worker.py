@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import wave
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,11 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from agents import services as agent_services
 from agents.models import Agent
-from agents.tool_sync import tool_sync
 from sessions.control import send_session_command
 from sessions.event_sink import session_events_append_and_broadcast
 from sessions.models import AgentSession, Recording
-from tests.doubles.fixtures import allow_double_egress, double_egress_env
+from tests.doubles.fixtures import double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
 from tests.helpers import wait_for
 from tests.webhooks.receiver import WebhookReceiver
@@ -33,17 +32,9 @@ KEY_ENV = "WEBHOOK_TEST_OPENAI_KEY"
 
 
 @pytest.fixture
-def concierge(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
-    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
-    tool_sync()
-    provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
-    agent = agent_services.agent_create(
-        agent_id="concierge", instructions="You are a concise hotel concierge.", actor="test", tools=["get_weather"],
-        llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
-        stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"},
-        recording_config={"enabled": True},
-    )
-    return agent_services.agent_activate(agent=agent)
+def concierge(agent_on_double: Callable[..., Agent]) -> Agent:
+    return agent_on_double("concierge", key_env=KEY_ENV, instructions="You are a concise hotel concierge.",
+                           tools=["get_weather"], recording_config={"enabled": True})
 
 
 @pytest.fixture

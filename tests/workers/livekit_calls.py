@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,10 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from agents import services as agent_services
 from agents.models import Agent
-from agents.tool_sync import tool_sync
 from sessions.models import AgentSession, SessionEvent
-from tests.doubles.fixtures import allow_double_egress, double_egress_env
+from tests.doubles.fixtures import double_egress_env
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
-from tests.doubles.openai_server import OpenAIDouble
 from tests.helpers import wait_for
 from tests.workers.fleet import Fleet, WorkerProcess
 
@@ -35,17 +33,10 @@ def spoken_wav(directory: Path, text: str, name: str = "question") -> Path:
 
 
 @pytest.fixture
-def voice_agent(openai_double: OpenAIDouble, settings: Any) -> Agent:
-    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
-    tool_sync()
-    provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
-    agent = agent_services.agent_create(
-        agent_id="concierge", instructions="You are a concise hotel concierge.", actor="test", tools=["get_weather"],
-        llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
-        stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"},
-        turn_config={"min_endpointing_delay_ms": 300, "min_interruption_duration_ms": 300},
-    )
-    return agent_services.agent_activate(agent=agent)
+def voice_agent(agent_on_double: Callable[..., Agent]) -> Agent:
+    return agent_on_double("concierge", key_env=KEY_ENV, instructions="You are a concise hotel concierge.",
+                           tools=["get_weather"],
+                           turn_config={"min_endpointing_delay_ms": 300, "min_interruption_duration_ms": 300})
 
 
 def livekit_env(double: LiveKitDoubleProcess, *, secret: str | None = None) -> dict[str, str]:

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from agents import services as agent_services
 from agents.models import Agent
-from tests.doubles.fixtures import allow_double_egress, double_egress_env
+from tests.doubles.fixtures import double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
 from tests.helpers import wait_for
 from tests.workers.fleet import Fleet
@@ -23,15 +22,8 @@ KEY_ENV = "LIVE_STATE_TEST_OPENAI_KEY"
 
 
 @pytest.fixture
-def receptionist(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
-    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
-    provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
-    agent = agent_services.agent_create(
-        agent_id="receptionist", instructions="You are a brief receptionist.", actor="test",
-        llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
-        stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"},
-    )
-    return agent_services.agent_activate(agent=agent)
+def receptionist(agent_on_double: Callable[..., Agent]) -> Agent:
+    return agent_on_double("receptionist", key_env=KEY_ENV, instructions="You are a brief receptionist.")
 
 
 @pytest.fixture
