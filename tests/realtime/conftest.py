@@ -12,7 +12,7 @@ from sessions.runtime.transports import LocalTransport
 from sessions.runtime.turns import TurnOptions
 from sessions.runtime.vad import VADOptions
 from tests.doubles.openai_realtime_server import RealtimeDouble
-from tests.runtime.helpers import Recorder
+from tests.runtime.helpers import Recorder, stop_open
 
 
 @pytest.fixture
@@ -46,6 +46,4 @@ async def make_rt_session(realtime_api: RealtimeDouble, recorder: Recorder,
         return s
 
     yield make  # type: ignore[misc]
-    for s in made:
-        if s._closed is not None and not s.closed:
-            await s.stop("test_teardown")
+    await stop_open(made)

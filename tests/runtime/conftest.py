@@ -11,7 +11,7 @@ from sessions.runtime import AgentSession, SessionOptions, TurnOptions, VADOptio
 from sessions.runtime.providers import build_llm, build_stt, build_tts
 from sessions.runtime.transports import LocalTransport
 from tests.doubles.openai_server import OpenAIDouble
-from tests.runtime.helpers import Recorder
+from tests.runtime.helpers import Recorder, stop_open
 
 
 # -- sessions ---------------------------------------------------------------------------
@@ -46,6 +46,4 @@ async def make_session(openai_double: OpenAIDouble, recorder: Recorder,
         return s
 
     yield make  # type: ignore[misc]
-    for s in made:
-        if s._closed is not None and not s.closed:
-            await s.stop("test_teardown")
+    await stop_open(made)

@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +114,10 @@ async def wait_frames_out(transport: Any, frames: int, *, timeout: float = 10.0)
     """Until the agent has played `frames` 20 ms frames out of the transport."""
     await wait_for_async(lambda: transport.frames_out >= frames, timeout=timeout,
                          what=lambda: f"{frames} frames out (the agent played {transport.frames_out})")
+
+
+async def stop_open(sessions: Iterable[Any]) -> None:
+    """A fixture's teardown: stop each of its sessions that started and is still open."""
+    for s in sessions:
+        if s._closed is not None and not s.closed:
+            await s.stop("test_teardown")
