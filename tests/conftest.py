@@ -9,6 +9,7 @@ import pytest
 import redis
 from celery.utils.nodenames import worker_direct
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -158,7 +159,8 @@ def as_node(online_worker: Callable[..., Worker], drop_stray_connections: None) 
         node.options = options_from_env(entry_point=entry_point, drain_timeout=5, **options)
         node.draining = False
         if online:
-            online_worker(worker_id, capacity=capacity, **({"worker_type": options["worker_type"]} if "worker_type" in options else {}))
+            row = {"worker_type": options["worker_type"]} if "worker_type" in options else {}
+            online_worker(worker_id, capacity=capacity, **row)
         return node
 
     yield become
@@ -180,8 +182,6 @@ def drop_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iter
     """Session-host threads and worker subprocesses hold connections that would keep the test
     database from being dropped at the end; end them first."""
     yield
-    from django.db import connection  # the test settings' connection, once the database is set up
-
     if connection.vendor != "postgresql" or not str(connection.settings_dict["NAME"]).startswith("test_"):
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
@@ -192,12 +192,11 @@ def drop_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iter
 
 @pytest.fixture
 def fleet(tmp_path: Path, drop_stray_connections: None) -> Iterator[Fleet]:
-    """Real `celery worker` subprocesses, started by the test, stopped after it."""
+    """Real `celery worker` subprocesses, started by the test, stopped after it (even one that
+    never came online: it would take later tests' jobs)."""
     fleet = Fleet(tmp_path)
-    try:  # a worker that never came online must not outlive the test (it would take others' jobs)
-        yield fleet
-    finally:
-        fleet.stop()
+    yield fleet
+    fleet.stop()
 
 
 @pytest.fixture
