@@ -22,10 +22,10 @@ from sessions.launch import build_session
 from sessions.runtime.providers import ProviderError, build_stt
 from sessions.runtime.realtime import RealtimeModel
 from sessions.runtime.transports import LocalTransport
-from tests.doubles.fixtures import allow_double_egress, openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_realtime_server import RealtimeDouble
 from tests.doubles.openai_server import OpenAIDouble
-from tests.runtime.conftest import Recorder
+from tests.runtime.helpers import Recorder
 
 pytestmark = pytest.mark.django_db
 

@@ -1,49 +1,18 @@
-"""Personas for the REST API tests: clients holding API keys with given scopes."""
+"""Personas for the REST API tests: a dispatched job, its live session, the listener standing
+in for its worker (the API clients are the suite's, in tests/conftest.py)."""
 from __future__ import annotations
 
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
-from rest_framework.test import APIClient
 
-from controlplane.models import ApiKey
-from controlplane.scopes import READ
 from sessions.control import control_group
-
-
-@pytest.fixture
-def client_with_scopes(api_key_factory: Callable[..., tuple[ApiKey, str]]) -> Callable[..., APIClient]:
-    """An APIClient sending `Authorization: Bearer <key>` for a new key with these scopes."""
-
-    def make(*scopes: str, name: str = "test-key") -> APIClient:
-        key, raw = api_key_factory(*scopes, name=name)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        client.api_key = key  # type: ignore[attr-defined]
-        return client
-
-    return make
-
-
-@pytest.fixture
-def api_client(client_with_scopes: Callable[..., APIClient]) -> APIClient:
-    """A client whose key holds every scope (`admin`)."""
-    return client_with_scopes("admin", name="admin-key")
-
-
-@pytest.fixture
-def reader(client_with_scopes: Callable[..., APIClient]) -> APIClient:
-    return client_with_scopes(READ, name="read-only")
-
-
-@pytest.fixture
-def anonymous() -> APIClient:
-    return APIClient()
+from sessions.models import AgentSession
+from workers.dispatch import job_dispatch
 
 
 def field_errors(response: Any) -> dict[str, Any]:
@@ -55,30 +24,21 @@ def field_errors(response: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def job(active_agent: Any) -> Any:
-    from workers.dispatch import job_dispatch
-
     return job_dispatch(agent_id=active_agent.agent_id, room="room-1", metadata={"caller": "+15550100"})
 
 
 @pytest.fixture
-def live_session(job: Any) -> Any:
-    """A session in `active` state, as a worker would have recorded it."""
-    from sessions.models import AgentSession, SessionStatus
-
-    return AgentSession.objects.create(
-        job=job, agent=job.agent, agent_version=job.agent_version, room_id=job.room_name, status=SessionStatus.ACTIVE
-    )
+def live_session(live_session: AgentSession, job: Any) -> AgentSession:
+    """The suite's live session (same agent, room-1), here hosting `job` as its worker records it."""
+    live_session.job = job
+    live_session.save(update_fields=["job"])
+    return live_session
 
 
 @pytest.fixture
-def worker(db: Any) -> Any:
-    from django.utils import timezone
-
-    from workers.models import Worker
-
-    return Worker.objects.create(
-        worker_id="celery@node-1", hostname="node-1", queue="celery@node-1.dq2", capacity=10, last_heartbeat_at=timezone.now()
-    )
+def ids(active_agent: Any, job: Any, live_session: AgentSession, worker: Any, listener: Any) -> dict[str, str]:
+    """The ids an API path names. `listener` confirms the session commands, as the hosting worker would."""
+    return {"agent": active_agent.agent_id, "job": job.job_id, "session": live_session.session_id, "worker": worker.worker_id}
 
 
 class ControlListener:

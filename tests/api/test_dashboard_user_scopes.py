@@ -18,12 +18,6 @@ HTTP_TOOL = {
 }
 
 
-@pytest.fixture
-def ids(active_agent: Any, job: Any, live_session: Any, worker: Any, listener: Any) -> dict[str, str]:
-    """`listener` confirms the session commands, as the hosting worker would."""
-    return {"agent": active_agent.agent_id, "job": job.job_id, "session": live_session.session_id, "worker": worker.worker_id}
-
-
 def logged_in(user: Any) -> APIClient:
     client = APIClient()
     client.force_login(user)

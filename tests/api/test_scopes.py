@@ -41,12 +41,6 @@ IDS = [f"{m.upper()} {p}" for m, p, _, _ in ROUTES]
 REFUSED_BY_STATE = {("post", "/api/v1/agents/{agent}/activate"), ("delete", "/api/v1/agents/{agent}/")}
 
 
-@pytest.fixture
-def ids(active_agent: Any, job: Any, live_session: Any, worker: Any, listener: Any) -> dict[str, str]:
-    """`listener` confirms the session commands, as the hosting worker would."""
-    return {"agent": active_agent.agent_id, "job": job.job_id, "session": live_session.session_id, "worker": worker.worker_id}
-
-
 def _call(client: APIClient, method: str, path: str, body: Any, ids: dict[str, str]) -> Any:
     url = path.format(**ids)
     if body is not None:

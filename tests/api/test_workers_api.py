@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def fleet(worker: Worker) -> list[Worker]:
+def two_workers(worker: Worker) -> list[Worker]:
     other = Worker.objects.create(
         worker_id="celery@node-2", hostname="node-2", queue="celery@node-2.dq2", capacity=20, load=0.5, active_jobs=3,
         last_heartbeat_at=timezone.now(), status=WorkerStatus.OFFLINE,
@@ -21,7 +21,7 @@ def fleet(worker: Worker) -> list[Worker]:
     return [worker, other]
 
 
-def test_list_shows_each_worker_with_its_load(api_client: APIClient, fleet: list[Worker]) -> None:
+def test_list_shows_each_worker_with_its_load(api_client: APIClient, two_workers: list[Worker]) -> None:
     body = api_client.get("/api/v1/workers/").json()
     assert body["count"] == 2
     node2 = next(w for w in body["results"] if w["worker_id"] == "celery@node-2")
@@ -29,7 +29,7 @@ def test_list_shows_each_worker_with_its_load(api_client: APIClient, fleet: list
     assert node2["circuit_state"] == "closed"
 
 
-def test_list_filters_by_status(api_client: APIClient, fleet: list[Worker]) -> None:
+def test_list_filters_by_status(api_client: APIClient, two_workers: list[Worker]) -> None:
     online = api_client.get("/api/v1/workers/?status=online").json()
     assert [w["worker_id"] for w in online["results"]] == ["celery@node-1"]
     response = api_client.get("/api/v1/workers/?status=asleep")

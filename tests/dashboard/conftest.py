@@ -1,35 +1,41 @@
-"""Personas for the dashboard tests: a live session of the active agent."""
+"""Personas for the dashboard tests: a logged-in operator, an ended session, a viewer without
+rights, and the browser tests' server and page."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
+from django.test import Client
+from django.utils import timezone
+from playwright.sync_api import Page, sync_playwright
 
 from agents.models import Agent
+from sessions.event_sink import wait_writer_idle
 from sessions.models import AgentSession, SessionStatus
+from tests.dashboard.live_server import CHROMIUM, CHROMIUM_ARGS, OUTPUT, DaphneServer, require_services
+from tests.dashboard.voice import QUESTION, espeak_wav, fake_mic_page
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _short_lived_thread_connections(django_db_setup: Any) -> None:
     """Consumers reach the ORM from executor threads that outlive a test; with persistent
     connections PostgreSQL would refuse to drop the test database at the end."""
-    from django.db import connections
-
     for alias in connections:
         connections[alias].settings_dict["CONN_MAX_AGE"] = 0
 
 
 @pytest.fixture
-def live_session(active_agent: Agent) -> AgentSession:
-    return AgentSession.objects.create(
-        agent=active_agent, agent_version=active_agent.version, room_id="room-1", status=SessionStatus.ACTIVE
-    )
+def operator_client(client: Client, operator: Any) -> Client:
+    """The test client, logged in as the operator."""
+    client.force_login(operator)
+    return client
 
 
 @pytest.fixture
 def ended_session(active_agent: Agent) -> AgentSession:
-    from django.utils import timezone
-
     return AgentSession.objects.create(
         agent=active_agent, agent_version=active_agent.version, room_id="room-0",
         status=SessionStatus.DISCONNECTED, ended_at=timezone.now(), end_reason="user hung up",
@@ -46,16 +52,12 @@ def viewer(django_user_model: Any) -> Any:
 def _sink_writer_idle() -> Any:
     """The sink's writer thread holds a database connection while a sink is open."""
     yield
-    from sessions.event_sink import wait_writer_idle
-
     wait_writer_idle()
 
 
 # --- browser tests: a real daphne server and headless Chromium ----------------------------
 @pytest.fixture(scope="module")
-def dashboard_server(django_db_setup: Any) -> Any:
-    from tests.dashboard.live_server import OUTPUT, DaphneServer, require_services
-
+def dashboard_server(django_db_setup: Any) -> Iterator[DaphneServer]:
     require_services()
     (OUTPUT / "logs").mkdir(parents=True, exist_ok=True)
     server = DaphneServer(OUTPUT / "logs").start()
@@ -64,13 +66,9 @@ def dashboard_server(django_db_setup: Any) -> Any:
 
 
 @pytest.fixture
-def browser_page() -> Any:
+def browser_page() -> Iterator[Page]:
     """A 1280×800 page. Request it last: while Playwright runs, this thread has a running
     event loop, so ORM calls in the test go through `live_server.db`."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.dashboard.live_server import CHROMIUM, CHROMIUM_ARGS
-
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -79,3 +77,10 @@ def browser_page() -> Any:
         yield page
         context.close()
         browser.close()
+
+
+@pytest.fixture
+def mic_page(tmp_path: Path) -> Iterator[Page]:
+    """A page whose microphone speaks the voice tests' question (espeak-ng)."""
+    with fake_mic_page(espeak_wav(tmp_path / "question.wav", QUESTION)) as page:
+        yield page

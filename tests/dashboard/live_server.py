@@ -10,8 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection
+
+from tests.helpers import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
@@ -87,17 +87,8 @@ class DaphneServer:
             [sys.executable, "-m", self.module, "-b", "127.0.0.1", "-p", str(self.port), "server.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daphne exited:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health/live", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"daphne did not come up in {timeout}s:\n{self.log()}")
+        wait_until_serving(f"{self.url}/health/live", self.proc, timeout=timeout, output=self.log, interval=0.1)
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -159,15 +150,8 @@ class EmbeddedServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen([sys.executable, "manage.py", "embedded", "--port", str(self.port)], cwd=ROOT,
                                      env=self.env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            try:
-                with urllib.request.urlopen(f"{self.url}/health/live", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("the embedded server did not come up:\n" + self.log())
+        wait_until_serving(f"{self.url}/health/live", self.proc, timeout=60, output=self.log)
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -22,6 +22,7 @@ from sessions.models import AgentSession
 from tests.dashboard.helpers import in_thread
 from tests.dashboard.live_server import ROOT
 from tests.dashboard.test_consumers import closed_with, communicator, login_cookie
+from tests.helpers import wait_for_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 FRAME = 320  # 20 ms at 16 kHz
@@ -51,13 +52,6 @@ class Heard:
 
     def push_audio(self, data: np.ndarray, sample_rate: int, channels: int = 1) -> None:
         self.frames.append((data.tobytes(), sample_rate))
-
-
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -128,10 +122,10 @@ async def _round_trip_here(session: AgentSession, user: Any) -> None:
     link.open()
     try:
         comm = await open_socket(session, user)
-        await until(link._heard)  # the socket's hello reached the link
+        await wait_for_async(link._heard, timeout=5)  # the socket's hello reached the link
         for i in range(5):
             await comm.send_to(bytes_data=tone(value=100 + i))
-        await until(lambda: len(heard.frames) == 5)
+        await wait_for_async(lambda: len(heard.frames) == 5, timeout=5)
         assert [f[0] for f in heard.frames] == [tone(value=100 + i) for i in range(5)] and {f[1] for f in heard.frames} == {16000}
 
         out = np.zeros(480, dtype=np.int16)  # the runtime reuses its frame buffer: the link must copy
@@ -151,7 +145,7 @@ async def _round_trip_here(session: AgentSession, user: Any) -> None:
         assert await comm.receive_json_from(timeout=5) == {"type": "clear"}
         assert link.downlink.dropped == 0
         await comm.disconnect()
-        await until(lambda: not link._heard())  # goodbye: nothing is sent to nobody
+        await wait_for_async(lambda: not link._heard(), timeout=5)  # goodbye: nothing is sent to nobody
     finally:
         link.close()
 

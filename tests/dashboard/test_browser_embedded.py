@@ -11,7 +11,6 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.dashboard.live_server import EmbeddedServer, log_in, screenshot
-from tests.doubles.fixtures import openai_double  # noqa: F401
 from tests.doubles.openai_server import OpenAIDouble, Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]

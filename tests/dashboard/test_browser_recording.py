@@ -12,7 +12,6 @@ from sessions.models import AgentSession, Recording, SessionStatus
 from sessions.recording import CallRecorder
 from tests.dashboard.live_server import OUTPUT, DaphneServer, db, log_in, require_services, screenshot
 from tests.doubles.openai_server import tone_pcm
-from tests.runtime.conftest import speech  # noqa: F401
 from tests.sessions.recording_helpers import FakeClock
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True),

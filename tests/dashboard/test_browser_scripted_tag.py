@@ -28,7 +28,7 @@ def test_scripted_replies_carry_a_scripted_tag_and_model_replies_do_not(
         sink.emit(ev.SpeechCreated(speech_id=speech, source="generate_reply"))
         sink.emit(ev.ResponseGenerated(speech_id=speech, text=text, model="scripted" if scripted else "gpt-4o-mini",
                                        scripted=scripted))
-    assert sink.flush()
+    assert sink.close()  # stored; left open, the sink would keep the writer thread busy for every later test
     log_in(page, dashboard_server.url, "operator", "operator-pass-123", next_path=f"/sessions/{session.session_id}/")
     agent_lines = page.locator("#transcript .line.agent")
     expect(agent_lines).to_have_count(2)

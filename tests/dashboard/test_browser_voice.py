@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.dashboard.live_server import EmbeddedServer
 from tests.dashboard.voice import (
-    QUESTION, SPEAKING_RMS, assert_reply_played_in_full, converse_and_barge_in, espeak_wav, fake_mic_page, now,
-    start_session, wait_for_reply_audio, wait_until_spoken,
+    SPEAKING_RMS, assert_reply_played_in_full, converse_and_barge_in, now, start_session, wait_for_reply_audio,
+    wait_until_spoken,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -25,12 +24,6 @@ def embedded(tmp_path: Path) -> Iterator[EmbeddedServer]:
     server = EmbeddedServer(tmp_path, PASSWORD).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def mic_page(tmp_path: Path) -> Iterator[Page]:
-    with fake_mic_page(espeak_wav(tmp_path / "question.wav", QUESTION)) as page:
-        yield page
 
 
 def test_a_spoken_question_gets_a_spoken_answer_and_barge_in_stops_it(embedded: EmbeddedServer, mic_page: Page) -> None:

@@ -5,8 +5,6 @@ local providers (`load_demo --providers local`). (Barge-in timing is the embedde
 `test_browser_voice.py`; here the point is the path between the processes.)"""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ from django.core.management import call_command
 from playwright.sync_api import Page
 
 from tests.dashboard.live_server import DaphneServer, db
-from tests.dashboard.voice import QUESTION, ask_and_hear_the_reply, espeak_wav, fake_mic_page, start_session
+from tests.dashboard.voice import ask_and_hear_the_reply, start_session
 from tests.workers.fleet import Fleet
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
@@ -26,20 +24,11 @@ def local_demo() -> None:
 
 
 @pytest.fixture
-def worker(tmp_path: Path, local_demo: None) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    fleet.start("voice")
-    yield fleet
-    fleet.stop()
+def worker_env(local_demo: None) -> dict[str, str]:
+    return {}  # the demo agent runs on the local providers: no keys
 
 
-@pytest.fixture
-def mic_page(tmp_path: Path) -> Iterator[Page]:
-    with fake_mic_page(espeak_wav(tmp_path / "question.wav", QUESTION)) as page:
-        yield page
-
-
-def test_voice_crosses_to_a_worker_process_and_back(dashboard_server: DaphneServer, worker: Fleet, operator: Any,
+def test_voice_crosses_to_a_worker_process_and_back(dashboard_server: DaphneServer, fleet_worker: Fleet, operator: Any,
                                                      mic_page: Page) -> None:
     start_session(mic_page, dashboard_server.url, "operator", "operator-pass-123")
     print("worker:", ask_and_hear_the_reply(mic_page))

@@ -4,19 +4,16 @@ channel layer → the page; operator say / interrupt / end from the live page; t
 updating from fleet events."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from agents import services as agent_services
 from agents.models import Agent
-from agents.tools.sync import tool_sync
 from sessions.models import AgentSession, SessionEvent
 from tests.dashboard.live_server import DaphneServer, db, log_in, screenshot
-from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
+from tests.doubles.fixtures import double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
 from tests.workers.fleet import Fleet
 from workers.dispatch import job_cancel_request, job_dispatch
@@ -31,28 +28,18 @@ LONG_SPEECH = (
 
 
 @pytest.fixture
-def concierge(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
-    allow_double_egress(settings, KEY_ENV)
-    tool_sync()
-    provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
-    agent = agent_services.agent_create(
-        agent_id="concierge", instructions="You are a concise hotel concierge.", actor="test", tools=["get_weather"],
-        llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
-        stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"},
-    )
-    return agent_services.agent_activate(agent=agent)
+def concierge(agent_on_double: Callable[..., Agent]) -> Agent:
+    return agent_on_double("concierge", key_env=KEY_ENV, instructions="You are a concise hotel concierge.",
+                           tools=["get_weather"])
 
 
 @pytest.fixture
-def worker(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    fleet.start("dash", **{KEY_ENV: "sk-test-double"}, **double_egress_env(KEY_ENV))
-    yield fleet
-    fleet.stop()
+def worker_env() -> dict[str, str]:
+    return {KEY_ENV: "sk-test-double", **double_egress_env(KEY_ENV)}
 
 
 def test_an_operator_talks_in_the_playground_then_interrupts_and_ends_the_live_session(
-    dashboard_server: DaphneServer, concierge: Agent, worker: Fleet, openai_double: OpenAIDouble,  # noqa: F811
+    dashboard_server: DaphneServer, concierge: Agent, fleet_worker: Fleet, openai_double: OpenAIDouble,  # noqa: F811
     operator: Any, browser_page: Any,
 ) -> None:
     page = browser_page
@@ -133,7 +120,7 @@ def test_an_operator_talks_in_the_playground_then_interrupts_and_ends_the_live_s
 
 
 def test_an_operator_interrupts_a_long_say_they_started(
-    dashboard_server: DaphneServer, concierge: Agent, worker: Fleet, openai_double: OpenAIDouble,  # noqa: F811
+    dashboard_server: DaphneServer, concierge: Agent, fleet_worker: Fleet, openai_double: OpenAIDouble,  # noqa: F811
     operator: Any, browser_page: Any,
 ) -> None:
     """The commands of one session must not queue behind a speech: an interrupt sent while
@@ -155,14 +142,14 @@ def test_an_operator_interrupts_a_long_say_they_started(
 
 
 def _wait_completed(job_id: str) -> bool:
-    from tests.workers.helpers import wait_for
+    from tests.helpers import wait_for
 
     wait_for(lambda: Job.objects.get(pk=job_id).status == JobStatus.COMPLETED, timeout=20, what="the job to complete")
     return True
 
 
 def _wait_session(job_id: str) -> str:
-    from tests.workers.helpers import wait_for
+    from tests.helpers import wait_for
 
     return wait_for(
         lambda: AgentSession.objects.filter(job_id=job_id, status="active").values_list("session_id", flat=True).first(),

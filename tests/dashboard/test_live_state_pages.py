@@ -3,7 +3,6 @@ metrics summary on the session page, the agent's call figures on its page."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
 import pytest
 from django.test import Client
@@ -13,12 +12,6 @@ from agents.models import Agent
 from sessions.models import AgentSession, Participant, SessionStatus
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator_client(client: Client, operator: Any) -> Client:
-    client.force_login(operator)
-    return client
 
 
 def button(html: str, name: str) -> str:

@@ -1,6 +1,7 @@
 """Dashboard pages through Django's test client."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,19 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator_client(client: Client, operator: Any) -> Client:
-    client.force_login(operator)
-    return client
-
-
-@pytest.fixture
-def worker() -> Worker:
-    from django.utils import timezone as tz
-
-    return Worker.objects.create(
-        worker_id="celery@node-1", hostname="node-1", queue="celery@node-1.dq2", capacity=8, active_jobs=3, load=0.42,
-        last_heartbeat_at=tz.now(),
-    )
+def loaded_worker(online_worker: Callable[..., Worker]) -> Worker:
+    """celery@node-1 running 3 jobs of 8, at 42% load."""
+    return online_worker("celery@node-1", capacity=8, active_jobs=3, load=0.42)
 
 
 @pytest.fixture
@@ -60,7 +51,7 @@ def test_the_login_page_renders(client: Client) -> None:
     assert b'name="username"' in response.content
 
 
-def test_overview_shows_workers_queue_sessions_and_errors(operator_client: Client, worker: Worker, live_session: AgentSession, failed_job: Job) -> None:
+def test_overview_shows_workers_queue_sessions_and_errors(operator_client: Client, loaded_worker: Worker, live_session: AgentSession, failed_job: Job) -> None:
     session_events_append(session_id=live_session.session_id, events=[
         ("error", datetime.now(timezone.utc), {"source": "llm", "message": "upstream 503", "recoverable": True}),
         ("tool_error", datetime.now(timezone.utc), {"call_id": "c1", "name": "lookup_order", "error": "order service timed out"}),

@@ -1,15 +1,17 @@
-"""pytest fixtures for the test doubles. Use from a conftest.py:
-
-    from tests.doubles.fixtures import openai_double, openai_env, livekit_double  # noqa: F401
-"""
+"""pytest fixtures for the test doubles, a plugin of the whole suite (`pytest_plugins` in
+tests/conftest.py): any test may ask for openai_double, openai_env, livekit_double or
+agent_on_double."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agents import services as agent_services
+from agents.models import Agent
+from agents.tools.sync import tool_sync
 from tests.doubles.livekit_netns import LiveKitDoubleProcess, NetnsUnavailable, NetworkNamespace
 from tests.doubles.openai_server import OpenAIDouble
 
@@ -45,6 +47,26 @@ def double_egress_env(*key_env: str) -> dict[str, str]:
     """The same for a subprocess (a celery worker, the embedded server)."""
     return {"PROVIDER_ALLOWED_HOSTS": ",".join(DOUBLE_HOSTS),
             "CREDENTIAL_ENV_ALLOWLIST": ",".join(["OPENAI_API_KEY", *key_env])}
+
+
+@pytest.fixture
+def agent_on_double(openai_double: OpenAIDouble, settings: Any) -> Callable[..., Agent]:
+    """An active voice agent whose LLM, STT and TTS are the OpenAI double, its key read from
+    `key_env` (allowed explicitly: the double is on loopback); its `tools` are synced first."""
+
+    def make(agent_id: str, *, key_env: str, instructions: str, tools: Sequence[str] = (), **config: Any) -> Agent:
+        allow_double_egress(settings, key_env)
+        if tools:
+            tool_sync()
+            config["tools"] = list(tools)
+        provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": key_env}
+        agent = agent_services.agent_create(
+            agent_id=agent_id, instructions=instructions, actor="test",
+            llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
+            stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"}, **config)
+        return agent_services.agent_activate(agent=agent)
+
+    return make
 
 
 LIVEKIT_API_KEY = "APIdouble"

@@ -34,13 +34,14 @@ import itertools
 import json
 import math
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from tests.helpers import wait_for_async
 
 RATE = 24_000
 
@@ -550,11 +551,8 @@ class RealtimeDouble:
         return sum(len(base64.b64decode(e["audio"])) / 2 / RATE * 1000 for e in self.of("input_audio_buffer.append"))
 
     async def wait_for(self, type_: str, count: int = 1, timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while len(self.of(type_)) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the double got no {type_} (x{count}); got {self.types()}")
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: len(self.of(type_)) >= count, timeout=timeout,
+                             what=lambda: f"the double to get {type_} (x{count}); got {self.types()}")
         return self.of(type_)[count - 1]
 
 

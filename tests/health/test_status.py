@@ -49,7 +49,7 @@ def worker_row(db: Any) -> Worker:
     return Worker.objects.create(worker_id="celery@secret-host", hostname="secret-host", queue="q.dq2", last_heartbeat_at=timezone.now())
 
 
-def test_it_details_workers_queue_jobs_sessions_and_capacity(api_client: APIClient, active_agent: Any, settings: Any) -> None:
+def test_it_details_workers_queue_jobs_sessions_and_capacity(reader: APIClient, active_agent: Any, settings: Any) -> None:
     settings.JOB_QUEUE_LIMIT = 50
     for i, priority in enumerate((1, 5, 5)):  # before any worker exists, so they stay queued
         job_dispatch(agent_id="support", room=f"r{i}", priority=priority)
@@ -58,7 +58,7 @@ def test_it_details_workers_queue_jobs_sessions_and_capacity(api_client: APIClie
     Worker.objects.create(worker_id="celery@b", hostname="b", queue="b.dq2", capacity=6, status=WorkerStatus.DRAINING, last_heartbeat_at=now)
     Worker.objects.create(worker_id="celery@c", hostname="c", queue="c.dq2", capacity=9, status=WorkerStatus.OFFLINE)
 
-    response = api_client.get("/status")
+    response = reader.get("/status")
     assert response.status_code == 200
     body = response.json()
     assert body["workers"]["by_status"] == {"online": 1, "unready": 0, "draining": 1, "offline": 1}

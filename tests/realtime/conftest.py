@@ -1,9 +1,8 @@
-"""Personas for the realtime tests: the Realtime protocol double, real speech, an event
-recorder, a tool executor, and realtime sessions wired to all of them."""
+"""Personas for the realtime tests: the Realtime protocol double, and realtime sessions wired
+to it and to the suite's event recorder."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,14 +11,7 @@ from agents.provider_configs import TurnConfig, WebRTCVADConfig
 from sessions.runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession
 from sessions.runtime.transports import LocalTransport
 from tests.doubles.openai_realtime_server import RealtimeDouble
-from tests.runtime.conftest import DictToolExecutor, Recorder, SpeechMaker
-
-__all__ = ["DictToolExecutor", "Recorder"]
-
-
-@pytest.fixture(scope="session")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechMaker:
-    return SpeechMaker(Path(tmp_path_factory.mktemp("rt_speech")))
+from tests.runtime.helpers import Recorder, stop_open
 
 
 @pytest.fixture
@@ -27,11 +19,6 @@ def realtime_api() -> Iterator[RealtimeDouble]:
     """A fresh Realtime API double on 127.0.0.1:<ephemeral port>."""
     with RealtimeDouble() as api:
         yield api
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture
@@ -58,6 +45,4 @@ async def make_rt_session(realtime_api: RealtimeDouble, recorder: Recorder,
         return s
 
     yield make  # type: ignore[misc]
-    for s in made:
-        if s._closed is not None and not s.closed:
-            await s.stop("test_teardown")
+    await stop_open(made)

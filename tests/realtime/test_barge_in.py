@@ -6,13 +6,7 @@ import asyncio
 
 from sessions.runtime.realtime.connection import RATE
 from tests.doubles.openai_realtime_server import RealtimeReply
-
-
-async def wait_frames(transport, n: int, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while transport.frames_out < n:
-        assert asyncio.get_running_loop().time() < deadline, "the agent never spoke"
-        await asyncio.sleep(0.01)
+from tests.runtime.helpers import wait_frames_out
 
 
 async def test_user_speech_truncates_at_the_played_position_with_server_vad(make_rt_session, realtime_api,
@@ -23,7 +17,7 @@ async def test_user_speech_truncates_at_the_played_position_with_server_vad(make
     session = make_rt_session()
     await session.start()
     first = session.push_text("tell me a story")
-    await wait_frames(session.transport, 40)  # ~0.8 s heard; the whole 5 s has long arrived
+    await wait_frames_out(session.transport, 40)  # ~0.8 s heard; the whole 5 s has long arrived
     await session.transport.play(speech.samples("Stop, please.", rate=16000), 16000, realtime=True,
                                  tail_silence_ms=600)
     cut = await recorder.wait_for("interrupted")
@@ -61,7 +55,7 @@ async def test_local_vad_barge_in_cancels_the_response_in_flight_and_truncates(m
     session = make_rt_session(turn_detection="local")
     await session.start()
     first = session.say("Counting slowly one two three four five six")
-    await wait_frames(session.transport, 30)
+    await wait_frames_out(session.transport, 30)
     await session.transport.play(speech.samples("Wait, wait, wait.", rate=16000), 16000, realtime=True,
                                  tail_silence_ms=500)
     cut = await recorder.wait_for("interrupted")
@@ -82,7 +76,7 @@ async def test_an_uninterruptible_say_is_not_cut_by_user_speech(make_rt_session,
     session = make_rt_session(turn_detection="local")
     await session.start()
     notice = session.say("Please listen to this notice.", allow_interruptions=False)
-    await wait_frames(session.transport, 10)
+    await wait_frames_out(session.transport, 10)
     await session.transport.play(speech.samples("Hello? Hello?", rate=16000), 16000, realtime=True)
     await asyncio.wait_for(notice.wait_for_playout(), 10)
     assert not notice.interrupted and not recorder.of("interrupted")

@@ -5,13 +5,12 @@
 directly — exactly as on a cascaded session."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from agents import services as agent_services
@@ -21,10 +20,10 @@ from sessions.runtime.events import parse_event
 from sessions.runtime.realtime import required_worker_type
 from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_realtime_server import RealtimeDouble, RealtimeReply
-from tests.workers.helpers import InThread, wait_for
+from tests.helpers import wait_for
+from tests.workers.helpers import InThread
 from workers.dispatch import job_dispatch
-from workers.models import Job, JobStatus, Worker, WorkerStatus
-from workers.node import node, options_from_env
+from workers.models import Job, JobStatus
 from workers.session_runner import run_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,34 +41,10 @@ def realtime_agent(db: Any, realtime_api: RealtimeDouble, monkeypatch: pytest.Mo
     return agent_services.agent_activate(agent=agent)
 
 
-@pytest.fixture(scope="session")
-def _drop_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
-    """The session host's DB connection would keep the test database from being dropped."""
-    yield
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-
-
 @pytest.fixture
-def multimodal_node(db: Any, _drop_stray_connections: None) -> Iterator[Any]:
+def multimodal_node(as_node: Callable[..., Any]) -> Any:
     """This test process acting as worker `rt@test`: multimodal, the default entry point."""
-    from celery.utils.nodenames import worker_direct
-
-    saved = (node.worker_id, node.options, node.draining)
-    node.worker_id = "rt@test"
-    node.options = options_from_env(entry_point="sessions.launch:run_job_session", worker_type="multimodal_agent",
-                                    drain_timeout=5)
-    node.draining = False
-    Worker.objects.create(worker_id=node.worker_id, hostname="test", queue=worker_direct(node.worker_id).name,
-                          capacity=5, status=WorkerStatus.ONLINE, last_heartbeat_at=timezone.now(),
-                          worker_type="multimodal_agent")
-    yield node
-    node.worker_id, node.options, node.draining = saved
+    return as_node("rt@test", entry_point="sessions.launch:run_job_session", worker_type="multimodal_agent", online=True)
 
 
 def types_of(session: AgentSession) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 
 from tests.doubles.openai_realtime_server import RealtimeReply
+from tests.helpers import wait_for_async
+from tests.runtime.helpers import wait_frames_out
 
 
 async def test_operator_say_asks_the_model_to_speak_the_text_without_tools(make_rt_session, realtime_api, recorder):
@@ -36,14 +38,14 @@ async def test_operator_interrupt_cancels_truncates_and_says_so(make_rt_session,
     session = make_rt_session()
     await session.start()
     handle = session.push_text("talk")
-    while session.transport.frames_out < 25:
-        await asyncio.sleep(0.01)
+    await wait_frames_out(session.transport, 25)
     session.operator_action("interrupt", by="ops")
     cut = await recorder.wait_for("interrupted")
     assert handle.interrupted and cut.reason == "operator"
     cancel = await realtime_api.wait_for("response.cancel")
     truncate = await realtime_api.wait_for("conversation.item.truncate")
-    assert cancel["response_id"] == recorder.of("realtime_event")[-1].payload.get("response_id") or cancel["response_id"]
+    [playing] = [e["response"]["id"] for e in realtime_api.sent if e["type"] == "response.created"]
+    assert cancel.get("response_id") == playing  # the cancel names the response being played
     assert truncate["audio_end_ms"] == int(cut.played_ms) and 400 <= cut.played_ms < 6000
     frames = session.transport.frames_out
     await asyncio.sleep(0.2)
@@ -72,8 +74,7 @@ async def test_text_while_the_model_speaks_interrupts_it(make_rt_session, realti
     session = make_rt_session()
     await session.start()
     first = session.push_text("one")
-    while session.transport.frames_out < 10:
-        await asyncio.sleep(0.01)
+    await wait_frames_out(session.transport, 10)
     second = session.push_text("two")
     await asyncio.wait_for(second.wait_for_playout(), 10)
     assert first.interrupted and not second.interrupted
@@ -96,18 +97,13 @@ async def test_operator_end_stops_the_session_and_closes_the_connection(make_rt_
     session = make_rt_session()
     await session.start()
     handle = session.push_text("talk")
-    while session.transport.frames_out < 5:
-        await asyncio.sleep(0.01)
+    await wait_frames_out(session.transport, 5)
     session.operator_action("end", by="ops")
     assert await asyncio.wait_for(session.wait_closed(), 10) == "operator"
     assert handle.interrupted and recorder.first("interrupted").reason == "session_end"
     assert recorder.types()[-2:] == ["state_changed", "session_stopped"]
     assert session.status == "disconnected" and session.transport.closed
-    for _ in range(100):
-        if not realtime_api._conns:
-            break
-        await asyncio.sleep(0.02)
-    assert not realtime_api._conns  # the WebSocket is closed
+    await wait_for_async(lambda: not realtime_api._conns, timeout=2, what="the WebSocket to close")
     assert realtime_api.of("conversation.item.truncate")  # even the last words were cut at what was heard
 
 
@@ -139,8 +135,7 @@ async def test_interrupting_an_out_of_band_say_sends_no_truncate(make_rt_session
     session = make_rt_session()
     await session.start()
     handle = session.say("An announcement " * 10, add_to_history=False)
-    while session.transport.frames_out < 10:
-        await asyncio.sleep(0.01)
+    await wait_frames_out(session.transport, 10)
     assert session.interrupt()
     await realtime_api.wait_for("response.cancel")
     assert handle.interrupted and not realtime_api.of("conversation.item.truncate")

@@ -1,12 +1,11 @@
 """A spoken question gets a spoken answer over the Realtime protocol, events in order."""
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 
 from sessions.runtime.realtime.connection import RATE
 from tests.doubles.openai_realtime_server import RealtimeReply
+from tests.helpers import wait_for_async
 
 ANSWER = "It is sunny in Paris today."
 
@@ -56,11 +55,8 @@ async def test_a_spoken_question_gets_a_spoken_answer_with_server_vad(make_rt_se
     assert session.transport.out_rate == RATE
     assert abs(out.size / RATE * 1000 - 1200) <= 20
     assert np.abs(out.astype(np.int32)).max() > 1000
-    for _ in range(100):  # transcripts are published by a task of their own
-        if ("agent", ANSWER, True) in session.transport.transcripts:
-            break
-        await asyncio.sleep(0.01)
-    assert ("agent", ANSWER, True) in session.transport.transcripts
+    await wait_for_async(lambda: ("agent", ANSWER, True) in session.transport.transcripts, timeout=1,
+                         what="the agent's transcript")  # published by a task of its own
     assert ("user", "What is the weather in Paris?", True) in session.transport.transcripts
     # history and metrics
     assert [(i["role"], i["content"]) for i in session.history] == [

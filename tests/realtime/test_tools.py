@@ -5,7 +5,7 @@ import asyncio
 import json
 
 from tests.doubles.openai_realtime_server import RealtimeReply
-from tests.realtime.conftest import DictToolExecutor
+from tests.runtime.helpers import DictToolExecutor
 
 
 async def test_a_tool_call_round_trips(make_rt_session, realtime_api, recorder):

@@ -13,7 +13,7 @@ from sessions.runtime import AgentSession, SessionOptions
 from sessions.runtime.audio import level_dbfs
 from sessions.runtime.providers import EspeakTTS, ProviderError, ScriptedLLM, ScriptRule, build_tts
 from sessions.runtime.transports import LocalTransport
-from tests.runtime.conftest import Recorder
+from tests.runtime.helpers import Recorder
 
 SENTENCE = "The weather in Paris is sunny today."
 

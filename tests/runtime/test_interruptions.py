@@ -6,6 +6,8 @@ import asyncio
 import pytest
 
 from sessions.runtime.transports import LocalTransport
+from tests.helpers import wait_for_async
+from tests.runtime.helpers import wait_frames_out
 
 pytestmark = pytest.mark.asyncio
 
@@ -14,8 +16,7 @@ LONG = ("This is a long answer that keeps going. It has several sentences in it.
 
 
 async def _speaking(session, transport, frames: int = 15) -> None:
-    while transport.frames_out < frames:
-        await asyncio.sleep(0.01)
+    await wait_frames_out(transport, frames)
 
 
 async def test_user_speech_during_playout_stops_audio_within_one_frame(make_session, openai_double, recorder, speech):
@@ -129,8 +130,7 @@ async def test_user_speech_while_the_agent_thinks_cancels_the_llm(make_session, 
     session = make_session(transport=transport)
     await session.start()
     handle = session.push_text("tell me something")
-    while not openai_double.requests_to("/chat/completions"):  # the LLM is streaming
-        await asyncio.sleep(0.01)
+    await wait_for_async(lambda: openai_double.requests_to("/chat/completions"), what="the LLM call")  # it streams
     assert session.agent_state == "thinking"
     await transport.play(speech.samples("Wait, never mind, forget it."), 16000, realtime=False, tail_silence_ms=500)
     await handle

@@ -51,7 +51,7 @@ async def test_configs_the_pipeline_cannot_run_raise_config_error(over, field):
 
 async def test_sdk_environment_applies_when_the_config_names_no_base_url_or_key(openai_env):
     openai_env.chat.push("From the environment.")
-    from tests.runtime.conftest import Recorder
+    from tests.runtime.helpers import Recorder
 
     rec = Recorder()
     cfg = snapshot(stt_config={}, tts_config={}, llm_config={"provider": "openai", "max_retries": 0})

@@ -26,10 +26,10 @@ from sessions.runtime.transports.livekit import (
     mint_agent_token,
     participant_info,
 )
-from tests.doubles.fixtures import livekit_double  # noqa: F401
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
 
-from .conftest import Recorder, SpeechMaker
+from tests.helpers import wait_for_async
+from tests.runtime.helpers import Recorder, SpeechMaker
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -116,14 +116,8 @@ def _reply_done(received: dict[str, Any], quiet_s: float = 0.6) -> dict[str, Any
 
 
 async def _until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(predicate)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+    """Poll a blocking predicate (it asks the double's process) off the event loop."""
+    return await wait_for_async(lambda: asyncio.to_thread(predicate), timeout=timeout, interval=0.1, what=what)
 
 
 @pytest.fixture

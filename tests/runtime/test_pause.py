@@ -7,6 +7,7 @@ import pytest
 
 from sessions.runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply
+from tests.runtime.helpers import wait_frames_out
 
 pytestmark = pytest.mark.asyncio
 
@@ -49,8 +50,7 @@ async def test_agent_audio_is_held_while_paused_and_plays_on_after_resume(make_s
     session = make_session(transport=transport)
     await session.start()
     session.push_text("When are you open?")
-    while transport.frames_out < 10:
-        await asyncio.sleep(0.01)
+    await wait_frames_out(transport, 10)
 
     session.pause()
     held_at = transport.frames_out

@@ -16,7 +16,7 @@ from sessions.runtime.audio import read_wav
 from sessions.runtime.providers import PocketsphinxSTT, ScriptedLLM, ScriptRule, build_stt
 from sessions.runtime.providers.fake import FakeTTS
 from sessions.runtime.transports import LocalTransport
-from tests.runtime.conftest import Recorder
+from tests.runtime.helpers import Recorder
 
 # (what espeak-ng says, what the demo grammar must hear)
 DEMO_PHRASES = [
@@ -128,10 +128,7 @@ async def test_a_spoken_question_becomes_the_user_turn_in_a_session(demo_stt: Po
     await session.start()
     try:
         await transport.play(samples, rate, realtime=False, tail_silence_ms=1000)
-        for _ in range(200):
-            if rec.of("response_generated"):
-                break
-            await asyncio.sleep(0.05)
+        await rec.wait_for("response_generated", timeout=10)
     finally:
         await session.stop()
     assert rec.first("stt_result").text == "what is the weather like in paris today"

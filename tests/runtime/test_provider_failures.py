@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
@@ -50,11 +49,9 @@ async def test_llm_that_stalls_past_its_timeout_yields_a_timeout_error(make_sess
     openai_double.chat.push(Reply.stall(30))
     session = make_session(text_only=True, llm={"timeout_s": 0.4})
     await session.start()
-    started = time.monotonic()
     session.push_text("hello")
-    err = await recorder.wait_for("error", timeout=5)
+    err = await recorder.wait_for("error", timeout=5)  # long before the 30 s stall ends (bench/provider_failures.py times it)
     assert (err.source, err.error_kind) == ("llm", "timeout")
-    assert time.monotonic() - started < 5
     await _next_turn_still_works(session, openai_double, recorder)
 
 
@@ -146,9 +143,7 @@ async def test_session_ends_cleanly_while_a_provider_is_stalled(make_session, op
     await session.start()
     session.push_text("hello")
     await recorder.wait_for("agent_state_changed", count=2)  # listening → thinking
-    started = time.monotonic()
-    await asyncio.wait_for(session.stop("operator"), 5)
-    assert time.monotonic() - started < 3
+    await asyncio.wait_for(session.stop("operator"), 5)  # not the 30 s stall (bench/provider_failures.py times it)
     assert session.status == "disconnected"
     assert recorder.of("session_stopped")[0].reason == "operator"
     assert await session.wait_closed() == "operator"

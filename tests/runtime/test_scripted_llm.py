@@ -14,7 +14,7 @@ from sessions.runtime import AgentSession, SessionOptions
 from sessions.runtime.providers import ProviderError, ScriptedLLM, ScriptRule, build_llm
 from sessions.runtime.providers.base import LLMDelta
 from sessions.runtime.transports import LocalTransport
-from tests.runtime.conftest import Recorder
+from tests.runtime.helpers import Recorder
 
 WEATHER_TOOL = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
 WEATHER = ScriptRule(pattern=r"weather in (?P<city>[a-z ]+?)\??$", tool="get_weather",

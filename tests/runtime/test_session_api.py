@@ -10,7 +10,7 @@ import pytest
 from sessions.runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply
 
-from .conftest import DictToolExecutor
+from tests.runtime.helpers import DictToolExecutor, wait_frames_out
 
 pytestmark = pytest.mark.asyncio
 
@@ -106,8 +106,7 @@ async def test_operator_actions_are_logged_then_performed(make_session, openai_d
     session = make_session(transport=transport)
     await session.start()
     h = session.operator_action("say", text="An operator says hello to you all.", by="ops@example.com")
-    while transport.frames_out < 3:
-        await asyncio.sleep(0.01)
+    await wait_frames_out(transport, 3)
     session.operator_action("interrupt", by="ops@example.com")
     assert h.interrupted
     r = session.operator_action("message", text="what now?")

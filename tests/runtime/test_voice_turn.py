@@ -1,6 +1,7 @@
 """A spoken question through the local transport, end to end against the OpenAI double."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -9,7 +10,7 @@ import pytest
 from sessions.runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply
 
-from .conftest import DictToolExecutor
+from tests.runtime.helpers import DictToolExecutor
 
 pytestmark = pytest.mark.asyncio
 
@@ -82,7 +83,8 @@ async def test_spoken_question_runs_vad_stt_llm_tool_llm_tts_in_order(make_sessi
 
     assert [i["role"] for i in session.history] == ["user", "assistant", "tool", "assistant"]
     assert session.history[-1]["content"] == "It is sunny in Paris. Twenty one degrees."
-    assert session.agent_state == "listening" or (await session.wait_idle()) is None
+    await asyncio.wait_for(session.wait_idle(), 5)
+    assert session.idle() and session.agent_state == "listening"  # the turn is over: back to listening
     assert transport.transcripts == [("user", "What is the weather in Paris?", True),
                                      ("agent", "It is sunny in Paris. Twenty one degrees.", True)]
 

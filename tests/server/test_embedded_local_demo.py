@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import wait_for, wait_until_serving
 from tests.server.test_embedded_run import ROOT, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -39,16 +39,7 @@ class RunScript:
         return self.log.read_text(errors="replace")
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError("scripts/run did not come up:\n" + self.output())
+        wait_until_serving(f"{self.url}/health/live", self.proc, timeout=150, output=self.output, interval=0.3)
 
     def manage(self, *args: str) -> str:
         done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
@@ -98,14 +89,16 @@ def post_form(client: httpx.Client, server: RunScript, path: str, data: dict[str
 
 def events_until(server: RunScript, session_id: str, key: str, done: Any) -> list[dict[str, Any]]:
     api = httpx.Client(base_url=server.url, timeout=10, headers={"Authorization": f"Bearer {key}"})
-    deadline = time.monotonic() + 60
-    while True:
+    seen: list[dict[str, Any]] = []
+
+    def finished() -> bool:
         page = api.get(f"/api/v1/sessions/{session_id}/events/", params={"limit": 1000})
         assert page.status_code == 200, page.text
-        events = page.json()["results"]
-        if done(events) or time.monotonic() > deadline:
-            return events
-        time.sleep(0.3)
+        seen[:] = page.json()["results"]
+        return bool(done(seen))
+
+    wait_for(finished, timeout=60, interval=0.3, what=lambda: f"the session's events; got {[e['type'] for e in seen]}")
+    return seen
 
 
 def test_a_fresh_run_answers_the_weather_in_the_playground_with_a_tool_and_a_spoken_scripted_reply(
@@ -116,11 +109,12 @@ def test_a_fresh_run_answers_the_weather_in_the_playground_with_a_tool_and_a_spo
     started = post_form(client, run_script, "/playground/start", {"agent": "demo"})
     assert started.status_code == 201, started.text
     job_id = started.json()["job_id"]
-    deadline = time.monotonic() + 60
-    while not (job := client.get(f"/jobs/{job_id}/status.json").json())["session_id"]:
-        assert job["status"] not in ("failed", "cancelled", "completed") and time.monotonic() < deadline, job
-        time.sleep(0.3)
-    session_id = job["session_id"]
+    def session_started() -> str:
+        job = client.get(f"/jobs/{job_id}/status.json").json()
+        assert job["status"] not in ("failed", "cancelled", "completed"), job
+        return job["session_id"]
+
+    session_id = wait_for(session_started, timeout=60, interval=0.3, what="the job's session")
     key = run_script.manage("create_api_key", "--name", "issue-11", "--scopes", "read").strip()
 
     def active(events: list[dict[str, Any]]) -> bool:

@@ -6,11 +6,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,15 +47,9 @@ def test_the_embedded_server_answers_health_and_the_printed_login_works(embedded
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"{base}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                assert time.monotonic() < deadline, "embedded server did not start"
-                time.sleep(0.3)
+        wait_until_serving(f"{base}/health", server, timeout=60, interval=0.3,
+                           output=lambda: server.stdout.read() if server.stdout and server.poll() is not None else "")
+        health = httpx.get(f"{base}/health", timeout=2)
         assert health.status_code == 200 and health.json() == {"status": "ok"}
 
         with httpx.Client(base_url=base, timeout=5) as client:

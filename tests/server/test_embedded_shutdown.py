@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.workers.helpers import wait_for
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -7,26 +7,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from agents.models import Agent
-from sessions.event_sink import DjangoEventSink, wait_writer_idle
+from sessions.event_sink import DjangoEventSink
 from sessions.live_state import LiveState, audio_state_from_runtime, percentile
 from sessions.models import AgentSession, SessionStatus, validate_audio_state
 from sessions.runtime import events as ev
 from sessions.runtime.session_core import AudioState
 from sessions.services import session_fail, session_transition
+from tests.helpers import wait_for
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def live_session(active_agent: Agent) -> AgentSession:
-    return AgentSession.objects.create(agent=active_agent, agent_version=active_agent.version, room_id="room-1",
-                                       status=SessionStatus.ACTIVE)
-
-
-@pytest.fixture(autouse=True)
-def _writer_idle() -> object:
-    yield
-    wait_writer_idle()
 
 
 def turn_metrics(turn: int, e2e: float, **fields: float) -> ev.MetricsCollected:
@@ -88,14 +77,12 @@ def test_the_row_holds_agent_state_metrics_and_conversation_after_the_events(liv
 def test_the_writer_keeps_the_row_current_without_a_flush(live_session: AgentSession) -> None:
     sink = DjangoEventSink(live_session.session_id)
     sink.emit(ev.AgentStateChanged(old_state="initializing", new_state="listening"))
-    deadline = time.monotonic() + 5
-    while AgentSession.objects.get(pk=live_session.pk).agent_state != "listening":
-        assert time.monotonic() < deadline, "the live state was not written"
-        time.sleep(0.05)
+    deadline = time.monotonic() + 5  # for both states
+    wait_for(lambda: AgentSession.objects.get(pk=live_session.pk).agent_state == "listening",
+             timeout=5, interval=0.05, what="the live state to be written")
     sink.emit(ev.AgentStateChanged(old_state="listening", new_state="thinking"))
-    while AgentSession.objects.get(pk=live_session.pk).agent_state != "thinking":
-        assert time.monotonic() < deadline, "the second state was not written within a second or so"
-        time.sleep(0.05)
+    wait_for(lambda: AgentSession.objects.get(pk=live_session.pk).agent_state == "thinking",
+             timeout=deadline - time.monotonic(), interval=0.05, what="the second state, within a second or so")
     assert sink.close()
 
 

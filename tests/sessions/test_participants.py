@@ -6,9 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agents.models import Agent
-from sessions.event_sink import DjangoEventSink, session_events_append_and_broadcast, wait_writer_idle
-from sessions.models import AgentSession, Participant, SessionEvent, SessionStatus
+from sessions.event_sink import DjangoEventSink, session_events_append_and_broadcast
+from sessions.models import AgentSession, Participant, SessionEvent
 from sessions.runtime import AgentSession as RuntimeSession
 from sessions.runtime import SessionOptions
 from sessions.runtime import events as ev
@@ -18,18 +17,6 @@ from sessions.runtime.transports import LocalTransport
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def live_session(active_agent: Agent) -> AgentSession:
-    return AgentSession.objects.create(agent=active_agent, agent_version=active_agent.version, room_id="room-1",
-                                       status=SessionStatus.ACTIVE)
-
-
-@pytest.fixture(autouse=True)
-def _writer_idle() -> object:
-    yield
-    wait_writer_idle()
 
 
 def caller(**overrides: object) -> ev.ParticipantInfo:

@@ -16,9 +16,8 @@ from sessions.models import AgentSession, Recording
 from sessions.recording import CallRecorder
 from sessions.recording_files import recordings_purge
 from sessions.runtime.transports import LocalTransport
-from tests.doubles.fixtures import openai_double  # noqa: F401
 from tests.doubles.openai_server import Reply, tone_pcm
-from tests.runtime.conftest import make_session, recorder, speech  # noqa: F401
+from tests.runtime.conftest import make_session  # noqa: F401
 from tests.sessions.recording_helpers import FakeClock, band_share, dbfs, read_mono
 
 TONE_HZ = 220.0  # the OpenAI double's TTS voice

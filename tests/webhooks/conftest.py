@@ -45,21 +45,3 @@ def _fresh_subscriptions() -> Iterator[None]:
     invalidate()
     yield
     invalidate()
-
-
-@pytest.fixture
-def client_with_scopes(api_key_factory: Callable[..., Any]) -> Callable[..., Any]:
-    from rest_framework.test import APIClient
-
-    def make(*scopes: str, name: str = "test-key") -> APIClient:
-        _, raw = api_key_factory(*scopes, name=name)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        return client
-
-    return make
-
-
-@pytest.fixture
-def api_client(client_with_scopes: Callable[..., Any]) -> Any:
-    return client_with_scopes("admin", name="admin-key")

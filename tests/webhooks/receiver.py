@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.helpers import wait_for
+
 
 @dataclass
 class Received:
@@ -53,12 +55,8 @@ class WebhookReceiver:
         return [r for r in list(self.requests) if json.loads(r.body).get("type") == event_type]
 
     def wait_for(self, predicate: Any, timeout: float = 30.0, what: str = "requests") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; got {[r.body[:120] for r in self.requests]}")
+        wait_for(predicate, timeout=timeout, interval=0.05,
+                 what=lambda: f"{what}; got {[r.body[:120] for r in self.requests]}")
 
     def close(self) -> None:
         self.server.shutdown()

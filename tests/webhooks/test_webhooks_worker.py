@@ -5,28 +5,24 @@ from __future__ import annotations
 
 import json
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings as django_settings
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from agents import services as agent_services
 from agents.models import Agent
-from agents.tools.sync import tool_sync
 from sessions.control import send_session_command
 from sessions.event_sink import session_events_append_and_broadcast
 from sessions.models import AgentSession, Recording
-from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
+from tests.doubles.fixtures import double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
+from tests.helpers import wait_for
 from tests.webhooks.receiver import WebhookReceiver
 from tests.workers.fleet import Fleet
-from tests.workers.helpers import wait_for
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.services import webhook_endpoint_create
 from workers.dispatch import job_dispatch
@@ -36,36 +32,21 @@ KEY_ENV = "WEBHOOK_TEST_OPENAI_KEY"
 
 
 @pytest.fixture
-def concierge(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
-    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
-    tool_sync()
-    provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
-    agent = agent_services.agent_create(
-        agent_id="concierge", instructions="You are a concise hotel concierge.", actor="test", tools=["get_weather"],
-        llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
-        stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"},
-        recording_config={"enabled": True},
-    )
-    return agent_services.agent_activate(agent=agent)
+def concierge(agent_on_double: Callable[..., Agent]) -> Agent:
+    return agent_on_double("concierge", key_env=KEY_ENV, instructions="You are a concise hotel concierge.",
+                           tools=["get_weather"], recording_config={"enabled": True})
 
 
 @pytest.fixture
-def worker(tmp_path: Path, loopback_allowed: None) -> Iterator[Fleet]:
-    assert django_settings.REDIS_URL, "set REDIS_URL: the worker takes deliveries from the broker"
-    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
-    fleet = Fleet(tmp_path)
-    try:  # a worker that never came online must not outlive the test (it would take others' jobs)
-        fleet.start("hooks", **double_egress_env(KEY_ENV), **{KEY_ENV: "sk-test-double", "TOOLS_ALLOW_PRIVATE_ADDRESSES": "true",
-                                "WEBHOOK_RETRY_BASE_SECONDS": "0.3", "MEDIA_ROOT": str(tmp_path / "media"),
-                                "RECORDINGS_SPOOL_DIR": str(tmp_path / "spool"),
-                                "WEBHOOK_SUBSCRIPTIONS_TTL_SECONDS": "0.5"})
-        yield fleet
-    finally:
-        fleet.stop()
+def worker_env(tmp_path: Path, loopback_allowed: None, empty_broker: None) -> dict[str, str]:
+    """The worker takes the deliveries from the broker: it starts on an empty one."""
+    return {**double_egress_env(KEY_ENV), KEY_ENV: "sk-test-double", "TOOLS_ALLOW_PRIVATE_ADDRESSES": "true",
+            "WEBHOOK_RETRY_BASE_SECONDS": "0.3", "MEDIA_ROOT": str(tmp_path / "media"),
+            "RECORDINGS_SPOOL_DIR": str(tmp_path / "spool"), "WEBHOOK_SUBSCRIPTIONS_TTL_SECONDS": "0.5"}
 
 
 def test_a_receiver_gets_session_started_tool_events_and_the_end_of_call_report_signed(
-        concierge: Agent, worker: Fleet, openai_double: OpenAIDouble, receiver_factory: Any,  # noqa: F811
+        concierge: Agent, fleet_worker: Fleet, openai_double: OpenAIDouble, receiver_factory: Any,  # noqa: F811
         tmp_path: Path) -> None:
     receiver: WebhookReceiver = receiver_factory()
     _, secret = webhook_endpoint_create(url=receiver.url, event_types=[
@@ -112,7 +93,7 @@ def test_a_receiver_gets_session_started_tool_events_and_the_end_of_call_report_
 
 
 def test_a_receiver_answering_500_twice_then_200_gets_it_on_the_third_try_through_the_broker(
-        active_agent: Agent, worker: Fleet, receiver_factory: Any, django_capture_on_commit_callbacks: Any) -> None:
+        active_agent: Agent, fleet_worker: Fleet, receiver_factory: Any, django_capture_on_commit_callbacks: Any) -> None:
     receiver: WebhookReceiver = receiver_factory(500, 500, 200)
     _, secret = webhook_endpoint_create(url=receiver.url, event_types=["session_started"])
     session = AgentSession.objects.create(agent=active_agent, agent_version=active_agent.version, room_id="r")

@@ -1,4 +1,5 @@
-"""Personas of the fleet tests: online workers, a dispatched job, the echo entry point."""
+"""Personas of the fleet tests: busy workers, the echo node, the fleet's short intervals,
+a node's health server (online workers and the fleet itself are the suite's, in tests/conftest.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -6,26 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 
-from workers.models import Job, Worker, WorkerStatus
-from workers.node import node, options_from_env
-
-
-@pytest.fixture
-def online_worker(db: Any) -> Callable[..., Worker]:
-    """Register a worker row as a live node's heartbeat would keep it."""
-
-    def make(worker_id: str, *, capacity: int = 10, weight: int = 1, load: float = 0.0, **fields: Any) -> Worker:
-        from celery.utils.nodenames import worker_direct
-
-        return Worker.objects.create(
-            worker_id=worker_id, hostname=worker_id.partition("@")[2], queue=worker_direct(worker_id).name,
-            capacity=capacity, weight=weight, load=load, status=WorkerStatus.ONLINE,
-            last_heartbeat_at=timezone.now(), **fields,
-        )
-
-    return make
+from workers.health_server import start_health_server, stop_health_server
+from workers.models import Job, Worker
 
 
 @pytest.fixture
@@ -41,30 +27,29 @@ def busy(db: Any) -> Callable[[Worker, int], None]:
 
 
 @pytest.fixture
-def echo_node(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def echo_node(as_node: Callable[..., Any]) -> Any:
     """This test process acting as worker node `unit@test`, running the echo entry point."""
-    saved = (node.worker_id, node.options, node.draining)
-    node.worker_id = "unit@test"
-    node.options = options_from_env(entry_point="workers.entrypoints:echo_session", drain_timeout=5)
-    node.draining = False
-    yield node
-    from workers import registration
+    return as_node("unit@test", entry_point="workers.entrypoints:echo_session")
 
-    if registration._drain_timer is not None:  # a drain started here must not end a later test's sessions
-        registration._drain_timer.cancel()
-    node.worker_id, node.options, node.draining = saved
+
+@pytest.fixture
+def health_server_url(echo_node: Any) -> Iterator[str]:
+    """The echo node's health server, on an ephemeral port."""
+    server = start_health_server(0, host="127.0.0.1")
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    stop_health_server()
+
+
+@pytest.fixture
+def fleet_settings(settings: Any, empty_broker: None) -> None:
+    """This process on the short lease and heartbeat the fleet's workers run with
+    (`tests.workers.fleet.FAST`), on an empty broker."""
+    assert django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), "set DATABASE_URL to PostgreSQL"
+    settings.JOB_LEASE_SECONDS = 3
+    settings.WORKER_HEARTBEAT_SECONDS = 0.5
+    settings.WORKER_OFFLINE_AFTER_SECONDS = 3
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _drop_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
-    """Session-host and worker-subprocess connections would keep the test database from
-    being dropped at the end; end them first."""
-    yield
-    from django.db import connection
-
-    if connection.vendor != "postgresql" or not str(connection.settings_dict["NAME"]).startswith("test_"):
-        return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+def _drop_stray_connections(drop_stray_connections: None) -> None:
+    """Every fleet test may leave session-host or worker connections behind."""

@@ -12,11 +12,12 @@ from typing import Any
 
 from django.db import connection
 
-from tests.workers.helpers import wait_for
+from tests.helpers import wait_for
 from workers.models import Worker, WorkerStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"JOB_LEASE_SECONDS": "3", "WORKER_HEARTBEAT_SECONDS": "0.5", "WORKER_OFFLINE_AFTER_SECONDS": "3"}
+STOP_GRACE_S = 3.0  # SIGQUIT, then SIGKILL: a test's workers are not waited for
 
 
 def test_database_url() -> str:
@@ -60,7 +61,9 @@ class WorkerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGQUIT)  # cold shutdown: do not wait for sessions
             try:
-                self.proc.wait(10)
+                # an idle worker is gone in about a second; one hosting a session does not exit
+                # (celery's cold shutdown calls TaskPool.terminate_job, which the pool lacks)
+                self.proc.wait(STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +13,12 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from agents import services as agent_services
 from agents.models import Agent
-from agents.tools.sync import tool_sync
-from controlplane.models import ApiKey
 from sessions.models import AgentSession, SessionEvent
-from tests.doubles.fixtures import allow_double_egress, double_egress_env
+from tests.doubles.fixtures import double_egress_env
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
-from tests.doubles.openai_server import OpenAIDouble
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet, WorkerProcess
-from tests.workers.helpers import wait_for
 
 KEY_ENV = "LIVEKIT_CALLS_OPENAI_KEY"
 RATE = 48000
@@ -37,17 +33,10 @@ def spoken_wav(directory: Path, text: str, name: str = "question") -> Path:
 
 
 @pytest.fixture
-def voice_agent(openai_double: OpenAIDouble, settings: Any) -> Agent:
-    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
-    tool_sync()
-    provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
-    agent = agent_services.agent_create(
-        agent_id="concierge", instructions="You are a concise hotel concierge.", actor="test", tools=["get_weather"],
-        llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
-        stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"},
-        turn_config={"min_endpointing_delay_ms": 300, "min_interruption_duration_ms": 300},
-    )
-    return agent_services.agent_activate(agent=agent)
+def voice_agent(agent_on_double: Callable[..., Agent]) -> Agent:
+    return agent_on_double("concierge", key_env=KEY_ENV, instructions="You are a concise hotel concierge.",
+                           tools=["get_weather"],
+                           turn_config={"min_endpointing_delay_ms": 300, "min_interruption_duration_ms": 300})
 
 
 def livekit_env(double: LiveKitDoubleProcess, *, secret: str | None = None) -> dict[str, str]:
@@ -63,24 +52,9 @@ def lk_settings(livekit_double: LiveKitDoubleProcess, settings: Any) -> LiveKitD
     return livekit_double
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    yield fleet
-    fleet.stop()
-
-
 def start_worker(fleet: Fleet, double: LiveKitDoubleProcess, *, concurrency: int = 4, **env: Any) -> WorkerProcess:
     (worker,) = fleet.start("lk", concurrency=concurrency, **{**livekit_env(double), **{k: str(v) for k, v in env.items()}})
     return worker
-
-
-@pytest.fixture
-def jobs_client(db: Any) -> APIClient:
-    _, raw = ApiKey.generate(name="lk-calls", scopes=["admin"])
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
 
 
 def dispatch(client: APIClient, *, room: str, caller: str = "caller", **extra: Any) -> str:

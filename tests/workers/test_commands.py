@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from agents import services as agent_services
-from tests.doubles.fixtures import allow_double_egress, openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_server import Reply
 from workers.models import Job, WorkerStatus
 

@@ -1,44 +1,23 @@
 """The fleet end to end: PostgreSQL, Redis and real `celery worker` subprocesses."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from celery.utils.nodenames import worker_direct
-from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from agents import services as agent_services
 from sessions.models import AgentSession, SessionStatus
-from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress, double_egress_env
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet, poll
-from tests.workers.helpers import wait_for
 from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120),
+              pytest.mark.usefixtures("fleet_settings")]
 ECHO = "workers.entrypoints:echo_session"
-
-
-@pytest.fixture(autouse=True)
-def fast_settings(settings: Any) -> None:
-    assert django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), "set DATABASE_URL to PostgreSQL"
-    assert django_settings.REDIS_URL, "set REDIS_URL"
-    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
-    settings.JOB_LEASE_SECONDS = 3
-    settings.WORKER_HEARTBEAT_SECONDS = 0.5
-    settings.WORKER_OFFLINE_AFTER_SECONDS = 3
-    settings.CIRCUIT_BREAKER_COOLDOWN_SECONDS = 2
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    yield fleet
-    fleet.stop()
 
 
 def echo_job(agent: Any, **kw: Any) -> Job:
@@ -204,6 +183,7 @@ def test_least_connections_sends_the_next_job_to_the_idle_worker(fleet: Fleet, a
 
 def test_the_breaker_opens_on_a_failing_worker_and_recovers(fleet: Fleet, active_agent: Any, settings: Any) -> None:
     settings.CIRCUIT_BREAKER_THRESHOLD = 2
+    settings.CIRCUIT_BREAKER_COOLDOWN_SECONDS = 2
     (w1,) = fleet.start("w1", WORKER_ENTRY_POINT="tests.workers.entrypoints:flaky", CIRCUIT_BREAKER_THRESHOLD=2)
     for i in range(2):
         job = echo_job(active_agent, room=f"bad{i}", metadata={"fail": True})

@@ -5,42 +5,23 @@ while a finished session is closed, and a worker with no live consumer.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings as django_settings
 from django.db import connection
 
 from agents import services as agent_services
 from sessions.models import AgentSession, SessionStatus
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet, poll
-from tests.workers.helpers import wait_for
 from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120),
+              pytest.mark.usefixtures("fleet_settings")]
 ECHO = "workers.entrypoints:echo_session"
-
-
-@pytest.fixture(autouse=True)
-def fast_settings(settings: Any) -> None:
-    assert django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), "set DATABASE_URL to PostgreSQL"
-    assert django_settings.REDIS_URL, "set REDIS_URL"
-    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
-    settings.JOB_LEASE_SECONDS = 3
-    settings.WORKER_HEARTBEAT_SECONDS = 0.5
-    settings.WORKER_OFFLINE_AFTER_SECONDS = 3
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    yield fleet
-    fleet.stop()
 
 
 def limited_agent(agent_id: str, **turn: int) -> Any:
@@ -100,14 +81,19 @@ def test_talking_keeps_a_session_from_its_idle_timeout_and_max_duration_still_en
     session = wait_for(lambda: (s := session_of(job)) is not None and s.status == SessionStatus.ACTIVE and s, timeout=20,
                        what="the session")
     replies = 0
-    while not Job.objects.get(pk=job.pk).is_finished:
+
+    def ended_while_talking() -> bool:
+        nonlocal replies
+        if Job.objects.get(pk=job.pk).is_finished:
+            return True
         try:
             send_session_command(session.pk, "message", actor="test", text="still here")
             replies += 1
-        except Exception:  # noqa: BLE001 - the session ended between the check and the send
-            break
-        time.sleep(0.8)
-        assert replies < 40, "the session outlived its max_duration_s"
+        except Exception:  # noqa: BLE001 - the session ended between the check and the send; its job ends next
+            pass
+        return False
+
+    wait_for(ended_while_talking, timeout=32, interval=0.8, what="the session to end at its max_duration_s")
     session.refresh_from_db()
     assert session.end_reason == "max_duration"
     assert replies >= 4  # talked past the 2 s idle timeout without being cut

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -15,11 +14,6 @@ from workers.models import Job, JobStatus, Worker
 
 pytestmark = pytest.mark.django_db
 J = JobStatus
-
-
-@pytest.fixture
-def worker(db: Any) -> Worker:
-    return Worker.objects.create(worker_id="celery@w1", hostname="w1", queue="celery@w1.dq2")
 
 
 def job_in(status: str, agent: Agent) -> Job:

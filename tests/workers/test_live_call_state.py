@@ -5,42 +5,30 @@ on; pause stops the agent answering and resume brings it back."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
-from agents import services as agent_services
 from agents.models import Agent
-from tests.doubles.fixtures import allow_double_egress, double_egress_env, openai_double  # noqa: F401
+from tests.doubles.fixtures import double_egress_env
 from tests.doubles.openai_server import OpenAIDouble, Reply
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet
-from tests.workers.helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 KEY_ENV = "LIVE_STATE_TEST_OPENAI_KEY"
 
 
 @pytest.fixture
-def receptionist(openai_double: OpenAIDouble, settings: Any) -> Agent:  # noqa: F811
-    allow_double_egress(settings, KEY_ENV)  # the double is on loopback: allowed explicitly
-    provider = {"provider": "openai", "base_url": openai_double.base_url, "api_key_env": KEY_ENV}
-    agent = agent_services.agent_create(
-        agent_id="receptionist", instructions="You are a brief receptionist.", actor="test",
-        llm_config={**provider, "model": "gpt-4o-mini", "timeout_s": 5, "max_retries": 0},
-        stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"},
-    )
-    return agent_services.agent_activate(agent=agent)
+def receptionist(agent_on_double: Callable[..., Agent]) -> Agent:
+    return agent_on_double("receptionist", key_env=KEY_ENV, instructions="You are a brief receptionist.")
 
 
 @pytest.fixture
-def worker(tmp_path: Path) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path)
-    fleet.start("live", **{KEY_ENV: "sk-test-double"}, **double_egress_env(KEY_ENV))
-    yield fleet
-    fleet.stop()
+def worker_env() -> dict[str, str]:
+    return {KEY_ENV: "sk-test-double", **double_egress_env(KEY_ENV)}
 
 
 @pytest.fixture
@@ -71,7 +59,7 @@ def command(api: APIClient, session_id: str, name: str, text: str | None = None)
 
 
 def test_the_api_record_follows_the_call_and_pause_stops_the_agent_answering(
-        receptionist: Agent, worker: Fleet, openai_double: OpenAIDouble, api: APIClient) -> None:  # noqa: F811
+        receptionist: Agent, fleet_worker: Fleet, openai_double: OpenAIDouble, api: APIClient) -> None:  # noqa: F811
     openai_double.chat.push(Reply.message("We open at nine."), Reply.message("Yes, on Sundays too."))
     job = api.post("/api/v1/jobs/", {"agent": "receptionist", "room": "front-desk", "transport": "local",
                                      "participant_identity": "caller-7"}, format="json")

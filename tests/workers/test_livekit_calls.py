@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 
 from sessions.models import AgentSession, SessionEvent, SessionStatus
-from tests.doubles.fixtures import livekit_double, openai_double  # noqa: F401
 from tests.doubles.livekit_netns import LiveKitDoubleProcess
 from tests.doubles.openai_server import OpenAIDouble, Reply
+from tests.helpers import wait_for
 from tests.workers.fleet import Fleet
-from tests.workers.helpers import wait_for
 from tests.workers.livekit_calls import (  # noqa: F401
     TONE_HZ,
     agent_track,
@@ -24,9 +23,7 @@ from tests.workers.livekit_calls import (  # noqa: F401
     dispatch,
     dominant_hz,
     events,
-    fleet,
     heard_pcm,
-    jobs_client,
     lk_settings,
     loud_segment,
     loud_times,
@@ -44,7 +41,7 @@ REPLY = "It is sunny in Paris today, twenty two degrees."
 
 
 def test_a_dispatched_call_is_heard_answered_with_a_tool_and_the_caller_hears_the_reply(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
     openai_double: OpenAIDouble, tmp_path: Path,  # noqa: F811
 ) -> None:
     lk = lk_settings
@@ -52,7 +49,7 @@ def test_a_dispatched_call_is_heard_answered_with_a_tool_and_the_caller_hears_th
     openai_double.chat.push(Reply.tool("get_weather", {"city": "Paris"}), Reply.message(REPLY))
     worker = start_worker(fleet, lk)
     lk.client.add_caller("call-1", "caller")
-    job_id = dispatch(jobs_client, room="call-1")
+    job_id = dispatch(api_client, room="call-1")
     session = session_of(job_id)
     agent_in_room(lk, "call-1", job_id)
     wait_for(lambda: AgentSession.objects.get(pk=session.pk).status == SessionStatus.ACTIVE, timeout=20,
@@ -106,7 +103,7 @@ def _job_over(job_id: str, timeout: float = 40.0) -> Job:
 
 
 def test_the_caller_gets_transcripts_of_both_sides_and_a_chat_message_gets_a_spoken_answer(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
     openai_double: OpenAIDouble, tmp_path: Path,  # noqa: F811
 ) -> None:
     lk = lk_settings
@@ -114,7 +111,7 @@ def test_the_caller_gets_transcripts_of_both_sides_and_a_chat_message_gets_a_spo
     openai_double.chat.push(Reply.tool("get_weather", {"city": "Paris"}), Reply.message(REPLY),
                             Reply.message("Tomorrow it will rain in Paris."))
     start_worker(fleet, lk)
-    job_id, session = _call_up(lk, jobs_client, "call-2")
+    job_id, session = _call_up(lk, api_client, "call-2")
     lk.client.speak("call-2", "caller", spoken_wav(tmp_path, "What is the weather in Paris?"))
     wait_reply_heard(lk, "call-2", "caller")
     chat_at = time.time()
@@ -139,7 +136,7 @@ def test_the_caller_gets_transcripts_of_both_sides_and_a_chat_message_gets_a_spo
 
 
 def test_barge_in_stops_what_the_caller_hears_and_history_keeps_what_was_heard(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
     openai_double: OpenAIDouble, tmp_path: Path,  # noqa: F811
 ) -> None:
     lk = lk_settings
@@ -148,7 +145,7 @@ def test_barge_in_stops_what_the_caller_hears_and_history_keeps_what_was_heard(
     openai_double.transcripts.push("tell me about the weather this week", "stop please")
     openai_double.chat.push(Reply.message(long_reply), Reply.message("Sure."))
     start_worker(fleet, lk)
-    job_id, session = _call_up(lk, jobs_client, "call-3")
+    job_id, session = _call_up(lk, api_client, "call-3")
     lk.client.speak("call-3", "caller", spoken_wav(tmp_path, "Tell me about the weather this week."))
     wait_for(lambda: loud_times(agent_track(lk.client.caller("call-3", "caller"))) if
              lk.client.caller("call-3", "caller")["tracks"] else None, timeout=30, interval=0.1,
@@ -174,13 +171,13 @@ def test_barge_in_stops_what_the_caller_hears_and_history_keeps_what_was_heard(
 
 
 def test_a_second_caller_joins_and_leaves_then_the_linked_callers_leave_ends_the_job_and_deletes_the_room(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
 ) -> None:
     from sessions.models import Participant
 
     lk = lk_settings
     start_worker(fleet, lk)
-    job_id, session = _call_up(lk, jobs_client, "call-4", caller_first=False)  # the job creates the room
+    job_id, session = _call_up(lk, api_client, "call-4", caller_first=False)  # the job creates the room
     lk.client.add_caller("call-4", "supervisor", kind="sip")
     wait_event(session.pk, "participant_joined", where=lambda e: e["participant"]["identity"] == "supervisor")
     lk.client.leave("call-4", "supervisor")
@@ -205,11 +202,11 @@ def test_a_second_caller_joins_and_leaves_then_the_linked_callers_leave_ends_the
 
 
 def test_a_room_that_was_there_before_the_job_is_left_alone(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
 ) -> None:
     lk = lk_settings
     start_worker(fleet, lk)
-    job_id, _ = _call_up(lk, jobs_client, "call-4b", caller_first=True)  # the caller made the room
+    job_id, _ = _call_up(lk, api_client, "call-4b", caller_first=True)  # the caller made the room
     lk.client.leave("call-4b", "caller")
     assert _job_over(job_id).status == JobStatus.COMPLETED
     time.sleep(0.5)
@@ -217,11 +214,11 @@ def test_a_room_that_was_there_before_the_job_is_left_alone(
 
 
 def test_the_server_vanishing_mid_call_reconnects_then_fails_the_job_with_the_reason(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
 ) -> None:
     lk = lk_settings
     start_worker(fleet, lk, LIVEKIT_RECONNECT_TIMEOUT_SECONDS=5)
-    job_id, session = _call_up(lk, jobs_client, "call-5")
+    job_id, session = _call_up(lk, api_client, "call-5")
     lk.vanish()
     gone = time.monotonic()
     wait_event(session.pk, "reconnecting", timeout=15)
@@ -235,11 +232,11 @@ def test_the_server_vanishing_mid_call_reconnects_then_fails_the_job_with_the_re
 
 
 def test_the_room_deleted_server_side_ends_the_session_room_deleted(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
 ) -> None:
     lk = lk_settings
     start_worker(fleet, lk)
-    job_id, session = _call_up(lk, jobs_client, "call-6")
+    job_id, session = _call_up(lk, api_client, "call-6")
     lk.client.delete_room("call-6")
     job = _job_over(job_id)
     session = AgentSession.objects.get(pk=session.pk)
@@ -249,14 +246,14 @@ def test_the_room_deleted_server_side_ends_the_session_room_deleted(
 
 
 def test_a_wrong_api_secret_fails_the_job_naming_livekit_authentication_and_spares_the_breaker(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
 ) -> None:
     from tests.workers.livekit_calls import livekit_env
     from workers.models import Worker
 
     lk = lk_settings
     (worker,) = fleet.start("lk", **{**livekit_env(lk, secret="a-wrong-secret-for-this-livekit-server-000")})
-    jobs = [dispatch(jobs_client, room=f"call-7-{i}") for i in range(3)]  # as many as the breaker's threshold
+    jobs = [dispatch(api_client, room=f"call-7-{i}") for i in range(3)]  # as many as the breaker's threshold
     for job_id in jobs:
         job = _job_over(job_id, timeout=30)
         assert job.status == JobStatus.FAILED
@@ -271,7 +268,7 @@ def test_a_wrong_api_secret_fails_the_job_naming_livekit_authentication_and_spar
 
 @pytest.mark.timeout(600)
 def test_concurrent_calls_in_one_worker_process_all_get_their_answer(
-    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, jobs_client: Any,  # noqa: F811
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
     openai_double: OpenAIDouble, tmp_path: Path,  # noqa: F811
 ) -> None:
     # Three calls: at twenty, on two shared cores, bursty audio splits questions into fragments
@@ -288,7 +285,7 @@ def test_concurrent_calls_in_one_worker_process_all_get_their_answer(
     jobs: dict[str, str] = {}
     for room in rooms:  # calls arrive one after another (a join costs the Python double ~0.3 s of CPU)
         lk.client.add_caller(room, "caller")
-        jobs[room] = dispatch(jobs_client, room=room)
+        jobs[room] = dispatch(api_client, room=room)
         agent_in_room(lk, room, jobs[room], timeout=90)
     wait_for(lambda: AgentSession.objects.filter(job_id__in=jobs.values(), status=SessionStatus.ACTIVE).count() == n,
              timeout=30, what="every call up at once")

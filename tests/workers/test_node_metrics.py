@@ -2,23 +2,14 @@
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sessions import metrics
-from workers.health_server import start_health_server, stop_health_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def base_url(echo_node: Any) -> Iterator[str]:
-    server = start_health_server(0, host="127.0.0.1")
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    stop_health_server()
 
 
 def scrape(url: str) -> tuple[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
@@ -31,11 +22,11 @@ def scrape(url: str) -> tuple[str, dict[tuple[str, tuple[tuple[str, str], ...]],
     return content_type, samples
 
 
-def test_the_node_serves_its_own_series_and_gauges(base_url: str, echo_node: Any) -> None:
-    _, before = scrape(base_url)
+def test_the_node_serves_its_own_series_and_gauges(health_server_url: str, echo_node: Any) -> None:
+    _, before = scrape(health_server_url)
     key = ("controlplane_sessions_ended_total", (("outcome", "completed"),))
     metrics.SESSIONS_ENDED.labels("completed").inc(3)
-    content_type, after = scrape(base_url)
+    content_type, after = scrape(health_server_url)
     assert content_type.startswith("text/plain; version=")
     assert after[key] - before.get(key, 0.0) == 3
     worker = (("worker", echo_node.worker_id),)

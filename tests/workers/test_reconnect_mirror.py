@@ -2,20 +2,13 @@
 disconnected → connected → active, not as the session's end."""
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from sessions.models import AgentSession, SessionStatus
+from sessions.models import AgentSession
 from workers.entrypoints import _mirror_status
 from workers.session_runner import _close_session
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def live_session(active_agent: Any) -> AgentSession:
-    return AgentSession.objects.create(agent=active_agent, agent_version=1, room_id="room-1", status=SessionStatus.ACTIVE)
 
 
 def test_a_reconnect_goes_disconnected_then_connected_and_active(live_session: AgentSession) -> None:

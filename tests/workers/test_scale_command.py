@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from controlplane.celery import app
+from tests.helpers import wait_for
+from tests.workers.fleet import Fleet
 from workers.models import Worker
 
 
@@ -31,19 +32,12 @@ def test_a_worker_that_does_not_answer_keeps_its_capacity(online_worker: Any) ->
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_live_worker_grows_and_the_capacity_is_recorded(tmp_path: Path) -> None:
-    from tests.workers.fleet import Fleet
-    from tests.workers.helpers import wait_for
-
-    fleet = Fleet(tmp_path)
-    try:
-        (w1,) = fleet.start("scale", concurrency=2, WORKER_REPORT_CPU_LOAD="false")
-        out = StringIO()
-        call_command("scale", w1.name, "--capacity", "5", stdout=out)
-        assert "capacity 2 → 5" in out.getvalue()
-        assert Worker.objects.get(pk=w1.name).capacity == 5
-        stats = wait_for(lambda: (app.control.inspect([w1.name], timeout=2).stats() or {}).get(w1.name), timeout=10,
-                         what="stats")
-        assert stats["pool"]["max-concurrency"] == 5
-    finally:
-        fleet.stop()
+def test_a_live_worker_grows_and_the_capacity_is_recorded(fleet: Fleet) -> None:
+    (w1,) = fleet.start("scale", concurrency=2, WORKER_REPORT_CPU_LOAD="false")
+    out = StringIO()
+    call_command("scale", w1.name, "--capacity", "5", stdout=out)
+    assert "capacity 2 → 5" in out.getvalue()
+    assert Worker.objects.get(pk=w1.name).capacity == 5
+    stats = wait_for(lambda: (app.control.inspect([w1.name], timeout=2).stats() or {}).get(w1.name), timeout=10,
+                     what="stats")
+    assert stats["pool"]["max-concurrency"] == 5

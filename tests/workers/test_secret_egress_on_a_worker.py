@@ -6,22 +6,21 @@ host is the OpenAI double on loopback, recording every request's headers; the op
 allowed it as a provider host, so the address guard is not what stops the key."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from agents import services as agent_services
 from agents.models import Agent, AgentVersion
 from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
-from tests.doubles.fixtures import allow_double_egress, openai_double  # noqa: F401
+from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_server import OpenAIDouble
-from tests.workers.helpers import InThread, wait_for
+from tests.helpers import wait_for
+from tests.workers.helpers import InThread
 from workers.dispatch import job_dispatch
-from workers.models import Job, Worker, WorkerStatus
-from workers.node import node, options_from_env
+from workers.models import Job
 from workers.session_runner import run_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,38 +30,14 @@ SERVER_SECRETS = {"SECRET_KEY": "django-secret-key-of-the-server-0123456789",
                   "OPENAI_API_KEY": "sk-server-default-openai-key"}
 
 
-@pytest.fixture(scope="session")
-def _drop_stray_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
-    """The session host's DB connection would keep the test database from being dropped."""
-    yield
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-
-
 @pytest.fixture
-def text_node(db: Any, _drop_stray_connections: None, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def text_node(as_node: Callable[..., Any], settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """This test process as worker `egress@test` with a production worker's secrets."""
-    from celery.utils.nodenames import worker_direct
-
     allow_double_egress(settings)
     for name, value in SERVER_SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    saved = (node.worker_id, node.options, node.draining)
-    node.worker_id = "egress@test"
-    node.options = options_from_env(entry_point="sessions.launch:run_job_session", worker_type="text_agent",
-                                    drain_timeout=5)
-    node.draining = False
-    Worker.objects.create(worker_id=node.worker_id, hostname="test", queue=worker_direct(node.worker_id).name,
-                          capacity=5, status=WorkerStatus.ONLINE, last_heartbeat_at=timezone.now(),
-                          worker_type="text_agent")
-    yield node
-    node.worker_id, node.options, node.draining = saved
+    return as_node("egress@test", entry_point="sessions.launch:run_job_session", worker_type="text_agent", online=True)
 
 
 def agent_with(llm_config: dict[str, Any]) -> Agent:

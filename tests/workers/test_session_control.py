@@ -12,11 +12,7 @@ from controlplane.errors import Conflict, DomainError, NotFound
 from sessions.control import command_listener, send_session_command
 from sessions.job_context import JobContext
 from sessions.models import AgentSession, SessionStatus
-
-
-@pytest.fixture
-def live_session(active_agent: Any) -> AgentSession:
-    return AgentSession.objects.create(agent=active_agent, agent_version=1, room_id="room-1", status=SessionStatus.ACTIVE)
+from tests.helpers import wait_for_async
 
 
 def test_an_unknown_session_is_not_found(db: Any) -> None:
@@ -71,8 +67,7 @@ def test_a_command_crosses_to_a_listener_on_another_event_loop(live_session: Age
             listener = ctx.create_task(command_listener(ctx))
             layer = get_channel_layer()
             group = f"session-control-{live_session.pk}"
-            while not await _is_member(layer, group):
-                await asyncio.sleep(0.01)
+            await wait_for_async(lambda: _is_member(layer, group), what="the listener in its group")
             subscribed.set()
             await ctx.wait_for_shutdown()
             received.append(("end", ctx.shutdown_reason))

@@ -7,7 +7,8 @@ import pytest
 
 from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
-from tests.workers.helpers import InThread, wait_for
+from tests.helpers import wait_for
+from tests.workers.helpers import InThread
 from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 from workers.registration import heartbeat_once, worker_drain
@@ -27,13 +28,13 @@ def assigned(active_agent: Any, online_worker: Any, echo_node: Any) -> Job:
     return job
 
 
-def live_session(job: Job) -> AgentSession:
+def active_session_of(job: Job) -> AgentSession:
     return wait_for(lambda: AgentSession.objects.filter(job=job, status=SessionStatus.ACTIVE).first(), what="a live session")
 
 
 def test_a_job_runs_its_session_and_completes_when_the_session_ends(assigned: Job, echo_node: Any) -> None:
     task = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
-    session = live_session(assigned)
+    session = active_session_of(assigned)
     assert Job.objects.get(pk=assigned.pk).status == JobStatus.RUNNING
     send_session_command(session.pk, "message", actor="ops", text="hello")
     wait_for(lambda: session.events.filter(type="response_generated").exists(), what="the echo")
@@ -50,7 +51,7 @@ def test_a_job_runs_its_session_and_completes_when_the_session_ends(assigned: Jo
 
 def test_a_redelivered_task_never_runs_a_second_session(assigned: Job, echo_node: Any) -> None:
     first = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
-    session = live_session(assigned)
+    session = active_session_of(assigned)
     assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "duplicate"
     assert AgentSession.objects.filter(job=assigned).count() == 1
     send_session_command(session.pk, "end", actor="ops")
@@ -61,7 +62,7 @@ def test_a_redelivered_task_never_runs_a_second_session(assigned: Job, echo_node
 
 def test_cancelling_the_job_ends_its_session(assigned: Job, echo_node: Any) -> None:
     task = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
-    session = live_session(assigned)
+    session = active_session_of(assigned)
     job_cancel_request(job_id=assigned.pk, actor="api")
     assert task.join() == "superseded"
     session.refresh_from_db()
@@ -71,7 +72,7 @@ def test_cancelling_the_job_ends_its_session(assigned: Job, echo_node: Any) -> N
 
 def test_the_heartbeat_ends_a_session_whose_job_was_taken_back(assigned: Job, echo_node: Any) -> None:
     task = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
-    session = live_session(assigned)
+    session = active_session_of(assigned)
     job_requeue(job=Job.objects.get(pk=assigned.pk), reason="lease expired")  # as the reaper would
     assert heartbeat_once() == {assigned.pk}
     assert task.join() == "superseded"
@@ -100,7 +101,7 @@ def test_a_refused_job_is_routed_to_another_worker(assigned: Job, echo_node: Any
 def test_drain_lets_sessions_run_then_ends_them_at_the_drain_timeout(assigned: Job, echo_node: Any) -> None:
     echo_node.options = echo_node.options.model_copy(update={"drain_timeout": 1})
     task = InThread(lambda: run_job(job_id=assigned.pk, worker_id=echo_node.worker_id))
-    session = live_session(assigned)
+    session = active_session_of(assigned)
     worker_drain(reason="test")
     assert AgentSession.objects.get(pk=session.pk).status == SessionStatus.ACTIVE  # not cut at once
     assert task.join() == "completed"
@@ -198,7 +199,7 @@ def test_a_freed_slot_goes_to_the_waiting_job_at_once(active_agent: Any, online_
     waiting = job_dispatch(agent_id=active_agent.agent_id, room="second", transport="local")
     assert Job.objects.get(pk=waiting.pk).status == JobStatus.PENDING  # the one slot is taken
     task = InThread(lambda: run_job(job_id=first.pk, worker_id=echo_node.worker_id))
-    send_session_command(live_session(first).pk, "end", actor="ops")
+    send_session_command(active_session_of(first).pk, "end", actor="ops")
     assert task.join() == "completed"
     # no maintenance tick ran: the finishing job handed its slot on
     assert Job.objects.get(pk=waiting.pk).assigned_worker_id == echo_node.worker_id
