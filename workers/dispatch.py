@@ -2,7 +2,8 @@
 
 The API calls `job_dispatch` and `job_cancel_request`; the periodic loop calls
 `jobs_assign_pending`. Routing picks a worker by the configured strategy, assigns the job
-with a conditional update and sends `run_session` to that worker's own queue.
+with a conditional update and sends the `workers.run_session` task, by name, to that
+worker's own queue (the tasks module imports this one, not the other way round).
 """
 from __future__ import annotations
 
@@ -21,19 +22,22 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent, AgentState
+from controlplane.celery import app
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.scopes import LOADTEST
-from workers.events import publish as publish_fleet_event
+from sessions.control import stop_job_session
 from workers import breaker
+from workers.events import publish as publish_fleet_event
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
-from workers.services import job_assign, job_cancel
 from workers.rate_limit import retry_after_seconds
+from workers.services import job_assign, job_cancel
 from workers.strategies import Candidate, choose
-from workers.worker_types import job_worker_type, worker_serves
+from workers.worker_types import required_worker_type, worker_serves
 
 log = logging.getLogger(__name__)
 
 ACTIVE_JOB_STATUSES = (JobStatus.ASSIGNED, JobStatus.RUNNING)
+RUN_SESSION_TASK = "workers.run_session"  # claims a job on the worker and runs it (workers.tasks)
 
 
 def job_event(job: Job, **extra: Any) -> None:
@@ -162,7 +166,7 @@ def job_dispatch(
         job_type=job_type, agent=agent, agent_version=agent.version if agent else None, room_name=room,
         room={"name": room}, participant_identity=participant_identity, transport=transport, priority=priority,
         metadata=metadata, max_attempts=settings.JOB_MAX_ATTEMPTS,
-        worker_type=job_worker_type(agent.config_snapshot()) if agent else "", idempotency_key=idempotency_key or None,
+        worker_type=required_worker_type(agent.config_snapshot()) if agent else "", idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint, api_key=api_key,
     )
     # Without an Idempotency-Key the INSERT cannot conflict (the id is random), so it runs in
@@ -249,9 +253,8 @@ def job_route(*, job_id: str) -> str | None:
 
 
 def _send(job_id: str, worker: Worker) -> None:
-    from workers.tasks import run_session
-
-    run_session.apply_async(args=[job_id], queue=worker_direct(worker.worker_id))
+    # as the task's own apply_async would (it ignores its result): no result-backend subscription
+    app.send_task(RUN_SESSION_TASK, args=[job_id], queue=worker_direct(worker.worker_id), ignore_result=True)
     publish_fleet_event("job", {"job_id": job_id, "status": JobStatus.ASSIGNED, "worker_id": worker.worker_id})
 
 
@@ -281,7 +284,5 @@ def job_cancel_request(*, job_id: str, actor: str = "", reason: str | None = Non
     reason = reason or (f"cancelled by {actor}" if actor else "cancelled")
     job_cancel(job=job, reason=reason)
     job_event(job)
-    from sessions.control import stop_job_session
-
     stop_job_session(job_id=job_id, reason=reason, actor=actor)
     return job

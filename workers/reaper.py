@@ -14,28 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from workers.events import publish as publish_fleet_event
-from sessions.call_report import session_report_emit
-from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
+from sessions.hosting import job_session_lost
 from workers import breaker
+from workers.dispatch import jobs_assign_pending
+from workers.events import publish as publish_fleet_event
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 
 log = logging.getLogger(__name__)
-
-
-def _fail_live_session(job_id: str, reason: str) -> None:
-    now = timezone.now()
-    updated = AgentSession.objects.filter(job_id=job_id, status__in=LIVE_SESSION_STATUSES).update(
-        status=SessionStatus.ERROR, error=reason[:4000], ended_at=now, last_activity_at=now
-    )
-    if updated:
-        session_id = AgentSession.objects.filter(job_id=job_id).values_list("session_id", flat=True).first()
-        publish_fleet_event("session", {"session_id": session_id, "job_id": job_id, "status": SessionStatus.ERROR, "reason": reason})
-        if session_id:
-            try:  # the worker that would have sent it is gone
-                session_report_emit(session_id=session_id)
-            except Exception:  # noqa: BLE001 - reaping must go on
-                log.exception("end-of-call report of %s not stored", session_id)
 
 
 def job_take_back(*, job: Job, reason: str, expected_status: str, extra_filter: dict[str, Any] | None = None) -> str | None:
@@ -63,7 +48,7 @@ def job_take_back(*, job: Job, reason: str, expected_status: str, extra_filter: 
         return None
     log.warning("job %s taken back from %s: %s", job.pk, job.assigned_worker_id, full_reason)
     if expected_status == JobStatus.RUNNING:
-        _fail_live_session(job.pk, reason)
+        job_session_lost(job_id=job.pk, reason=reason)
     if job.assigned_worker_id:
         breaker.breaker_record_failure(worker_id=job.assigned_worker_id)
     publish_fleet_event("job", {"job_id": job.pk, "status": new_status, "attempts": job.attempts, "failure_reason": full_reason})
@@ -110,7 +95,5 @@ def reap(*, now: datetime | None = None, assign: bool = True) -> dict[str, int]:
             counts["unclaimed"] += 1
 
     if assign:
-        from workers.dispatch import jobs_assign_pending
-
         counts["assigned"] = jobs_assign_pending()
     return counts

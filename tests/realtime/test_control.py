@@ -18,7 +18,6 @@ from agents import services as agent_services
 from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
 from sessions.runtime.events import parse_event
-from sessions.runtime.realtime import required_worker_type
 from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_realtime_server import RealtimeDouble, RealtimeReply
 from tests.workers.helpers import InThread, wait_for
@@ -26,6 +25,7 @@ from workers.dispatch import job_dispatch
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 from workers.node import node, options_from_env
 from workers.session_runner import run_job
+from workers.worker_types import required_worker_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,7 +62,7 @@ def multimodal_node(db: Any, _drop_stray_connections: None) -> Iterator[Any]:
 
     saved = (node.worker_id, node.options, node.draining)
     node.worker_id = "rt@test"
-    node.options = options_from_env(entry_point="sessions.launch:run_job_session", worker_type="multimodal_agent",
+    node.options = options_from_env(entry_point="sessions.entrypoints:agent_session", worker_type="multimodal_agent",
                                     drain_timeout=5)
     node.draining = False
     Worker.objects.create(worker_id=node.worker_id, hostname="test", queue=worker_direct(node.worker_id).name,

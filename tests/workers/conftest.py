@@ -45,7 +45,7 @@ def echo_node(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """This test process acting as worker node `unit@test`, running the echo entry point."""
     saved = (node.worker_id, node.options, node.draining)
     node.worker_id = "unit@test"
-    node.options = options_from_env(entry_point="workers.entrypoints:echo_session", drain_timeout=5)
+    node.options = options_from_env(entry_point="sessions.entrypoints:echo_session", drain_timeout=5)
     node.draining = False
     yield node
     from workers import registration

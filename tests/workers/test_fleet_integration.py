@@ -20,7 +20,7 @@ from workers.dispatch import job_cancel_request, job_dispatch
 from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-ECHO = "workers.entrypoints:echo_session"
+ECHO = "sessions.entrypoints:echo_session"
 
 
 @pytest.fixture(autouse=True)

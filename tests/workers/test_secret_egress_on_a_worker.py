@@ -55,7 +55,7 @@ def text_node(db: Any, _drop_stray_connections: None, settings: Any, monkeypatch
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     saved = (node.worker_id, node.options, node.draining)
     node.worker_id = "egress@test"
-    node.options = options_from_env(entry_point="sessions.launch:run_job_session", worker_type="text_agent",
+    node.options = options_from_env(entry_point="sessions.entrypoints:agent_session", worker_type="text_agent",
                                     drain_timeout=5)
     node.draining = False
     Worker.objects.create(worker_id=node.worker_id, hostname="test", queue=worker_direct(node.worker_id).name,
