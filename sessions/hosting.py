@@ -1,16 +1,19 @@
 """A job's session, hosted: open its row, run the entry point, mirror its status, close it.
 
 The worker claims the job, builds its JobContext and lends the loop the session runs on
-(`workers.session_runner`); the session's own life is here:
+(`workers.session_runner.run_agent_session`); the session's own life is here:
 
-    session = session_open(job=job, agent_version=version)      # the AgentSession row
-    run = session_run(ctx, entry, config=config, on_loop=host.run)   # until it is over
+    session = session_open(job=job, agent_version=version)          # the row, `initializing`
+    run = session_run(ctx, entry, config=config, on_loop=host.run)  # blocks until it is over
+    reason = ctx.shutdown_reason or "completed"
     session_close(session.session_id, error=run.error, reason=reason)
-    session_ended(ctx, error=session_failure(...) ...)            # report, metrics
+    error = run.error or session_failure(session.session_id, reason=reason)
+    session_ended(ctx, error=error, reason=reason)                  # report, metrics, log
 
-Every status change goes through `sessions.services` (the session state machine).
-Entry points (`async def entry(ctx: JobContext)`) are named by WorkerOptions.entry_point;
-the default is `sessions.entrypoints:agent_session`.
+Every status change goes through `sessions.services` (the session state machine); entry
+points mirror the runtime's status with `session_mirror_status`. An entry point is
+`async def entry(ctx: JobContext)`, named by WorkerOptions.entry_point (by default
+DEFAULT_ENTRY_POINT, `sessions.entrypoints:agent_session`).
 """
 from __future__ import annotations
 

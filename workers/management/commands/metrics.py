@@ -4,6 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from controlplane.metrics import render_latest
+
 
 class Command(BaseCommand):
     help = "Print the Prometheus metrics (what /metrics serves), optionally only the series matching a prefix."
@@ -12,8 +14,6 @@ class Command(BaseCommand):
         parser.add_argument("--grep", default="")
 
     def handle(self, *args: Any, **o: Any) -> None:
-        from controlplane.metrics import render_latest
-
         for line in render_latest().decode().splitlines():
             if not o["grep"] or o["grep"] in line:
                 self.stdout.write(line)
