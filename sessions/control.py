@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
 _local_sessions: dict[str, JobContext] = {}
+_confirming: set[asyncio.Future[None]] = set()  # confirmations in flight (a reference keeps each alive)
 
 
 def control_group(session_id: str) -> str:
@@ -200,7 +201,12 @@ async def command_listener(ctx: JobContext) -> None:
                 failing_since = None
             if message.get("type") != "session.command":
                 continue
-            await _handle_and_confirm(ctx, layer, message)
+            # shielded: an `end` makes the host cancel this listener while the session stops,
+            # and the sender must still get its confirmation
+            confirming = asyncio.ensure_future(_handle_and_confirm(ctx, layer, message))
+            _confirming.add(confirming)
+            confirming.add_done_callback(_confirming.discard)
+            await asyncio.shield(confirming)
     finally:
         try:
             await asyncio.shield(layer.group_discard(group, channel))
