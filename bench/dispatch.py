@@ -46,7 +46,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
 def start_workers(n: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "CELERY_CUSTOM_WORKER_POOL": "workers.pool:TaskPool", "WORKER_ENTRY_POINT": "workers.entrypoints:echo_session",
+    env = {**os.environ, "CELERY_CUSTOM_WORKER_POOL": "workers.pool:TaskPool", "WORKER_ENTRY_POINT": "sessions.entrypoints:echo_session",
            "WORKER_MAX_CONCURRENT_JOBS": str(concurrency), "WORKER_HEARTBEAT_SECONDS": "1", "PYTHONPATH": str(ROOT)}
     procs = []
     for i in range(n):

@@ -15,7 +15,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -23,9 +23,9 @@ from django.conf import settings
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from controlplane.errors import Conflict, DomainError, NotFound, Unavailable
+from sessions.job_context import JobContext
+from sessions.models import LIVE_SESSION_STATUSES, AgentSession
 
-if TYPE_CHECKING:
-    from sessions.job_context import JobContext
 
 @dataclass(frozen=True)
 class CommandSpec:
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
 _local_sessions: dict[str, JobContext] = {}
+_confirming: set[asyncio.Future[None]] = set()  # confirmations in flight (a reference keeps each alive)
 
 
 def control_group(session_id: str) -> str:
@@ -122,8 +123,6 @@ def send_session_command(session_id: str, command: str, *, actor: str, text: str
     Raises NotFound (no such session), Conflict (the session is not live) or DomainError
     (unknown command; say/message without text).
     """
-    from sessions.models import LIVE_SESSION_STATUSES, AgentSession
-
     spec = COMMAND_SPECS.get(command)
     if spec is None:
         raise DomainError(f"command must be one of {', '.join(COMMANDS)}", field="command")
@@ -156,8 +155,6 @@ async def asend_session_command(session_id: str, command: str, *, actor: str, te
 def stop_job_session(*, job_id: str, reason: str, actor: str = "") -> None:
     """End the live session of a job (after a cancel). Best effort: the hosting worker's
     lease heartbeat also notices the job is no longer its own and ends the session."""
-    from sessions.models import AgentSession
-
     session_id = AgentSession.objects.live().filter(job_id=job_id).values_list("session_id", flat=True).first()
     if session_id is None:
         return
@@ -204,7 +201,12 @@ async def command_listener(ctx: JobContext) -> None:
                 failing_since = None
             if message.get("type") != "session.command":
                 continue
-            await _handle_and_confirm(ctx, layer, message)
+            # shielded: an `end` makes the host cancel this listener while the session stops,
+            # and the sender must still get its confirmation
+            confirming = asyncio.ensure_future(_handle_and_confirm(ctx, layer, message))
+            _confirming.add(confirming)
+            confirming.add_done_callback(_confirming.discard)
+            await asyncio.shield(confirming)
     finally:
         try:
             await asyncio.shield(layer.group_discard(group, channel))

@@ -7,7 +7,8 @@ No Django imports: the worker fills it in, the runtime only reads it.
 
 An entry point is `async def entry(ctx: JobContext) -> None`; it returns when the session
 is over, and should return soon after `ctx.shutdown_requested` is set (it can
-`await ctx.wait_for_shutdown()`).
+`await ctx.wait_for_shutdown()`). The worker runs the one WorkerOptions.entry_point names;
+by default the agent's voice runtime, DEFAULT_ENTRY_POINT (`sessions.hosting` loads it).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+DEFAULT_ENTRY_POINT = "sessions.entrypoints:agent_session"
 CommandHandler = Callable[..., Any]
 ShutdownCallback = Callable[[str], Any]
 

@@ -1,8 +1,9 @@
 """The bridge from an agent's config snapshot to a runtime session.
 
-The dispatch task and the console command call `build_session(...)`, then
-`await run_session(session)` (or drive the session themselves). No Django imports: the
-caller loads the agent and builds the event sink and the tool executor.
+The worker's default entry point (`sessions.entrypoints:agent_session`) and the console
+command call `build_session(...)`, then `await run_session(session)` (or drive the session
+themselves). No Django imports: the caller loads the agent and builds the event sink and
+the tool executor.
 
     snapshot = agent.config_snapshot()   # instructions, tools, llm/stt/tts/vad/turn config, metadata
     session = build_session(snapshot, sink=sink, tools=executor, transport=transport,
@@ -30,8 +31,9 @@ from agents.provider_configs import (
 from sessions.runtime import AgentSession, SessionOptions
 from sessions.runtime.interfaces import EventSink, ToolExecutor, Transport
 from sessions.runtime.providers import Endpoint, build_llm, build_stt, build_tts
+from sessions.runtime.realtime import build_realtime_session
 
-__all__ = ["ConfigError", "build_session", "run_job_session", "run_session", "session_options"]
+__all__ = ["ConfigError", "build_session", "run_session", "session_options"]
 
 
 class ConfigError(ValueError):
@@ -74,8 +76,6 @@ def build_session(config: dict[str, Any], *, transport: Transport, sink: EventSi
         return endpoints.get(kind) or Endpoint(base_url="", refused=f"{kind}_config: no endpoint was resolved")
 
     if isinstance(llm_cfg, OpenAIRealtimeConfig):  # a speech-to-speech model: the realtime runtime
-        from sessions.runtime.realtime import build_realtime_session
-
         data = dict(user_data or {})
         data.setdefault("metadata", dict(config.get("metadata") or {}))
         return build_realtime_session(  # type: ignore[return-value]
@@ -97,11 +97,3 @@ async def run_session(session: AgentSession, *, greeting: str | None = None) -> 
         session.say(greeting)
     return await session.wait_closed()
 
-
-async def run_job_session(ctx: Any) -> None:
-    """The default worker entry point (`sessions.launch:run_job_session`): the voice runtime
-    for one job, with the Django event sink and status mirroring of
-    `workers.entrypoints.agent_session`."""
-    from workers.entrypoints import agent_session
-
-    await agent_session(ctx)

@@ -54,6 +54,13 @@ def session_close_disconnected(*, session: AgentSession, reason: str) -> bool:
     return bool(closed)
 
 
+def session_detach(*, session: AgentSession, user_data: dict[str, Any]) -> None:
+    """Unlink an earlier attempt's row from its job (re-dispatched: the job gets a new session);
+    `user_data` keeps which job and attempt it was."""
+    AgentSession.objects.filter(pk=session.pk).update(job=None, user_data=user_data)
+    session.job_id, session.user_data = None, user_data
+
+
 def session_fail(*, session: AgentSession, error: str) -> AgentSession:
     now = timezone.now()
     SESSION_MACHINE.transition(session, S.ERROR, error=error[:4000], ended_at=now, last_activity_at=now)

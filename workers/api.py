@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from controlplane.api_auth import actor_name
 from controlplane.api_base import ApiView, api_key_of, get_or_404
 from controlplane.scopes import JOBS_WRITE, WORKERS_WRITE
-from workers.dispatch import job_cancel_request, job_dispatch
+from workers.dispatch import job_cancel_request, job_create
 from workers.models import Job, Worker
 from workers.registration import worker_drain
 from workers.serializers import (
@@ -64,12 +64,7 @@ class JobListView(ApiView):
         idempotency_key = IdempotencyKeySerializer.from_request(request)
         body = JobCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        job = job_dispatch(
-            agent_id=data["agent"], room=data["room"], metadata=data["metadata"], priority=data["priority"],
-            participant_identity=data["participant_identity"], transport=data["transport"],
-            idempotency_key=idempotency_key, api_key=api_key_of(request), job_type=data["job_type"],
-        )
+        job = job_create(body.validated_data, idempotency_key=idempotency_key, api_key=api_key_of(request))
         if not job.created:  # a replay: the earlier job as it is now (it may have a session by now)
             return Response(JobSerializer(_jobs().get(pk=job.pk)).data, status=status.HTTP_200_OK)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)  # fresh from the INSERT: no re-read

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Avg, Count, Q, Sum
 
+from controlplane.celery import app
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 from workers.node import autoscale_enabled
 
@@ -53,8 +54,6 @@ def autoscale_apply() -> dict[str, Any]:
     figures = fleet_capacity()
     if not figures["autoscale"]:
         return figures
-    from controlplane.celery import app
-
     workers = list(Worker.objects.filter(status=WorkerStatus.ONLINE).annotate(
         n_active=Count("jobs", filter=Q(jobs__status__in=(JobStatus.ASSIGNED, JobStatus.RUNNING)))
     ))

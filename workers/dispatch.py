@@ -1,14 +1,17 @@
 """Dispatch: accept a job (idempotency, backpressure, rate limit), route it to a worker.
 
-The API calls `job_dispatch` and `job_cancel_request`; the periodic loop calls
-`jobs_assign_pending`. Routing picks a worker by the configured strategy, assigns the job
-with a conditional update and sends `run_session` to that worker's own queue.
+The API validates a request with its serializer and calls `job_create`; in-process callers
+call `job_dispatch`, which applies the same serializer's rules first. Cancelling is
+`job_cancel_request`; the periodic loop calls `jobs_assign_pending`. Routing picks a worker by the configured strategy, assigns the job
+with a conditional update and sends the `workers.run_session` task, by name, to that
+worker's own queue (the tasks module imports this one, not the other way round).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
@@ -21,18 +24,22 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import Agent, AgentState
+from controlplane.celery import app
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.scopes import LOADTEST
+from sessions.control import stop_job_session
 from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
 from workers.services import JOB_MACHINE, job_assign, job_cancel
 from workers.rate_limit import retry_after_seconds
+from workers.serializers import idempotency_key_clean, job_request_clean
 from workers.strategies import Candidate, choose
-from workers.worker_types import job_worker_type, worker_serves
+from workers.worker_types import required_worker_type, worker_serves
 
 log = logging.getLogger(__name__)
 
 ACTIVE_JOB_STATUSES = (JobStatus.ASSIGNED, JobStatus.RUNNING)
+RUN_SESSION_TASK = "workers.run_session"  # claims a job on the worker and runs it (workers.tasks)
 
 
 def livekit_configured() -> bool:
@@ -47,21 +54,7 @@ def _fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
-def _validate(*, room: str, metadata: Any, priority: int, participant_identity: str, transport: str, job_type: str) -> None:
-    if job_type not in JobType.values:
-        raise DomainError(f"job_type must be one of {', '.join(JobType.values)}", field="job_type")
-    if not isinstance(room, str) or not room.strip():
-        raise DomainError("room is required (the LiveKit room name)", field="room")
-    if len(room) > 255:
-        raise DomainError("room must be at most 255 characters", field="room")
-    if not isinstance(metadata, dict):
-        raise DomainError("metadata must be a JSON object", field="metadata")
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
-        raise DomainError("priority must be an integer from 1 (highest) to 10", field="priority")
-    if not isinstance(participant_identity, str) or len(participant_identity) > 255:
-        raise DomainError("participant_identity must be a string of at most 255 characters", field="participant_identity")
-    if transport not in Transport.values:
-        raise DomainError(f"transport must be one of {', '.join(Transport.values)}", field="transport")
+def _check_transport(transport: str) -> None:
     if transport == Transport.LIVEKIT and not livekit_configured():
         raise DomainError("transport 'livekit' needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET", field="transport")
 
@@ -118,18 +111,30 @@ def job_dispatch(
     api_key: Any = None,
     job_type: str = JobType.AGENT_SESSION,
 ) -> Job:
-    """Create a pending job and route it once committed.
+    """`job_create` for in-process callers (the `dispatch` command, the playground, tests):
+    the arguments are first checked by the rules POST /jobs/ applies (JobCreateSerializer);
+    a bad one raises DomainError naming the field."""
+    request = job_request_clean({
+        "job_type": job_type, "agent": agent_id, "room": room, "metadata": {} if metadata is None else metadata,
+        "priority": priority, "participant_identity": participant_identity, "transport": transport,
+    })
+    return job_create(request, idempotency_key=idempotency_key_clean(idempotency_key), api_key=api_key)
+
+
+def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None, api_key: Any = None) -> Job:
+    """Create a pending job from a validated request (JobCreateSerializer's data) and route it
+    once committed.
 
     Returns the Job with `.created` = False when an earlier request with the same
     Idempotency-Key (and the same body) made it. Raises NotFound (unknown agent),
     Conflict (inactive agent; key reused with another body), Throttled (queue full or
-    the API key's rate limit), DomainError (a bad field).
+    the API key's rate limit), DomainError (LiveKit not configured; a load-test call the
+    key may not make).
     """
-    metadata = {} if metadata is None else metadata
-    transport = transport or default_transport()
-    _validate(room=room, metadata=metadata, priority=priority, participant_identity=participant_identity, transport=transport, job_type=job_type)
-    if idempotency_key is not None and (not idempotency_key.strip() or len(idempotency_key) > 255):
-        raise DomainError("Idempotency-Key must be 1..255 characters", field="idempotency_key")
+    job_type, agent_id, room, metadata = request["job_type"], request["agent"], request["room"], request["metadata"]
+    priority, participant_identity = request["priority"], request["participant_identity"]
+    transport = request["transport"] or default_transport()
+    _check_transport(transport)
     body = {
         "agent": agent_id, "room": room, "metadata": metadata, "priority": priority,
         "participant_identity": participant_identity, "transport": transport, "job_type": job_type,
@@ -154,7 +159,7 @@ def job_dispatch(
         job_type=job_type, agent=agent, agent_version=agent.version if agent else None, room_name=room,
         room={"name": room}, participant_identity=participant_identity, transport=transport, priority=priority,
         metadata=metadata, max_attempts=settings.JOB_MAX_ATTEMPTS,
-        worker_type=job_worker_type(agent.config_snapshot()) if agent else "", idempotency_key=idempotency_key or None,
+        worker_type=required_worker_type(agent.config_snapshot()) if agent else "", idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint, api_key=api_key,
     )
     # Without an Idempotency-Key the INSERT cannot conflict (the id is random), so it runs in
@@ -247,9 +252,8 @@ def job_route(*, job_id: str) -> str | None:
 
 
 def _send(job_id: str, worker: Worker) -> None:
-    from workers.tasks import run_session
-
-    run_session.apply_async(args=[job_id], queue=worker_direct(worker.worker_id))
+    # as the task's own apply_async would (it ignores its result): no result-backend subscription
+    app.send_task(RUN_SESSION_TASK, args=[job_id], queue=worker_direct(worker.worker_id), ignore_result=True)
 
 
 def jobs_assign_pending(*, limit: int = 200) -> int:
@@ -277,7 +281,5 @@ def job_cancel_request(*, job_id: str, actor: str = "", reason: str | None = Non
         raise NotFound(f"job '{job_id}' does not exist", field="job_id")
     reason = reason or (f"cancelled by {actor}" if actor else "cancelled")
     job_cancel(job=job, reason=reason)
-    from sessions.control import stop_job_session
-
     stop_job_session(job_id=job_id, reason=reason, actor=actor)
     return job

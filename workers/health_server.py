@@ -23,15 +23,16 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from workers.consumer_health import consumer_state
+from workers.models import Worker, WorkerStatus
+from workers.node import node
 from workers.node_metrics import render_node_metrics
+from workers.session_host import host
 
 log = logging.getLogger(__name__)
 _server: ThreadingHTTPServer | None = None
 
 
 def liveness() -> tuple[bool, dict[str, Any]]:
-    from workers.session_host import host
-
     try:
         host.run(_noop(), timeout=2.0)
         loop_ok = True
@@ -45,9 +46,6 @@ async def _noop() -> None:
 
 
 def readiness() -> tuple[bool, dict[str, Any]]:
-    from workers.models import Worker, WorkerStatus
-    from workers.node import node
-
     checks: dict[str, Any] = {"worker_id": node.worker_id, "active_jobs": node.active_jobs}
     checks["draining"] = node.draining
     consumer = consumer_state.health(shutdown_requested=node.draining or node.stopping)

@@ -19,6 +19,7 @@ from livekit import api
 
 from controlplane.env import env_bool, env_int
 from controlplane.errors import JobConfigurationError
+from workers.models import Job
 
 T = TypeVar("T")
 AGENT_IDENTITY_PREFIX = "agent-"
@@ -111,8 +112,6 @@ def prepare_room(*, job: Any) -> tuple[str, str, dict[str, Any]]:
         room = room_create(job.room_name, metadata={"job_id": job.job_id})
         # a room the job created is the job's to delete when it ends; one that was there is not
         room_info.update({"sid": room.sid, "empty_timeout": room.empty_timeout, "created_by_job": not existed})
-        from workers.models import Job
-
         Job.objects.filter(pk=job.pk).update(room={**(job.room or {}), **room_info})
     identity = f"{AGENT_IDENTITY_PREFIX}{job.job_id}"
     token = agent_token(room=job.room_name, identity=identity, name=job.agent.agent_id if job.agent else "agent",

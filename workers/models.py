@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from controlplane.ids import new_job_id
-from workers.options import WORKER_TYPES
+from workers.worker_types import WorkerType
 
 
 class JobStatus(models.TextChoices):
@@ -134,7 +134,8 @@ class Worker(models.Model):
     hostname = models.CharField(max_length=255)
     queue = models.CharField(max_length=300, help_text="The worker's own Celery queue.")
     agent_name = models.CharField(max_length=255, blank=True)
-    worker_type = models.CharField(max_length=32, choices=[(t, t) for t in WORKER_TYPES], default="voice_agent")
+    worker_type = models.CharField(max_length=32, choices=[(t.value, t.value) for t in WorkerType],
+                                   default=WorkerType.VOICE_AGENT.value)
     serves = models.JSONField(default=list, blank=True, help_text="Job worker types this worker takes.")
     region = models.CharField(max_length=64, blank=True)
     version = models.CharField(max_length=64, blank=True)

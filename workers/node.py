@@ -6,16 +6,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 from django.conf import settings
 from pydantic import ValidationError
 
 from controlplane.env import env_bool, env_int, env_list, env_str
+from sessions.job_context import DEFAULT_ENTRY_POINT, JobContext
 from workers.options import WorkerOptions
-
-if TYPE_CHECKING:
-    from sessions.job_context import JobContext
+from workers.worker_types import WorkerType
 
 
 def options_from_env(**overrides: object) -> WorkerOptions:
@@ -29,9 +26,9 @@ def options_from_env(**overrides: object) -> WorkerOptions:
         "server_url": settings.LIVEKIT_URL or "ws://127.0.0.1:7880",
         "api_key": settings.LIVEKIT_API_KEY or "devkey",
         "api_secret": settings.LIVEKIT_API_SECRET or "secret",
-        "entry_point": env_str("WORKER_ENTRY_POINT", "workers.entrypoints:agent_session"),
+        "entry_point": env_str("WORKER_ENTRY_POINT", DEFAULT_ENTRY_POINT),
         "max_concurrent_jobs": env_int("WORKER_MAX_CONCURRENT_JOBS", 50),
-        "worker_type": env_str("WORKER_TYPE", "voice_agent"),
+        "worker_type": env_str("WORKER_TYPE", WorkerType.VOICE_AGENT),
         "region": env_str("WORKER_REGION", ""),
         "drain_timeout": env_int("WORKER_DRAIN_TIMEOUT", 300),
         "health_check_port": env_int("WORKER_HEALTH_CHECK_PORT", 0),

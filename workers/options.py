@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-WORKER_TYPES = ("voice_agent", "multimodal_agent", "text_agent", "custom")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from sessions.job_context import DEFAULT_ENTRY_POINT
+from workers.worker_types import WorkerType
 
 
 class WorkerOptions(BaseModel):
@@ -20,21 +21,19 @@ class WorkerOptions(BaseModel):
     server_url: str
     api_key: SecretStr
     api_secret: SecretStr
-    entry_point: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")] = "sessions.launch:run_job_session"
+    entry_point: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")] = DEFAULT_ENTRY_POINT
     max_concurrent_jobs: Annotated[int, Field(ge=1, le=1000)] = 50
-    worker_type: Literal["voice_agent", "multimodal_agent", "text_agent", "custom"] = "voice_agent"
+    worker_type: WorkerType = WorkerType.VOICE_AGENT
     region: Annotated[str, Field(max_length=64)] = ""
     drain_timeout: Annotated[int, Field(gt=0, le=86_400)] = 300
     health_check_port: Annotated[int, Field(ge=0, le=65_535)] = 0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # the job types this worker takes; empty = its own type (+ text agents), see worker_types
-    serves: tuple[Literal["voice_agent", "multimodal_agent", "text_agent", "custom"], ...] = ()
+    serves: tuple[WorkerType, ...] = ()
 
     @field_validator("server_url")
     @classmethod
     def _websocket_url(cls, value: str) -> str:
-        from urllib.parse import urlparse
-
         parsed = urlparse(value)
         if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
             raise ValueError("server_url must be a ws:// or wss:// URL with a host")

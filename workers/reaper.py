@@ -14,28 +14,14 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from sessions.call_report import session_report_emit
-from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
-from sessions.services import SESSION_MACHINE
+from sessions.hosting import job_session_lost
 from workers import breaker
+from workers.dispatch import jobs_assign_pending
 from workers.events import worker_status_changed
 from workers.models import Job, JobStatus, Worker, WorkerStatus
 from workers.services import JOB_MACHINE
 
 log = logging.getLogger(__name__)
-
-
-def _fail_live_session(job_id: str, reason: str) -> None:
-    now = timezone.now()
-    session = AgentSession.objects.filter(job_id=job_id, status__in=LIVE_SESSION_STATUSES).first()
-    if session is not None and SESSION_MACHINE.try_transition(
-        session, SessionStatus.ERROR, from_=LIVE_SESSION_STATUSES, reason=reason,
-        error=reason[:4000], ended_at=now, last_activity_at=now,
-    ):
-        try:  # the worker that would have sent it is gone
-            session_report_emit(session_id=session.session_id)
-        except Exception:  # noqa: BLE001 - reaping must go on
-            log.exception("end-of-call report of %s not stored", session.session_id)
 
 
 def job_take_back(*, job: Job, reason: str, expected_status: str, extra_filter: dict[str, Any] | None = None) -> str | None:
@@ -63,7 +49,7 @@ def job_take_back(*, job: Job, reason: str, expected_status: str, extra_filter: 
         return None
     log.warning("job %s taken back from %s: %s", job.pk, worker_id, full_reason)
     if expected_status == JobStatus.RUNNING:
-        _fail_live_session(job.pk, reason)
+        job_session_lost(job_id=job.pk, reason=reason)
     if worker_id:
         breaker.breaker_record_failure(worker_id=worker_id)
     return job.status
@@ -109,7 +95,5 @@ def reap(*, now: datetime | None = None, assign: bool = True) -> dict[str, int]:
             counts["unclaimed"] += 1
 
     if assign:
-        from workers.dispatch import jobs_assign_pending
-
         counts["assigned"] = jobs_assign_pending()
     return counts

@@ -18,19 +18,22 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from controlplane.celery import app as celery_app
-from controlplane.fleet_events import flush_fleet_events
-from workers import consumer_health
-from workers.consumer_health import consumer_state
-from workers.claims import job_release, leases_renew
-from workers.events import worker_status_changed
-from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
 from controlplane.env import env_bool
+from controlplane.fleet_events import flush_fleet_events
+from sessions.hosting import DRAIN_REASON
+from workers import consumer_health
+from workers.claims import job_release, leases_renew
+from workers.consumer_health import consumer_state
+from workers.dispatch import job_route, jobs_assign_pending
+from workers.events import worker_status_changed
+from workers.health_server import start_health_server
+from workers.models import CircuitState, Job, JobStatus, Worker, WorkerStatus
 from workers.node import node, options_from_env, worker_version, worker_weight
 from workers.options import WorkerOptions
+from workers.reaper import worker_mark_offline
 from workers.worker_types import served_types
 
 log = logging.getLogger(__name__)
-DRAIN_REASON = "worker_drain_timeout"
 CONSUMER_DEAD_EXIT_CODE = 3
 consumer_health.install(celery_app)
 
@@ -126,8 +129,6 @@ def _report_status_change(worker_id: str, before: str | None, after: str, reason
 
 def _route_waiting_jobs() -> None:
     """Capacity came back: give it the waiting jobs now, not at the next maintenance tick."""
-    from workers.dispatch import jobs_assign_pending
-
     try:
         jobs_assign_pending()
     except Exception:  # noqa: BLE001 - the maintenance loop assigns them anyway
@@ -138,8 +139,6 @@ def exit_without_consumer(*, reason: str) -> None:
     """The consumer stopped for good with nobody asking: give the jobs back and exit non-zero,
     so the supervisor (compose, systemd, Kubernetes) starts a worker that takes work again."""
     log.critical("worker %s: Celery consumer is dead (%s); taking its jobs back and exiting", node.worker_id, reason)
-    from workers.reaper import worker_mark_offline
-
     try:
         worker_mark_offline(worker_id=node.worker_id, reason=f"worker {node.worker_id} lost its Celery consumer: {reason}")
     finally:
@@ -201,8 +200,6 @@ def worker_start(*, worker_id: str, concurrency: int | None = None, options: Wor
     worker = worker_register(worker_id=worker_id, options=options, capacity=concurrency or options.max_concurrent_jobs)
     heartbeat.start()
     if options.health_check_port:
-        from workers.health_server import start_health_server
-
         start_health_server(options.health_check_port)
     return worker
 
@@ -229,8 +226,6 @@ def drain_locally(*, reason: str = "draining") -> None:
     Worker.objects.filter(pk=worker_id).update(status=WorkerStatus.DRAINING)
     worker_status_changed(worker_id, WorkerStatus.DRAINING, reason=reason)
     # jobs routed here but not started go back to the queue for another worker
-    from workers.dispatch import job_route
-
     for job_id in Job.objects.filter(assigned_worker_id=worker_id, status=JobStatus.ASSIGNED).values_list("job_id", flat=True):
         if job_release(job_id=job_id, worker_id=worker_id, reason=f"worker {worker_id} is draining"):
             job_route(job_id=job_id)
@@ -255,8 +250,6 @@ def worker_stop(*, reason: str = "worker stopped") -> None:
         _drain_timer.cancel()
     heartbeat.stop()
     _end_remaining_sessions(reason=reason)
-    from workers.reaper import worker_mark_offline
-
     close_old_connections()
     worker_mark_offline(worker_id=node.worker_id, reason=reason)
     log.info("worker %s offline", node.worker_id)

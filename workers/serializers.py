@@ -1,12 +1,20 @@
-"""Serializers of the jobs and workers API."""
+"""Serializers of the jobs and workers API.
+
+JobCreateSerializer and IdempotencyKeySerializer are the one definition of a valid job
+request: the API validates its body and header with them, and `job_dispatch` (the
+`dispatch` command, in-process callers) its arguments, through `job_request_clean` and
+`idempotency_key_clean`, which turn the first error into a DomainError naming the field.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from controlplane.api_base import JsonObjectField, StrictSerializer
+from controlplane.errors import DomainError
 from workers.models import Job, JobStatus, JobType, Transport, Worker, WorkerStatus
 
 
@@ -98,6 +106,32 @@ class IdempotencyKeySerializer(serializers.Serializer):
         if not check.is_valid():
             raise serializers.ValidationError({IDEMPOTENCY_HEADER: check.errors["key"]})
         return check.validated_data["key"]
+
+
+def _first_error(errors: Any) -> str:
+    """The first message of a serializer's (possibly nested) errors."""
+    if isinstance(errors, Mapping):
+        return _first_error(next(iter(errors.values()), ""))
+    if isinstance(errors, list):
+        return _first_error(errors[0]) if errors else ""
+    return str(errors)
+
+
+def job_request_clean(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A job request checked by JobCreateSerializer, for callers other than the API."""
+    request = JobCreateSerializer(data=data)
+    if not request.is_valid():
+        field, errors = next(iter(request.errors.items()))
+        raise DomainError(_first_error(errors), field=field)
+    return dict(request.validated_data)
+
+
+def idempotency_key_clean(key: str | None) -> str | None:
+    """An Idempotency-Key checked by IdempotencyKeySerializer, for callers other than the API."""
+    check = IdempotencyKeySerializer(data={"key": key})
+    if not check.is_valid():
+        raise DomainError(_first_error(check.errors["key"]), field="idempotency_key")
+    return check.validated_data["key"]
 
 
 class JobListQuerySerializer(serializers.Serializer):

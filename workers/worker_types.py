@@ -8,24 +8,52 @@ jobs when its runtime covers them; WORKER_SERVES lists the types explicitly inst
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
-from sessions.runtime.realtime.worker_type import required_worker_type
 
-DEFAULT_SERVES: dict[str, tuple[str, ...]] = {
-    "voice_agent": ("voice_agent", "text_agent"),  # the cascaded pipeline runs text agents too
-    "multimodal_agent": ("multimodal_agent", "text_agent"),
-    "text_agent": ("text_agent",),
-    "custom": ("custom",),
+class WorkerType(StrEnum):
+    """The one list of worker types: WorkerOptions, the Worker row and the dispatcher use it."""
+
+    VOICE_AGENT = "voice_agent"
+    MULTIMODAL_AGENT = "multimodal_agent"
+    TEXT_AGENT = "text_agent"
+    CUSTOM = "custom"
+
+
+DEFAULT_SERVES: dict[str, tuple[WorkerType, ...]] = {
+    # the cascaded pipeline runs text agents too
+    WorkerType.VOICE_AGENT: (WorkerType.VOICE_AGENT, WorkerType.TEXT_AGENT),
+    WorkerType.MULTIMODAL_AGENT: (WorkerType.MULTIMODAL_AGENT, WorkerType.TEXT_AGENT),
+    WorkerType.TEXT_AGENT: (WorkerType.TEXT_AGENT,),
+    WorkerType.CUSTOM: (WorkerType.CUSTOM,),
 }
+
+
+def _provider(config: Any) -> str:
+    if not isinstance(config, dict) or not config:
+        return "none"
+    return str(config.get("provider") or "none")
+
+
+def required_worker_type(config_snapshot: dict[str, Any] | None) -> WorkerType:
+    """`custom` when the snapshot names an entry point (metadata or `entry_point`);
+    `multimodal_agent` for a realtime LLM (`openai_realtime`); `voice_agent` when the agent
+    has speech in or out (an STT or TTS provider); otherwise `text_agent`."""
+    snap = config_snapshot or {}
+    metadata = snap.get("metadata") if isinstance(snap.get("metadata"), dict) else {}
+    if snap.get("entry_point") or metadata.get("entry_point") or snap.get("worker_type") == WorkerType.CUSTOM:
+        return WorkerType.CUSTOM
+    llm = snap.get("llm_config") if isinstance(snap.get("llm_config"), dict) else {}
+    if _provider(llm) == "openai_realtime":
+        return WorkerType.MULTIMODAL_AGENT
+    if _provider(snap.get("stt_config")) != "none" or _provider(snap.get("tts_config")) != "none":
+        return WorkerType.VOICE_AGENT
+    return WorkerType.TEXT_AGENT
 
 
 def served_types(worker_type: str, explicit: Sequence[str] = ()) -> list[str]:
     return list(explicit) if explicit else list(DEFAULT_SERVES.get(worker_type, (worker_type,)))
-
-
-def job_worker_type(config_snapshot: dict[str, Any] | None) -> str:
-    return required_worker_type(config_snapshot)
 
 
 def worker_serves(worker: Any, job_worker_type: str) -> bool:

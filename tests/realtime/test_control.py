@@ -17,7 +17,6 @@ from agents import services as agent_services
 from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
 from sessions.runtime.events import parse_event
-from sessions.runtime.realtime import required_worker_type
 from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_realtime_server import RealtimeDouble, RealtimeReply
 from tests.helpers import wait_for
@@ -25,6 +24,7 @@ from tests.workers.helpers import InThread
 from workers.dispatch import job_dispatch
 from workers.models import Job, JobStatus
 from workers.session_runner import run_job
+from workers.worker_types import required_worker_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,7 +44,7 @@ def realtime_agent(db: Any, realtime_api: RealtimeDouble, monkeypatch: pytest.Mo
 @pytest.fixture
 def multimodal_node(as_node: Callable[..., Any]) -> Any:
     """This test process acting as worker `rt@test`: multimodal, the default entry point."""
-    return as_node("rt@test", entry_point="sessions.launch:run_job_session", worker_type="multimodal_agent", online=True)
+    return as_node("rt@test", entry_point="sessions.entrypoints:agent_session", worker_type="multimodal_agent", online=True)
 
 
 def types_of(session: AgentSession) -> list[str]:

@@ -29,7 +29,7 @@ def busy(db: Any) -> Callable[[Worker, int], None]:
 @pytest.fixture
 def echo_node(as_node: Callable[..., Any]) -> Any:
     """This test process acting as worker node `unit@test`, running the echo entry point."""
-    return as_node("unit@test", entry_point="workers.entrypoints:echo_session")
+    return as_node("unit@test", entry_point="sessions.entrypoints:echo_session")
 
 
 @pytest.fixture

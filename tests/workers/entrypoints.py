@@ -1,6 +1,9 @@
 """Entry points for tests (WorkerOptions.entry_point accepts any module:function)."""
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
+
+from sessions.hosting import session_mirror_status
 from sessions.job_context import JobContext
 
 
@@ -24,8 +27,4 @@ async def recording(ctx: JobContext) -> None:
 
 async def erroring(ctx: JobContext) -> None:
     """A runtime that puts its session in the error state and returns normally."""
-    from asgiref.sync import sync_to_async
-
-    from workers.entrypoints import _mirror_status
-
-    await sync_to_async(_mirror_status, thread_sensitive=False)(ctx.session_id, "error", "transport lost")
+    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "error", "transport lost")

@@ -10,6 +10,9 @@ from workers.breaker import breaker_record_failure, breaker_record_success
 from workers.dispatch import job_dispatch, job_route
 from workers.models import CircuitState, Job, JobStatus, Worker
 
+# audio_processing metadata that dispatch accepts (the handler decodes it only when it runs)
+AUDIO = {"pcm16_base64": "AAAA", "sample_rate": 16000}
+
 
 def state(worker: Worker) -> str:
     worker.refresh_from_db()
@@ -87,11 +90,11 @@ def test_the_circuit_recovers_through_real_job_outcomes(active_agent: Any, onlin
     session_runner.JOB_HANDLERS["audio_processing"] = handler
     try:
         for i in range(2):
-            job = job_dispatch(agent_id=None, room=f"r{i}", transport="local", job_type="audio_processing")
+            job = job_dispatch(agent_id=None, room=f"r{i}", transport="local", job_type="audio_processing", metadata=AUDIO)
             assert job.assigned_worker_id == worker.pk
             assert run_claimed_job(job=job_claim(job_id=job.pk, worker_id=worker.pk), worker_id=worker.pk) == "failed"
         assert state(worker) == CircuitState.OPEN
-        job = job_dispatch(agent_id=None, room="r-wait", transport="local", job_type="audio_processing")
+        job = job_dispatch(agent_id=None, room="r-wait", transport="local", job_type="audio_processing", metadata=AUDIO)
         assert job.status == JobStatus.PENDING and job_route(job_id=job.pk) is None
         with time_machine.travel(timezone.now() + timedelta(seconds=11)):
             assert job_route(job_id=job.pk) == worker.pk
@@ -109,6 +112,7 @@ def test_a_job_that_fails_on_its_own_input_does_not_count_against_the_worker(onl
 
     settings.CIRCUIT_BREAKER_THRESHOLD = 1
     worker = online_worker("w1@unit")
-    job = job_dispatch(agent_id=None, room="r", transport="local", job_type="audio_processing", metadata={})  # no audio
+    job = job_dispatch(agent_id=None, room="r", transport="local", job_type="audio_processing",
+                       metadata={**AUDIO, "pcm16_base64": "not base64!"})  # audio it cannot decode
     assert run_claimed_job(job=job_claim(job_id=job.pk, worker_id=worker.pk), worker_id=worker.pk) == "failed"
     assert state(worker) == CircuitState.CLOSED and worker.consecutive_failures == 0

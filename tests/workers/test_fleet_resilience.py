@@ -21,7 +21,7 @@ from workers.models import Job, JobStatus, Worker, WorkerStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120),
               pytest.mark.usefixtures("fleet_settings")]
-ECHO = "workers.entrypoints:echo_session"
+ECHO = "sessions.entrypoints:echo_session"
 
 
 def limited_agent(agent_id: str, **turn: int) -> Any:

@@ -5,11 +5,14 @@ import base64
 from typing import Any
 
 import numpy as np
+import pytest
+from django.utils import timezone
 
 from agents.tools.sync import tool_sync
+from controlplane.errors import DomainError
 from workers.claims import job_claim
 from workers.dispatch import job_dispatch
-from workers.models import Job, JobStatus
+from workers.models import Job, JobStatus, JobType, Transport
 from workers.session_runner import run_claimed_job
 
 
@@ -53,8 +56,17 @@ def test_an_audio_processing_job_measures_speech(online_worker: Any, db: Any) ->
     assert result["duration_ms"] == 2000.0 and result["frames"] == 66 and result["rms"] > 0
 
 
+def test_an_audio_processing_job_without_audio_is_refused_naming_the_field(db: Any) -> None:
+    with pytest.raises(DomainError) as exc:
+        job_dispatch(agent_id=None, room="-", transport="local", job_type="audio_processing", metadata={})
+    assert exc.value.field == "metadata" and "pcm16_base64" in exc.value.message
+    assert not Job.objects.exists()
+
+
 def test_an_audio_processing_job_without_audio_fails_with_the_reason(online_worker: Any) -> None:
     worker = online_worker("w1@unit")
-    job = job_dispatch(agent_id=None, room="-", transport="local", job_type="audio_processing", metadata={})
+    # stored without audio (dispatch refuses such a job now; one queued before that still runs)
+    job = Job.objects.create(job_type=JobType.AUDIO_PROCESSING, room_name="-", room={"name": "-"}, transport=Transport.LOCAL,
+                             metadata={}, status=JobStatus.ASSIGNED, assigned_worker=worker, assigned_at=timezone.now())
     done = run(job, worker.pk)
     assert done.status == JobStatus.FAILED and "pcm16_base64" in done.failure_reason

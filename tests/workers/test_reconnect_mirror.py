@@ -4,39 +4,38 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.models import AgentSession
-from workers.entrypoints import _mirror_status
-from workers.session_runner import _close_session
+from sessions.models import AgentSession, SessionStatus
+from sessions.hosting import session_close, session_mirror_status
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_reconnect_goes_disconnected_then_connected_and_active(live_session: AgentSession) -> None:
-    _mirror_status(live_session.pk, "disconnected", final=False)
+    session_mirror_status(live_session.pk, "disconnected", final=False)
     row = AgentSession.objects.get(pk=live_session.pk)
     assert row.status == "disconnected" and row.ended_at is None and row.end_reason == ""
-    _mirror_status(live_session.pk, "connected", final=False)
-    _mirror_status(live_session.pk, "active", final=False)
+    session_mirror_status(live_session.pk, "connected", final=False)
+    session_mirror_status(live_session.pk, "active", final=False)
     assert AgentSession.objects.get(pk=live_session.pk).status == "active"
 
 
 def test_the_final_disconnected_is_left_to_the_worker_which_records_the_reason(live_session: AgentSession) -> None:
-    _mirror_status(live_session.pk, "disconnected", final=True)
+    session_mirror_status(live_session.pk, "disconnected", final=True)
     assert AgentSession.objects.get(pk=live_session.pk).status == "active"
-    _close_session(live_session.pk, error=None, reason="ended by operator")
+    session_close(live_session.pk, error=None, reason="ended by operator")
     row = AgentSession.objects.get(pk=live_session.pk)
     assert (row.status, row.end_reason) == ("disconnected", "ended by operator") and row.ended_at is not None
 
 
 def test_a_session_that_ends_while_reconnecting_gets_its_end(live_session: AgentSession) -> None:
-    _mirror_status(live_session.pk, "disconnected", final=False)
-    _close_session(live_session.pk, error=None, reason="room_disconnected")
+    session_mirror_status(live_session.pk, "disconnected", final=False)
+    session_close(live_session.pk, error=None, reason="room_disconnected")
     row = AgentSession.objects.get(pk=live_session.pk)
     assert (row.status, row.end_reason) == ("disconnected", "room_disconnected") and row.ended_at is not None
 
 
 def test_a_session_that_fails_while_reconnecting_is_an_error(live_session: AgentSession) -> None:
-    _mirror_status(live_session.pk, "disconnected", final=False)
-    _close_session(live_session.pk, error="RuntimeError: boom", reason="worker_error")
+    session_mirror_status(live_session.pk, "disconnected", final=False)
+    session_close(live_session.pk, error="RuntimeError: boom", reason="worker_error")
     row = AgentSession.objects.get(pk=live_session.pk)
     assert row.status == "error" and "boom" in row.error and row.ended_at is not None

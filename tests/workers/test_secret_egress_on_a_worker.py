@@ -37,7 +37,7 @@ def text_node(as_node: Callable[..., Any], settings: Any, monkeypatch: pytest.Mo
     for name, value in SERVER_SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    return as_node("egress@test", entry_point="sessions.launch:run_job_session", worker_type="text_agent", online=True)
+    return as_node("egress@test", entry_point="sessions.entrypoints:agent_session", worker_type="text_agent", online=True)
 
 
 def agent_with(llm_config: dict[str, Any]) -> Agent:

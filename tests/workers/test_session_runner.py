@@ -179,7 +179,7 @@ def test_a_config_the_runtime_cannot_run_fails_the_job_but_not_the_worker(assign
     # a version stored before a provider was withdrawn: it no longer parses
     version = AgentVersion.objects.get(agent_id=assigned.agent_id, version=assigned.agent_version)
     AgentVersion.objects.filter(pk=version.pk).update(config={**version.config, "llm_config": {"provider": "withdrawn"}})
-    echo_node.options = echo_node.options.model_copy(update={"entry_point": "workers.entrypoints:agent_session"})
+    echo_node.options = echo_node.options.model_copy(update={"entry_point": "sessions.entrypoints:agent_session"})
     assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "failed"
     job = Job.objects.get(pk=assigned.pk)
     assert job.status == JobStatus.FAILED and job.failure_reason.startswith("ConfigError")

@@ -8,7 +8,5 @@ with an OpenAI Realtime model in place of STT → LLM → TTS. No Django imports
 from .builder import build_realtime_session
 from .connection import RealtimeModel
 from .session import RealtimeOptions, RealtimeSession
-from .worker_type import WORKER_TYPES, required_worker_type
 
-__all__ = ["RealtimeModel", "RealtimeOptions", "RealtimeSession", "WORKER_TYPES", "build_realtime_session",
-           "required_worker_type"]
+__all__ = ["RealtimeModel", "RealtimeOptions", "RealtimeSession", "build_realtime_session"]

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from controlplane.health import run_checks
 from workers.management.commands.config import effective_config
 
 
@@ -41,8 +42,6 @@ class Command(BaseCommand):
             step("migrations", False, f"database unreachable: {exc}")
         _, problems = effective_config()
         step("configuration", not problems, "; ".join(problems))
-        from controlplane.health import run_checks
-
         for name, result in run_checks(detail=True).items():
             step(f"service: {name}", result == "ok", "" if result == "ok" else result)
         if failures:

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from controlplane.health import run_checks
+
 
 class Command(BaseCommand):
     help = "Check the database, broker and channel layer (what /health/ready checks); --url probes a running node."
@@ -24,8 +26,6 @@ class Command(BaseCommand):
                 raise CommandError(f"{exc.code} {exc.read().decode()}") from None
             except OSError as exc:
                 raise CommandError(f"unreachable: {exc}") from None
-        from controlplane.health import run_checks
-
         checks = run_checks(detail=True)  # an operator at the console: the full reason
         self.stdout.write(json.dumps(checks, indent=2))
         bad = {k: v for k, v in checks.items() if v != "ok"}

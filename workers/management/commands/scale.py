@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from controlplane.celery import app
@@ -36,8 +37,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **o: Any) -> None:
         if o["auto"]:
-            from django.conf import settings
-
             settings.AUTOSCALE = True
             result = autoscale_apply()
             self.stdout.write(f"desired capacity {result['desired_capacity']}; changes: {result.get('changes') or 'none'}")

@@ -17,6 +17,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from agents.credentials import agent_endpoints
+from agents.models import Agent
+from agents.tools.executor import build_tool_executor
+from sessions.launch import ConfigError, build_session
+from sessions.runtime.transports import LocalTransport
+
 
 @dataclass
 class Turn:
@@ -86,12 +92,6 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=60.0, help="seconds per turn")
 
     def handle(self, *args: Any, **o: Any) -> None:
-        from agents.credentials import agent_endpoints
-        from agents.models import Agent
-        from agents.tools.executor import build_tool_executor
-        from sessions.launch import ConfigError, build_session
-        from sessions.runtime.transports import LocalTransport
-
         agent = Agent.objects.filter(agent_id=o["agent_id"]).first()
         if agent is None:
             raise CommandError(f"no agent {o['agent_id']!r}")

@@ -1,50 +1,37 @@
 """Session entry points a worker can run (WorkerOptions.entry_point, WORKER_ENTRY_POINT).
 
-`agent_session` (the default) runs the voice runtime built by `sessions.launch` from the
-job's agent config snapshot, with the Django event sink, the tool executor and the job's
-transport; it mirrors the runtime's status into the AgentSession row and routes operator
-commands to the runtime. `echo_session` is a runtime-free session for fleet smoke tests
-and the dispatch benchmark: it stores a few events and echoes messages.
+`agent_session` (the default, `sessions.entrypoints:agent_session`) runs the voice runtime
+built by `sessions.launch` from the job's agent config snapshot, with the Django event sink,
+the tool executor and the job's transport; it mirrors the runtime's status into the
+AgentSession row and routes operator commands to the runtime. `echo_session` is a
+runtime-free session for fleet smoke tests and the dispatch benchmark: it stores a few
+events and echoes messages. `sessions.hosting` runs them.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from agents.credentials import agent_endpoints
 from agents.provider_configs import ProviderConfigError, parse_recording_config
-from controlplane.errors import IllegalTransition
+from agents.tools.executor import build_tool_executor
 from sessions.metrics import observe_turn_metrics
 from sessions.audio_link import AudioLink
+from sessions.event_sink import DjangoEventSink, session_events_append_and_broadcast
+from sessions.hosting import session_mirror_status
 from sessions.job_context import JobContext
+from sessions.launch import build_session
+from sessions.recording import CallRecorder
 from sessions.runtime.events import Error, OperatorAction, ParticipantInfo
+from sessions.runtime.transports.livekit import LiveKitTransport
 
 LOCAL_PARTICIPANT = "local-user"
-
-
-def _mirror_status(session_id: str, status: str, reason: str = "", *, final: bool = True) -> None:
-    from sessions.models import AgentSession, SessionStatus
-    from sessions.services import session_fail, session_transition
-
-    if status == SessionStatus.DISCONNECTED and final:
-        return  # the worker closes the row with the end reason once the entry point returns
-    session = AgentSession.objects.filter(pk=session_id).first()
-    if session is None or session.status == status:
-        return
-    try:
-        if status == SessionStatus.ERROR:
-            session_fail(session=session, error=reason or "runtime error")
-        elif status == SessionStatus.DISCONNECTED:  # the transport is reconnecting: not the end
-            session_transition(session=session, status=status, ended_at=None)
-        else:
-            session_transition(session=session, status=status)
-    except IllegalTransition:
-        return
 
 
 def _transport_for(ctx: JobContext) -> Any:
@@ -56,8 +43,6 @@ def _transport_for(ctx: JobContext) -> Any:
         link.open()
         ctx.add_shutdown_callback(lambda reason: link.close())
         return link.transport
-    from sessions.runtime.transports.livekit import LiveKitTransport
-
     return LiveKitTransport(url=ctx.livekit_url, token=ctx.livekit_token, room=ctx.room_name,
                             participant_identity=ctx.participant_identity or None,
                             leave_grace_s=settings.LIVEKIT_LEAVE_GRACE_SECONDS,
@@ -73,10 +58,7 @@ def _log_error(ctx: JobContext, event: Error) -> None:
                 event.message)
 
 
-def _recorder_for(ctx: JobContext) -> Any:
-    # like the other model-touching imports here: this module loads before the app registry
-    from sessions.recording import CallRecorder
-
+def _recorder_for(ctx: JobContext) -> CallRecorder | None:
     try:
         enabled = parse_recording_config(ctx.agent_config.get("recording_config")).enabled
     except ProviderConfigError:  # validated when saved; an old snapshot just does not record
@@ -85,11 +67,6 @@ def _recorder_for(ctx: JobContext) -> Any:
 
 
 async def agent_session(ctx: JobContext) -> None:
-    from agents.credentials import agent_endpoints
-    from agents.tools.executor import build_tool_executor
-    from sessions.event_sink import DjangoEventSink
-    from sessions.launch import build_session
-
     tools = await asyncio.to_thread(build_tool_executor, list(ctx.agent_config.get("tools") or []))
     # base URLs and keys resolved (and checked against where each key may go) off the loop
     endpoints = await asyncio.to_thread(agent_endpoints, ctx.agent_config)
@@ -117,7 +94,7 @@ async def agent_session(ctx: JobContext) -> None:
     async def mirror() -> None:  # one writer, so the row sees the transitions in order
         while True:
             status, final = await statuses.get()
-            await asyncio.to_thread(_mirror_status, ctx.session_id, status, final=final)
+            await asyncio.to_thread(session_mirror_status, ctx.session_id, status, final=final)
 
     ctx.create_task(mirror(), name=f"status-{ctx.session_id}")
     def operator(command: str) -> Callable[..., None]:
@@ -151,7 +128,7 @@ async def agent_session(ctx: JobContext) -> None:
             await session.stop(ctx.shutdown_reason or "worker_error")
         while not statuses.empty():
             status, final = statuses.get_nowait()
-            await asyncio.to_thread(_mirror_status, ctx.session_id, status, final=final)
+            await asyncio.to_thread(session_mirror_status, ctx.session_id, status, final=final)
         if recorder is not None:  # before the worker closes the row and sends the end-of-call report
             await asyncio.to_thread(recorder.close)
 
@@ -160,8 +137,6 @@ async def agent_session(ctx: JobContext) -> None:
 
 
 def _append(session_id: str, type_: str, data: dict[str, Any]) -> None:
-    from sessions.event_sink import session_events_append_and_broadcast
-
     # stored, then broadcast: a dashboard watching the session sees it live
     session_events_append_and_broadcast(session_id=session_id, events=[(type_, datetime.now(timezone.utc), data)])
 
@@ -172,8 +147,8 @@ async def echo_session(ctx: JobContext) -> None:
     metadata `echo_end_after_s` ends it on its own after that many seconds.
     """
     append = sync_to_async(_append, thread_sensitive=False)
-    await sync_to_async(_mirror_status, thread_sensitive=False)(ctx.session_id, "connected")
-    await sync_to_async(_mirror_status, thread_sensitive=False)(ctx.session_id, "active")
+    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "connected")
+    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "active")
     await append(ctx.session_id, "session_started", {"session_id": ctx.session_id, "agent_id": ctx.agent_id, "transport": "echo"})
 
     async def on_message(text: str | None = None, actor: str | None = None) -> None:

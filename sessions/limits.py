@@ -2,7 +2,7 @@
 
 Both come from the agent's `turn_config` (see agents.provider_configs.TurnConfig for the
 defaults; 0 turns a limit off). A watch task on the session's loop ends the session with
-reason `max_duration` or `idle_timeout`, which frees its slot: the worker closes the
+reason `max_duration` or `idle_timeout`, which frees its slot: the host closes the
 session and its job and routes the oldest waiting job at once. User input is whatever
 the entry point reports through `JobContext.note_user_activity` (speech, transcripts,
 text) plus operator `message`s.
