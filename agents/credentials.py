@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agents.models import Credential
-from agents.provider_configs import Endpoint, NoProviderConfig, ProviderConfigError, parse_provider_config
+from runtime.provider_configs import Endpoint, NoProviderConfig, ProviderConfigError, parse_provider_config
 from agents.provider_endpoints import KEYED_KINDS, endpoint_for
 from agents.tools.egress import Secret
 from agents.tools.errors import ToolError

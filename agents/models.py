@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 
-from agents.provider_configs import (
+from runtime.provider_configs import (
     ProviderConfigError,
     parse_provider_config,
     parse_recording_config,

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from agents.provider_configs import Endpoint, ProviderConfig
+from runtime.provider_configs import Endpoint, ProviderConfig
 from agents.provider_references import allowed_provider_host
 from agents.tools.address_guard import resolve_checked_sync
 from agents.tools.egress import (

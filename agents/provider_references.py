@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from agents.provider_configs import ProviderConfig
+from runtime.provider_configs import ProviderConfig
 from agents.tools.address_guard import is_public_address
 from agents.tools.egress import DEFAULT_OPENAI_BASE_URL, env_reference_problem, host_matches
 

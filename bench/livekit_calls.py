@@ -47,12 +47,12 @@ def _rss_mb() -> float:
 
 
 async def _host(args: argparse.Namespace) -> None:
-    from agents.provider_configs import WebRTCVADConfig
-    from sessions.runtime import AgentSession, SessionOptions
-    from sessions.runtime.audio import read_wav
-    from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
-    from sessions.runtime.transports import LocalTransport
-    from sessions.runtime.transports.livekit import LiveKitTransport, mint_agent_token
+    from runtime.provider_configs import WebRTCVADConfig
+    from runtime import AgentSession, SessionOptions
+    from runtime.audio import read_wav
+    from runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
+    from runtime.transports import LocalTransport
+    from runtime.transports.livekit import LiveKitTransport, mint_agent_token
 
     arrivals: list[list[float]] = [[] for _ in range(args.n)]
     replies: list[list[float]] = [[] for _ in range(args.n)]

@@ -28,11 +28,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.demo_config import FALLBACK, GRAMMAR, RULES  # noqa: E402
-from agents.provider_configs import parse_provider_config  # noqa: E402
+from runtime.provider_configs import parse_provider_config  # noqa: E402
 from bench.common import summary  # noqa: E402
-from sessions.runtime.audio import read_wav, resample_to  # noqa: E402
-from sessions.runtime.providers import EspeakTTS, PocketsphinxSTT, build_llm  # noqa: E402
-from sessions.runtime.providers.pocketsphinx_worker import build_decoder, decode  # noqa: E402
+from runtime.audio import read_wav, resample_to  # noqa: E402
+from runtime.providers import EspeakTTS, PocketsphinxSTT, build_llm  # noqa: E402
+from runtime.providers.pocketsphinx_worker import build_decoder, decode  # noqa: E402
 
 QUESTIONS = ["What's the weather in Paris?", "What is the weather like in Paris today?", "How is the weather in Tokyo?",
              "Hello", "What can you do?", "Thank you"]

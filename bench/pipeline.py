@@ -29,13 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config  # noqa: E402
-from sessions.runtime import AgentSession, SessionOptions  # noqa: E402
-from sessions.runtime.audio import AudioInput, read_wav  # noqa: E402
-from sessions.runtime.clock import Ticker  # noqa: E402
-from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
-from sessions.runtime.transports import LocalTransport  # noqa: E402
-from sessions.runtime.vad import VAD, UtteranceBuffer  # noqa: E402
+from runtime.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config  # noqa: E402
+from runtime import AgentSession, SessionOptions  # noqa: E402
+from runtime.audio import AudioInput, read_wav  # noqa: E402
+from runtime.clock import Ticker  # noqa: E402
+from runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
+from runtime.transports import LocalTransport  # noqa: E402
+from runtime.vad import VAD, UtteranceBuffer  # noqa: E402
 
 RATE = 16000
 FRAME = 320  # 20 ms at 16 kHz
@@ -110,7 +110,7 @@ async def bench_overhead(turns: int) -> dict[str, float]:
 
 async def bench_overhead_sdk(turns: int) -> dict[str, float]:
     """The same measure with the real OpenAI SDK against the loopback HTTP double."""
-    from sessions.runtime.providers import build_llm, build_tts
+    from runtime.providers import build_llm, build_tts
     from tests.doubles.openai_server import OpenAIDouble
 
     with OpenAIDouble(default_chat_text="Sure. The weather in Paris is sunny today.",

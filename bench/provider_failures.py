@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import summary  # noqa: E402
-from sessions.runtime import AgentSession, SessionOptions  # noqa: E402
-from sessions.runtime.providers import build_llm  # noqa: E402
-from sessions.runtime.transports import LocalTransport  # noqa: E402
+from runtime import AgentSession, SessionOptions  # noqa: E402
+from runtime.providers import build_llm  # noqa: E402
+from runtime.transports import LocalTransport  # noqa: E402
 from tests.doubles.openai_server import OpenAIDouble, Reply  # noqa: E402
 
 KEY_ENV = "BENCH_OPENAI_KEY"

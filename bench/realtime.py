@@ -35,9 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sessions.runtime.clock import Ticker  # noqa: E402
-from sessions.runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession  # noqa: E402
-from sessions.runtime.transports import LocalTransport  # noqa: E402
+from runtime.clock import Ticker  # noqa: E402
+from runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession  # noqa: E402
+from runtime.transports import LocalTransport  # noqa: E402
 
 
 def pct(values: Any, q: float) -> float:

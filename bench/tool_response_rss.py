@@ -29,7 +29,7 @@ sys.path.insert(0, os.environ["BENCH_ROOT"])
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 import django
 django.setup()
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 
 from agents.tools import RunContext, function_tool  # noqa: E402
 from agents.tools.bound import BoundTool  # noqa: E402
-from agents.tools.calls import ToolCall, ToolInvocation  # noqa: E402
+from runtime.tool_types import ToolCall, ToolInvocation  # noqa: E402
 from agents.tools.executor import ToolExecutor  # noqa: E402
 from agents.tools.function_tool import FunctionTool  # noqa: E402
 

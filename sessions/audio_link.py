@@ -35,8 +35,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from controlplane.broadcaster import registered_layer_loop
 from sessions.audio_sender import OrderedSender
-from sessions.runtime.events import ParticipantInfo
-from sessions.runtime.transports.local import LocalTransport
+from runtime.events import ParticipantInfo
+from runtime.transports.local import LocalTransport
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from sessions.event_sink import session_events_append_and_broadcast
 from sessions.models import AgentSession, Recording, SessionEvent
-from sessions.runtime.events import CallEnded, TranscriptLine
+from runtime.events import CallEnded, TranscriptLine
 
 TRANSCRIPT_ROLES = {"user": "user", "assistant": "assistant"}
 

@@ -19,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from agents.credentials import agent_endpoints
-from agents.provider_configs import ProviderConfigError, parse_recording_config
+from runtime.provider_configs import ProviderConfigError, parse_recording_config
 from agents.tools.executor import build_tool_executor
 from sessions.metrics import observe_turn_metrics
 from sessions.audio_link import AudioLink
@@ -28,8 +28,8 @@ from sessions.hosting import session_mirror_status
 from sessions.job_context import JobContext
 from sessions.launch import build_session
 from sessions.recording import CallRecorder
-from sessions.runtime.events import Error, OperatorAction, ParticipantInfo
-from sessions.runtime.transports.livekit import LiveKitTransport
+from runtime.events import Error, OperatorAction, ParticipantInfo
+from runtime.transports.livekit import LiveKitTransport
 
 LOCAL_PARTICIPANT = "local-user"
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 GROUP_PREFIX = "session-"
 MESSAGE_TYPE = "session.events"
-# Audio events arrive aggregated: the runtime meters audio (sessions.runtime.audio.LevelMeter)
+# Audio events arrive aggregated: the runtime meters audio (runtime.audio.LevelMeter)
 # and emits about one audio_received / audio_streamed per second; they are stored as they come.
 FLUSH_INTERVAL_S = 0.005  # linger after the first pending event: a burst becomes one write
 MAX_BATCH = 100

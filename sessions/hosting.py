@@ -31,7 +31,7 @@ from sessions.job_context import DEFAULT_ENTRY_POINT, JobContext
 from sessions.launch import ConfigError
 from sessions.limits import SessionLimits, enforce_session_limits, session_limits
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
-from sessions.runtime.transports.livekit import TransportAuthError
+from runtime.transports.livekit import TransportAuthError
 from sessions.metrics import SESSIONS_ENDED
 from sessions.services import SESSION_MACHINE, session_close_disconnected, session_detach, session_fail, session_transition
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agents.provider_configs import (
+from runtime.provider_configs import (
     NoProviderConfig,
     OpenAIRealtimeConfig,
     ProviderConfigError,
@@ -28,10 +28,10 @@ from agents.provider_configs import (
     parse_provider_config,
     parse_turn_config,
 )
-from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.interfaces import EventSink, ToolExecutor, Transport
-from sessions.runtime.providers import Endpoint, build_llm, build_stt, build_tts
-from sessions.runtime.realtime import build_realtime_session
+from runtime import AgentSession, SessionOptions
+from runtime.interfaces import EventSink, ToolExecutor, Transport
+from runtime.providers import Endpoint, build_llm, build_stt, build_tts
+from runtime.realtime import build_realtime_session
 
 __all__ = ["ConfigError", "build_session", "run_session", "session_options"]
 

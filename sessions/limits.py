@@ -1,6 +1,6 @@
 """A session's time limits: `max_duration_s` in all, `idle_timeout_s` without user input.
 
-Both come from the agent's `turn_config` (see agents.provider_configs.TurnConfig for the
+Both come from the agent's `turn_config` (see runtime.provider_configs.TurnConfig for the
 defaults; 0 turns a limit off). A watch task on the session's loop ends the session with
 reason `max_duration` or `idle_timeout`, which frees its slot: the host closes the
 session and its job and routes the oldest waiting job at once. User input is whatever
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agents.provider_configs import ProviderConfigError, parse_turn_config
+from runtime.provider_configs import ProviderConfigError, parse_turn_config
 from sessions.job_context import JobContext
 
 MAX_DURATION_REASON = "max_duration"

@@ -67,7 +67,7 @@ def _iso(at: datetime | float | None) -> str | None:
 
 
 def audio_state_from_runtime(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The runtime's AudioState (sessions.runtime.session_core) in the seed's field names."""
+    """The runtime's AudioState (runtime.session_core) in the seed's field names."""
     rate, channels = snapshot.get("sample_rate"), snapshot.get("channels")
     frame_ms = snapshot.get("frame_ms") or 20
     state: dict[str, Any] = {

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from pydantic import ValidationError as PayloadError
 
 from sessions.models import ConnectionState, Participant, ParticipantKind
-from sessions.runtime.events import ParticipantInfo
+from runtime.events import ParticipantInfo
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from sessions.audio_mix import AGENT, USER, TimelineMixer
 from sessions.models import Recording, recordings_storage
-from sessions.runtime.audio import StreamResampler
+from runtime.audio import StreamResampler
 
 log = logging.getLogger(__name__)
 RECORDING_RATE = 16_000

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from agents.tools.secrets import decrypt_secret, encrypt_secret
-from sessions.runtime.events import EVENT_TYPES
+from runtime.events import EVENT_TYPES
 from webhooks.address import url_refusal
 
 MAX_EVENT_TYPES = len(EVENT_TYPES)

@@ -18,7 +18,7 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from agents.provider_configs import WebRTCVADConfig
+from runtime.provider_configs import WebRTCVADConfig
 from agents.services import agent_version_config
 from agents.tools.remote import execute_remote_call
 from sessions.hosting import (
@@ -35,7 +35,7 @@ from sessions.hosting import (
 )
 from sessions.job_context import DEFAULT_ENTRY_POINT, JobContext
 from sessions.models import AgentSession
-from sessions.runtime.vad import VAD
+from runtime.vad import VAD
 from workers import breaker
 from workers.claims import job_claim, job_finish, job_release
 from workers.db_retry import TRANSIENT_DATABASE_ERRORS, retry_database_write

@@ -2,7 +2,7 @@
 
 This package is also the `agents` app's `tools` module, found by tool discovery; it
 registers the example tools. Importing it needs no Django: the session runtime imports
-`agents.tools.calls`, which runs this file.
+`runtime.tool_types`, which runs this file.
 
 Its modules, by job:
 - defining tools: function_tool, schema, context, errors, registry, examples; HTTP tools:

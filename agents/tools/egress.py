@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from agents.provider_configs import CREDENTIAL_NAME
+from runtime.provider_configs import CREDENTIAL_NAME
 
 from .errors import ToolError
 

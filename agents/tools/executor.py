@@ -28,7 +28,7 @@ logger = logging.getLogger("agents.tools")
 
 
 class ToolExecutor:
-    """Implements `sessions.runtime.interfaces.ToolExecutor`."""
+    """Implements `runtime.interfaces.ToolExecutor`."""
 
     def __init__(
         self,

@@ -291,7 +291,7 @@ def tool_thread_pool() -> ThreadPoolExecutor:
                 size = 32
                 try:
                     # Django read here, not at import: the runtime imports this package
-                    # (agents.tools.calls) in processes without Django settings
+                    # (runtime.tool_types) in processes without Django settings
                     from django.conf import settings
 
                     size = int(getattr(settings, "TOOLS_THREAD_POOL_SIZE", size))

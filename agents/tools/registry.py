@@ -165,7 +165,7 @@ class ToolRegistry:
         modules: list[str] = list(extra_modules or [])
         try:
             # Django read here, not at import: the runtime imports this package
-            # (agents.tools.calls) in processes without Django
+            # (runtime.tool_types) in processes without Django
             from django.apps import apps
             from django.conf import settings
 

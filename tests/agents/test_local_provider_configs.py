@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from agents.demo_config import GRAMMAR, demo_config
 from agents.models import Agent
-from agents.provider_configs import (
+from runtime.provider_configs import (
     EspeakTTSConfig,
     PocketsphinxSTTConfig,
     ProviderConfigError,

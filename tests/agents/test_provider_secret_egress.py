@@ -17,11 +17,11 @@ import pytest
 from agents import services as agent_services
 from agents.credentials import agent_endpoints
 from agents.models import Agent, Credential
-from agents.provider_configs import parse_provider_config
+from runtime.provider_configs import parse_provider_config
 from sessions.launch import build_session
-from sessions.runtime.providers import ProviderError, build_stt
-from sessions.runtime.realtime import RealtimeModel
-from sessions.runtime.transports import LocalTransport
+from runtime.providers import ProviderError, build_stt
+from runtime.realtime import RealtimeModel
+from runtime.transports import LocalTransport
 from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_realtime_server import RealtimeDouble
 from tests.doubles.openai_server import OpenAIDouble

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from agents.models import Agent
-from agents.provider_configs import parse_recording_config
+from runtime.provider_configs import parse_recording_config
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from agents.models import Agent
 from sessions.event_sink import DjangoEventSink
 from sessions.models import AgentSession, SessionEvent
-from sessions.runtime import events as ev
+from runtime import events as ev
 from tests.dashboard.live_server import DaphneServer, db, log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]

@@ -15,7 +15,7 @@ from controlplane.scopes import JOBS_WRITE, READ
 from server.asgi import application
 from sessions.event_sink import DjangoEventSink, abroadcast_session_events
 from sessions.models import AgentSession
-from sessions.runtime import events as ev
+from runtime import events as ev
 from sessions.services import session_events_append
 from tests.dashboard.helpers import in_thread
 

@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 
 from sessions.event_sink import DjangoEventSink, broadcast_session_events, session_group
 from sessions.models import AgentSession, SessionEvent
-from sessions.runtime import events as ev
+from runtime import events as ev
 from sessions.services import session_events_append
 from tests.dashboard.helpers import in_thread
 

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.tools import metrics as tool_metrics
 from sessions import metrics as sessions_metrics
 from sessions.models import AgentSession, SessionStatus
-from sessions.runtime.events import TurnMetrics
+from runtime.events import TurnMetrics
 from workers import metrics as workers_metrics
 from workers.dispatch import job_dispatch
 from workers.models import Worker

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agents.provider_configs import TurnConfig, WebRTCVADConfig
-from sessions.runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession
-from sessions.runtime.transports import LocalTransport
+from runtime.provider_configs import TurnConfig, WebRTCVADConfig
+from runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession
+from runtime.transports import LocalTransport
 from tests.doubles.openai_realtime_server import RealtimeDouble
 from tests.runtime.helpers import Recorder, stop_open
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sessions.runtime.realtime.connection import RATE
+from runtime.realtime.connection import RATE
 from tests.doubles.openai_realtime_server import RealtimeReply
 from tests.runtime.helpers import wait_frames_out
 

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from agents import services as agent_services
 from sessions.control import send_session_command
 from sessions.models import AgentSession, SessionStatus
-from sessions.runtime.events import parse_event
+from runtime.events import parse_event
 from tests.doubles.fixtures import allow_double_egress
 from tests.doubles.openai_realtime_server import RealtimeDouble, RealtimeReply
 from tests.helpers import wait_for

@@ -1,7 +1,7 @@
 """realtime_event selection, payloads and rate limits."""
 from __future__ import annotations
 
-from sessions.runtime.realtime.digest import EventDigest, payload
+from runtime.realtime.digest import EventDigest, payload
 
 
 def delta(t: str = "response.output_audio.delta", n: int = 100) -> dict:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from sessions.launch import build_session
-from sessions.runtime.realtime import RealtimeSession
-from sessions.runtime.transports import LocalTransport
+from runtime.realtime import RealtimeSession
+from runtime.transports import LocalTransport
 
 
 def snapshot(**over):

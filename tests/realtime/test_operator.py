@@ -112,7 +112,7 @@ async def test_a_connect_failure_is_an_error_and_the_session_ends(make_rt_sessio
     realtime_api.stop()
     import pytest
 
-    from sessions.runtime.providers.base import ProviderError
+    from runtime.providers.base import ProviderError
 
     with pytest.raises(ProviderError):
         await session.start()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sessions.runtime.realtime.connection import RATE
+from runtime.realtime.connection import RATE
 from tests.doubles.openai_realtime_server import RealtimeReply
 from tests.helpers import wait_for_async
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from agents.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config
-from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.providers import build_llm, build_stt, build_tts
-from sessions.runtime.transports import LocalTransport
+from runtime.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config
+from runtime import AgentSession, SessionOptions
+from runtime.providers import build_llm, build_stt, build_tts
+from runtime.transports import LocalTransport
 from tests.doubles.openai_server import OpenAIDouble
 from tests.runtime.helpers import Recorder, stop_open
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from sessions.runtime.audio import read_wav
-from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
+from runtime.audio import read_wav
+from runtime.tool_types import ToolCall, ToolInvocation, ToolResult
 from tests.helpers import wait_for_async
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sessions.runtime.audio import AudioInput, MalformedAudio, level_dbfs, read_wav, wav_bytes
+from runtime.audio import AudioInput, MalformedAudio, level_dbfs, read_wav, wav_bytes
 
 
 def test_16k_mono_whole_frames_pass_through_without_copy():

@@ -100,7 +100,7 @@ def test_console_wav_with_two_questions_makes_two_turns_at_real_time_pace(weathe
                                                                            tmp_path):
     import numpy as np
 
-    from sessions.runtime.audio import wav_bytes
+    from runtime.audio import wav_bytes
 
     openai_double.transcripts.push("Hello there.", "Goodbye now.")
     openai_double.chat.push("Hi!", "Bye!")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from sessions.runtime.audio import level_dbfs
+from runtime.audio import level_dbfs
 
 pytestmark = pytest.mark.django_db
 

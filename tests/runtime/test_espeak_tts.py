@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.provider_configs import parse_provider_config
-from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.audio import level_dbfs
-from sessions.runtime.providers import EspeakTTS, ProviderError, ScriptedLLM, ScriptRule, build_tts
-from sessions.runtime.transports import LocalTransport
+from runtime.provider_configs import parse_provider_config
+from runtime import AgentSession, SessionOptions
+from runtime.audio import level_dbfs
+from runtime.providers import EspeakTTS, ProviderError, ScriptedLLM, ScriptRule, build_tts
+from runtime.transports import LocalTransport
 from tests.runtime.helpers import Recorder
 
 SENTENCE = "The weather in Paris is sunny today."

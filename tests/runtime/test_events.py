@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from sessions.runtime import events as ev
+from runtime import events as ev
 
 DESIGN_TYPES = """session_started, session_stopped, state_changed, agent_state_changed,
 user_state_changed, participant_joined, participant_left, room_id_updated,

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from sessions.runtime.transports import LocalTransport
+from runtime.transports import LocalTransport
 from tests.helpers import wait_for_async
 from tests.runtime.helpers import wait_frames_out
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from sessions.launch import ConfigError, build_session, run_session
-from sessions.runtime.providers.openai import OpenAILLM, OpenAISTT, OpenAITTS
-from sessions.runtime.transports import LocalTransport
-from sessions.runtime.vad import webrtc_mode
+from runtime.providers.openai import OpenAILLM, OpenAISTT, OpenAITTS
+from runtime.transports import LocalTransport
+from runtime.vad import webrtc_mode
 
 pytestmark = pytest.mark.asyncio
 

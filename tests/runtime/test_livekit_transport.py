@@ -15,10 +15,10 @@ import pytest
 from livekit import api, rtc
 from livekit.rtc._proto import participant_pb2
 
-from agents.provider_configs import WebRTCVADConfig
-from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
-from sessions.runtime.transports.livekit import (
+from runtime.provider_configs import WebRTCVADConfig
+from runtime import AgentSession, SessionOptions
+from runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
+from runtime.transports.livekit import (
     LiveKitTransport,
     TransportAuthError,
     TransportTimeout,

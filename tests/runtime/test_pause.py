@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from sessions.runtime.transports import LocalTransport
+from runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply
 from tests.runtime.helpers import wait_frames_out
 

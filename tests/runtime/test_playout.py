@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sessions.runtime.playout import Playout
+from runtime.playout import Playout
 
 pytestmark = pytest.mark.asyncio
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from agents.demo_config import GRAMMAR
-from agents.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config
-from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.audio import read_wav
-from sessions.runtime.providers import PocketsphinxSTT, ScriptedLLM, ScriptRule, build_stt
-from sessions.runtime.providers.fake import FakeTTS
-from sessions.runtime.transports import LocalTransport
+from runtime.provider_configs import TurnConfig, WebRTCVADConfig, parse_provider_config
+from runtime import AgentSession, SessionOptions
+from runtime.audio import read_wav
+from runtime.providers import PocketsphinxSTT, ScriptedLLM, ScriptRule, build_stt
+from runtime.providers.fake import FakeTTS
+from runtime.transports import LocalTransport
 from tests.runtime.helpers import Recorder
 
 # (what espeak-ng says, what the demo grammar must hear)
@@ -106,8 +106,8 @@ async def test_the_event_loop_keeps_running_while_dictation_is_decoded(tmp_path:
 
 
 def test_the_decoder_processes_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessions.runtime.providers import ProviderError
-    from sessions.runtime.providers.pocketsphinx import decoder_processes
+    from runtime.providers import ProviderError
+    from runtime.providers.pocketsphinx import decoder_processes
 
     monkeypatch.setenv("POCKETSPHINX_PROCESSES", "3")
     assert decoder_processes() == 3

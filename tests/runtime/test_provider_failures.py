@@ -6,7 +6,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from sessions.runtime.transports import LocalTransport
+from runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply
 
 pytestmark = pytest.mark.asyncio

@@ -15,8 +15,8 @@ def _loaded_modules(code: str) -> set[str]:
 
 
 def test_the_runtime_imports_nothing_from_django():
-    mods = _loaded_modules("import sessions.runtime, sessions.runtime.transports.livekit, "
-                           "sessions.runtime.providers.openai, sessions.runtime.events")
+    mods = _loaded_modules("import runtime, runtime.transports.livekit, "
+                           "runtime.providers.openai, runtime.events")
     assert not {m for m in mods if m == "django" or m.startswith("django.")}
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from agents.provider_configs import parse_provider_config
-from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
-from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.providers import ProviderError, ScriptedLLM, ScriptRule, build_llm
-from sessions.runtime.providers.base import LLMDelta
-from sessions.runtime.transports import LocalTransport
+from runtime.provider_configs import parse_provider_config
+from runtime.tool_types import ToolCall, ToolInvocation, ToolResult
+from runtime import AgentSession, SessionOptions
+from runtime.providers import ProviderError, ScriptedLLM, ScriptRule, build_llm
+from runtime.providers.base import LLMDelta
+from runtime.transports import LocalTransport
 from tests.runtime.helpers import Recorder
 
 WEATHER_TOOL = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]

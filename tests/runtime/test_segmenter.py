@@ -1,4 +1,4 @@
-from sessions.runtime.segmenter import SentenceSegmenter
+from runtime.segmenter import SentenceSegmenter
 
 
 def _feed(text: str, size: int = 3) -> list[str]:

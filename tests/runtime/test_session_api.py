@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from sessions.runtime.transports import LocalTransport
+from runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply
 
 from tests.runtime.helpers import DictToolExecutor, wait_frames_out
@@ -120,7 +120,7 @@ async def test_operator_actions_are_logged_then_performed(make_session, openai_d
 
 
 async def test_vision_sends_the_latest_video_frame_with_the_next_request(make_session, openai_double):
-    from sessions.runtime.imaging import encode_png
+    from runtime.imaging import encode_png
 
     openai_double.chat.push("I see a red square.", "No new picture.")
     session = make_session(text_only=True, vision=True)

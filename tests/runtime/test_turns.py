@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sessions.runtime.transports import LocalTransport
-from sessions.runtime.turns import sounds_unfinished
+from runtime.transports import LocalTransport
+from runtime.turns import sounds_unfinished
 
 
 @pytest.mark.parametrize("text,unfinished", [

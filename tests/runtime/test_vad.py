@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.provider_configs import WebRTCVADConfig
-from sessions.runtime.vad import VAD, UtteranceBuffer, webrtc_mode
+from runtime.provider_configs import WebRTCVADConfig
+from runtime.vad import VAD, UtteranceBuffer, webrtc_mode
 
 
 def _run(vad: VAD, audio: np.ndarray):

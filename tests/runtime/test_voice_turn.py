@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sessions.runtime.transports import LocalTransport
+from runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply
 
 from tests.runtime.helpers import DictToolExecutor

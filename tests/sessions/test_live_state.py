@@ -10,8 +10,8 @@ from agents.models import Agent
 from sessions.event_sink import DjangoEventSink
 from sessions.live_state import LiveState, audio_state_from_runtime, percentile
 from sessions.models import AgentSession, SessionStatus, validate_audio_state
-from sessions.runtime import events as ev
-from sessions.runtime.session_core import AudioState
+from runtime import events as ev
+from runtime.session_core import AudioState
 from sessions.services import session_fail, session_transition
 from tests.helpers import wait_for
 

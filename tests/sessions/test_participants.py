@@ -8,11 +8,11 @@ import pytest
 
 from sessions.event_sink import DjangoEventSink, session_events_append_and_broadcast
 from sessions.models import AgentSession, Participant, SessionEvent
-from sessions.runtime import AgentSession as RuntimeSession
-from sessions.runtime import SessionOptions
-from sessions.runtime import events as ev
-from sessions.runtime.providers.fake import FakeLLM
-from sessions.runtime.transports import LocalTransport
+from runtime import AgentSession as RuntimeSession
+from runtime import SessionOptions
+from runtime import events as ev
+from runtime.providers.fake import FakeLLM
+from runtime.transports import LocalTransport
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

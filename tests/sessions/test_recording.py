@@ -15,7 +15,7 @@ from django.utils import timezone
 from sessions.models import AgentSession, Recording
 from sessions.recording import CallRecorder
 from sessions.recording_files import recordings_purge
-from sessions.runtime.transports import LocalTransport
+from runtime.transports import LocalTransport
 from tests.doubles.openai_server import Reply, tone_pcm
 from tests.runtime.conftest import make_session  # noqa: F401
 from tests.sessions.recording_helpers import FakeClock, band_share, dbfs, read_mono

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import AddressNotAllowed, HttpTool, is_public_address, resolve_checked
 

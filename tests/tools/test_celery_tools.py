@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from agents.tools import FunctionTool, registry
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.remote import RUN_TOOL_TASK, CeleryToolRunner
 from agents.tools.sync import tool_sync

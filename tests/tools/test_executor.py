@@ -10,10 +10,10 @@ from prometheus_client import REGISTRY
 
 from agents.tools import RunContext, ToolError, function_tool
 from agents.tools.bound import BoundTool
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.remote import run_sync_outcome
-from sessions.runtime.interfaces import ToolExecutor as ToolExecutorProtocol
+from runtime.interfaces import ToolExecutor as ToolExecutorProtocol
 
 
 @function_tool(name="exec_add", register=False)

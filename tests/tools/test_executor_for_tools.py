@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from agents.models import Tool
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor, build_tool_executor
 from agents.tools.http import HttpTool
 from agents.tools.sync import tool_sync

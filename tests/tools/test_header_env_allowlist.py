@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
 

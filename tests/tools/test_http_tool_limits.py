@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
 

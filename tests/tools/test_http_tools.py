@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from agents.tools import ToolDefinitionError, ToolError
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.http import HttpTool
 from agents.tools.secrets import REDACTED, encrypt_secret, redact_headers, seal_headers

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agents.models import Credential, Tool
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.loading import load_tool
 from agents.tools.services import tool_create_http

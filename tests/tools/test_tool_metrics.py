@@ -7,7 +7,7 @@ import pytest
 from agents.models import Tool
 from agents.tools import function_tool
 from agents.tools.bound import BoundTool
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 from agents.tools.executor import ToolExecutor
 from agents.tools.metrics import flush_stats, stats_buffer
 from server.metrics import render_latest

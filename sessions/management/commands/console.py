@@ -18,8 +18,8 @@ from typing import Any, TextIO
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions.launch import ConfigError, build_session
-from sessions.runtime.audio import MalformedAudio, read_wav, wav_bytes
-from sessions.runtime.transports import LocalTransport
+from runtime.audio import MalformedAudio, read_wav, wav_bytes
+from runtime.transports import LocalTransport
 
 
 class ConsolePrinter:

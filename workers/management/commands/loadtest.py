@@ -33,7 +33,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from controlplane.models import ApiKey
 from controlplane.scopes import JOBS_WRITE, LOADTEST, READ, SESSIONS_CONTROL
-from sessions.runtime.audio import read_wav, resample_to
+from runtime.audio import read_wav, resample_to
 from workers.simulated_caller import RATE, CallPlan, CallResult, run_call
 
 DEMO_QUESTION = "What's the weather in Paris?"

@@ -21,7 +21,7 @@ from agents.credentials import agent_endpoints
 from agents.models import Agent
 from agents.tools.executor import build_tool_executor
 from sessions.launch import ConfigError, build_session
-from sessions.runtime.transports import LocalTransport
+from runtime.transports import LocalTransport
 
 
 @dataclass

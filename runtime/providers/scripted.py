@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.script_templates import render
-from agents.tools.calls import ToolCall
+from runtime.script_templates import render
+from runtime.tool_types import ToolCall
 
 from .base import LLMDelta, ProviderError, Usage
 

@@ -1,8 +1,8 @@
 """Providers built from an agent's provider config: the pydantic models of
-`agents.provider_configs`, as `parse_provider_config` returns them."""
+`runtime.provider_configs`, as `parse_provider_config` returns them."""
 from __future__ import annotations
 
-from agents.provider_configs import (
+from runtime.provider_configs import (
     Endpoint,
     EspeakTTSConfig,
     NoProviderConfig,

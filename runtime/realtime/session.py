@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agents.provider_configs import TurnConfig, WebRTCVADConfig
-from agents.tools.calls import ToolInvocation
+from runtime.provider_configs import TurnConfig, WebRTCVADConfig
+from runtime.tool_types import ToolInvocation
 
 from .. import events as ev
 from ..audio import AudioInput

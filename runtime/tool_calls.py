@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
+from runtime.tool_types import ToolCall, ToolInvocation, ToolResult
 
 from . import events as ev
 from .interfaces import ToolExecutor

@@ -1,6 +1,6 @@
 """Voice activity detection with webrtcvad and hysteresis, plus the utterance buffer.
 
-Settings come from the agent's VAD config (`agents.provider_configs.WebRTCVADConfig`) as is.
+Settings come from the agent's VAD config (`runtime.provider_configs.WebRTCVADConfig`) as is.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 import webrtcvad
 
-from agents.provider_configs import WebRTCVADConfig
+from runtime.provider_configs import WebRTCVADConfig
 
 SAMPLE_RATE = 16000  # what the pipeline hears: AudioInput turns every input into this
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.provider_configs import Endpoint, OpenAIRealtimeConfig
+from runtime.provider_configs import Endpoint, OpenAIRealtimeConfig
 
 from ..providers.base import ProviderError
 from ..providers.openai import pinned_auth, resolved_key

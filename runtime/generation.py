@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agents.tools.calls import ToolCall, ToolInvocation
+from runtime.tool_types import ToolCall, ToolInvocation
 
 from . import events as ev
 from .interfaces import Emit, Spawn, ToolExecutor

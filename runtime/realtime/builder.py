@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.provider_configs import Endpoint, OpenAIRealtimeConfig
+from runtime.provider_configs import Endpoint, OpenAIRealtimeConfig
 
 from ..interfaces import EventSink, ToolExecutor, Transport
 from ..session import SessionOptions

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from agents.provider_configs import Endpoint
-from agents.tools.calls import ToolCall
+from runtime.provider_configs import Endpoint
+from runtime.tool_types import ToolCall
 
 from ..audio import wav_bytes
 from .base import LLMDelta, ProviderError, Transcript, Usage

@@ -10,14 +10,14 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, runtime_checkable
 
-from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
+from runtime.tool_types import ToolCall, ToolInvocation, ToolResult
 
 
 @runtime_checkable
 class EventSink(Protocol):
     """Receives every session event. Must not block: the pipeline never waits on I/O here.
 
-    `event` is a typed model (see `sessions.runtime.events`) with `type`, `at` and a
+    `event` is a typed model (see `runtime.events`) with `type`, `at` and a
     payload; `model_dump(mode="json")` gives the payload the envelope's `data` carries.
     """
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agents.provider_configs import TurnConfig
+from runtime.provider_configs import TurnConfig
 
 from . import events as ev
 from .providers.base import STT

@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from agents.tools.calls import ToolCall
+from runtime.tool_types import ToolCall
 
 
 class ProviderError(Exception):

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agents import pocketsphinx_checks as sphinx
-from agents.script_templates import template_fields
+from runtime import pocketsphinx_checks as sphinx
+from runtime.script_templates import template_fields
 
 # a stored credential's name (agents.models.Credential), as configs reference it
 CREDENTIAL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")

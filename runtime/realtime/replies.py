@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agents.provider_configs import TurnConfig
-from agents.tools.calls import ToolCall, ToolInvocation, ToolResult
+from runtime.provider_configs import TurnConfig
+from runtime.tool_types import ToolCall, ToolInvocation, ToolResult
 
 from .. import events as ev
 from ..interfaces import Emit, Spawn, ToolExecutor

@@ -1,7 +1,7 @@
 """Checks of a pocketsphinx STT config against the bundled model, run when a config is saved.
 
-Plain Python (no Django): the config schema (`agents.provider_configs`) calls these. The
-runtime's provider (`sessions.runtime.providers.pocketsphinx`) does the decoding; this
+Plain Python (no Django): the config schema (`runtime.provider_configs`) calls these. The
+runtime's provider (`runtime.providers.pocketsphinx`) does the decoding; this
 module only asks a decoder whether it knows the words and can use the grammar.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ def _checker() -> tuple[Any, str]:
 
     fd, log_path = tempfile.mkstemp(prefix="pocketsphinx-check-", suffix=".log")
     os.close(fd)
-    # the settings of a session's grammar decoder (sessions/runtime/providers/pocketsphinx_worker.py),
+    # the settings of a session's grammar decoder (runtime/providers/pocketsphinx_worker.py),
     # so a check answers what a session's decoder would
     decoder = pocketsphinx.Decoder(samprate=16_000, bestpath=False, cmn="batch", lm=None,
                                    loglevel="ERROR", logfn=log_path)

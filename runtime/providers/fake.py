@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.tools.calls import ToolCall
+from runtime.tool_types import ToolCall
 
 from .base import LLMDelta, Transcript, Usage
 

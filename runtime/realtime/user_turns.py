@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agents.provider_configs import TurnConfig, WebRTCVADConfig
+from runtime.provider_configs import TurnConfig, WebRTCVADConfig
 
 from .. import events as ev
 from ..audio import AudioInput

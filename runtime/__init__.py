@@ -26,7 +26,7 @@ State: `status`, `agent_state`, `user_state`, `history`, `user_data`, `audio_sta
 loop; from another thread use `loop.call_soon_threadsafe`.
 
 `SessionOptions.vad` and `.turn` are the agent's own config models
-(`agents.provider_configs.WebRTCVADConfig`, `TurnConfig`), used as they are.
+(`runtime.provider_configs.WebRTCVADConfig`, `TurnConfig`), used as they are.
 """
 from .session import AgentSession, AudioState, SessionOptions
 from .speech import SpeechHandle
