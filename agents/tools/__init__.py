@@ -1,13 +1,13 @@
 """Function tools: `from agents.tools import function_tool, RunContext, ToolError`.
 
 This package is also the `agents` app's `tools` module, found by tool discovery; it
-registers the example tools. Importing it needs no Django: the session runtime imports
-`runtime.tool_types`, which runs this file.
+registers the example tools. Importing it needs no Django (the tool decorator and
+registry work before the app registry is ready).
 
 Its modules, by job:
 - defining tools: function_tool, schema, context, errors, registry, examples; HTTP tools:
   http, egress, secrets, address_guard, log_redaction;
-- running calls: calls (the runtime's call and result types), bound, executor, outcomes,
+- running calls: bound, executor, outcomes,
   remote (the Celery `tools` queue and its worker side), loading (Tool rows to runnable
   tools), metrics;
 - the Django side of the Tool rows: sync (registry to rows), services, serializers, api,

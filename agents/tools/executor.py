@@ -13,10 +13,10 @@ from typing import Any, Iterable, Sequence
 
 from asgiref.sync import sync_to_async
 from django.db import connections
+from runtime.tool_types import ToolCall, ToolInvocation, ToolResult
 
 from . import metrics
 from .bound import BoundTool
-from .calls import ToolCall, ToolInvocation, ToolResult
 from .context import FunctionCall, RunContext
 from .errors import ToolArgumentsError, ToolError
 from .function_tool import to_output

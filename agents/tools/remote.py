@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 from controlplane.celery import app as default_app
+from runtime.tool_types import ToolCall
 
 from .bound import BoundTool
-from .calls import ToolCall
 from .context import FunctionCall, RunContext
 from .errors import ToolArgumentsError, ToolError
 from .function_tool import to_output

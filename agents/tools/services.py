@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 
 from agents.models import Agent, Credential, Tool
 from controlplane.errors import Conflict, DomainError, NotFound
+from runtime.tool_types import ToolCall, ToolInvocation, ToolResult
 
-from .calls import ToolCall, ToolInvocation, ToolResult
 from .errors import ToolDefinitionError
 from .executor import ToolExecutor
 from .http import HttpTool
