@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +374,7 @@ class OnlineWithoutConsumer:
         self.samples = 0
         self.broker_down_samples = 0  # samples whose ping could not reach the broker
         self.ping_s: list[float] = []  # round trips of the pings every claimed worker answered
+        self._pings = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chaos-ping")
         self.violations: list[tuple[float, str]] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -414,18 +416,26 @@ class OnlineWithoutConsumer:
                                                                f"{self._follow_up(name)}"))
         connection.close()
 
+    def _ping(self, names: list[str]) -> set[str] | None:
+        """The workers that answer a Celery ping; None when the broker cannot be reached.
+
+        kombu publishes the ping with retries for as long as the broker is away: a ping not
+        back by its timeout (and a little) counts as the broker being down, so the sampler
+        is not blind through an outage (the abandoned call ends once the broker is back)."""
+        pinging = self._pings.submit(self._ping_blocking, names)
+        try:
+            return pinging.result(timeout=PING_TIMEOUT_S + 0.5)
+        except Exception:  # noqa: BLE001 - timed out, or the broker refused the connection
+            return None
+
     @staticmethod
-    def _ping(names: list[str]) -> set[str] | None:
-        """The workers that answer a Celery ping; None when the broker cannot be reached."""
+    def _ping_blocking(names: list[str]) -> set[str]:
         from controlplane.celery import app
 
-        try:
-            # a fresh connection each time: it declares its reply queue again (an emptied
-            # Redis forgets that binding, and a reused connection thinks it declared it)
-            with app.connection_for_write() as conn:
-                replies = app.control.ping(destination=names, timeout=PING_TIMEOUT_S, limit=len(names), connection=conn) or []
-        except Exception:  # noqa: BLE001
-            return None
+        # a fresh connection each time: it declares its reply queue again (an emptied
+        # Redis forgets that binding, and a reused connection thinks it declared it)
+        with app.connection_for_write() as conn:
+            replies = app.control.ping(destination=names, timeout=PING_TIMEOUT_S, limit=len(names), connection=conn) or []
         return {name for reply in replies for name in reply}
 
     def _follow_up(self, name: str) -> str:
@@ -445,6 +455,7 @@ class OnlineWithoutConsumer:
     def stop(self) -> None:
         self._stop.set()
         self.thread.join(5)
+        self._pings.shutdown(wait=False, cancel_futures=True)
 
 
 # --- the trials ---------------------------------------------------------------------------------
