@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from runtime.tool_types import ToolCall, ToolInvocation
 
@@ -41,6 +41,7 @@ class _Synthesis:
         self.task: asyncio.Task[None] | None = None
 
 
+@runtime_checkable
 class ReplyHooks(Protocol):
     """What a reply needs from its session besides the playout, emit and spawn."""
 

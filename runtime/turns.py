@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from .providers.base import STT
 from .speech import TurnTimer, new_id
 
 
+@runtime_checkable
 class EndpointHooks(Protocol):
     def emit(self, event: ev.Event) -> None: ...
 

@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from ..tool_calls import record_tool_result, run_tool
 from .connection import RATE, RealtimeLink, decode_audio
 
 
+@runtime_checkable
 class ReplyHooks(Protocol):
     """What the reply side needs from its session besides the playout, the link, emit and spawn."""
 

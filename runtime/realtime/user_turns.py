@@ -16,7 +16,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ..vad import SAMPLE_RATE, VAD
 from .connection import RealtimeLink
 
 
+@runtime_checkable
 class UserTurnHooks(Protocol):
     @property
     def stopping(self) -> bool: ...
