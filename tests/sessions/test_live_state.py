@@ -15,6 +15,8 @@ from runtime.session_core import AudioState
 from sessions.services import session_fail, session_transition
 from tests.helpers import wait_for
 
+pytestmark = pytest.mark.usefixtures("writer_idle")
+
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
 
 

@@ -14,7 +14,7 @@ from runtime import events as ev
 from runtime.providers.fake import FakeLLM
 from runtime.transports import LocalTransport
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("writer_idle")]
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
 
