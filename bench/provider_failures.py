@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import summary  # noqa: E402
 from runtime import AgentSession, SessionOptions  # noqa: E402
+from runtime.provider_configs import parse_provider_config  # noqa: E402
 from runtime.providers import build_llm  # noqa: E402
 from runtime.transports import LocalTransport  # noqa: E402
 from tests.doubles.openai_server import OpenAIDouble, Reply  # noqa: E402
@@ -59,8 +60,8 @@ class Sink:
 
 def stalled_session(api: OpenAIDouble, sink: Sink, *, timeout_s: float) -> AgentSession:
     api.chat.push(Reply.stall(30))
-    llm = build_llm({"provider": "openai", "base_url": api.base_url, "api_key_env": KEY_ENV,
-                     "model": "gpt-4o-mini", "timeout_s": timeout_s, "max_retries": 0})
+    llm = build_llm(parse_provider_config("llm", {"provider": "openai", "base_url": api.base_url, "api_key_env": KEY_ENV,
+                                                  "model": "gpt-4o-mini", "timeout_s": timeout_s, "max_retries": 0}))
     return AgentSession(options=SessionOptions(instructions="You are a bench agent.", session_id="bench"),
                         llm=llm, stt=None, tts=None, sink=sink, transport=LocalTransport())
 

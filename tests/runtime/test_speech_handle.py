@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.runtime.speech import SpeechHandle, can_interrupt
+from runtime.speech import SpeechHandle, can_interrupt
 
 pytestmark = pytest.mark.asyncio
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.runtime import AgentSession, SessionOptions
-from sessions.runtime.generation import ReplyHooks
-from sessions.runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
-from sessions.runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession
-from sessions.runtime.realtime.replies import ReplyHooks as RealtimeReplyHooks
-from sessions.runtime.realtime.user_turns import UserTurnHooks
-from sessions.runtime.transports import LocalTransport
-from sessions.runtime.turns import EndpointHooks
+from runtime import AgentSession, SessionOptions
+from runtime.generation import ReplyHooks
+from runtime.providers.fake import FakeLLM, FakeSTT, FakeTTS
+from runtime.realtime import RealtimeModel, RealtimeOptions, RealtimeSession
+from runtime.realtime.replies import ReplyHooks as RealtimeReplyHooks
+from runtime.realtime.user_turns import UserTurnHooks
+from runtime.transports import LocalTransport
+from runtime.turns import EndpointHooks
 
 pytestmark = pytest.mark.asyncio
 
