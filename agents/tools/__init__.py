@@ -1,8 +1,8 @@
 """Function tools: `from agents.tools import function_tool, RunContext, ToolError`.
 
 This package is also the `agents` app's `tools` module, found by tool discovery; it
-registers the example tools. Importing it needs no Django (the tool decorator and
-registry work before the app registry is ready).
+registers the example tools. Importing it needs neither configured settings nor a ready
+app registry: tools can be declared before Django is set up.
 
 Its modules, by job:
 - defining tools: function_tool, schema, context, errors, registry, examples; HTTP tools:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Literal, TypeVar, overload
 
 import jsonschema
 import pydantic
+from django.conf import settings
 
 from .context import RunContext
 from .errors import ToolArgumentsError, ToolDefinitionError
@@ -290,10 +291,6 @@ def tool_thread_pool() -> ThreadPoolExecutor:
             if _POOL is None:
                 size = 32
                 try:
-                    # Django read here, not at import: the runtime imports this package
-                    # (runtime.tool_types) in processes without Django settings
-                    from django.conf import settings
-
                     size = int(getattr(settings, "TOOLS_THREAD_POOL_SIZE", size))
                 except Exception:
                     pass

@@ -8,6 +8,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
+from django.apps import apps
+from django.conf import settings
+
 from .errors import ToolDefinitionError
 from .schema import validate_function_schema, validate_timeout_ms
 
@@ -164,11 +167,6 @@ class ToolRegistry:
         imported: list[str] = []
         modules: list[str] = list(extra_modules or [])
         try:
-            # Django read here, not at import: the runtime imports this package
-            # (runtime.tool_types) in processes without Django
-            from django.apps import apps
-            from django.conf import settings
-
             if apps.ready:
                 for config in apps.get_app_configs():
                     name = f"{config.name}.tools"

@@ -17,9 +17,12 @@ from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions.launch import ConfigError, build_session
+from agents.credentials import agent_endpoints
+from agents.models import Agent
+from agents.tools.executor import ToolExecutor
 from runtime.audio import MalformedAudio, read_wav, wav_bytes
 from runtime.transports import LocalTransport
+from sessions.launch import ConfigError, build_session
 
 
 class ConsolePrinter:
@@ -88,10 +91,6 @@ class Command(BaseCommand):
                                  "then no longer separate turns); default: real-time pace, like a microphone")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from agents.credentials import agent_endpoints
-        from agents.models import Agent
-        from agents.tools.executor import ToolExecutor
-
         try:
             agent = Agent.objects.get(agent_id=opts["agent_id"])
         except Agent.DoesNotExist:
