@@ -272,12 +272,7 @@ class AgentSession(SessionCore):
             try:
                 await asyncio.wait({task})
             finally:
-                h._mark_done()
-                if self._current is h:
-                    self._current = None
-                if not self._speech_queue:
-                    self.set_agent_state("listening")
-                self.settled()
+                self._speech_finished(h)
 
     def interrupt(self, reason: str = "api") -> bool:
         """Stop the current speech now (audio stops within one frame); True if one was stopped.
@@ -296,6 +291,10 @@ class AgentSession(SessionCore):
         self.record_interruption(h, reason, emit=emit)
         if h.played_text and self.tts is not None and not self._stopping:
             self.publish_transcript(h.played_text, speaker="agent")
+        self._speech_finished(h)
+
+    def _speech_finished(self, h: SpeechHandle) -> None:
+        """A speech is over (played out or cancelled): the next may start, or the agent listens."""
         h._mark_done()
         if self._current is h:
             self._current = None
