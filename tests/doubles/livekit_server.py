@@ -225,21 +225,22 @@ class SignalConnection:
             if transceiver.kind != "audio" or not offered_recv or transceiver.sender.track is not None:
                 continue
             publisher, track_sid = self.pending.pop(0)
-            assert publisher.voice is not None
-            transceiver.sender.replaceTrack(publisher.voice)
+            transceiver.sender.replaceTrack(self.server.media_of(self.room, publisher, track_sid))
             transceiver.sender._stream_id = f"{publisher.sid}|{track_sid}"  # msid: "<participant>|<track> <track>"
             transceiver.direction = "sendonly"
             self.mid_to_track[transceiver.mid] = track_sid
 
     async def subscribe(self, publisher: Participant, track_sid: str) -> None:
-        """A simulated caller's track for this client: announce it, then have it re-offer."""
+        """Another participant's track for this client: announce it, then have it re-offer."""
         self.pending.append((publisher, track_sid))
         await self.send(update=lks.ParticipantUpdate(participants=[publisher.info()]))
         await self.send(media_sections_requirement=lks.MediaSectionsRequirement(num_audios=len(self.pending)))
 
     async def unsubscribe(self, publisher: Participant) -> None:
         for transceiver in self.pc.getTransceivers():
-            if transceiver.sender.track is not None and transceiver.sender.track is publisher.voice:
+            if transceiver.sender.track is not None and self.mid_to_track.get(transceiver.mid) in publisher.tracks:
+                if isinstance(transceiver.sender.track, _RelayedTrack):
+                    transceiver.sender.track.stop()
                 transceiver.sender.replaceTrack(None)
                 self.mid_to_track.pop(transceiver.mid, None)
         self.pending = [(p, s) for p, s in self.pending if p is not publisher]
@@ -326,7 +327,8 @@ class LiveKitServerDouble:
         self.twirp_calls: list[dict[str, Any]] = []
         self.deleted_rooms: list[str] = []
         self.joins: list[dict[str, Any]] = []
-        # media the real clients publish, read once and relayed to every simulated listener
+        # media the real clients publish, read once and relayed to every listener, simulated
+        # callers and the other real clients (an SFU forwards; the double decodes and re-encodes)
         self.published_media: dict[tuple[str, str], dict[str, _Relay]] = {}
         self.app = web.Application()
         self.app.add_routes([
@@ -391,6 +393,8 @@ class LiveKitServerDouble:
                                                                protocol=PROTOCOL_VERSION, node_id="ND_double"),
             subscriber_primary=False, ping_interval=PING_INTERVAL_S, ping_timeout=PING_TIMEOUT_S))
         conn.pending.extend((p, sid) for p in others if p.voice is not None for sid in p.tracks)
+        conn.pending.extend((p, sid) for p in others if p.signal is not None
+                            for sid in self.published_media.get((room.name, p.identity), {}))
         for other in room.clients(besides=participant):
             await other.send(update=lks.ParticipantUpdate(participants=[participant.info()]))
         try:
@@ -434,6 +438,7 @@ class LiveKitServerDouble:
             await other.unsubscribe(participant)
             await other.send(update=lks.ParticipantUpdate(participants=[participant.info()]))
         if participant.signal is not None:
+            self.published_media.pop((room.name, participant.identity), None)
             await participant.signal.close()
 
     def media_published(self, room: Room, publisher: Participant, track_sid: str, track: Any) -> None:
@@ -443,6 +448,15 @@ class LiveKitServerDouble:
             if p.signal is None and p is not publisher:
                 p.heard[track_sid] = Recorder(track_sid=track_sid)
                 p.heard[track_sid].start(relay.listen())
+        for conn in room.clients(besides=publisher):  # real clients subscribe to it (auto-subscribe)
+            asyncio.get_running_loop().create_task(conn.subscribe(publisher, track_sid))
+
+    def media_of(self, room: Room, publisher: Participant, track_sid: str) -> Any:
+        """What a client's m-line sends for `publisher`'s track: a simulated caller's voice, or a
+        real client's media relayed (listened to from now on, so no backlog builds up)."""
+        if publisher.voice is not None:
+            return publisher.voice
+        return self.published_media[(room.name, publisher.identity)][track_sid].listen(track_sid)
 
     # -- data ----------------------------------------------------------------------------------
     def deliver(self, room: Room, sender: Participant, packet: lkm.DataPacket, *, reliable: bool) -> None:
@@ -646,10 +660,10 @@ class _Relay:
         self.queues: list[asyncio.Queue[Any]] = []
         self.task = asyncio.get_running_loop().create_task(self._pump())
 
-    def listen(self) -> _RelayedTrack:
+    def listen(self, track_sid: str = "") -> _RelayedTrack:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self.queues.append(queue)
-        return _RelayedTrack(queue)
+        return _RelayedTrack(queue, self, track_sid)
 
     async def _pump(self) -> None:
         try:
@@ -665,14 +679,20 @@ class _Relay:
 class _RelayedTrack:
     kind = "audio"
 
-    def __init__(self, queue: asyncio.Queue[Any]) -> None:
-        self.queue = queue
+    def __init__(self, queue: asyncio.Queue[Any], relay: _Relay, track_sid: str = "") -> None:
+        self.queue, self.relay = queue, relay
+        self.id = track_sid  # sent as the msid's track id: the SDK reads the track sid from it
 
     async def recv(self) -> Any:
         frame = await self.queue.get()
         if frame is None:
             raise MediaStreamError
         return frame
+
+    def stop(self) -> None:
+        """Stop listening: frames no longer queue up for a subscriber that went."""
+        if self.queue in self.relay.queues:
+            self.relay.queues.remove(self.queue)
 
 
 # --- the control API for tests ---------------------------------------------------------------------
