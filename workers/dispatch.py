@@ -70,15 +70,14 @@ def _check_rate_limit(api_key: Any) -> None:
         raise Throttled(f"dispatch rate limit of {limit} jobs per minute reached for this API key", retry_after=retry)
 
 
-def _check_loadtest(metadata: dict[str, Any], transport: str, api_key: Any) -> None:
+def _check_loadtest(metadata: dict[str, Any], api_key: Any) -> None:
     """A load-test call (metadata.loadtest = true: a simulated caller drives it over the audio
-    socket) is for benches and load tests only: the `loadtest` scope or LOADTEST_ALLOWED."""
+    socket, or joins its LiveKit room) is for benches and load tests only: the `loadtest`
+    scope or LOADTEST_ALLOWED."""
     if "loadtest" not in metadata:
         return
     if metadata["loadtest"] is not True:
         raise DomainError("metadata.loadtest must be true when given", field="metadata")
-    if transport != Transport.LOCAL:
-        raise DomainError("a load-test call needs transport 'local' (its caller speaks over the audio socket)", field="transport")
     if not settings.LOADTEST_ALLOWED and (api_key is None or LOADTEST not in api_key.scopes):
         raise Forbidden("load-test calls need an API key with the 'loadtest' scope (or LOADTEST_ALLOWED)", field="metadata")
 
@@ -152,7 +151,7 @@ def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None
             raise NotFound(f"agent '{agent_id}' does not exist", field="agent")
         if agent.state != AgentState.ACTIVE:
             raise Conflict(f"agent '{agent_id}' is {agent.state}; only active agents accept jobs", field="agent")
-    _check_loadtest(metadata, transport, api_key)
+    _check_loadtest(metadata, api_key)
     _check_rate_limit(api_key)
 
     job = Job(

@@ -72,7 +72,7 @@ def test_a_loadtest_job_needs_the_loadtest_scope(active_agent: Any, api_key_fact
     assert plain.post("/api/v1/jobs/", {**body, "room": "lt2"}, format="json").status_code == 201
 
 
-def test_a_loadtest_job_must_be_local_and_say_true(active_agent: Any, api_key_factory: Any, settings: Any) -> None:
+def test_a_loadtest_job_must_say_true(active_agent: Any, api_key_factory: Any, settings: Any) -> None:
     settings.LOADTEST_ALLOWED = True
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_factory('jobs:write')[1]}")
