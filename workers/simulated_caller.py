@@ -1,8 +1,11 @@
 """A simulated caller: dispatches one load-test call through the public API, speaks a WAV into
-it at real-time pace over the audio socket, records the agent's audio, and counts events.
+it at real-time pace, records the agent's audio, and counts events.
 
-It is only a client of the deployment (HTTP + the two session WebSockets), so it measures
-what a caller would meet, embedded or distributed, and imports nothing of Django.
+It is only a client of the deployment (HTTP, the session's event socket, and the call's
+audio path), so it measures what a caller would meet, embedded or distributed, and imports
+nothing of Django. The audio path is a `CallerTransport`: the session's audio socket here
+(`AUDIO_SOCKET`, local transport), or a LiveKit room participant
+(`workers.simulated_caller_livekit`); the speaking and the measuring are the same for both.
 
 Per call it records: the POST's time, dispatch → session live (the job shows its session),
 caller-perceived reply latency (last frame of caller speech sent → first audible frame of
@@ -14,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import numpy as np
@@ -64,6 +69,25 @@ class CallPlan:
     room: str
 
 
+class CallerAudio(Protocol):
+    """The caller's open audio path: `send` one 20 ms frame of its microphone (int16 mono at
+    RATE); the agent's audio goes into the `Downlink` the path was opened with."""
+
+    async def send(self, pcm: bytes) -> None: ...
+
+
+class CallerTransport(Protocol):
+    """How a simulated caller reaches its session: the job's transport, the dispatch fields it
+    needs, and its audio path once the session is live."""
+
+    name: str  # the job's `transport`
+
+    def job_fields(self, plan: CallPlan) -> dict[str, Any]: ...
+
+    def open(self, plan: CallPlan, result: CallResult, client: httpx.AsyncClient,
+             downlink: Downlink) -> AbstractAsyncContextManager[CallerAudio]: ...
+
+
 def ws_url(base_url: str, path: str) -> str:
     return ("wss://" if base_url.startswith("https://") else "ws://") + base_url.split("://", 1)[1].rstrip("/") + path
 
@@ -72,7 +96,7 @@ def _origin(base_url: str) -> Any:
     return base_url.rstrip("/")
 
 
-class _Downlink:
+class Downlink:
     """Agent audio as it arrives: when each audible reply began and how late its frames came."""
 
     def __init__(self) -> None:
@@ -113,7 +137,7 @@ async def _events_listener(plan: CallPlan, result: CallResult, seqs: list[int], 
                 seqs.extend(e["seq"] for e in message["events"])
 
 
-async def _speak(ws: Any, speech: np.ndarray) -> float:
+async def _speak(audio: CallerAudio, speech: np.ndarray) -> float:
     """Send the WAV at real-time pace, then return when its last frame went out."""
     start = time.monotonic()
     for i, offset in enumerate(range(0, len(speech), FRAME_SAMPLES)):
@@ -121,11 +145,11 @@ async def _speak(ws: Any, speech: np.ndarray) -> float:
         if len(frame) < FRAME_SAMPLES:
             frame = np.pad(frame, (0, FRAME_SAMPLES - len(frame)))
         await asyncio.sleep(max(0.0, start + i * FRAME_MS / 1000 - time.monotonic()))
-        await ws.send(frame.astype("<i2").tobytes())
+        await audio.send(frame.astype("<i2").tobytes())
     return time.monotonic()
 
 
-async def _silence_until(ws: Any, done: Any, timeout_s: float) -> bool:
+async def _silence_until(audio: CallerAudio, done: Any, timeout_s: float) -> bool:
     """Keep the uplink alive with real-time silence (the VAD hears the pause) until `done()`."""
     silence = np.zeros(FRAME_SAMPLES, dtype="<i2").tobytes()
     start = time.monotonic()
@@ -135,47 +159,63 @@ async def _silence_until(ws: Any, done: Any, timeout_s: float) -> bool:
             return True
         i += 1
         await asyncio.sleep(max(0.0, start + i * FRAME_MS / 1000 - time.monotonic()))
-        await ws.send(silence)
+        await audio.send(silence)
     return done()
 
 
-async def _audio(plan: CallPlan, result: CallResult, deadline: float) -> list[float]:
-    headers = {"Authorization": f"Bearer {plan.api_key}"}
-    downlink = _Downlink()
-    url = ws_url(plan.base_url, f"/ws/sessions/{result.session_id}/audio/?rate={RATE}")
-    # the Origin header: the server (AllowedHostsOriginValidator) refuses sockets without one
-    async with websockets.connect(url, additional_headers=headers, origin=_origin(plan.base_url), max_size=None) as ws:
+class AudioSocketTransport:
+    """The local transport: the session's audio WebSocket carries both directions."""
 
-        async def receive() -> None:
-            async for message in ws:
-                if isinstance(message, bytes):
-                    downlink.frame(message)
-                else:
-                    data = json.loads(message)
-                    if data.get("type") == "format":
-                        downlink.rate = int(data["rate"])
+    name = "local"
 
-        ready = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        if ready.get("type") != "ready":
-            raise RuntimeError(f"audio socket said {ready!r} instead of ready")
-        receiver = asyncio.create_task(receive())
-        try:
-            # let the greeting (if any) finish before the first question
-            await _silence_until(ws, lambda: downlink.last_audio_at and time.monotonic() - downlink.last_audio_at > REPLY_DONE_GAP_S,
-                                 min(5.0, max(0.0, deadline - time.monotonic())))
-            while time.monotonic() + len(plan.speech) / RATE + 1 < deadline:
-                downlink.reply_started.clear()
-                spoken_at = await _speak(ws, plan.speech)
-                if await _silence_until(ws, downlink.reply_started.is_set, REPLY_TIMEOUT_S):
-                    result.reply_ms.append(max(0.0, (downlink.reply_start_at - spoken_at) * 1000))
-                else:
-                    result.missing_replies += 1
-                await _silence_until(ws, lambda: time.monotonic() - downlink.last_audio_at > REPLY_DONE_GAP_S,
-                                     max(0.0, deadline - time.monotonic()))
-            await _silence_until(ws, lambda: False, max(0.0, deadline - time.monotonic()))
-        finally:
-            receiver.cancel()
-    return downlink.lags_ms
+    def job_fields(self, plan: CallPlan) -> dict[str, Any]:
+        return {}
+
+    @asynccontextmanager
+    async def open(self, plan: CallPlan, result: CallResult, client: httpx.AsyncClient,
+                   downlink: Downlink) -> AsyncIterator[CallerAudio]:
+        headers = {"Authorization": f"Bearer {plan.api_key}"}
+        url = ws_url(plan.base_url, f"/ws/sessions/{result.session_id}/audio/?rate={RATE}")
+        # the Origin header: the server (AllowedHostsOriginValidator) refuses sockets without one
+        async with websockets.connect(url, additional_headers=headers, origin=_origin(plan.base_url), max_size=None) as ws:
+
+            async def receive() -> None:
+                async for message in ws:
+                    if isinstance(message, bytes):
+                        downlink.frame(message)
+                    else:
+                        data = json.loads(message)
+                        if data.get("type") == "format":
+                            downlink.rate = int(data["rate"])
+
+            ready = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if ready.get("type") != "ready":
+                raise RuntimeError(f"audio socket said {ready!r} instead of ready")
+            receiver = asyncio.create_task(receive())
+            try:
+                yield ws
+            finally:
+                receiver.cancel()
+
+
+AUDIO_SOCKET = AudioSocketTransport()
+
+
+async def _converse(plan: CallPlan, audio: CallerAudio, downlink: Downlink, result: CallResult, deadline: float) -> None:
+    """Speak the WAV, wait for the reply (silence meanwhile, as a microphone sends), again until the deadline."""
+    # let the greeting (if any) finish before the first question
+    await _silence_until(audio, lambda: downlink.last_audio_at and time.monotonic() - downlink.last_audio_at > REPLY_DONE_GAP_S,
+                         min(5.0, max(0.0, deadline - time.monotonic())))
+    while time.monotonic() + len(plan.speech) / RATE + 1 < deadline:
+        downlink.reply_started.clear()
+        spoken_at = await _speak(audio, plan.speech)
+        if await _silence_until(audio, downlink.reply_started.is_set, REPLY_TIMEOUT_S):
+            result.reply_ms.append(max(0.0, (downlink.reply_start_at - spoken_at) * 1000))
+        else:
+            result.missing_replies += 1
+        await _silence_until(audio, lambda: time.monotonic() - downlink.last_audio_at > REPLY_DONE_GAP_S,
+                             max(0.0, deadline - time.monotonic()))
+    await _silence_until(audio, lambda: False, max(0.0, deadline - time.monotonic()))
 
 
 async def _stored_seqs(client: httpx.AsyncClient, session_id: str) -> list[int]:
@@ -191,14 +231,15 @@ async def _stored_seqs(client: httpx.AsyncClient, session_id: str) -> list[int]:
         after = seqs[-1]
 
 
-async def run_call(plan: CallPlan, result: CallResult) -> CallResult:
+async def run_call(plan: CallPlan, result: CallResult, transport: CallerTransport = AUDIO_SOCKET) -> CallResult:
     """One call from POST to cancel; failures are recorded in `result.error`, never raised."""
     headers = {"Authorization": f"Bearer {plan.api_key}"}
     async with httpx.AsyncClient(base_url=plan.base_url, headers=headers, timeout=30) as client:
         try:
             t0 = time.monotonic()
-            response = await client.post("/api/v1/jobs/", json={"agent": plan.agent, "room": plan.room, "transport": "local",
-                                                                "metadata": {"loadtest": True}})
+            response = await client.post("/api/v1/jobs/", json={"agent": plan.agent, "room": plan.room,
+                                                                "transport": transport.name, "metadata": {"loadtest": True},
+                                                                **transport.job_fields(plan)})
             result.post_ms = (time.monotonic() - t0) * 1000
             if response.status_code != 201:
                 result.error = f"dispatch refused: {response.status_code} {response.text[:200]}"
@@ -222,7 +263,12 @@ async def run_call(plan: CallPlan, result: CallResult) -> CallResult:
             stop = asyncio.Event()
             listener = asyncio.create_task(_events_listener(plan, result, received, stop))
             try:
-                result.frame_lag_ms = await _audio(plan, result, deadline)
+                downlink = Downlink()
+                try:
+                    async with transport.open(plan, result, client, downlink) as audio:
+                        await _converse(plan, audio, downlink, result, deadline)
+                finally:
+                    result.frame_lag_ms = downlink.lags_ms
             finally:
                 await client.post(f"/api/v1/jobs/{result.job_id}/cancel")
             # an event counts as lost only if the socket never delivers it: wait (bounded) for

@@ -10,6 +10,11 @@ frame lag p99 and events lost; the last line is one JSON object.
 Without `--api-key` (or LOADTEST_API_KEY) a temporary key with the `loadtest` scope is made
 in this deployment's database and revoked at the end. Without `--wav` the demo question
 ("What's the weather in Paris?") is spoken by espeak-ng.
+
+`--transport livekit` dispatches LiveKit calls instead: each caller joins its job's room from
+this process as a `livekit.rtc` participant (`workers/simulated_caller_livekit.py`), with a
+token minted from `--livekit-api-key`/`--livekit-api-secret` (default: LIVEKIT_API_KEY and
+LIVEKIT_API_SECRET) for `--livekit-url` (LIVEKIT_URL). The figures are measured the same way.
 """
 from __future__ import annotations
 
@@ -34,7 +39,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from controlplane.models import ApiKey
 from controlplane.scopes import JOBS_WRITE, LOADTEST, READ, SESSIONS_CONTROL
 from runtime.audio import read_wav, resample_to
-from workers.simulated_caller import RATE, CallPlan, CallResult, run_call
+from workers.simulated_caller import AUDIO_SOCKET, RATE, CallerTransport, CallPlan, CallResult, run_call
+from workers.simulated_caller_livekit import LiveKitCallerTransport
 
 DEMO_QUESTION = "What's the weather in Paris?"
 
@@ -67,6 +73,20 @@ def demo_question_wav(directory: Path) -> Path:
     return path
 
 
+def caller_transport(o: dict[str, Any]) -> CallerTransport:
+    if o["transport"] == "local":
+        return AUDIO_SOCKET
+    url = o["livekit_url"] or settings.LIVEKIT_URL
+    key = o["livekit_api_key"] or settings.LIVEKIT_API_KEY
+    secret = o["livekit_api_secret"] or settings.LIVEKIT_API_SECRET
+    missing = [name for name, value in (("--livekit-url", url), ("--livekit-api-key", key),
+                                        ("--livekit-api-secret", secret)) if not value]
+    if missing:
+        raise CommandError(f"--transport livekit needs {', '.join(missing)} (or LIVEKIT_URL, LIVEKIT_API_KEY, "
+                           "LIVEKIT_API_SECRET)")
+    return LiveKitCallerTransport(url=url, api_key=key, api_secret=secret)
+
+
 class Command(BaseCommand):
     help = "Load-test an agent with simulated callers through the real API and audio sockets."
 
@@ -78,12 +98,18 @@ class Command(BaseCommand):
         parser.add_argument("--ramp", type=float, default=10.0, help="calls started per second")
         parser.add_argument("--url", default=os.environ.get("LOADTEST_URL", "http://127.0.0.1:8000"))
         parser.add_argument("--api-key", default=os.environ.get("LOADTEST_API_KEY", ""))
+        parser.add_argument("--transport", choices=["local", "livekit"], default="local",
+                            help="local: the session's audio socket; livekit: a participant in the job's LiveKit room")
+        parser.add_argument("--livekit-url", default="", help="with --transport livekit; default LIVEKIT_URL")
+        parser.add_argument("--livekit-api-key", default="", help="default LIVEKIT_API_KEY")
+        parser.add_argument("--livekit-api-secret", default="", help="default LIVEKIT_API_SECRET (never printed)")
 
     def handle(self, *args: Any, **o: Any) -> None:
         if o["calls"] < 1:
             raise CommandError("--calls must be at least 1")
         if o["duration"] <= 0 or o["ramp"] <= 0:
             raise CommandError("--duration and --ramp must be positive")
+        transport = caller_transport(o)
         with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
             speech = caller_speech(o["wav"] or demo_question_wav(Path(tmp)))
         temporary = None
@@ -95,14 +121,14 @@ class Command(BaseCommand):
         level = httpx_logger.level
         httpx_logger.setLevel(logging.WARNING)  # one INFO line per request would bury the progress line
         try:
-            summary = asyncio.run(self._run(o, speech, raw_key))
+            summary = asyncio.run(self._run(o, speech, raw_key, transport))
         finally:
             httpx_logger.setLevel(level)  # the process may go on (call_command): leave its logging as found
             if temporary is not None:
                 temporary.revoke()
         self._report(summary)
 
-    async def _run(self, o: dict[str, Any], speech: np.ndarray, raw_key: str) -> dict[str, Any]:
+    async def _run(self, o: dict[str, Any], speech: np.ndarray, raw_key: str, transport: CallerTransport) -> dict[str, Any]:
         prefix = f"loadtest-{secrets.token_hex(3)}"
         results = [CallResult() for _ in range(o["calls"])]
         plans = [CallPlan(base_url=o["url"], api_key=raw_key, agent=o["agent"], speech=speech, duration_s=o["duration"],
@@ -112,7 +138,7 @@ class Command(BaseCommand):
         progress = asyncio.create_task(self._progress(results, t0))
         for i, (plan, result) in enumerate(zip(plans, results)):
             await asyncio.sleep(max(0.0, t0 + i / o["ramp"] - time.monotonic()))
-            tasks.append(asyncio.create_task(run_call(plan, result)))
+            tasks.append(asyncio.create_task(run_call(plan, result, transport)))
         await asyncio.gather(*tasks)
         progress.cancel()
         sys.stderr.write("\n")
@@ -135,9 +161,10 @@ class Command(BaseCommand):
         posts = [r.post_ms for r in results if r.post_ms is not None]
         errors = sorted({r.error for r in results if r.error})
         return {
-            "agent": o["agent"], "url": o["url"], "calls": len(results), "duration_s": o["duration"], "ramp_per_s": o["ramp"],
+            "agent": o["agent"], "url": o["url"], "transport": o["transport"], "calls": len(results), "duration_s": o["duration"], "ramp_per_s": o["ramp"],
             "seconds": round(seconds, 1),
             "calls_started": sum(r.started for r in results), "calls_failed": sum(bool(r.error) for r in results),
+            "calls_answered": sum(bool(r.reply_ms) for r in results),
             "post_ms": {"p50": pct(posts, 50), "p99": pct(posts, 99)},
             "dispatch_to_live_ms": {"p50": pct(starts, 50), "p99": pct(starts, 99)},
             "reply_latency_ms": {"p50": pct(replies, 50), "p95": pct(replies, 95), "p99": pct(replies, 99), "n": len(replies)},
