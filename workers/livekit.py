@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import aiohttp
 from django.conf import settings
 from livekit import api
 
@@ -32,6 +33,11 @@ class LiveKitNotConfigured(JobConfigurationError):
 
 class LiveKitAuthError(JobConfigurationError):
     """The LiveKit server refused our API key/secret (Twirp 401/403)."""
+
+
+class LiveKitUnreachable(ConnectionError):
+    """The LiveKit server's API could not be reached from this worker (still the worker's
+    failure for its breaker: a healthy worker on a healthy network reaches it)."""
 
 
 def credentials() -> tuple[str, str, str]:
@@ -67,6 +73,9 @@ def _run(fn: Callable[[api.LiveKitAPI], Awaitable[T]], what: str) -> T:
     """From sync code (a Celery pool thread, a command): run one call on a private loop."""
     try:
         return asyncio.run(_call(fn))
+    except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        raise LiveKitUnreachable(f"the LiveKit server at {settings.LIVEKIT_URL} could not be reached ({what}): "
+                                 f"{exc or type(exc).__name__}") from exc
     except api.TwirpError as exc:
         if exc.status in (401, 403):
             raise LiveKitAuthError(
