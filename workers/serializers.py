@@ -73,6 +73,8 @@ class JobCreateSerializer(StrictSerializer):
                 raise serializers.ValidationError({"room": ["This field is required."]})
         elif not data["room"].strip():
             data["room"] = job_type  # a label: these jobs join no room
+        if not isinstance(metadata.get("delete_room_on_end", False), bool):  # else silently the setting's
+            raise serializers.ValidationError({"metadata": ["metadata.delete_room_on_end must be true or false."]})
         if job_type == JobType.TOOL_EXECUTION:
             tool = metadata.get("tool")
             if not isinstance(tool, str) or not tool.strip():

@@ -81,3 +81,38 @@ def test_the_double_also_speaks_protobuf_json(lk: LiveKitDoubleThread) -> None:
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(urllib.request.Request(request.full_url, data=b"{}", headers={"Content-Type": "application/json"}))
     assert exc.value.code == 401
+
+
+def _job_with_its_room(agent: Any, room: str, **metadata: Any) -> Job:
+    job = Job.objects.select_related("agent").get(pk=job_dispatch(agent_id=agent.agent_id, room=room, metadata=metadata).pk)
+    livekit.prepare_room(job=job)
+    return Job.objects.get(pk=job.pk)
+
+
+def test_the_room_a_job_created_is_deleted_when_it_ends_as_configured(
+    lk: LiveKitDoubleThread, active_agent: Any, settings: Any,
+) -> None:
+    settings.LIVEKIT_DELETE_ROOM_ON_END = True  # the default
+    for job in (_job_with_its_room(active_agent, "ends-1"), _job_with_its_room(active_agent, "kept-1", delete_room_on_end=False)):
+        livekit.room_delete_on_end(job=job)
+    settings.LIVEKIT_DELETE_ROOM_ON_END = False
+    for job in (_job_with_its_room(active_agent, "kept-2"), _job_with_its_room(active_agent, "ends-2", delete_room_on_end=True)):
+        livekit.room_delete_on_end(job=job)
+    assert sorted(lk.double.deleted_rooms) == ["ends-1", "ends-2"]  # the job's metadata overrides the setting
+    assert sorted(lk.double.rooms) == ["kept-1", "kept-2"]
+
+
+def test_a_room_that_was_there_before_the_job_outlives_it(lk: LiveKitDoubleThread, active_agent: Any) -> None:
+    livekit.room_create("standing-room")
+    job = _job_with_its_room(active_agent, "standing-room", delete_room_on_end=True)
+    assert job.room["created_by_job"] is False
+    livekit.room_delete_on_end(job=job)
+    assert "standing-room" in lk.double.rooms and lk.double.deleted_rooms == []
+
+
+def test_delete_room_on_end_must_be_a_boolean(api_client: Any, active_agent: Any, lk: LiveKitDoubleThread) -> None:
+    answer = api_client.post("/api/v1/jobs/", {"agent": active_agent.agent_id, "room": "r",
+                                               "metadata": {"delete_room_on_end": "no"}}, format="json")
+    assert answer.status_code == 400
+    assert answer.json()["metadata"] == ["metadata.delete_room_on_end must be true or false."]
+    assert not Job.objects.exists()
