@@ -206,6 +206,11 @@ def session_close(session_id: str, *, error: str | None, reason: str) -> None:
         return
     # disconnected without an end: its transport was reconnecting when the session ended
     reconnecting = session.status == SessionStatus.DISCONNECTED and session.ended_at is None
+    if error and session.status == SessionStatus.ERROR and session.error != error:
+        # the runtime's error state was mirrored first, without the cause ("runtime error");
+        # the exception that ended the session is the job's failure reason: the row says it too
+        AgentSession.objects.filter(pk=session_id, status=SessionStatus.ERROR).update(error=error[:4000])
+        return
     if session.status not in LIVE_SESSION_STATUSES and not reconnecting:
         return
     try:
