@@ -206,12 +206,9 @@ def session_close(session_id: str, *, error: str | None, reason: str) -> None:
         return
     # disconnected without an end: its transport was reconnecting when the session ended
     reconnecting = session.status == SessionStatus.DISCONNECTED and session.ended_at is None
-    if error and session.status == SessionStatus.ERROR and session.error != error:
-        # the runtime's error state was mirrored first, without the cause ("runtime error");
-        # the exception that ended the session is the job's failure reason: the row says it too
-        AgentSession.objects.filter(pk=session_id, status=SessionStatus.ERROR).update(error=error[:4000])
-        return
     if session.status not in LIVE_SESSION_STATUSES and not reconnecting:
+        if error and session.status == SessionStatus.ERROR:
+            _state_the_cause(session_id, error)
         return
     try:
         if error:
@@ -223,7 +220,15 @@ def session_close(session_id: str, *, error: str | None, reason: str) -> None:
                 session_transition(session=session, status=SessionStatus.CONNECTED)
             session_transition(session=session, status=SessionStatus.DISCONNECTED, end_reason=reason[:255])
     except IllegalTransition:
+        if error:  # the status mirror failed the row meanwhile (its last write may land after ours began)
+            _state_the_cause(session_id, error)
         return
+
+
+def _state_the_cause(session_id: str, error: str) -> None:
+    """The runtime's error state is mirrored into the row without its cause ("runtime error");
+    the exception that ended the session is the job's failure reason: the row says it too."""
+    AgentSession.objects.filter(pk=session_id, status=SessionStatus.ERROR).exclude(error=error).update(error=error[:4000])
 
 
 def session_failure(session_id: str, *, reason: str) -> str | None:
