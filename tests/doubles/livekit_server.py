@@ -455,7 +455,7 @@ class LiveKitServerDouble:
         """What a client's m-line sends for `publisher`'s track: a simulated caller's voice, or a
         real client's media relayed (listened to from now on, so no backlog builds up)."""
         if publisher.voice is not None:
-            return publisher.voice
+            return _LentVoice(publisher.voice)
         return self.published_media[(room.name, publisher.identity)][track_sid].listen(track_sid)
 
     # -- data ----------------------------------------------------------------------------------
@@ -693,6 +693,23 @@ class _RelayedTrack:
         """Stop listening: frames no longer queue up for a subscriber that went."""
         if self.queue in self.relay.queues:
             self.relay.queues.remove(self.queue)
+
+
+class _LentVoice:
+    """A simulated caller's voice as one connection's m-line sends it. aiortc stops a sender's
+    track when its peer connection closes; the voice must outlive a client's connection (the
+    SDK's reconnect opens a new one), so that stop ends only this loan, not the voice."""
+
+    kind = "audio"
+
+    def __init__(self, voice: CallerVoice) -> None:
+        self.voice, self.id = voice, voice.id
+
+    async def recv(self) -> Any:
+        return await self.voice.recv()
+
+    def stop(self) -> None:
+        pass  # the voice ends when its caller leaves (`_remove`), not with a connection
 
 
 # --- the control API for tests ---------------------------------------------------------------------
