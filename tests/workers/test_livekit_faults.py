@@ -5,6 +5,7 @@ LIVEKIT_CREATE_ROOMS off) — the job's fault, not the worker's."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.workers.fleet import Fleet
 from tests.workers.livekit_calls import (  # noqa: F401
     agent_in_room,
     dispatch,
+    events,
     lk_settings,
     livekit_env,
     session_of,
@@ -25,7 +27,6 @@ from tests.workers.livekit_calls import (  # noqa: F401
     start_worker,
     voice_agent,
     wait_event,
-    wait_reply_heard,
 )
 from workers.models import Job, JobStatus, Worker
 
@@ -84,3 +85,39 @@ def test_a_join_token_the_server_refuses_fails_the_job_closes_the_session_and_sp
     row = Worker.objects.get(pk=worker.name)
     assert row.circuit_state == "closed" and row.consecutive_failures == 0
     assert wrong not in worker.log()
+
+
+def test_a_dropped_signal_connection_is_reconnected_and_the_call_goes_on(
+    lk_settings: LiveKitDoubleProcess, voice_agent: Any, fleet: Fleet, api_client: Any,  # noqa: F811
+    openai_double: OpenAIDouble, tmp_path: Path,  # noqa: F811
+) -> None:
+    lk = lk_settings
+    openai_double.default_transcript = "what is the weather in paris"
+    openai_double.default_chat_text = "It is sunny in Paris."
+    start_worker(fleet, lk)
+    lk.client.add_caller("drop-1", "caller")
+    job_id = dispatch(api_client, room="drop-1")
+    session = session_of(job_id)
+    agent_in_room(lk, "drop-1", job_id)
+    wait_for(lambda: AgentSession.objects.get(pk=session.pk).status == SessionStatus.ACTIVE, timeout=20,
+             what="the session active")
+    lk.client.drop_signal("drop-1", f"agent-{job_id}")  # the WebSocket closes; the SDK resumes or restarts
+    wait_event(session.pk, "reconnecting", timeout=15)
+    back = wait_event(session.pk, "reconnected", timeout=30)
+    assert back["transport"] == "livekit" and back["downtime_ms"] > 0
+    wait_for(lambda: AgentSession.objects.get(pk=session.pk).status == SessionStatus.ACTIVE, timeout=20,
+             what="the session active again")
+    # the caller is still the agent's: its question is heard and answered after the reconnect
+    asked_at = time.time()
+    lk.client.speak("drop-1", "caller", spoken_wav(tmp_path, "What is the weather in Paris?"))
+
+    def heard_after_reconnect() -> bool:  # on the agent's track as published again after the restart
+        tracks = lk.client.caller("drop-1", "caller")["tracks"].values()
+        return any(t > asked_at and level > 1000 for track in tracks for t, level in zip(track["times"], track["rms"]))
+
+    wait_for(heard_after_reconnect, timeout=40, interval=0.2, what="the caller to hear the reply after the reconnect")
+    assert any(e["text"] == "what is the weather in paris" for e in events(session.pk, "stt_result"))
+    lk.client.leave("drop-1", "caller")
+    job = _job_over(job_id)
+    assert job.status == JobStatus.COMPLETED, job.failure_reason
+    assert AgentSession.objects.get(pk=session.pk).end_reason == "participant_left"
