@@ -307,3 +307,20 @@ async def test_a_server_that_never_answers_the_join_times_out_with_a_clear_error
     finally:
         silent.close()
     assert "joining the LiveKit room" in recorder.first("error").message and session.status == "error"
+
+
+@pytest.mark.asyncio
+async def test_publishing_the_agents_voice_past_its_timeout_fails_with_a_clear_error(
+    call: Callable[..., AgentSession], livekit_double: LiveKitDoubleProcess, recorder: Recorder,  # noqa: F811
+):
+    # the double confirms a publication in 10-30 ms: a 1 ms budget is always exceeded
+    session = call(publish_timeout_s=0.001)
+    with pytest.raises(TransportTimeout, match="publishing the agent's audio track timed out after 0.001s"):
+        await session.start()
+    assert session.status == "error" and session.closed
+    error = recorder.first("error")
+    assert error.source == "transport" and not error.recoverable
+    assert "publishing the agent's audio track timed out" in error.message
+    assert recorder.first("session_stopped").reason == "transport_error"
+    # no half-joined agent is left in the room
+    await _until(lambda: not (livekit_double.client.room("r1") or {}).get("participants"), what="the agent gone from r1")
