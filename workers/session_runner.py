@@ -118,7 +118,7 @@ def _route_waiting_jobs(worker_id: str, *, may_take: bool = True) -> None:
     """
     try:
         taken, more = None, True
-        if may_take and not node.draining and node.worker_id == worker_id:
+        if may_take and not (node.draining or node.stopping) and node.worker_id == worker_id:
             taken, more = job_take_next(worker_id=worker_id, serves=_served_here())
         if taken is None and more and Job.objects.pending().exists():
             jobs_assign_pending(limit=10)
