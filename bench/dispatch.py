@@ -26,6 +26,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -43,6 +44,10 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)  # Post
 os.environ.setdefault("JOB_QUEUE_LIMIT", "100000")
 os.environ.setdefault("DISPATCH_RATE_LIMIT_PER_MINUTE", "1000000")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# a pool per process, as docker-compose.yml's workers run: 40 here (2 workers, 50 threads each,
+# 80 of PostgreSQL's 100 connections); 20 there (sized for 4 workers). With 20 here the threads
+# queued for connections: 16.7 jobs/s against 35.7 with 40 and 24.8 without a pool (README)
+os.environ.setdefault("DB_POOL_MAX_SIZE", "40")
 
 
 def start_workers(n: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
@@ -56,6 +61,12 @@ def start_workers(n: int, concurrency: int, log_dir: Path) -> list[subprocess.Po
              "-n", f"bench{i}-{os.getpid()}@bench", "-Q", "celery", "-l", "WARNING", "--without-gossip", "--without-mingle",
              "--without-heartbeat"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
     return procs
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
@@ -179,15 +190,22 @@ def main() -> None:
 
         # sustained throughput: 4 client processes (forked after setup, so no GIL is shared)
         connection.close()
+        if getattr(connection, "pool", None) is not None:
+            connection.close_pool()  # a forked child must not share the parent's pooled sockets
+        workers_cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+        clients_cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         with multiprocessing.get_context("fork").Pool(4) as pool:
             ids = [job_id for chunk in pool.map(_post_chunk, [(raw_key, list(range(k, args.burst, 4))) for k in range(4)])
                    for job_id in chunk]
         post_done = time.perf_counter() - t0
+        clients_cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's processes, reaped
+        clients_cpu = (clients_cpu1.ru_utime + clients_cpu1.ru_stime) - (clients_cpu0.ru_utime + clients_cpu0.ru_stime)
         wait_until(lambda: AgentSession.objects.filter(job_id__in=ids).count() == len(ids), 120, "the burst's sessions")
         first = Job.objects.filter(pk__in=ids).order_by("created_at").values_list("created_at", flat=True).first()
         last = AgentSession.objects.filter(job_id__in=ids).order_by("-started_at").values_list("started_at", flat=True).first()
         span = (last - first).total_seconds()
+        workers_cpu = sum(cpu_seconds(p.pid) for p in procs) - workers_cpu0
         wait_until(lambda: not Job.objects.filter(pk__in=ids).exclude(status="completed").exists(), 120, "the burst's jobs to complete")
         failed = Job.objects.exclude(status="completed").count()
 
@@ -197,7 +215,10 @@ def main() -> None:
             "post_response": summary(post_ms),
             "post_response_paced": {**summary(paced_ms), "requests_per_second": args.rate},
             "throughput": {"jobs": len(ids), "seconds": round(span, 3), "jobs_per_second": round(len(ids) / span, 1),
-                           "post_seconds": round(post_done, 3), "client_processes": 4},
+                           "post_seconds": round(post_done, 3), "client_processes": 4,
+                           # where the CPU went: per job, in the web side (the 4 POSTing processes) and the 2 workers
+                           "client_cpu_ms_per_job": round(clients_cpu * 1000 / len(ids), 2),
+                           "worker_cpu_ms_per_job": round(workers_cpu * 1000 / len(ids), 2)},
             "workers": 2, "sessions_per_worker": args.concurrency, "strategy": settings.DISPATCH_STRATEGY,
             "not_completed": failed,
             "load_average_1m": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2), "cores": os.cpu_count()},
@@ -219,7 +240,10 @@ def main() -> None:
         print(f"dispatch p50 / baseline p50  {result['dispatch_to_baseline_p50_ratio']} x")
         print(f"load average (1 min)         {result['load_average_1m']['start']} → {result['load_average_1m']['end']} "
               f"on {os.cpu_count()} cores")
-        print(f"throughput                   {result['throughput']['jobs_per_second']} jobs/s ({len(ids)} jobs, 2 workers)")
+        print(f"throughput                   {result['throughput']['jobs_per_second']} jobs/s ({len(ids)} jobs, 2 workers; "
+              f"POSTs done in {result['throughput']['post_seconds']} s)")
+        print(f"CPU per job in the burst     web {result['throughput']['client_cpu_ms_per_job']} ms, "
+              f"workers {result['throughput']['worker_cpu_ms_per_job']} ms (until the last session started)")
         print(json.dumps(result))
     finally:
         for p in procs:

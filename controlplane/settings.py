@@ -91,8 +91,19 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", "")
+# DB_POOL_MAX_SIZE > 0: each process keeps a psycopg pool of at most that many PostgreSQL
+# connections, and a thread's connection goes back to it when Django closes it. A worker's
+# pool threads close theirs while their session runs (hundreds of sessions, ~100 server
+# connections), so without a pool every job opened two fresh ones (a server process each).
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0, minimum=0, maximum=1000)
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0 if DB_POOL_MAX_SIZE else env_int("DB_CONN_MAX_AGE", 60))}
+    if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": DB_POOL_MAX_SIZE,
+            # a thread waits this long for a free connection before its query fails
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+        }
 else:
     DATABASES = {
         "default": {

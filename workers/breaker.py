@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -43,13 +44,34 @@ def breaker_record_failure(*, worker_id: str) -> str:
 
 
 def breaker_record_success(*, worker_id: str) -> None:
-    changed = Worker.objects.filter(pk=worker_id).exclude(circuit_state=CircuitState.CLOSED).update(
-        circuit_state=CircuitState.CLOSED, consecutive_failures=0, circuit_opened_at=None
-    )
-    Worker.objects.filter(pk=worker_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+    """Close the circuit and reset the failure count. Every finished job calls this, so on
+    PostgreSQL it is one statement that writes nothing when the circuit is closed and clean."""
+    if connection.vendor == "postgresql":
+        changed = _close_returning(worker_id)
+    else:
+        changed = bool(Worker.objects.filter(pk=worker_id).exclude(circuit_state=CircuitState.CLOSED).update(
+            circuit_state=CircuitState.CLOSED, consecutive_failures=0, circuit_opened_at=None
+        ))
+        Worker.objects.filter(pk=worker_id, consecutive_failures__gt=0).update(consecutive_failures=0)
     if changed:
         log.info("circuit closed for worker %s", worker_id)
         circuit_changed(worker_id, CircuitState.CLOSED)
+
+
+def _close_returning(worker_id: str) -> bool:
+    """UPDATE … FROM the row as the statement found it: True when the circuit was not closed.
+
+    Not locked first (every finished job would queue on its worker's row): in a race with a
+    concurrent change the event may name a stale earlier state; the row itself ends closed."""
+    table = connection.ops.quote_name(Worker._meta.db_table)
+    sql = (f"UPDATE {table} w SET circuit_state = %s, consecutive_failures = 0, circuit_opened_at = NULL "
+           f"FROM (SELECT worker_id, circuit_state FROM {table} WHERE worker_id = %s) before "
+           f"WHERE w.worker_id = before.worker_id AND (w.circuit_state <> %s OR w.consecutive_failures > 0) "
+           f"RETURNING before.circuit_state")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [CircuitState.CLOSED, worker_id, CircuitState.CLOSED])
+        row = cursor.fetchone()
+    return row is not None and row[0] != CircuitState.CLOSED
 
 
 def breaker_try_half_open(*, worker_id: str, now: datetime | None = None) -> bool:

@@ -13,14 +13,13 @@ import json
 import logging
 from collections.abc import Mapping
 from contextlib import nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from celery.utils.nodenames import worker_direct
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent, AgentState
@@ -204,16 +203,47 @@ def worker_candidates(*, now: Any = None, worker_type: str = "") -> list[tuple[W
     """Online workers with a fresh heartbeat that serve `worker_type` and whose breaker lets a job through."""
     now = now or timezone.now()
     fresh_after = now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
-    # one query: the fleet with each worker's unfinished-job count (from the status index)
-    active = (Job.objects.filter(assigned_worker=OuterRef("pk"), status__in=ACTIVE_JOB_STATUSES).order_by()
-              .values("assigned_worker").annotate(n=Count("pk")).values("n"))
-    fleet = Worker.objects.filter(status=WorkerStatus.ONLINE, last_heartbeat_at__gte=fresh_after).annotate(
-        unfinished_jobs=Coalesce(Subquery(active, output_field=IntegerField()), 0))
     return [
         (w, Candidate(worker_id=w.worker_id, capacity=w.capacity, active=w.unfinished_jobs, load=w.load, weight=w.weight))
-        for w in fleet
+        for w in _fleet(fresh_after)
         if worker_serves(w, worker_type) and breaker.breaker_allows(w, now=now)
     ]
+
+
+@lru_cache(maxsize=2)
+def _fleet_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple[tuple[Any, ...], ...]]:
+    # written once: building this query through the ORM (annotate + Subquery) cost more than
+    # running it, on every dispatch
+    q = connection.ops.quote_name
+    job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
+    columns = tuple(f.attname for f in Worker._meta.concrete_fields)
+    select = ", ".join(f"w.{q(f.column)}" for f in Worker._meta.concrete_fields)
+    sql = (f"SELECT {select}, (SELECT COUNT(*) FROM {job} j WHERE j.assigned_worker_id = w.worker_id "
+           f"AND j.status IN (%s, %s)) FROM {worker} w WHERE w.status = %s AND w.last_heartbeat_at >= %s")
+    # each field's from-database converters (JSON, booleans and datetimes on SQLite), as a queryset applies them
+    converters = tuple(tuple(connection.ops.get_db_converters(f) + f.get_db_converters(connection))
+                       for f in Worker._meta.concrete_fields)
+    return sql, columns, converters
+
+
+def _fleet(fresh_after: Any) -> list[Worker]:
+    """The fleet with each worker's unfinished-job count (from the status index), in one query."""
+    sql, columns, converters = _fleet_sql(connection.vendor)
+    params = [*ACTIVE_JOB_STATUSES, WorkerStatus.ONLINE, fresh_after]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params])
+        rows = cursor.fetchall()
+    fleet = []
+    fields = Worker._meta.concrete_fields
+    for row in rows:
+        values = list(row[:-1])
+        for i, (field, field_converters) in enumerate(zip(fields, converters)):
+            for converter in field_converters:
+                values[i] = converter(values[i], field, connection)
+        worker = Worker.from_db(connection.alias, list(columns), values)
+        worker.unfinished_jobs = row[-1]  # type: ignore[attr-defined]
+        fleet.append(worker)
+    return fleet
 
 
 def _pick_worker(worker_type: str = "") -> Worker | None:
@@ -251,8 +281,62 @@ def job_route(*, job_id: str) -> str | None:
 
 
 def _send(job_id: str, worker: Worker) -> None:
+    send_to_worker(job_id, worker.worker_id)
+
+
+def send_to_worker(job_id: str, worker_id: str) -> None:
     # as the task's own apply_async would (it ignores its result): no result-backend subscription
-    app.send_task(RUN_SESSION_TASK, args=[job_id], queue=worker_direct(worker.worker_id), ignore_result=True)
+    app.send_task(RUN_SESSION_TASK, args=[job_id], queue=worker_direct(worker_id), ignore_result=True)
+
+
+def _take_next_sql() -> str:
+    """One statement: the first waiting job this worker serves, assigned to it if the worker row
+    is online, its circuit closed and it has a free slot; plus whether other jobs still wait.
+
+    SKIP LOCKED: two workers freeing slots at once take two different jobs, never wait for
+    each other. The trailing EXISTS sees the rows as they were before the UPDATE, so the job
+    just taken is left out of it by id.
+    """
+    q = connection.ops.quote_name
+    job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
+    return (
+        f"WITH pick AS (SELECT j.job_id FROM {job} j WHERE j.status = %(pending)s "
+        f"AND (j.worker_type = '' OR j.worker_type = ANY(%(serves)s)) "
+        f"AND EXISTS (SELECT 1 FROM {worker} w WHERE w.worker_id = %(worker)s AND w.status = %(online)s "
+        f"AND w.circuit_state = %(closed)s AND w.capacity > (SELECT COUNT(*) FROM {job} a "
+        f"WHERE a.assigned_worker_id = %(worker)s AND a.status IN (%(assigned)s, %(running)s))) "
+        f"ORDER BY j.priority, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED), "
+        f"taken AS (UPDATE {job} SET status = %(assigned)s, assigned_worker_id = %(worker)s, assigned_at = %(now)s "
+        f"WHERE job_id IN (SELECT job_id FROM pick) AND status = %(pending)s RETURNING job_id, attempts) "
+        f"SELECT (SELECT job_id FROM taken), (SELECT attempts FROM taken), "
+        f"EXISTS (SELECT 1 FROM {job} o WHERE o.status = %(pending)s AND o.job_id NOT IN (SELECT job_id FROM taken))"
+    )
+
+
+def job_take_next(*, worker_id: str, serves: list[str]) -> tuple[str | None, bool]:
+    """A slot just freed on `worker_id`: give it the first waiting job it serves, at once, and
+    send that job to its queue. Returns (the job id or None, whether other jobs still wait).
+
+    PostgreSQL only (one round trip, no fleet read, no race with the other dispatchers: the
+    row lock is skipped, not waited for). Elsewhere returns (None, True): the caller routes
+    the queue the general way.
+    """
+    if connection.vendor != "postgresql":
+        return None, True
+    now = timezone.now()
+    params = {"pending": JobStatus.PENDING, "assigned": JobStatus.ASSIGNED, "running": JobStatus.RUNNING,
+              "online": WorkerStatus.ONLINE, "closed": CircuitState.CLOSED, "worker": worker_id,
+              "serves": list(serves), "now": now}
+    with connection.cursor() as cursor:
+        cursor.execute(_take_next_sql(), params)
+        job_id, attempts, more = cursor.fetchone()
+    if job_id is None:
+        return None, bool(more)
+    job = Job(pk=job_id, status=JobStatus.ASSIGNED, assigned_worker_id=worker_id, assigned_at=now, attempts=attempts)
+    job._state.adding = False  # a stored row: its event carries the worker and attempt
+    JOB_MACHINE.announce(job)
+    send_to_worker(job_id, worker_id)
+    return job_id, bool(more)
 
 
 def jobs_assign_pending(*, limit: int = 200) -> int:

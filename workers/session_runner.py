@@ -39,12 +39,13 @@ from runtime.vad import VAD
 from workers import breaker
 from workers.claims import job_claim, job_finish, job_release
 from workers.db_retry import TRANSIENT_DATABASE_ERRORS, retry_database_write
-from workers.dispatch import job_route, jobs_assign_pending
+from workers.dispatch import job_route, job_take_next, jobs_assign_pending
 from workers.livekit import prepare_room, room_delete_on_end
 from workers.metrics import observe_dispatch_latency
 from workers.models import Job, JobType, Transport
 from workers.node import node
 from workers.session_host import host
+from workers.worker_types import served_types
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def run_claimed_job(*, job: Job, worker_id: str) -> str:
     # `running` would be re-dispatched once its lease expired, starting an ended call again
     recorded = retry_database_write(f"job {job.job_id}: recording its outcome",
                                     lambda: job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure))
-    _route_waiting_jobs()
+    _route_waiting_jobs(worker_id, may_take=not worker_fault)
     if not recorded:
         return "superseded"
     return "failed" if failure else "completed"
@@ -107,13 +108,27 @@ def _record_breaker(worker_id: str, *, worker_fault: bool, failed: bool) -> None
         log.warning("circuit breaker not updated for %s: database unavailable", worker_id)
 
 
-def _route_waiting_jobs() -> None:
-    """A slot just freed: hand it to the queue now rather than at the next maintenance tick."""
+def _route_waiting_jobs(worker_id: str, *, may_take: bool = True) -> None:
+    """A slot just freed: hand it to the queue now rather than at the next maintenance tick.
+
+    This worker takes the first waiting job it serves itself (one statement, no fleet read).
+    When it takes none although jobs wait (it serves none of them, it is draining, its circuit
+    is not closed after a fault of its own) the queue is routed across the fleet. When it took
+    one, the others wait for the next freed slot (or the maintenance round).
+    """
     try:
-        if Job.objects.pending().exists():
+        taken, more = None, True
+        if may_take and not (node.draining or node.stopping) and node.worker_id == worker_id:
+            taken, more = job_take_next(worker_id=worker_id, serves=_served_here())
+        if taken is None and more and Job.objects.pending().exists():
             jobs_assign_pending(limit=10)
     except Exception:  # noqa: BLE001 - the periodic loop will do it; the job's outcome stands
         log.warning("could not route waiting jobs", exc_info=True)
+
+
+def _served_here() -> list[str]:
+    options = node.options
+    return served_types(options.worker_type, options.serves) if options else []
 
 
 class WorkerFault(Exception):
