@@ -180,7 +180,7 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
     import httpx
     from asgiref.sync import sync_to_async
 
-    from sessions.models import SessionEvent
+    from sessions.models import AgentSession, SessionEvent
     from workers.models import Job
 
     caller = {"text": QUESTION, "duration_s": args.duration}
@@ -188,9 +188,10 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
     watches: dict[str, Watch] = {}
     watchers: list[asyncio.Task[None]] = []
     sessions: dict[str, str] = {}  # job → session
+    pending: dict[str, asyncio.Future[str]] = {}  # job → its session id, once the worker opened it
     failures: list[str] = []
     post_ms: list[float] = []
-    samples: list[tuple[float, float, float, int]] = []  # (time, cpu s, rss MB, live calls)
+    samples: list[tuple[float, float, float, int, dict[str, float]]] = []  # (time, worker cpu s, rss MB, live calls, others' cpu s)
     profile: subprocess.Popen[bytes] | None = None
     profile_path = ROOT / "var" / "bench" / f"capacity-profile-{n}.txt"
 
@@ -206,28 +207,49 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
                 failures.append(f"dispatch refused: {response.status_code} {response.text[:200]}")
                 return
             job_id = response.json()["job_id"]
-            while time.monotonic() - t0 < 60:
-                job = (await client.get(f"/api/v1/jobs/{job_id}/")).json()
-                if job.get("session_id"):
-                    sessions[job_id] = job["session_id"]
-                    watch = watches[job["session_id"]] = Watch()
-                    watchers.append(asyncio.create_task(watch_session(base, key, job["session_id"], watch, stop)))
-                    return
-                if job.get("status") in ("failed", "cancelled", "completed"):
-                    failures.append(f"job {job['status']} before its session: {job.get('failure_reason', '')}")
-                    return
-                await asyncio.sleep(0.2)
-            failures.append("no session within 60 s")
+            # the session id from the database (one query for every pending call, below): this
+            # process's polling must not load the web process it measures
+            found = asyncio.get_running_loop().create_future()
+            pending[job_id] = found
+            try:
+                session_id = await asyncio.wait_for(found, 60)
+            except TimeoutError:
+                failures.append("no session within 60 s")
+                return
+            except RuntimeError as exc:
+                failures.append(str(exc))
+                return
+            sessions[job_id] = session_id
+            watch = watches[session_id] = Watch()
+            watchers.append(asyncio.create_task(watch_session(base, key, session_id, watch, stop)))
+
+        def live_sessions(job_ids: list[str]) -> list[tuple[str, str, str, str]]:
+            return list(AgentSession.objects.filter(job_id__in=job_ids).values_list("job_id", "session_id", "job__status",
+                                                                                    "job__failure_reason"))
+
+        async def resolve() -> None:
+            while not stop.is_set():
+                if pending:
+                    for job_id, session_id, status, reason in await sync_to_async(live_sessions)(list(pending)):
+                        future = pending.pop(job_id, None)
+                        if future is not None and not future.done():
+                            if status in ("failed", "cancelled", "completed"):
+                                future.set_exception(RuntimeError(f"job {status} before its session: {reason}"))
+                            else:
+                                future.set_result(session_id)
+                await asyncio.sleep(0.1)
 
         async def sample() -> None:
             while not stop.is_set():
                 live = await sync_to_async(Job.objects.filter(pk__in=list(sessions), status="running").count)()
-                samples.append((time.monotonic(), proc_cpu_s(worker_pid), proc_rss_mb(worker_pid), live))
+                others = {name: proc_cpu_s(pid) for name, pid in args.pids.items()}
+                samples.append((time.monotonic(), proc_cpu_s(worker_pid), proc_rss_mb(worker_pid), live, others))
                 await asyncio.sleep(1.0)
 
         rss_before = proc_rss_mb(worker_pid)
         t_start = time.monotonic()
         sampler = asyncio.create_task(sample())
+        resolver = asyncio.create_task(resolve())
         starts = []
         for i in range(n):
             await asyncio.sleep(max(0.0, t_start + i / args.ramp - time.monotonic()))
@@ -255,7 +277,7 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         while time.monotonic() < deadline and not all(w.stopped.is_set() for w in watches.values()):
             await asyncio.sleep(0.25)
         stop.set()
-        await asyncio.gather(*watchers, sampler, return_exceptions=True)
+        await asyncio.gather(*watchers, sampler, resolver, return_exceptions=True)
     if profile is not None:
         profile.wait(args.profile_seconds + 30)
 
@@ -292,9 +314,12 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
 
     in_counts, out_counts = merged("in_lag_counts"), merged("out_lag_counts")
     full = [s for s in samples if s[3] >= n]  # every call up
+    others_cpu: dict[str, float] = {}
     if len(full) >= 2:
-        cpu = (full[-1][1] - full[0][1]) / (full[-1][0] - full[0][0]) * 100
+        span = full[-1][0] - full[0][0]
+        cpu = (full[-1][1] - full[0][1]) / span * 100
         rss = max(s[2] for s in full)
+        others_cpu = {name: round((full[-1][4][name] - full[0][4][name]) / span * 100, 1) for name in full[0][4]}
     else:
         cpu, rss = None, max((s[2] for s in samples), default=rss_before)
     figures = {
@@ -313,6 +338,8 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
                    "socket_errors": sum(bool(w.error) for w in watches.values())},
         "worker": {"cpu_percent_of_one_core": round(cpu, 1) if cpu is not None else None, "rss_mb": round(rss, 1),
                    "rss_mb_per_call": round((rss - rss_before) / n, 2), "full_load_samples": len(full)},
+        # the rest of this machine's two cores while every call was up: where else the CPU went
+        "other_processes_cpu_percent": others_cpu,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
     if profile is not None:
@@ -348,7 +375,8 @@ def print_round(f: dict[str, Any]) -> None:
         f"{f['reply_ms']['missing']} missing)  event→WS p50/p99 {f['event_to_ws_ms']['p50']}/{f['event_to_ws_ms']['p99']} ms  "
         f"events stored {f['events']['stored']} received {f['events']['received']} lost {f['events']['lost']} "
         f"dup {f['events']['duplicated']}  worker CPU {f['worker']['cpu_percent_of_one_core']} %  "
-        f"RSS {f['worker']['rss_mb_per_call']} MB/call  failed {f['failed']}  load {f['load_average_1m']}")
+        f"RSS {f['worker']['rss_mb_per_call']} MB/call  failed {f['failed']}  load {f['load_average_1m']}  "
+        f"others' CPU % {f['other_processes_cpu_percent']}")
     if "profile" in f:
         say(f"profile at N={f['n']} ({f['profile'].get('samples')} samples with the GIL), top self:")
         for frame, share in f["profile"].get("self", []):
@@ -407,7 +435,12 @@ def main() -> None:
         worker = worker_proc = start_worker(max(ns), log_dir)
         procs.append(worker)
         port = free_port()
-        procs.append(start_web(port, log_dir))
+        web = start_web(port, log_dir)
+        procs.append(web)
+        args.pids = {"web": web.pid, "openai_double": double.pid, "bench_client": os.getpid()}
+        redis_pid = redis.Redis.from_url(settings.REDIS_URL).info("server").get("process_id")
+        if redis_pid and Path(f"/proc/{redis_pid}").exists():
+            args.pids["redis"] = int(redis_pid)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
         while not Worker.objects.filter(status=WorkerStatus.ONLINE).exists():

@@ -244,6 +244,52 @@ class DjangoEventSink:
             broadcaster.send_and_wait(_session_sends(rows))  # stored, then sent: a flush covers both
             _notify_stored(rows)
 
+    # -- the writer's shared transaction (see _Writer._cycle) --
+    def _claim_waiters(self) -> list[threading.Event]:
+        with self._waiters_lock:
+            waiters, self._flush_waiters = self._flush_waiters, []
+        return waiters
+
+    def _release_waiters(self, waiters: list[threading.Event]) -> None:
+        """Flushed if nothing is left to store; else the waiters wait for a later cycle."""
+        if not waiters:
+            return
+        if self._pending or self._queue:
+            with self._waiters_lock:
+                self._flush_waiters[:0] = waiters
+        else:
+            for waiter in waiters:
+                waiter.set()
+
+    def _due(self, force: bool) -> tuple[list[Pending], dict[str, Any] | None] | None:
+        """The next batch (and the live state, when due) to store, or None: nothing due, or
+        backing off after a failure."""
+        self._take()
+        if time.monotonic() < self._retry_at and not force:
+            return None
+        if self._pending:
+            batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
+            return batch, self._live.due(force=force) if len(batch) == len(self._pending) else None
+        live = self._live.due(force=force)
+        return ([], live) if live else None
+
+    def _store_due(self, batch: list[Pending], live: dict[str, Any] | None) -> list[SessionEvent]:
+        """Write one batch inside the caller's transaction (no bookkeeping until it commits)."""
+        if batch:
+            return session_events_store(session_id=self.session_id, events=batch, live_state=live)
+        if live:
+            session_live_state_write(session_id=self.session_id, fields=live)
+        return []
+
+    def _stored_due(self, batch: list[Pending], live: dict[str, Any] | None, rows: list[SessionEvent]) -> None:
+        """The shared transaction committed: the batch is stored."""
+        for _ in batch:
+            self._pending.popleft()
+        if live:
+            self._live.written(live)
+        self._failures = 0
+        self.stored += len(rows)
+
     def _store_live_state(self, force: bool) -> None:
         """No events to store: the live state alone, when due (the audio meter moves on)."""
         live = self._live.due(force=force)
@@ -319,13 +365,53 @@ class _Writer:
                     if not sinks:
                         self._thread = None
                         return
-                for sink in sinks:
-                    try:
-                        sink._write(force=False)
-                    except Exception:  # noqa: BLE001 - one sink's bug must not stop the others
-                        log.exception("event sink of %s failed", sink.session_id)
+                self._cycle(sinks)
         finally:
             connection.close()  # this thread's; an idle writer holds no database connection
+
+
+    def _cycle(self, sinks: list[DjangoEventSink]) -> None:
+        """Store what every sink has due in ONE transaction, then broadcast it all in one
+        hand-over to the broadcaster: with hundreds of sessions in a process, a transaction
+        and a broadcaster round trip per session and cycle is what made events late. If the
+        shared transaction fails, each sink stores on its own (its own retry and backoff), so
+        one session's bad batch cannot hold the others back."""
+        claimed = {sink: sink._claim_waiters() for sink in sinks}
+        while True:
+            work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None]] = []
+            for sink in sinks:
+                try:
+                    due = sink._due(force=bool(claimed[sink]))
+                except Exception:  # noqa: BLE001 - one sink's bug must not stop the others
+                    log.exception("event sink of %s failed", sink.session_id)
+                    continue
+                if due is not None:
+                    work.append((sink, *due))
+            if not work:
+                break
+            try:
+                with transaction.atomic():
+                    stored = [(sink, batch, live, sink._store_due(batch, live)) for sink, batch, live in work]
+            except Exception:  # noqa: BLE001 - fall back to one transaction per sink
+                log.warning("shared event batch of %d sessions failed; storing each on its own", len(work), exc_info=True)
+                connection.close()  # a broken connection is reopened on the next attempt
+                for sink, _, _ in work:
+                    try:
+                        sink._write(force=bool(claimed[sink]))
+                    except Exception:  # noqa: BLE001
+                        log.exception("event sink of %s failed", sink.session_id)
+                break
+            rows: list[SessionEvent] = []
+            for sink, batch, live, sink_rows in stored:
+                sink._stored_due(batch, live, sink_rows)
+                rows.extend(sink_rows)
+            if rows:
+                broadcaster.send_and_wait(_session_sends(rows))  # stored, then sent: a flush covers both
+                _notify_stored(rows)
+            if not any(sink._pending for sink, _, _ in work):
+                break  # else a sink had more than one batch: go on at once
+        for sink, waiters in claimed.items():
+            sink._release_waiters(waiters)
 
 
 _writer_instance = _Writer()
