@@ -26,11 +26,13 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from controlplane.broadcaster import GroupSend, asend, broadcaster
 from sessions.live_state import AudioSnapshot, LiveState
-from sessions.models import SessionEvent
+from sessions.models import AgentSession, SessionEvent
+from sessions.participants import participants_apply
 from sessions.services import session_events_store, session_live_state_write
 
 log = logging.getLogger(__name__)
@@ -391,7 +393,10 @@ class _Writer:
                 break
             try:
                 with transaction.atomic():
-                    stored = [(sink, batch, live, sink._store_due(batch, live)) for sink, batch, live in work]
+                    if len(work) > 1 and connection.vendor == "postgresql":
+                        stored = _store_many(work)
+                    else:
+                        stored = [(sink, batch, live, sink._store_due(batch, live)) for sink, batch, live in work]
             except Exception:  # noqa: BLE001 - fall back to one transaction per sink
                 log.warning("shared event batch of %d sessions failed; storing each on its own", len(work), exc_info=True)
                 connection.close()  # a broken connection is reopened on the next attempt
@@ -412,6 +417,50 @@ class _Writer:
                 break  # else a sink had more than one batch: go on at once
         for sink, waiters in claimed.items():
             sink._release_waiters(waiters)
+
+
+class SessionRowMissing(Exception):
+    pass
+
+
+def _store_many(work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None]],
+                ) -> list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None, list[SessionEvent]]]:
+    """Every sink's batch in a few statements, inside the caller's transaction: the seqs of all
+    sessions from ONE `UPDATE … FROM (VALUES …) RETURNING` (each session's counter bumped by
+    its batch's size under the row lock, as `session_events_append` does for one: gap-free),
+    then ONE multi-row INSERT. Per session only what is rare: participant rows, the live
+    state (at most once a second). A session whose row is gone fails the whole transaction,
+    and the writer then stores each sink on its own."""
+    table = AgentSession._meta.db_table
+    counts = [(sink.session_id, len(batch)) for sink, batch, _ in work if batch]
+    last: dict[str, int] = {}
+    if counts:
+        values = ", ".join(["(%s::text, %s::bigint)"] * len(counts))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" AS s SET last_seq = s.last_seq + v.n, last_activity_at = %s '
+                f"FROM (VALUES {values}) AS v(id, n) WHERE s.session_id = v.id RETURNING s.session_id, s.last_seq",
+                [timezone.now(), *(x for pair in counts for x in pair)])
+            last = dict(cursor.fetchall())
+        missing = {session_id for session_id, _ in counts} - set(last)
+        if missing:
+            raise SessionRowMissing(f"no session row for {', '.join(sorted(missing))}")
+    out = []
+    all_rows: list[SessionEvent] = []
+    for sink, batch, live in work:
+        rows: list[SessionEvent] = []
+        if batch:
+            first = last[sink.session_id] - len(batch) + 1
+            rows = [SessionEvent(session_id=sink.session_id, seq=first + i, type=type_, at=at, data=data)
+                    for i, (type_, at, data) in enumerate(batch)]
+            all_rows.extend(rows)
+            participants_apply(session_id=sink.session_id, events=batch)
+        if live:
+            session_live_state_write(session_id=sink.session_id, fields=live)
+        out.append((sink, batch, live, rows))
+    if all_rows:
+        SessionEvent.objects.bulk_create(all_rows)
+    return out
 
 
 _writer_instance = _Writer()

@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from sessions.event_sink import DjangoEventSink, broadcast_session_events, session_group
-from sessions.models import AgentSession, SessionEvent
+from sessions.models import AgentSession, Participant, SessionEvent
 from runtime import events as ev
 from sessions.services import session_events_append
 from tests.dashboard.helpers import in_thread
@@ -167,16 +167,20 @@ def test_many_sessions_events_are_stored_and_broadcast_together(active_agent: An
         sinks = [DjangoEventSink(s.session_id) for s in sessions]
         with _writer()._lock:  # the writer's next cycle sees every sink's events at once
             for sink in sinks:
-                for i in range(3):
+                for i in range(2):
                     sink.emit(ev.TextReceived(text=f"m{i}"))
+            sinks[1].emit(ev.ParticipantJoined(participant=ev.ParticipantInfo(identity="caller-1", kind="standard")))
         assert all(sink.close() for sink in sinks)
     finally:
         _stored_listeners.pop()
     # one cycle: the three sessions' batches in one write, handed on together
-    assert sorted(batches[0]) == sorted((s.session_id, seq) for s in sessions for seq in (1, 2, 3))
+    assert sorted(batches[0]) == sorted((s.session_id, seq) for s in sessions for seq in (1, 2) + ((3,) if s is sessions[1] else ()))
+    # the same transaction kept the participant rows
+    assert list(Participant.objects.filter(session=sessions[1]).values_list("identity", flat=True)) == ["caller-1"]
     for session, listener in zip(sessions, listeners):
-        assert list(SessionEvent.objects.filter(session=session).order_by("seq").values_list("seq", flat=True)) == [1, 2, 3]
-        assert [e["seq"] for e in listener.drain()] == [1, 2, 3]
+        expected = [1, 2, 3] if session is sessions[1] else [1, 2]
+        assert list(SessionEvent.objects.filter(session=session).order_by("seq").values_list("seq", flat=True)) == expected
+        assert [e["seq"] for e in listener.drain()] == expected
 
 
 def test_one_sessions_failing_batch_does_not_hold_back_the_others(live_session: AgentSession, active_agent: Any) -> None:
