@@ -131,36 +131,43 @@ class Watch:
         self.seqs: list[int] = []
         self.latency_ms: list[float] = []
         self.stopped = asyncio.Event()
+        self.reconnects = 0
         self.error = ""
 
 
 async def watch_session(base: str, key: str, session_id: str, watch: Watch, stop: asyncio.Event) -> None:
+    """As the dashboard page does: a dropped or refused socket reconnects with `after_seq`
+    (the last seq it has), so what it missed is replayed from the database."""
     import websockets
 
-    url = f"ws://{base.split('://', 1)[1]}/ws/sessions/{session_id}/"
-    try:
-        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {key}"}, origin=base,
-                                      max_size=None, open_timeout=30) as ws:
-            live = False
-            while not stop.is_set():
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                now = time.time()
-                message = json.loads(raw)
-                if message.get("type") == "replay_done":
-                    live = True
-                elif message.get("type") == "events":
-                    for event in message["events"]:
-                        watch.seqs.append(event["seq"])
-                        if live:
-                            watch.latency_ms.append((now - datetime.fromisoformat(event["at"]).timestamp()) * 1000)
-                        if event["type"] == "call_ended":
-                            watch.stopped.set()
-    except Exception as exc:  # noqa: BLE001 - a lost socket is a figure (its events count as lost)
-        watch.error = f"{type(exc).__name__}: {exc}"
-        watch.stopped.set()
+    while not stop.is_set() and not watch.stopped.is_set():
+        after = max(watch.seqs, default=0)
+        url = f"ws://{base.split('://', 1)[1]}/ws/sessions/{session_id}/?after_seq={after}"
+        try:
+            async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {key}"}, origin=base,
+                                          max_size=None, open_timeout=30) as ws:
+                live = False
+                while not stop.is_set():
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), 0.5)
+                    except TimeoutError:
+                        continue
+                    now = time.time()
+                    message = json.loads(raw)
+                    if message.get("type") == "replay_done":
+                        live = True
+                    elif message.get("type") == "events":
+                        for event in message["events"]:
+                            watch.seqs.append(event["seq"])
+                            if live:
+                                watch.latency_ms.append((now - datetime.fromisoformat(event["at"]).timestamp()) * 1000)
+                            if event["type"] == "call_ended":
+                                watch.stopped.set()
+                return
+        except Exception as exc:  # noqa: BLE001 - counted, then reconnect
+            watch.reconnects += 1
+            watch.error = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(0.5)
 
 
 async def watch_fleet(base: str, key: str, counts: collections.Counter[str], stop: asyncio.Event) -> None:
@@ -335,7 +342,8 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         "event_to_ws_ms": {"p50": round(pct(latency, 50), 1) if latency else None,
                            "p99": round(pct(latency, 99), 1) if latency else None, "n": len(latency)},
         "events": {"stored": stored_total, "received": received_total, "lost": lost, "duplicated": duplicated,
-                   "socket_errors": sum(bool(w.error) for w in watches.values())},
+                   "socket_reconnects": sum(w.reconnects for w in watches.values()),
+                   "socket_errors": sorted({w.error for w in watches.values() if w.error})[:3]},
         "worker": {"cpu_percent_of_one_core": round(cpu, 1) if cpu is not None else None, "rss_mb": round(rss, 1),
                    "rss_mb_per_call": round((rss - rss_before) / n, 2), "full_load_samples": len(full)},
         # the rest of this machine's two cores while every call was up: where else the CPU went

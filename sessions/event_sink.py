@@ -126,6 +126,23 @@ def _normalize(event: Any) -> Pending:
     return type_, at, data
 
 
+class _LoopWaiter:
+    """A flush waiter on an event loop: the writer thread `set()`s it like a threading.Event."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
+        self._loop, self._done = loop, done
+
+    def set(self) -> None:
+        def resolve() -> None:
+            if not self._done.done():
+                self._done.set_result(None)
+
+        try:
+            self._loop.call_soon_threadsafe(resolve)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
 # --- the sink ----------------------------------------------------------------------------
 class DjangoEventSink:
     """EventSink for one session. Thread-safe `emit`; `flush`/`close` block until stored."""
@@ -141,7 +158,7 @@ class DjangoEventSink:
         self._pending: deque[Pending] = deque()
         self._failures = 0
         self._retry_at = 0.0
-        self._flush_waiters: list[threading.Event] = []
+        self._flush_waiters: list[threading.Event | _LoopWaiter] = []
         self._waiters_lock = threading.Lock()
         self._live = LiveState()
         _writer().register(self)
@@ -179,10 +196,27 @@ class DjangoEventSink:
         return ok
 
     async def aflush(self, timeout: float = 10.0) -> bool:
-        return await asyncio.to_thread(self.flush, timeout)
+        """`flush` from an event loop, holding no thread while it waits: hundreds of sessions
+        ending at once would otherwise fill the loop's small default executor, and every other
+        `to_thread` call of every session (status mirroring, tool setup) would queue behind."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        with self._waiters_lock:
+            self._flush_waiters.append(_LoopWaiter(loop, done))
+        _writer().wake(now=True)
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            log.error("events of %s not flushed within %.1fs (%d pending)", self.session_id, timeout, self.backlog)
+            return False
+        return True
 
     async def aclose(self, timeout: float = 10.0) -> bool:
-        return await asyncio.to_thread(self.close, timeout)
+        ok = await self.aflush(timeout)
+        self._closed = True
+        ok = await self.aflush(timeout) and ok  # anything emitted between the two
+        _writer().unregister(self)
+        return ok
 
     @property
     def backlog(self) -> int:
@@ -247,12 +281,12 @@ class DjangoEventSink:
             _notify_stored(rows)
 
     # -- the writer's shared transaction (see _Writer._cycle) --
-    def _claim_waiters(self) -> list[threading.Event]:
+    def _claim_waiters(self) -> list[threading.Event | _LoopWaiter]:
         with self._waiters_lock:
             waiters, self._flush_waiters = self._flush_waiters, []
         return waiters
 
-    def _release_waiters(self, waiters: list[threading.Event]) -> None:
+    def _release_waiters(self, waiters: list[threading.Event | _LoopWaiter]) -> None:
         """Flushed if nothing is left to store; else the waiters wait for a later cycle."""
         if not waiters:
             return
