@@ -100,7 +100,7 @@ def start_worker(capacity: int, log_dir: Path) -> subprocess.Popen[bytes]:
 
 
 def start_web(port: int, log_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DB_CONN_MAX_AGE": "0", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # DB_CONN_MAX_AGE as in production (its default)
     proc = subprocess.Popen([sys.executable, "-m", "controlplane.web_server", "-b", "127.0.0.1", "-p", str(port),
                              "server.asgi:application"], cwd=ROOT, env=env,
                             stdout=(log_dir / "capacity-web.log").open("wb"), stderr=subprocess.STDOUT)
