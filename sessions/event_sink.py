@@ -154,6 +154,7 @@ class DjangoEventSink:
         self.stored = 0
         self._queue: deque[Any] = deque()
         self._closed = False
+        self._closing: asyncio.Future[bool] | None = None  # aclose() under way (kept: it is shielded)
         # Only the writer thread touches what follows.
         self._pending: deque[Pending] = deque()
         self._failures = 0
@@ -212,10 +213,20 @@ class DjangoEventSink:
         return True
 
     async def aclose(self, timeout: float = 10.0) -> bool:
-        ok = await self.aflush(timeout)
-        self._closed = True
-        ok = await self.aflush(timeout) and ok  # anything emitted between the two
-        _writer().unregister(self)
+        """`close` from an event loop. Shielded: a caller that stops waiting (the job context's
+        shutdown timeout) must not leave the sink half closed — it still flushes, closes and
+        leaves the writer, as the thread of a `to_thread(close)` would have."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._aclose(timeout))
+        return await asyncio.shield(self._closing)
+
+    async def _aclose(self, timeout: float) -> bool:
+        try:
+            ok = await self.aflush(timeout)
+            self._closed = True
+            ok = await self.aflush(timeout) and ok  # anything emitted between the two
+        finally:
+            _writer().unregister(self)
         return ok
 
     @property

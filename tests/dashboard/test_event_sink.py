@@ -14,6 +14,7 @@ from sessions.models import AgentSession, Participant, SessionEvent
 from runtime import events as ev
 from sessions.services import session_events_append
 from tests.dashboard.helpers import in_thread
+from tests.helpers import wait_for_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -200,3 +201,22 @@ def test_one_sessions_failing_batch_does_not_hold_back_the_others(live_session: 
     AgentSession.objects.create(session_id=missing_id, agent=active_agent, agent_version=active_agent.version, room_id="back")
     assert bad.close(timeout=15)
     assert list(SessionEvent.objects.filter(session_id=missing_id).values_list("seq", "data__text")) == [(1, "lost row")]
+
+
+async def test_an_aclose_its_caller_gave_up_on_still_stores_and_closes(live_session: AgentSession) -> None:
+    from sessions.event_sink import _writer
+
+    sink = DjangoEventSink(live_session.session_id)
+    sink.emit(ev.TextReceived(text="last words"))
+    writer = _writer()
+    writer._lock.acquire()  # the writer cannot run its cycle: the flush cannot finish yet
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(sink.aclose(), 0.05)  # as the job context's shutdown timeout does
+    finally:
+        writer._lock.release()
+    # nobody awaits it any more, yet the close carries on: stored, closed, out of the writer
+    await wait_for_async(lambda: sink not in writer._sinks, timeout=15, what="the sink to leave the writer")
+    assert sink._closed and await sink.aclose() is True
+    rows = await in_thread(lambda: list(SessionEvent.objects.filter(session=live_session).values_list("seq", "data__text")))
+    assert rows == [(1, "last words")]
