@@ -261,14 +261,17 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         for i in range(n):
             await asyncio.sleep(max(0.0, t_start + i / args.ramp - time.monotonic()))
             starts.append(asyncio.create_task(call(i)))
-        await asyncio.gather(*starts)
-        say(f"N={n}: {len(sessions)} sessions live, {len(failures)} failed ({time.monotonic() - t_start:.1f} s)")
+        # profile the steady state: a few seconds after the last dispatch, not after a failing
+        # call's 60 s wait for its session (the calls may be over by then)
+        await asyncio.wait(starts, timeout=min(5.0, args.duration / 3))
         if args.profile_n == n:
             profile_path.parent.mkdir(parents=True, exist_ok=True)
             profile = subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(worker_pid), "--gil",
                                         "--nonblocking", "--format", "raw", "--duration", str(args.profile_seconds),
                                         "--rate", "100", "--output", str(profile_path)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await asyncio.gather(*starts)
+        say(f"N={n}: {len(sessions)} sessions live, {len(failures)} failed ({time.monotonic() - t_start:.1f} s)")
         # progress while the calls are on; done when every job has ended
         job_ids = list(sessions)
         while True:
@@ -320,7 +323,7 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
     from runtime.simulated_caller import histogram_pct
 
     in_counts, out_counts = merged("in_lag_counts"), merged("out_lag_counts")
-    full = [s for s in samples if s[3] >= n]  # every call up
+    full = [s for s in samples if s[3] >= len(sessions)]  # every call that went live is up
     others_cpu: dict[str, float] = {}
     if len(full) >= 2:
         span = full[-1][0] - full[0][0]
