@@ -321,6 +321,29 @@ class CallEnded(Event):
     recording_url: str | None = None
 
 
+class CallerReport(Event):
+    """A simulated caller's figures (job metadata `simulated_caller`, load tests only), once,
+    when it stops: reply latency (end of its speech → first audible agent frame) per reply,
+    and its input / the agent's output frame lag as p50/p99/max and a histogram whose bucket
+    upper edges are `lag_edges_ms` (-1: beyond the last edge)."""
+
+    type: Literal["caller_report"] = "caller_report"
+    duration_s: float = 0.0
+    utterances: int = 0
+    replies: int = 0
+    missing_replies: int = 0
+    reply_ms: list[float] = Field(default_factory=list)
+    in_lag_p50_ms: float | None = None
+    in_lag_p99_ms: float | None = None
+    in_lag_max_ms: float = 0.0
+    in_lag_counts: list[int] = Field(default_factory=list)
+    out_lag_p50_ms: float | None = None
+    out_lag_p99_ms: float | None = None
+    out_lag_max_ms: float = 0.0
+    out_lag_counts: list[int] = Field(default_factory=list)
+    lag_edges_ms: list[float] = Field(default_factory=list)
+
+
 AnyEvent = Annotated[
     Union[
         SessionStarted, SessionStopped, StateChanged, AgentStateChanged, UserStateChanged,
@@ -328,7 +351,7 @@ AnyEvent = Annotated[
         TtsAudio, VadSpeechStart, VadSpeechEnd, SttResult, TextReceived, TurnStarted,
         TurnEnded, ResponseGenerated, ConversationItemAdded, SpeechCreated, ToolCalled,
         ToolCompleted, ToolError, Interrupted, ResponseCancelled, MetricsCollected, Error,
-        RealtimeEvent, OperatorAction, CallEnded,
+        RealtimeEvent, OperatorAction, CallEnded, CallerReport,
     ],
     Field(discriminator="type"),
 ]

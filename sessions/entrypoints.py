@@ -28,13 +28,20 @@ from sessions.hosting import session_mirror_status
 from sessions.job_context import JobContext
 from sessions.launch import build_session
 from sessions.recording import CallRecorder
+from sessions.simulated_callers import simulated_caller_for, simulated_caller_run
 from runtime.events import Error, OperatorAction, ParticipantInfo
+from runtime.simulated_caller import SimulatedCaller
 from runtime.transports.livekit import LiveKitTransport
+from runtime.transports.local import LocalTransport
 
 LOCAL_PARTICIPANT = "local-user"
 
 
-def _transport_for(ctx: JobContext) -> Any:
+def _transport_for(ctx: JobContext, caller: SimulatedCaller | None = None) -> Any:
+    if ctx.transport == "local" and caller is not None:
+        # a load test's simulated caller, in this process (metadata.simulated_caller)
+        user = ParticipantInfo(identity=ctx.participant_identity or "simulated-caller", kind="standard")
+        return LocalTransport(on_audio=caller.heard, on_clear=caller.cleared, participant=user)
     if ctx.transport == "local":
         # the voice playground's browser audio, in and out, wherever this session runs; the
         # job's participant (or whoever sends it text and commands) is on the other end
@@ -70,9 +77,10 @@ async def agent_session(ctx: JobContext) -> None:
     tools = await asyncio.to_thread(build_tool_executor, list(ctx.agent_config.get("tools") or []))
     # base URLs and keys resolved (and checked against where each key may go) off the loop
     endpoints = await asyncio.to_thread(agent_endpoints, ctx.agent_config)
+    caller = await simulated_caller_for(ctx)
     sink = DjangoEventSink(ctx.session_id)
     session = build_session(
-        ctx.agent_config, transport=_transport_for(ctx), sink=sink, tools=tools, session_id=ctx.session_id,
+        ctx.agent_config, transport=_transport_for(ctx, caller), sink=sink, tools=tools, session_id=ctx.session_id,
         agent_id=ctx.agent_id, user_data={"job_id": ctx.job_id, "metadata": ctx.metadata}, endpoints=endpoints,
     )
     sink.track_audio_state(session.audio_state.as_dict)  # the row's audio_state, about once a second
@@ -115,6 +123,8 @@ async def agent_session(ctx: JobContext) -> None:
         greeting = ctx.metadata.get("greeting")
         if isinstance(greeting, str) and greeting:
             session.say(greeting)
+        if caller is not None:
+            ctx.create_task(simulated_caller_run(ctx, session, caller), name=f"caller-{ctx.session_id}")
         closed = asyncio.ensure_future(session.wait_closed())
         shutdown = asyncio.ensure_future(ctx.wait_for_shutdown())
         await asyncio.wait({closed, shutdown}, return_when=asyncio.FIRST_COMPLETED)

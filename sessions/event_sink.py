@@ -26,11 +26,13 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from controlplane.broadcaster import GroupSend, asend, broadcaster
 from sessions.live_state import AudioSnapshot, LiveState
-from sessions.models import SessionEvent
+from sessions.models import AgentSession, SessionEvent
+from sessions.participants import participants_apply
 from sessions.services import session_events_store, session_live_state_write
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,23 @@ def _normalize(event: Any) -> Pending:
     return type_, at, data
 
 
+class _LoopWaiter:
+    """A flush waiter on an event loop: the writer thread `set()`s it like a threading.Event."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
+        self._loop, self._done = loop, done
+
+    def set(self) -> None:
+        def resolve() -> None:
+            if not self._done.done():
+                self._done.set_result(None)
+
+        try:
+            self._loop.call_soon_threadsafe(resolve)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
 # --- the sink ----------------------------------------------------------------------------
 class DjangoEventSink:
     """EventSink for one session. Thread-safe `emit`; `flush`/`close` block until stored."""
@@ -135,11 +154,12 @@ class DjangoEventSink:
         self.stored = 0
         self._queue: deque[Any] = deque()
         self._closed = False
+        self._closing: asyncio.Future[bool] | None = None  # aclose() under way (kept: it is shielded)
         # Only the writer thread touches what follows.
         self._pending: deque[Pending] = deque()
         self._failures = 0
         self._retry_at = 0.0
-        self._flush_waiters: list[threading.Event] = []
+        self._flush_waiters: list[threading.Event | _LoopWaiter] = []
         self._waiters_lock = threading.Lock()
         self._live = LiveState()
         _writer().register(self)
@@ -177,10 +197,37 @@ class DjangoEventSink:
         return ok
 
     async def aflush(self, timeout: float = 10.0) -> bool:
-        return await asyncio.to_thread(self.flush, timeout)
+        """`flush` from an event loop, holding no thread while it waits: hundreds of sessions
+        ending at once would otherwise fill the loop's small default executor, and every other
+        `to_thread` call of every session (status mirroring, tool setup) would queue behind."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        with self._waiters_lock:
+            self._flush_waiters.append(_LoopWaiter(loop, done))
+        _writer().wake(now=True)
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            log.error("events of %s not flushed within %.1fs (%d pending)", self.session_id, timeout, self.backlog)
+            return False
+        return True
 
     async def aclose(self, timeout: float = 10.0) -> bool:
-        return await asyncio.to_thread(self.close, timeout)
+        """`close` from an event loop. Shielded: a caller that stops waiting (the job context's
+        shutdown timeout) must not leave the sink half closed — it still flushes, closes and
+        leaves the writer, as the thread of a `to_thread(close)` would have."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._aclose(timeout))
+        return await asyncio.shield(self._closing)
+
+    async def _aclose(self, timeout: float) -> bool:
+        try:
+            ok = await self.aflush(timeout)
+            self._closed = True
+            ok = await self.aflush(timeout) and ok  # anything emitted between the two
+        finally:
+            _writer().unregister(self)
+        return ok
 
     @property
     def backlog(self) -> int:
@@ -243,6 +290,52 @@ class DjangoEventSink:
             self.stored += len(rows)
             broadcaster.send_and_wait(_session_sends(rows))  # stored, then sent: a flush covers both
             _notify_stored(rows)
+
+    # -- the writer's shared transaction (see _Writer._cycle) --
+    def _claim_waiters(self) -> list[threading.Event | _LoopWaiter]:
+        with self._waiters_lock:
+            waiters, self._flush_waiters = self._flush_waiters, []
+        return waiters
+
+    def _release_waiters(self, waiters: list[threading.Event | _LoopWaiter]) -> None:
+        """Flushed if nothing is left to store; else the waiters wait for a later cycle."""
+        if not waiters:
+            return
+        if self._pending or self._queue:
+            with self._waiters_lock:
+                self._flush_waiters[:0] = waiters
+        else:
+            for waiter in waiters:
+                waiter.set()
+
+    def _due(self, force: bool) -> tuple[list[Pending], dict[str, Any] | None] | None:
+        """The next batch (and the live state, when due) to store, or None: nothing due, or
+        backing off after a failure."""
+        self._take()
+        if time.monotonic() < self._retry_at and not force:
+            return None
+        if self._pending:
+            batch = [self._pending[i] for i in range(min(self.max_batch, len(self._pending)))]
+            return batch, self._live.due(force=force) if len(batch) == len(self._pending) else None
+        live = self._live.due(force=force)
+        return ([], live) if live else None
+
+    def _store_due(self, batch: list[Pending], live: dict[str, Any] | None) -> list[SessionEvent]:
+        """Write one batch inside the caller's transaction (no bookkeeping until it commits)."""
+        if batch:
+            return session_events_store(session_id=self.session_id, events=batch, live_state=live)
+        if live:
+            session_live_state_write(session_id=self.session_id, fields=live)
+        return []
+
+    def _stored_due(self, batch: list[Pending], live: dict[str, Any] | None, rows: list[SessionEvent]) -> None:
+        """The shared transaction committed: the batch is stored."""
+        for _ in batch:
+            self._pending.popleft()
+        if live:
+            self._live.written(live)
+        self._failures = 0
+        self.stored += len(rows)
 
     def _store_live_state(self, force: bool) -> None:
         """No events to store: the live state alone, when due (the audio meter moves on)."""
@@ -319,13 +412,100 @@ class _Writer:
                     if not sinks:
                         self._thread = None
                         return
-                for sink in sinks:
-                    try:
-                        sink._write(force=False)
-                    except Exception:  # noqa: BLE001 - one sink's bug must not stop the others
-                        log.exception("event sink of %s failed", sink.session_id)
+                self._cycle(sinks)
         finally:
             connection.close()  # this thread's; an idle writer holds no database connection
+
+
+    def _cycle(self, sinks: list[DjangoEventSink]) -> None:
+        """Store what every sink has due in ONE transaction, then broadcast it all in one
+        hand-over to the broadcaster: with hundreds of sessions in a process, a transaction
+        and a broadcaster round trip per session and cycle is what made events late. If the
+        shared transaction fails, each sink stores on its own (its own retry and backoff), so
+        one session's bad batch cannot hold the others back."""
+        claimed = {sink: sink._claim_waiters() for sink in sinks}
+        while True:
+            work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None]] = []
+            for sink in sinks:
+                try:
+                    due = sink._due(force=bool(claimed[sink]))
+                except Exception:  # noqa: BLE001 - one sink's bug must not stop the others
+                    log.exception("event sink of %s failed", sink.session_id)
+                    continue
+                if due is not None:
+                    work.append((sink, *due))
+            if not work:
+                break
+            try:
+                with transaction.atomic():
+                    if len(work) > 1 and connection.vendor == "postgresql":
+                        stored = _store_many(work)
+                    else:
+                        stored = [(sink, batch, live, sink._store_due(batch, live)) for sink, batch, live in work]
+            except Exception:  # noqa: BLE001 - fall back to one transaction per sink
+                log.warning("shared event batch of %d sessions failed; storing each on its own", len(work), exc_info=True)
+                connection.close()  # a broken connection is reopened on the next attempt
+                for sink, _, _ in work:
+                    try:
+                        sink._write(force=bool(claimed[sink]))
+                    except Exception:  # noqa: BLE001
+                        log.exception("event sink of %s failed", sink.session_id)
+                break
+            rows: list[SessionEvent] = []
+            for sink, batch, live, sink_rows in stored:
+                sink._stored_due(batch, live, sink_rows)
+                rows.extend(sink_rows)
+            if rows:
+                broadcaster.send_and_wait(_session_sends(rows))  # stored, then sent: a flush covers both
+                _notify_stored(rows)
+            if not any(sink._pending for sink, _, _ in work):
+                break  # else a sink had more than one batch: go on at once
+        for sink, waiters in claimed.items():
+            sink._release_waiters(waiters)
+
+
+class SessionRowMissing(Exception):
+    pass
+
+
+def _store_many(work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None]],
+                ) -> list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None, list[SessionEvent]]]:
+    """Every sink's batch in a few statements, inside the caller's transaction: the seqs of all
+    sessions from ONE `UPDATE … FROM (VALUES …) RETURNING` (each session's counter bumped by
+    its batch's size under the row lock, as `session_events_append` does for one: gap-free),
+    then ONE multi-row INSERT. Per session only what is rare: participant rows, the live
+    state (at most once a second). A session whose row is gone fails the whole transaction,
+    and the writer then stores each sink on its own."""
+    table = AgentSession._meta.db_table
+    counts = [(sink.session_id, len(batch)) for sink, batch, _ in work if batch]
+    last: dict[str, int] = {}
+    if counts:
+        values = ", ".join(["(%s::text, %s::bigint)"] * len(counts))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" AS s SET last_seq = s.last_seq + v.n, last_activity_at = %s '
+                f"FROM (VALUES {values}) AS v(id, n) WHERE s.session_id = v.id RETURNING s.session_id, s.last_seq",
+                [timezone.now(), *(x for pair in counts for x in pair)])
+            last = dict(cursor.fetchall())
+        missing = {session_id for session_id, _ in counts} - set(last)
+        if missing:
+            raise SessionRowMissing(f"no session row for {', '.join(sorted(missing))}")
+    out = []
+    all_rows: list[SessionEvent] = []
+    for sink, batch, live in work:
+        rows: list[SessionEvent] = []
+        if batch:
+            first = last[sink.session_id] - len(batch) + 1
+            rows = [SessionEvent(session_id=sink.session_id, seq=first + i, type=type_, at=at, data=data)
+                    for i, (type_, at, data) in enumerate(batch)]
+            all_rows.extend(rows)
+            participants_apply(session_id=sink.session_id, events=batch)
+        if live:
+            session_live_state_write(session_id=sink.session_id, fields=live)
+        out.append((sink, batch, live, rows))
+    if all_rows:
+        SessionEvent.objects.bulk_create(all_rows)
+    return out
 
 
 _writer_instance = _Writer()

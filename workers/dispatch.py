@@ -27,6 +27,7 @@ from controlplane.celery import app
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.scopes import LOADTEST
 from sessions.control import stop_job_session
+from sessions.simulated_callers import simulated_caller_validate
 from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
 from workers.services import JOB_MACHINE, job_assign, job_cancel
@@ -79,6 +80,20 @@ def _check_loadtest(metadata: dict[str, Any], api_key: Any) -> None:
         raise DomainError("metadata.loadtest must be true when given", field="metadata")
     if not settings.LOADTEST_ALLOWED and (api_key is None or LOADTEST not in api_key.scopes):
         raise Forbidden("load-test calls need an API key with the 'loadtest' scope (or LOADTEST_ALLOWED)", field="metadata")
+
+
+def _check_simulated_caller(metadata: dict[str, Any], transport: str, api_key: Any) -> None:
+    """A simulated caller inside the worker (metadata.simulated_caller, `sessions.simulated_callers`)
+    is a load test too: the same gate, then every field checked, so a bad one is a 400 here."""
+    if "simulated_caller" not in metadata:
+        return
+    if not settings.LOADTEST_ALLOWED and (api_key is None or LOADTEST not in api_key.scopes):
+        raise Forbidden("a simulated caller needs an API key with the 'loadtest' scope (or LOADTEST_ALLOWED)",
+                        field="metadata.simulated_caller")
+    if transport != Transport.LOCAL:
+        raise DomainError("a simulated caller needs transport 'local' (it speaks into the session on its worker)",
+                          field="transport")
+    simulated_caller_validate(metadata["simulated_caller"])
 
 
 def _check_queue_room() -> None:
@@ -151,6 +166,7 @@ def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None
         if agent.state != AgentState.ACTIVE:
             raise Conflict(f"agent '{agent_id}' is {agent.state}; only active agents accept jobs", field="agent")
     _check_loadtest(metadata, api_key)
+    _check_simulated_caller(metadata, transport, api_key)
     _check_rate_limit(api_key)
 
     job = Job(

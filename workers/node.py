@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from controlplane.env import env_bool, env_int, env_list, env_str
 from sessions.job_context import DEFAULT_ENTRY_POINT, JobContext
-from workers.options import WorkerOptions
+from workers.options import DEFAULT_MAX_CONCURRENT_JOBS, WorkerOptions
 from workers.worker_types import WorkerType
 
 
@@ -27,7 +27,7 @@ def options_from_env(**overrides: object) -> WorkerOptions:
         "api_key": settings.LIVEKIT_API_KEY or "devkey",
         "api_secret": settings.LIVEKIT_API_SECRET or "secret",
         "entry_point": env_str("WORKER_ENTRY_POINT", DEFAULT_ENTRY_POINT),
-        "max_concurrent_jobs": env_int("WORKER_MAX_CONCURRENT_JOBS", 50),
+        "max_concurrent_jobs": env_int("WORKER_MAX_CONCURRENT_JOBS", DEFAULT_MAX_CONCURRENT_JOBS),
         "worker_type": env_str("WORKER_TYPE", WorkerType.VOICE_AGENT),
         "region": env_str("WORKER_REGION", ""),
         "drain_timeout": env_int("WORKER_DRAIN_TIMEOUT", 300),

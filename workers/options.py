@@ -14,6 +14,14 @@ from sessions.job_context import DEFAULT_ENTRY_POINT
 from workers.worker_types import WorkerType
 
 
+# Sessions per worker process, from bench/capacity.py (one `manage.py start` process with the
+# production event sink, PostgreSQL, Redis, daphne and a socket per session, on a 2-core
+# machine it shares with them): real time held (frame lag p99 ≈ 20 ms, replies as fast as
+# at N = 10) up to about 50 calls and was lost at 75 (p99 80-100 ms). 40 leaves headroom; a
+# worker with a core of its own may be given more (WORKER_MAX_CONCURRENT_JOBS).
+DEFAULT_MAX_CONCURRENT_JOBS = 40
+
+
 class WorkerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -22,7 +30,7 @@ class WorkerOptions(BaseModel):
     api_key: SecretStr
     api_secret: SecretStr
     entry_point: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")] = DEFAULT_ENTRY_POINT
-    max_concurrent_jobs: Annotated[int, Field(ge=1, le=1000)] = 50
+    max_concurrent_jobs: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_MAX_CONCURRENT_JOBS
     worker_type: WorkerType = WorkerType.VOICE_AGENT
     region: Annotated[str, Field(max_length=64)] = ""
     drain_timeout: Annotated[int, Field(gt=0, le=86_400)] = 300

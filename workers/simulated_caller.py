@@ -125,16 +125,23 @@ class Downlink:
 
 
 async def _events_listener(plan: CallPlan, result: CallResult, seqs: list[int], stop: asyncio.Event) -> None:
+    """The session's event socket, as the dashboard follows it: a dropped socket reconnects
+    with `after_seq` (the last seq received), and the server replays what it missed."""
     headers = {"Authorization": f"Bearer {plan.api_key}"}
-    async with websockets.connect(ws_url(plan.base_url, f"/ws/sessions/{result.session_id}/"), additional_headers=headers,
-                                  origin=_origin(plan.base_url), max_size=None) as ws:
-        while not stop.is_set():
-            try:
-                message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-            except TimeoutError:
-                continue
-            if message.get("type") == "events":
-                seqs.extend(e["seq"] for e in message["events"])
+    while not stop.is_set():
+        path = f"/ws/sessions/{result.session_id}/?after_seq={max(seqs, default=0)}"
+        try:
+            async with websockets.connect(ws_url(plan.base_url, path), additional_headers=headers,
+                                          origin=_origin(plan.base_url), max_size=None) as ws:
+                while not stop.is_set():
+                    try:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    except TimeoutError:
+                        continue
+                    if message.get("type") == "events":
+                        seqs.extend(e["seq"] for e in message["events"])
+        except (OSError, websockets.WebSocketException, TimeoutError):
+            await asyncio.sleep(0.5)  # reconnect
 
 
 async def _speak(audio: CallerAudio, speech: np.ndarray) -> float:
@@ -218,17 +225,18 @@ async def _converse(plan: CallPlan, audio: CallerAudio, downlink: Downlink, resu
     await _silence_until(audio, lambda: False, max(0.0, deadline - time.monotonic()))
 
 
-async def _stored_seqs(client: httpx.AsyncClient, session_id: str) -> list[int]:
-    seqs: list[int] = []
+async def _stored_events(client: httpx.AsyncClient, session_id: str) -> list[tuple[int, str]]:
+    """(seq, type) of every event stored for the session, in order."""
+    events: list[tuple[int, str]] = []
     after = 0
     while True:
         response = await client.get(f"/api/v1/sessions/{session_id}/events/", params={"after_seq": after, "limit": 500})
         response.raise_for_status()
         page = response.json()["results"]
         if not page:
-            return seqs
-        seqs.extend(e["seq"] for e in page)
-        after = seqs[-1]
+            return events
+        events.extend((e["seq"], e["type"]) for e in page)
+        after = events[-1][0]
 
 
 async def run_call(plan: CallPlan, result: CallResult, transport: CallerTransport = AUDIO_SOCKET) -> CallResult:
@@ -272,20 +280,22 @@ async def run_call(plan: CallPlan, result: CallResult, transport: CallerTranspor
             finally:
                 await client.post(f"/api/v1/jobs/{result.job_id}/cancel")
             # an event counts as lost only if the socket never delivers it: wait (bounded) for
-            # the session's last events (stopped, call ended) to be stored and to arrive
-            stored: list[int] = []
+            # the session's last event to be stored — `call_ended`, the end-of-call report the
+            # worker writes once it has closed the session (the job shows `cancelled` as soon as
+            # the cancel is asked for, before the session has stopped) — and to arrive
+            stored: list[tuple[int, str]] = []
             wait_until = time.monotonic() + EVENTS_SETTLE_S
-            while time.monotonic() < wait_until:
-                stored = await _stored_seqs(client, result.session_id)
-                ended = (await client.get(f"/api/v1/jobs/{result.job_id}/")).json().get("status") in ("cancelled", "completed", "failed")
-                if ended and set(stored) <= set(received) or listener.done():
+            while time.monotonic() < wait_until and not listener.done():
+                stored = await _stored_events(client, result.session_id)
+                if any(type_ == "call_ended" for _, type_ in stored) and {seq for seq, _ in stored} <= set(received):
                     break
                 await asyncio.sleep(0.5)
             stop.set()
             await asyncio.gather(listener, return_exceptions=True)
-            stored = await _stored_seqs(client, result.session_id)  # the final record, after the socket closed
-            result.events_stored, result.events_received = len(stored), len(set(received))
-            result.events_lost = len(set(stored) - set(received))
+            stored = await _stored_events(client, result.session_id)  # the final record, after the socket closed
+            stored_seqs = {seq for seq, _ in stored}
+            result.events_stored, result.events_received = len(stored_seqs), len(set(received))
+            result.events_lost = len(stored_seqs - set(received))
             result.events_duplicated = len(received) - len(set(received))
         except Exception as exc:  # noqa: BLE001 - one failed call is a figure, not the end of the test
             result.error = result.error or f"{type(exc).__name__}: {exc}"

@@ -10,10 +10,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from sessions.event_sink import DjangoEventSink, broadcast_session_events, session_group
-from sessions.models import AgentSession, SessionEvent
+from sessions.models import AgentSession, Participant, SessionEvent
 from runtime import events as ev
 from sessions.services import session_events_append
 from tests.dashboard.helpers import in_thread
+from tests.helpers import wait_for_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,3 +154,69 @@ def test_the_last_audio_is_stored_before_session_stopped(live_session: AgentSess
     assert sink.close()
     types = list(SessionEvent.objects.filter(session=live_session).order_by("seq").values_list("type", flat=True))
     assert types == ["audio_streamed", "session_stopped"]
+
+
+def test_many_sessions_events_are_stored_and_broadcast_together(active_agent: Any) -> None:
+    from sessions.event_sink import _writer, on_events_stored, _stored_listeners
+
+    sessions = [AgentSession.objects.create(agent=active_agent, agent_version=active_agent.version, room_id=f"r{i}",
+                                            status="active") for i in range(3)]
+    listeners = [GroupListener(s.session_id) for s in sessions]
+    batches: list[list[tuple[str, int]]] = []
+    on_events_stored(lambda rows: batches.append([(r.session_id, r.seq) for r in rows]))
+    try:
+        sinks = [DjangoEventSink(s.session_id) for s in sessions]
+        with _writer()._lock:  # the writer's next cycle sees every sink's events at once
+            for sink in sinks:
+                for i in range(2):
+                    sink.emit(ev.TextReceived(text=f"m{i}"))
+            sinks[1].emit(ev.ParticipantJoined(participant=ev.ParticipantInfo(identity="caller-1", kind="standard")))
+        assert all(sink.close() for sink in sinks)
+    finally:
+        _stored_listeners.pop()
+    # one cycle: the three sessions' batches in one write, handed on together
+    assert sorted(batches[0]) == sorted((s.session_id, seq) for s in sessions for seq in (1, 2) + ((3,) if s is sessions[1] else ()))
+    # the same transaction kept the participant rows
+    assert list(Participant.objects.filter(session=sessions[1]).values_list("identity", flat=True)) == ["caller-1"]
+    for session, listener in zip(sessions, listeners):
+        expected = [1, 2, 3] if session is sessions[1] else [1, 2]
+        assert list(SessionEvent.objects.filter(session=session).order_by("seq").values_list("seq", flat=True)) == expected
+        assert [e["seq"] for e in listener.drain()] == expected
+
+
+def test_one_sessions_failing_batch_does_not_hold_back_the_others(live_session: AgentSession, active_agent: Any) -> None:
+    from sessions.event_sink import _writer
+
+    # a real failure: the other session's row is missing, so its seq counter cannot be read
+    missing = AgentSession.objects.create(agent=active_agent, agent_version=active_agent.version, room_id="gone")
+    missing_id = missing.session_id
+    missing.delete()
+    good, bad = DjangoEventSink(live_session.session_id), DjangoEventSink(missing_id)
+    with _writer()._lock:  # both batches in one cycle: the shared write fails, then each goes alone
+        bad.emit(ev.TextReceived(text="lost row"))
+        good.emit(ev.TextReceived(text="kept"))
+    assert good.close()
+    assert list(SessionEvent.objects.filter(session=live_session).values_list("seq", "data__text")) == [(1, "kept")]
+    assert bad.flush(timeout=0.5) is False and bad.backlog == 1
+    AgentSession.objects.create(session_id=missing_id, agent=active_agent, agent_version=active_agent.version, room_id="back")
+    assert bad.close(timeout=15)
+    assert list(SessionEvent.objects.filter(session_id=missing_id).values_list("seq", "data__text")) == [(1, "lost row")]
+
+
+async def test_an_aclose_its_caller_gave_up_on_still_stores_and_closes(live_session: AgentSession) -> None:
+    from sessions.event_sink import _writer
+
+    sink = DjangoEventSink(live_session.session_id)
+    sink.emit(ev.TextReceived(text="last words"))
+    writer = _writer()
+    writer._lock.acquire()  # the writer cannot run its cycle: the flush cannot finish yet
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(sink.aclose(), 0.05)  # as the job context's shutdown timeout does
+    finally:
+        writer._lock.release()
+    # nobody awaits it any more, yet the close carries on: stored, closed, out of the writer
+    await wait_for_async(lambda: sink not in writer._sinks, timeout=15, what="the sink to leave the writer")
+    assert sink._closed and await sink.aclose() is True
+    rows = await in_thread(lambda: list(SessionEvent.objects.filter(session=live_session).values_list("seq", "data__text")))
+    assert rows == [(1, "last words")]

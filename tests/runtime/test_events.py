@@ -18,8 +18,9 @@ conversation_item_added, speech_created, tool_called, tool_completed, tool_error
 interrupted, response_cancelled, metrics_collected, error, realtime_event,
 operator_action"""
 # Types this project adds beyond DESIGN.md's list ("at least these"); each is documented in the
-# README: the end-of-call report (issue 16) and the transport's connection being restored (issue 14).
-ADDED_TYPES = {"call_ended", "reconnecting", "reconnected"}
+# README: the end-of-call report (issue 16), the transport's connection being restored (issue 14)
+# and a simulated caller's figures (issue 13).
+ADDED_TYPES = {"call_ended", "reconnecting", "reconnected", "caller_report"}
 
 
 def test_every_design_event_type_has_exactly_one_model():
