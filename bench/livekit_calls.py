@@ -56,6 +56,10 @@ async def _host(args: argparse.Namespace) -> None:
 
     arrivals: list[list[float]] = [[] for _ in range(args.n)]
     replies: list[list[float]] = [[] for _ in range(args.n)]
+    # wall-clock marks inside the worker, to split the WebRTC reply latency into its legs
+    speech_starts: list[list[float]] = [[] for _ in range(args.n)]  # the VAD heard speech start
+    speech_ends: list[list[float]] = [[] for _ in range(args.n)]  # the VAD heard the end of speech
+    writes: list[list[float]] = [[] for _ in range(args.n)]  # the playout wrote a loud frame
 
     class TimedSession(AgentSession):  # the input side's clock: when each frame reached the session
         index = 0
@@ -64,12 +68,28 @@ async def _host(args: argparse.Namespace) -> None:
             arrivals[self.index].append(time.perf_counter())
             super().push_audio(data, sample_rate, channels)
 
+        def set_user_state(self, state: Any) -> None:
+            if state == "listening" and self.user_state == "speaking":
+                speech_ends[self.index].append(time.time())
+            elif state == "speaking" and self.user_state != "speaking":
+                speech_starts[self.index].append(time.time())
+            super().set_user_state(state)
+
+    class TimedLiveKit(LiveKitTransport):
+        index = 0
+
+        def write_audio(self, frame: np.ndarray, sample_rate: int) -> None:
+            if float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) > LOUD:
+                writes[self.index].append(time.time())
+            super().write_audio(frame, sample_rate)
+
     class TimedLocal(LocalTransport):  # the local "caller" hears what the playout writes
         index = 0
 
         def write_audio(self, frame: np.ndarray, sample_rate: int) -> None:
             if float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) > LOUD:
                 replies[self.index].append(time.perf_counter())
+                writes[self.index].append(time.time())
             super().write_audio(frame, sample_rate)
 
     base_rss = _rss_mb()
@@ -78,7 +98,8 @@ async def _host(args: argparse.Namespace) -> None:
     for i in range(args.n):
         if args.transport == "livekit":
             token = mint_agent_token(api_key=KEY, api_secret=SECRET, room=f"bench-{i}", job_id=f"b{i}")
-            transport: Any = LiveKitTransport(url=args.url, token=token, room=f"bench-{i}", participant_identity="caller")
+            transport: Any = TimedLiveKit(url=args.url, token=token, room=f"bench-{i}", participant_identity="caller")
+            transport.index = i
         else:
             transport = TimedLocal()
             transport.index = i
@@ -89,7 +110,10 @@ async def _host(args: argparse.Namespace) -> None:
         sessions.append(session)
         rss_after.append(_rss_mb())
     print("READY", flush=True)
+    ready = time.perf_counter()
+    monitor = asyncio.get_running_loop().create_task(_watch(sessions))
     spoken: dict[int, float] = {}
+    started: dict[int, float] = {}  # wall clock: when its question's first frame reached the session
     if args.transport == "local":
         samples, rate, channels = read_wav(args.wav)
         # like a real microphone (and the double's callers), a local caller sends 20 ms frames
@@ -101,15 +125,19 @@ async def _host(args: argparse.Namespace) -> None:
             lead = silence[:int(rate * (1.0 + 0.2 * i)) * channels]
             await sessions[i].transport.play(np.concatenate([lead, samples, silence, silence, silence, silence, silence]),
                                              rate, channels)
-            last_speech_frame = (lead.size + samples.size) // (rate * channels // 50) - 1
-            spoken[i] = arrivals[i][last_speech_frame]
+            per_frame = rate * channels // 50
+            to_wall = time.time() - time.perf_counter()
+            started[i] = arrivals[i][lead.size // per_frame] + to_wall
+            spoken[i] = arrivals[i][(lead.size + samples.size) // per_frame - 1]
 
         await asyncio.gather(*(caller(i) for i in range(args.n)))
     else:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the parent says when
+    monitor.cancel()
     rss = _rss_mb()
     lags = []
-    for times in arrivals:
+    for times in arrivals:  # during the conversation, not while the other calls were joining
+        times = [t for t in times if t > ready + 0.5]
         if len(times) > 10:
             t = np.asarray(times)
             ideal = np.arange(len(t)) * 0.020
@@ -117,13 +145,29 @@ async def _host(args: argparse.Namespace) -> None:
             lags.extend(((late - late.min()) * 1000).tolist())
     out = {"rss_per_call_mb": (rss - base_rss) / args.n, "input_lag_ms": lags,
            "rss_first_call_mb": rss_after[0] - base_rss,
-           "rss_marginal_per_call_mb": (rss - rss_after[0]) / max(1, args.n - 1)}
+           "rss_marginal_per_call_mb": (rss - rss_after[0]) / max(1, args.n - 1),
+           "speech_starts": speech_starts, "speech_ends": speech_ends, "writes": writes}
     if args.transport == "local":
+        to_wall = time.time() - time.perf_counter()
+        out["heard"] = {i: (started[i], end + to_wall, next(t for t in replies[i] if t > end) + to_wall)
+                        for i, end in spoken.items() if any(t > end for t in replies[i])}
         out["reply_latency_ms"] = [(next(t for t in replies[i] if t > end) - end) * 1000
                                    for i, end in spoken.items() if any(t > end for t in replies[i])]
     print("RESULT " + json.dumps(out), flush=True)
     for session in sessions:
         await session.stop("bench_over")
+
+
+async def _watch(sessions: list[Any]) -> None:
+    """Once a second on the worker's log: the loop's worst lag and the frames waiting to go out."""
+    while True:
+        worst, t_end = 0.0, time.perf_counter() + 1.0
+        while time.perf_counter() < t_end:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.01)
+            worst = max(worst, time.perf_counter() - t0 - 0.01)
+        queued = sum(getattr(s.transport, "_out_q", asyncio.Queue()).qsize() for s in sessions)
+        print(f"WATCH loop lag max {worst * 1000:.0f} ms, output frames queued {queued}", file=sys.stderr, flush=True)
 
 
 # --- the bench -----------------------------------------------------------------------------------
@@ -161,7 +205,9 @@ def run_local(n: int, wav: str) -> dict[str, Any]:
     result = json.loads(_read_until(proc, "RESULT "))
     cpu = (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0) * 100
     proc.wait(30)
-    return _figures(result["reply_latency_ms"], result, cpu, n)
+    figures = _figures(result["reply_latency_ms"], result, cpu, n)
+    figures["legs"] = _legs({int(i): tuple(v) for i, v in result["heard"].items()}, result)
+    return figures
 
 
 def _profile(pids: dict[str, int], seconds: int, out_dir: Path, tag: str) -> list[subprocess.Popen[bytes]]:
@@ -191,8 +237,9 @@ def run_livekit(n: int, wav: str, *, profile_dir: Path | None = None) -> dict[st
             for i in range(n):
                 double.client.speak(f"bench-{i}", "caller", wav)
                 time.sleep(0.2)
-            latencies = _caller_latencies(double, n)
+            heard = _caller_latencies(double, n)
             time.sleep(max(0.0, 0.2 * n + 8.0 - (time.monotonic() - t0)))  # the local run's window
+            double_lag = double.client.state()["loop_lag_ms"]
             double_cpu = (_cpu_seconds(double.proc.pid) - double_cpu0) / (time.monotonic() - t0) * 100 \
                 if double.proc is not None else 0.0
             assert proc.stdin is not None
@@ -205,30 +252,55 @@ def run_livekit(n: int, wav: str, *, profile_dir: Path | None = None) -> dict[st
                 spy.wait(30)
         finally:
             double.stop()
-    figures = _figures(latencies, result, cpu, n)
+    figures = _figures([(first - end) * 1000 for _, end, first in heard.values()], result, cpu, n)
     figures["double_cpu_percent"] = round(double_cpu, 1)
+    figures["legs"] = _legs(heard, result)
+    figures["double_loop_lag_ms_per_s"] = double_lag[-int(time.monotonic() - t0):]
     return figures
 
 
-def _caller_latencies(double: Any, n: int, timeout: float = 60.0) -> list[float]:
-    """End of each caller's speech (at the double) → first loud agent frame it received."""
-    found: dict[int, float] = {}
+def _caller_latencies(double: Any, n: int, timeout: float = 60.0) -> dict[int, tuple[float, float, float]]:
+    """Per caller: (start and end of its speech at the double, its first loud agent frame after that)."""
+    found: dict[int, tuple[float, float, float]] = {}
     deadline = time.monotonic() + timeout
     while len(found) < n and time.monotonic() < deadline:
         time.sleep(0.5)
         for i in range(n):
             if i in found:
                 continue
-            received = double.client.caller(f"bench-{i}", "caller")
+            received = double.client.caller(f"bench-{i}", "caller", loud_above=LOUD)
             spoken = received["spoken"]
             if not spoken or not spoken[0]["ended_at"] or not received["tracks"]:
                 continue
             end = spoken[0]["ended_at"]
             track = next(iter(received["tracks"].values()))
-            after = [t for t, level in zip(track["times"], track["rms"]) if t > end and level > LOUD]
-            if after:
-                found[i] = (after[0] - end) * 1000
-    return list(found.values())
+            # the onset of the first reply that began after the question: a reply to a fragment
+            # of it, still playing when the caller stopped speaking, is not its answer
+            loud = track["loud_times"]
+            onsets = [t for k, t in enumerate(loud) if t > end and (k == 0 or t - loud[k - 1] > 0.1)]
+            if onsets:
+                found[i] = (spoken[0]["started_at"], end, onsets[0])
+    return found
+
+
+def _legs(heard: dict[int, tuple[float, float, float]], result: dict[str, Any]) -> dict[str, float | None]:
+    """The WebRTC reply latency split: the caller's end of speech → the agent's VAD hearing it →
+    the agent's playout writing its first loud frame → the caller hearing it (p50 of each, ms)."""
+    to_vad, to_write, to_caller, start_to_vad = [], [], [], []
+    for i, (start, end, first_heard) in heard.items():
+        vad_start = next((t for t in result["speech_starts"][i] if t > start), None)
+        if vad_start is not None:
+            start_to_vad.append((vad_start - start) * 1000)
+        vad = next((t for t in result["speech_ends"][i] if t > end), None)
+        write = next((t for t in result["writes"][i] if vad is not None and t > vad), None)
+        if vad is None or write is None or write > first_heard:
+            continue
+        to_vad.append((vad - end) * 1000)
+        to_write.append((write - vad) * 1000)
+        to_caller.append((first_heard - write) * 1000)
+    return {name: round(pct(v, 50), 1) if v else None for name, v in
+            (("speech_start_to_agent_vad_start_p50_ms", start_to_vad), ("speech_end_to_agent_vad_end_p50_ms", to_vad), ("agent_vad_end_to_first_write_p50_ms", to_write),
+             ("agent_write_to_caller_heard_p50_ms", to_caller))}
 
 
 def _figures(latency: list[float], result: dict[str, Any], cpu: float, n: int) -> dict[str, Any]:
@@ -290,6 +362,11 @@ def main() -> None:
                       f"(first call {fig['rss_first_call_mb']} MB, each further {fig['rss_marginal_per_call_mb']} MB)"
                       + (f"  double CPU {fig['double_cpu_percent']}%" if "double_cpu_percent" in fig else ""),
                       flush=True)
+                if "double_loop_lag_ms_per_s" in fig:
+                    print(f"N={n:<3} {name:8} the double's loop lag, worst per second (ms): "
+                          f"{fig['double_loop_lag_ms_per_s']}", flush=True)
+                if "legs" in fig:
+                    print(f"N={n:<3} {name:8} reply latency legs (p50): {fig['legs']}", flush=True)
             results[str(n)] = dict(runs)
             if len(runs) == 2:
                 webrtc, local = runs["livekit"], runs["local"]

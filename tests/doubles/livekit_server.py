@@ -47,6 +47,7 @@ import gzip
 import ipaddress
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -67,7 +68,7 @@ from livekit import api
 from livekit.protocol import models as lkm
 from livekit.protocol import rtc as lks
 
-from tests.doubles.livekit_media import CallerVoice, Recorder, read_wav_48k_mono
+from tests.doubles.livekit_media import CallerVoice, Recorder, opus_packets, read_wav_48k_mono
 
 log = logging.getLogger("livekit-double")
 # aioice drops a connection after 6 consent checks in a row (one try each, 0.5 s) go
@@ -328,6 +329,10 @@ class LiveKitServerDouble:
         self.joins: list[dict[str, Any]] = []
         # media the real clients publish, read once and relayed to every simulated listener
         self.published_media: dict[tuple[str, str], dict[str, _Relay]] = {}
+        # how late the double's own event loop runs (its media is paced on it): the worst lag
+        # of each second, the last minute of them; a test or bench reads it in /_double/state
+        self.loop_lag_ms: list[float] = []
+        self._encoded: dict[tuple[str, int, float], tuple[np.ndarray, list[bytes]]] = {}  # WAVs as Opus, once
         self.app = web.Application()
         self.app.add_routes([
             web.get("/rtc/v1", self.signal),
@@ -336,6 +341,15 @@ class LiveKitServerDouble:
             web.post("/twirp/livekit.{service}/{method}", self.twirp),
             *control_routes(self),
         ])
+
+    def encoded_wav(self, path: str) -> tuple[np.ndarray, list[bytes]]:
+        """A WAV's samples and Opus packets, encoded once per file (twenty callers often say the same)."""
+        stat = os.stat(path)
+        key = (path, stat.st_size, stat.st_mtime)
+        if key not in self._encoded:
+            samples = read_wav_48k_mono(path)
+            self._encoded[key] = (samples, opus_packets(samples))
+        return self._encoded[key]
 
     def verify(self, token: str) -> api.TokenVerifier:
         return api.TokenVerifier(self.api_key, self.api_secret).verify(token)
@@ -705,6 +719,7 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
              "simulated": p.signal is None, "tracks": list(p.tracks)} for p in r.participants.values()]}
             for name, r in server.rooms.items()},
             "deleted_rooms": server.deleted_rooms, "twirp_calls": server.twirp_calls, "joins": server.joins,
+            "loop_lag_ms": server.loop_lag_ms,
             "dispatches": [json_format.MessageToDict(d) for d in server.dispatches]}
 
     async def add(request: web.Request) -> Any:
@@ -719,13 +734,16 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
         body = await request.json()
         if caller.voice is None:
             raise web.HTTPConflict(text="this participant publishes no audio")
-        samples = read_wav_48k_mono(body["wav"])
-        caller.voice.speak(samples)
+        samples, packets = server.encoded_wav(str(body["wav"]))
+        caller.voice.speak(samples, packets)
         return {"duration_s": len(samples) / 48000}
 
     async def heard(request: web.Request) -> Any:
         _, caller = caller_of(request)
         with_audio = request.query.get("audio") == "1"
+        # `loud_above=<rms>`: only the arrival times of the frames louder than that (what a
+        # poll needs; twenty callers' full frame lists each poll cost the double's loop dearly)
+        loud_above = float(request.query["loud_above"]) if "loud_above" in request.query else None
         out: dict[str, Any] = {"tracks": {}, "text_streams": [s.as_json() for s in caller.text_streams],
                                "user_packets": caller.user_packets,
                                "spoken": [{"started_at": u.started_at, "ended_at": u.ended_at,
@@ -734,7 +752,11 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
         for sid, rec in caller.heard.items():
             frames = list(rec.frames)
             entry: dict[str, Any] = {"frames": len(frames), "sample_rate": 48000,
-                                     "times": [t for t, _ in frames], "rms": rec.levels[:len(frames)]}
+                                     "last_time": frames[-1][0] if frames else None}
+            if loud_above is None:
+                entry.update(times=[t for t, _ in frames], rms=rec.levels[:len(frames)])
+            else:
+                entry["loud_times"] = [t for (t, _), level in zip(frames, rec.levels) if level > loud_above]
             if with_audio:
                 pcm = np.concatenate([f for _, f in frames]) if frames else np.zeros(0, np.int16)
                 entry["pcm16_base64"] = base64.b64encode(pcm.tobytes()).decode()
@@ -778,8 +800,19 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
 
 
 # --- running it ---------------------------------------------------------------------------------
+async def _watch_loop(double: LiveKitServerDouble) -> None:
+    while True:
+        worst, t_end = 0.0, time.monotonic() + 1.0
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            await asyncio.sleep(0.01)
+            worst = max(worst, time.monotonic() - t0 - 0.01)
+        double.loop_lag_ms = [*double.loop_lag_ms[-59:], round(worst * 1000, 1)]
+
+
 async def serve(host: str, port: int, *, api_key: str, api_secret: str) -> web.AppRunner:
     double = LiveKitServerDouble(api_key=api_key, api_secret=api_secret)
+    double.watcher = asyncio.get_running_loop().create_task(_watch_loop(double))
     runner = web.AppRunner(double.app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
