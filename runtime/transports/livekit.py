@@ -206,6 +206,11 @@ def transcription_attributes(transport: Any, *, speaker: str, final: bool) -> di
 # -- the transport ---------------------------------------------------------------------------
 class LiveKitTransport:
     name = "livekit"
+    # The playout writes this many 20 ms frames ahead of real time (see the Transport protocol):
+    # the SDK's native queue then holds 80 ms, so a stall of this process's loop up to that long
+    # (twenty calls on two busy cores: 60-80 ms seen) does not run it dry and put silence into
+    # the reply. The first frame still goes at once; a barge-in clears the queue.
+    output_lead_frames = 4
 
     def __init__(self, *, url: str, token: str, room: str = "", participant_identity: str | None = None,
                  input_rate: int = 16000, input_frame_ms: int = 20, output_queue_ms: int = 200,
