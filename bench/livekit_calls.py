@@ -41,6 +41,19 @@ LOUD = 1000.0  # RMS above which a frame is the agent's voice (FakeTTS: a 220 Hz
 
 
 # --- the worker process: N sessions on one loop ------------------------------------------------
+def _threads() -> int:
+    return int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                    if line.startswith("Threads:")).split()[1])
+
+
+def _thread_names() -> dict[str, int]:
+    """This process's threads by name (digits folded): which pool grows with the calls."""
+    import collections
+    import re
+    names = (re.sub(r"[0-9]+", "#", (task / "comm").read_text().strip()) for task in Path("/proc/self/task").iterdir())
+    return dict(collections.Counter(names).most_common())
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -92,7 +105,7 @@ async def _host(args: argparse.Namespace) -> None:
                 writes[self.index].append(time.time())
             super().write_audio(frame, sample_rate)
 
-    base_rss = _rss_mb()
+    base_rss, base_threads = _rss_mb(), _threads()
     rss_after: list[float] = []  # RSS after each call is up: the first one pays the SDK's one-off start
     sessions = []
     for i in range(args.n):
@@ -146,6 +159,7 @@ async def _host(args: argparse.Namespace) -> None:
     out = {"rss_per_call_mb": (rss - base_rss) / args.n, "input_lag_ms": lags,
            "rss_first_call_mb": rss_after[0] - base_rss,
            "rss_marginal_per_call_mb": (rss - rss_after[0]) / max(1, args.n - 1),
+           "threads_added": _threads() - base_threads, "thread_names": _thread_names(),
            "speech_starts": speech_starts, "speech_ends": speech_ends, "writes": writes}
     if args.transport == "local":
         to_wall = time.time() - time.perf_counter()
@@ -311,7 +325,8 @@ def _figures(latency: list[float], result: dict[str, Any], cpu: float, n: int) -
             "input_lag_p99_ms": round(pct(lags, 99), 1) if lags else None,
             "cpu_percent": round(cpu, 1), "rss_per_call_mb": round(result["rss_per_call_mb"], 2),
             "rss_first_call_mb": round(result["rss_first_call_mb"], 2),
-            "rss_marginal_per_call_mb": round(result["rss_marginal_per_call_mb"], 2)}
+            "rss_marginal_per_call_mb": round(result["rss_marginal_per_call_mb"], 2),
+            "threads_added": result["threads_added"], "thread_names": result["thread_names"]}
 
 
 def _top_frames(path: Path, limit: int = 8) -> list[tuple[str, float]]:
@@ -359,7 +374,8 @@ def main() -> None:
                 print(f"N={n:<3} {name:8} answered {fig['answered']}/{n}  reply p50 {fig['reply_latency_p50_ms']} ms "
                       f"p99 {fig['reply_latency_p99_ms']} ms  input lag p99 {fig['input_lag_p99_ms']} ms  "
                       f"worker CPU {fig['cpu_percent']}%  RSS/call {fig['rss_per_call_mb']} MB "
-                      f"(first call {fig['rss_first_call_mb']} MB, each further {fig['rss_marginal_per_call_mb']} MB)"
+                      f"(first call {fig['rss_first_call_mb']} MB, each further {fig['rss_marginal_per_call_mb']} MB; "
+                      f"{fig['threads_added']} threads added)"
                       + (f"  double CPU {fig['double_cpu_percent']}%" if "double_cpu_percent" in fig else ""),
                       flush=True)
                 if "double_loop_lag_ms_per_s" in fig:
