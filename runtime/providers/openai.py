@@ -48,9 +48,21 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str |
     weakref.WeakKeyDictionary())
 
 
+def preload() -> None:
+    """Import the openai SDK and the modules it imports lazily on a first request (its types,
+    the audio and chat resources). A worker calls this at start: imported on first use they
+    took the event loop for about a second in the middle of live calls (twenty callers: the
+    first reply reached its caller with gaps of silence while the loop was importing)."""
+    import openai  # noqa: F401
+    import openai.resources.audio  # noqa: F401
+    import openai.resources.chat  # noqa: F401
+    import openai.types  # noqa: F401
+
+
 def _client(opts: ClientOptions, source: str) -> Any:
     """One AsyncOpenAI (and its connection pool) per loop and settings, shared by sessions."""
-    # imported here: the openai SDK takes about a second to import, and only OpenAI providers need it
+    # imported here: the openai SDK takes about a second to import, and only OpenAI providers
+    # need it (a worker imports it at start, see preload)
     from openai import AsyncOpenAI, OpenAIError
 
     base_url, api_key = resolved_key(opts.endpoint, opts.base_url, opts.api_key_env, source)
