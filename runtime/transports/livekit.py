@@ -207,13 +207,16 @@ def transcription_attributes(transport: Any, *, speaker: str, final: bool) -> di
 class LiveKitTransport:
     name = "livekit"
     # The playout writes this many 20 ms frames ahead of real time (see the Transport protocol):
-    # the SDK's native queue then holds 80 ms, so a stall of this process's loop up to that long
-    # (twenty calls on two busy cores: 60-80 ms seen) does not run it dry and put silence into
-    # the reply. The first frame still goes at once; a barge-in clears the queue.
-    output_lead_frames = 4
+    # the SDK's native queue then holds 200 ms, so a stall of this process's loop up to that
+    # long does not run it dry and put silence into the reply (twenty calls in a real worker
+    # on two busy cores: stalls of 60-160 ms seen; at 80 ms ahead one reply in twenty still
+    # had gaps). The first frame still goes at once, so a reply starts no later; a barge-in
+    # clears the queue, so it still stops at once (what the playout counts as played may run
+    # up to this far ahead of what was heard). output_queue_ms must hold it and a batch.
+    output_lead_frames = 10
 
     def __init__(self, *, url: str, token: str, room: str = "", participant_identity: str | None = None,
-                 input_rate: int = 16000, input_frame_ms: int = 20, output_queue_ms: int = 200,
+                 input_rate: int = 16000, input_frame_ms: int = 20, output_queue_ms: int = 400,
                  close_on_disconnect: bool = True, leave_grace_s: float = 0.0, connect_timeout_s: float = 20.0,
                  publish_timeout_s: float = 10.0, reconnect_timeout_s: float = 30.0) -> None:
         self.url = url
