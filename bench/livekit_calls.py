@@ -1,6 +1,9 @@
 """N concurrent calls in one worker process over WebRTC, against the local transport.
 
-    flock /tmp/bench.lock .venv/bin/python bench/livekit_calls.py [--calls 5,10,20]
+    flock /tmp/bench.lock .venv/bin/python bench/livekit_calls.py [--calls 5,10,20] [--profile DIR]
+
+(Named livekit_calls, not livekit: a bench/livekit.py shadowed the `livekit` SDK for every
+script run from bench/, since a script's own directory comes first on sys.path.)
 
 Needs root (it makes a network namespace, as the tests do: libwebrtc gathers no ICE
 candidates on loopback). For each N, the LiveKit server double runs in its own namespace and
@@ -12,7 +15,11 @@ the local transport, in a fresh worker process, as the baseline.
 Prints per N and transport: caller-perceived reply latency (end of the caller's speech →
 first agent audio frame at the caller) p50/p99, agent input-frame lag p99 (how late each
 20 ms frame reached the session against a steady 20 ms pace), the worker's CPU % over the
-calls and its RSS per call; then WebRTC minus local. Ends with one JSON object.
+calls and its RSS per call (the first call, which starts the SDK's native runtime, apart
+from each further one) and the native threads added; the reply latency split into its legs
+(caller's end of speech → agent VAD end → agent's first loud frame → caller hears it); the
+double's own loop lag (it is the measuring instrument: when it lags, so do the figures);
+then WebRTC minus local and whether the aim is met. Ends with one JSON object.
 Aim: WebRTC adds ≤ 30 ms to the reply latency and ≤ 2 MB per call.
 """
 from __future__ import annotations
