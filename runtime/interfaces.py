@@ -42,6 +42,9 @@ class Transport(Protocol):
     `connect` starts delivering input by calling the session's `push_audio`, `push_text`
     and participant hooks. `write_audio` gets one paced output frame (int16 mono at
     `sample_rate`) and must not block; the buffer is reused after the call returns.
+    A transport whose sink can stall (a native queue fed across threads) may set
+    `output_lead_frames`: the playout then writes that many frames ahead of real time
+    (the first at once, so the reply does not start later), and `clear_audio` drops them.
     """
 
     name: str

@@ -83,7 +83,8 @@ class AgentSession(SessionCore):
         if self.tts is not None:
             self._playout = Playout(sample_rate=self.tts.sample_rate, frame_ms=self.options.output_frame_ms,
                                     sink=self._write_frame, ticker=self._ticker, on_frame=self._on_out_frame,
-                                    on_drained=self._on_drained, on_cut=self.transport.clear_audio)
+                                    on_drained=self._on_drained, on_cut=self.transport.clear_audio,
+                                    lead_frames=getattr(self.transport, "output_lead_frames", 1))
         self._replies = ReplyStage(llm=self.llm, tts=self.tts, tools=self.tools,
                                    max_tool_steps=self.options.turn.max_tool_steps, playout=self._playout,
                                    pause_gate=self.pause_gate, emit=self.emit, spawn=self.spawn, hooks=self)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from controlplane.celery import app as celery_app
 from controlplane.env import env_bool
 from controlplane.fleet_events import flush_fleet_events
+from runtime.providers import openai as openai_providers
 from sessions.hosting import DRAIN_REASON
 from workers import consumer_health
 from workers.claims import job_release, leases_renew
@@ -270,6 +271,8 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         pool_name = os.environ.get("CELERY_CUSTOM_WORKER_POOL", "")
     if "thread" not in pool_name and "workers.pool" not in pool_name:
         log.warning("worker %s uses pool %s; sessions share one loop per process only with --pool threads", worker_id, pool_name)
+    # the openai SDK imported now, not on a live call's event loop at its first request
+    openai_providers.preload()
     consumer_state.expect()  # registered unready: online once the consumer consumes its queues
     options = options_from_env()
     threads = getattr(sender, "concurrency", None) or options.max_concurrent_jobs

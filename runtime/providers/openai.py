@@ -48,9 +48,23 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str |
     weakref.WeakKeyDictionary())
 
 
+def preload() -> None:
+    """Import the openai SDK and what it imports lazily on a first request (the chat and audio
+    resources behind the client's properties, anyio's asyncio backend, the HTTP transport).
+    A worker calls this at start: imported on first use they took the event loop for about a
+    second in the middle of live calls (twenty callers: the first reply reached its caller
+    with gaps of silence while the loop was importing)."""
+    import anyio._backends._asyncio  # noqa: F401 - anyio loads its backend on first use
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(api_key=NO_API_KEY, base_url="http://127.0.0.1:9/", max_retries=0)  # never sent to
+    _ = client.chat.completions, client.audio.transcriptions, client.audio.speech  # their modules load here
+
+
 def _client(opts: ClientOptions, source: str) -> Any:
     """One AsyncOpenAI (and its connection pool) per loop and settings, shared by sessions."""
-    # imported here: the openai SDK takes about a second to import, and only OpenAI providers need it
+    # imported here: the openai SDK takes about a second to import, and only OpenAI providers
+    # need it (a worker imports it at start, see preload)
     from openai import AsyncOpenAI, OpenAIError
 
     base_url, api_key = resolved_key(opts.endpoint, opts.base_url, opts.api_key_env, source)

@@ -132,7 +132,8 @@ class RealtimeSession(SessionCore):
     def _open(self) -> None:
         self._playout = Playout(sample_rate=RATE, frame_ms=self.options.output_frame_ms, sink=self._write_frame,
                                 ticker=self._ticker, on_frame=self._on_out_frame, on_drained=self.replies.on_drained,
-                                on_cut=self.transport.clear_audio)
+                                on_cut=self.transport.clear_audio,
+                                lead_frames=getattr(self.transport, "output_lead_frames", 1))
 
     async def _connect_model(self) -> None:
         try:

@@ -206,9 +206,17 @@ def transcription_attributes(transport: Any, *, speaker: str, final: bool) -> di
 # -- the transport ---------------------------------------------------------------------------
 class LiveKitTransport:
     name = "livekit"
+    # The playout writes this many 20 ms frames ahead of real time (see the Transport protocol):
+    # the SDK's native queue then holds 200 ms, so a stall of this process's loop up to that
+    # long does not run it dry and put silence into the reply (twenty calls in a real worker
+    # on two busy cores: stalls of 60-160 ms seen; at 80 ms ahead one reply in twenty still
+    # had gaps). The first frame still goes at once, so a reply starts no later; a barge-in
+    # clears the queue, so it still stops at once (what the playout counts as played may run
+    # up to this far ahead of what was heard). output_queue_ms must hold it and a batch.
+    output_lead_frames = 10
 
     def __init__(self, *, url: str, token: str, room: str = "", participant_identity: str | None = None,
-                 input_rate: int = 16000, input_frame_ms: int = 20, output_queue_ms: int = 200,
+                 input_rate: int = 16000, input_frame_ms: int = 20, output_queue_ms: int = 400,
                  close_on_disconnect: bool = True, leave_grace_s: float = 0.0, connect_timeout_s: float = 20.0,
                  publish_timeout_s: float = 10.0, reconnect_timeout_s: float = 30.0) -> None:
         self.url = url
@@ -229,7 +237,8 @@ class LiveKitTransport:
         self._source: Any = None
         self._track: Any = None
         self._out_rate = 0
-        self._out_q: asyncio.Queue[Any] = asyncio.Queue(maxsize=50)
+        self._out_q: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=50)
+        self._clears = 0  # clear_audio calls: a capture in flight during one is cleared after it
         self._tasks: set[asyncio.Task[Any]] = set()
         self._streams: dict[str, asyncio.Task[Any]] = {}
         self._reconnecting_since: float | None = None
@@ -418,18 +427,33 @@ class LiveKitTransport:
     def write_audio(self, frame: np.ndarray, sample_rate: int) -> None:
         if self._source is None:
             return
-        af = rtc.AudioFrame(frame.tobytes(), sample_rate, 1, frame.size)
         try:
-            self._out_q.put_nowait(af)
+            self._out_q.put_nowait(frame.copy())  # the playout reuses its buffer
         except asyncio.QueueFull:  # the room is not keeping up: drop rather than block the clock
             pass
 
     async def _pump_audio(self) -> None:
+        """Frames to the SDK's AudioSource, the ones that waited meanwhile in one capture.
+
+        Each `capture_frame` is an FFI round trip: the request, then its callback through the
+        SDK's event thread and this loop. With twenty calls on a busy worker that round trip
+        outlasts a 20 ms frame; one capture per frame then let the native queue run dry
+        between frames (the caller heard the reply chopped into 40 ms bursts with gaps) while
+        the frames backed up here. Batching keeps the native queue fed at any round-trip time
+        and costs nothing when the loop keeps up (a batch of one)."""
+        assert self._source is not None
         while True:
-            frame = await self._out_q.get()
-            await self._source.capture_frame(frame)
+            frames = [await self._out_q.get()]
+            while not self._out_q.empty():
+                frames.append(self._out_q.get_nowait())
+            pcm = frames[0] if len(frames) == 1 else np.concatenate(frames)
+            cleared = self._clears
+            await self._source.capture_frame(rtc.AudioFrame(pcm.tobytes(), self._out_rate, 1, pcm.size))
+            if self._clears != cleared:  # a barge-in cleared the queue while this batch went in
+                self._source.clear_queue()
 
     def clear_audio(self) -> None:
+        self._clears += 1
         while not self._out_q.empty():
             self._out_q.get_nowait()
         if self._source is not None:

@@ -1,10 +1,18 @@
 """Media for the LiveKit server double's simulated callers, through aiortc.
 
-- `CallerVoice`: the caller's microphone. A paced 20 ms audio track that plays queued
-  speech (a WAV), then half a second of silence, then sends nothing until the next speech,
-  as Opus DTX does (the receiver's jitter buffer plays silence meanwhile): twenty quiet
-  callers cost the double next to nothing. Frames are stereo (left = right): aiortc
-  up-mixes mono frames about 3 dB low.
+- `CallerVoice`: the caller's microphone. A 20 ms audio track paced by an absolute clock
+  (frame n leaves at start + n × 20 ms) that plays queued speech (a WAV) and silence
+  between, all the time, as a real microphone does. It used to send nothing after half a
+  second of silence (a DTX of sorts, with no comfort-noise packets): then the agent's
+  jitter buffer (NetEq) restarted at every question and stretched the speech to refill
+  itself, so the agent heard the end of each question ~240 ms late (bench/livekit_calls.py
+  at N=1: reply 576 ms → 332 ms with continuous frames). The track hands aiortc Opus
+  packets it encoded itself, not PCM frames: each utterance once when it is queued, and one
+  silence packet for all the silence. aiortc would otherwise encode every frame of every
+  caller through a thread pool and compute its RFC 6465 audio level in a pure-Python loop
+  over the samples on the event loop (~2 M iterations/s for twenty callers): the double's
+  loop then ran 100-200 ms late and the callers' audio reached the agent in bursts. Speech is
+  encoded stereo (left = right): aiortc up-mixes mono about 3 dB low.
 - `Recorder`: what the caller hears. Reads every frame the agent's track delivers and keeps
   it with the wall-clock time it arrived, so a test can find when sound started and stopped.
 """
@@ -24,7 +32,6 @@ from aiortc.mediastreams import MediaStreamError
 
 RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
-HANGOVER_FRAMES = 25  # silent frames sent after speech before the track goes quiet
 TIME_BASE = fractions.Fraction(1, RATE)
 
 
@@ -43,11 +50,37 @@ def read_wav_48k_mono(path: str | Path) -> np.ndarray:
     return pcm
 
 
+def opus_packets(pcm: np.ndarray, *, tail_frames: int = 2) -> list[bytes]:
+    """48 kHz mono int16 as 20 ms Opus packets (stereo, left = right), with `tail_frames` of
+    silence after it so the encoder's look-ahead is flushed inside the utterance."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.bit_rate, codec.format, codec.layout = 64000, "s16", "stereo"
+    codec.sample_rate, codec.time_base, codec.options = RATE, TIME_BASE, {"application": "voip"}
+    frames = -(-len(pcm) // FRAME_SAMPLES) + tail_frames
+    padded = np.zeros(frames * FRAME_SAMPLES, dtype=np.int16)
+    padded[:len(pcm)] = pcm
+    packets: list[bytes] = []
+    for i in range(frames):
+        chunk = padded[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]
+        frame = av.AudioFrame.from_ndarray(np.repeat(chunk, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, i * FRAME_SAMPLES, TIME_BASE
+        packets += [bytes(p) for p in codec.encode(frame)]
+    return packets + [bytes(p) for p in codec.encode(None)]
+
+
+SILENCE_PACKET = opus_packets(np.zeros(FRAME_SAMPLES * 8, dtype=np.int16))[6]  # past the encoder's start-up
+
+
 @dataclass
 class Utterance:
     samples: np.ndarray
-    started_at: float = 0.0  # wall clock, set when its first frame is sent
-    ended_at: float = 0.0  # wall clock, set when its last frame is sent
+    packets: list[bytes] = field(default_factory=list)
+    started_at: float = 0.0  # wall clock, set when its first packet is sent
+    ended_at: float = 0.0  # wall clock, set when the packet with its last sample is sent
+
+    @property
+    def speech_packets(self) -> int:
+        return -(-len(self.samples) // FRAME_SAMPLES)
 
 
 class CallerVoice(MediaStreamTrack):
@@ -58,68 +91,47 @@ class CallerVoice(MediaStreamTrack):
         self._id = track_sid  # the SDK reads the track sid from the msid's track id
         self._queue: list[Utterance] = []
         self._current: Utterance | None = None
-        self._offset = 0
+        self._sent = 0  # packets of the current utterance sent
         self._pts = 0
         self._start: float | None = None
-        self._quiet = 0  # silent frames sent since the last speech
-        self._wake = asyncio.Event()
         self.spoken: list[Utterance] = []
 
-    def speak(self, samples: np.ndarray) -> Utterance:
-        utterance = Utterance(samples=samples)
+    def speak(self, samples: np.ndarray, packets: list[bytes] | None = None) -> Utterance:
+        """Queue speech; `packets` are its Opus packets if already encoded (`opus_packets`)."""
+        utterance = Utterance(samples=samples, packets=packets if packets is not None else opus_packets(samples))
         self._queue.append(utterance)
         self.spoken.append(utterance)
-        self._wake.set()
         return utterance
 
-    async def _until_speech(self) -> None:
-        """Send nothing while quiet; on resuming, the timestamps jump by the time that passed."""
-        self._wake.clear()
-        if self._queue:
-            return
-        await self._wake.wait()
-        assert self._start is not None
-        behind = time.monotonic() - (self._start + self._pts / RATE)
-        if behind > 0:
-            self._pts += int(behind * RATE) // FRAME_SAMPLES * FRAME_SAMPLES
+    def _next_payload(self) -> bytes:
+        if self._current is None:
+            if not self._queue:
+                return SILENCE_PACKET
+            self._current, self._sent = self._queue.pop(0), 0
+            self._current.started_at = time.time()
+        utterance = self._current
+        payload = utterance.packets[self._sent]
+        self._sent += 1
+        if self._sent == utterance.speech_packets:
+            utterance.ended_at = time.time()
+        if self._sent >= len(utterance.packets):
+            self._current = None
+        return payload
 
-    def _next_samples(self) -> np.ndarray:
-        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        filled = 0
-        while filled < FRAME_SAMPLES:
-            if self._current is None:
-                if not self._queue:
-                    break
-                self._current, self._offset = self._queue.pop(0), 0
-                self._current.started_at = time.time()
-            chunk = self._current.samples[self._offset:self._offset + FRAME_SAMPLES - filled]
-            out[filled:filled + len(chunk)] = chunk
-            filled += len(chunk)
-            self._offset += len(chunk)
-            if self._offset >= len(self._current.samples):
-                self._current.ended_at = time.time()
-                self._current = None
-        return out
-
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
-        # real-time pacing: frame n leaves at start + n * 20 ms
+        # real-time pacing by an absolute clock: packet n leaves at start + n * 20 ms (late
+        # ones leave at once, as a microphone's buffered frames would)
         if self._start is None:
             self._start = time.monotonic()
-        if self._current is None and not self._queue and self._quiet >= HANGOVER_FRAMES:
-            await self._until_speech()
         delay = self._start + self._pts / RATE - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        speaking = self._current is not None or bool(self._queue)
-        mono = self._next_samples()
-        self._quiet = 0 if speaking else self._quiet + 1
-        stereo = np.repeat(mono, 2).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
-        frame.sample_rate, frame.pts, frame.time_base = RATE, self._pts, TIME_BASE
+        packet = av.Packet(self._next_payload())
+        packet.pts, packet.time_base = self._pts, TIME_BASE
         self._pts += FRAME_SAMPLES
-        return frame
+        return packet
 
 
 @dataclass

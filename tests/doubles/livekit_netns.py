@@ -118,9 +118,11 @@ class LiveKitDoubleClient:
         return float(self._call("POST", f"/_double/rooms/{room}/participants/{identity}/speak",
                                 {"wav": str(wav)})["duration_s"])
 
-    def caller(self, room: str, identity: str, *, audio: bool = False) -> dict[str, Any]:
-        """What the caller received (tracks with frame times and levels, text streams) and spoke."""
-        return self._call("GET", f"/_double/rooms/{room}/participants/{identity}" + ("?audio=1" if audio else ""))
+    def caller(self, room: str, identity: str, *, audio: bool = False, loud_above: float | None = None) -> dict[str, Any]:
+        """What the caller received (tracks with frame times and levels, text streams) and spoke;
+        with `loud_above`, each track's `loud_times` instead of every frame's time and level."""
+        query = [*(["audio=1"] if audio else []), *([f"loud_above={loud_above}"] if loud_above is not None else [])]
+        return self._call("GET", f"/_double/rooms/{room}/participants/{identity}" + ("?" + "&".join(query) if query else ""))
 
     def chat(self, room: str, identity: str, text: str) -> None:
         self._call("POST", f"/_double/rooms/{room}/participants/{identity}/chat", {"text": text})

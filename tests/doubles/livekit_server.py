@@ -47,6 +47,7 @@ import gzip
 import ipaddress
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -55,9 +56,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aioice.ice
+import av
 import numpy as np
 from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs import get_decoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
@@ -67,7 +70,7 @@ from livekit import api
 from livekit.protocol import models as lkm
 from livekit.protocol import rtc as lks
 
-from tests.doubles.livekit_media import CallerVoice, Recorder, read_wav_48k_mono
+from tests.doubles.livekit_media import CallerVoice, Recorder, opus_packets, read_wav_48k_mono
 
 log = logging.getLogger("livekit-double")
 # aioice drops a connection after 6 consent checks in a row (one try each, 0.5 s) go
@@ -279,6 +282,8 @@ class SignalConnection:
                 # aiortc holds 4 packets (80 ms) back before decoding audio; on a veth packets come
                 # in order, and the tests time the agent's audio, not this buffer
                 transceiver.receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=0)
+                receiver = transceiver.receiver
+                receiver._RTCRtpReceiver__decoder_queue = _InlineDecoder(receiver._RTCRtpReceiver__decoder_queue, track)
         info = next(iter(self.pending_publications.values()), None)
         track_sid = info.sid if info else _sid("TR")
         self.pending_publications.pop(next(iter(self.pending_publications), ""), None)
@@ -330,6 +335,10 @@ class LiveKitServerDouble:
         # media the real clients publish, read once and relayed to every listener, simulated
         # callers and the other real clients (an SFU forwards; the double decodes and re-encodes)
         self.published_media: dict[tuple[str, str], dict[str, _Relay]] = {}
+        # how late the double's own event loop runs (its media is paced on it): the worst lag
+        # of each second, the last minute of them; a test or bench reads it in /_double/state
+        self.loop_lag_ms: list[float] = []
+        self._encoded: dict[tuple[str, int, float], tuple[np.ndarray, list[bytes]]] = {}  # WAVs as Opus, once
         self.app = web.Application()
         self.app.add_routes([
             web.get("/rtc/v1", self.signal),
@@ -338,6 +347,15 @@ class LiveKitServerDouble:
             web.post("/twirp/livekit.{service}/{method}", self.twirp),
             *control_routes(self),
         ])
+
+    def encoded_wav(self, path: str) -> tuple[np.ndarray, list[bytes]]:
+        """A WAV's samples and Opus packets, encoded once per file (twenty callers often say the same)."""
+        stat = os.stat(path)
+        key = (path, stat.st_size, stat.st_mtime)
+        if key not in self._encoded:
+            samples = read_wav_48k_mono(path)
+            self._encoded[key] = (samples, opus_packets(samples))
+        return self._encoded[key]
 
     def verify(self, token: str) -> api.TokenVerifier:
         return api.TokenVerifier(self.api_key, self.api_secret).verify(token)
@@ -652,6 +670,35 @@ def _receive_packet(target: Participant, packet: lkm.DataPacket) -> None:
                                     "payload": packet.user.payload.decode(errors="replace"), "at": time.time()})
 
 
+class _InlineDecoder:
+    """Stands in for an aiortc receiver's decoder queue: decodes each Opus frame where it is
+    put, on the event loop, and hands the PCM straight to the remote track. aiortc decodes in
+    a thread per receiver and sends every frame back with `run_coroutine_threadsafe`; with
+    twenty agents talking at once those threads and hand-offs fought the loop for the GIL,
+    and the agents' audio queued up in the double for seconds. An Opus frame decodes in
+    tens of microseconds: inline is cheaper."""
+
+    def __init__(self, thread_queue: Any, track: Any) -> None:
+        self.thread_queue = thread_queue  # aiortc's decoder thread still waits on it: it ends it
+        self.track_queue = track._queue
+        self.decoder: Any = None
+
+    def put(self, task: Any) -> None:
+        if task is None:  # the receiver stops: end aiortc's (idle) decoder thread, which ends the track
+            self.thread_queue.put(None)
+            return
+        codec, encoded_frame = task
+        if self.decoder is None:
+            self.decoder = get_decoder(codec)
+        try:
+            frames = self.decoder.decode(encoded_frame)
+        except av.FFmpegError as exc:
+            log.warning("undecodable %s frame: %s", codec.name, exc)
+            return
+        for frame in frames:
+            self.track_queue.put_nowait(frame)
+
+
 class _Relay:
     """One remote track read once and handed to several listeners (an aiortc track has one reader)."""
 
@@ -742,6 +789,7 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
              "simulated": p.signal is None, "tracks": list(p.tracks)} for p in r.participants.values()]}
             for name, r in server.rooms.items()},
             "deleted_rooms": server.deleted_rooms, "twirp_calls": server.twirp_calls, "joins": server.joins,
+            "loop_lag_ms": server.loop_lag_ms,
             "dispatches": [json_format.MessageToDict(d) for d in server.dispatches]}
 
     async def add(request: web.Request) -> Any:
@@ -756,13 +804,16 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
         body = await request.json()
         if caller.voice is None:
             raise web.HTTPConflict(text="this participant publishes no audio")
-        samples = read_wav_48k_mono(body["wav"])
-        caller.voice.speak(samples)
+        samples, packets = server.encoded_wav(str(body["wav"]))
+        caller.voice.speak(samples, packets)
         return {"duration_s": len(samples) / 48000}
 
     async def heard(request: web.Request) -> Any:
         _, caller = caller_of(request)
         with_audio = request.query.get("audio") == "1"
+        # `loud_above=<rms>`: only the arrival times of the frames louder than that (what a
+        # poll needs; twenty callers' full frame lists each poll cost the double's loop dearly)
+        loud_above = float(request.query["loud_above"]) if "loud_above" in request.query else None
         out: dict[str, Any] = {"tracks": {}, "text_streams": [s.as_json() for s in caller.text_streams],
                                "user_packets": caller.user_packets,
                                "spoken": [{"started_at": u.started_at, "ended_at": u.ended_at,
@@ -771,7 +822,11 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
         for sid, rec in caller.heard.items():
             frames = list(rec.frames)
             entry: dict[str, Any] = {"frames": len(frames), "sample_rate": 48000,
-                                     "times": [t for t, _ in frames], "rms": rec.levels[:len(frames)]}
+                                     "last_time": frames[-1][0] if frames else None}
+            if loud_above is None:
+                entry.update(times=[t for t, _ in frames], rms=rec.levels[:len(frames)])
+            else:
+                entry["loud_times"] = [t for (t, _), level in zip(frames, rec.levels) if level > loud_above]
             if with_audio:
                 pcm = np.concatenate([f for _, f in frames]) if frames else np.zeros(0, np.int16)
                 entry["pcm16_base64"] = base64.b64encode(pcm.tobytes()).decode()
@@ -815,8 +870,19 @@ def control_routes(server: LiveKitServerDouble) -> list[web.RouteDef]:
 
 
 # --- running it ---------------------------------------------------------------------------------
+async def _watch_loop(double: LiveKitServerDouble) -> None:
+    while True:
+        worst, t_end = 0.0, time.monotonic() + 1.0
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            await asyncio.sleep(0.01)
+            worst = max(worst, time.monotonic() - t0 - 0.01)
+        double.loop_lag_ms = [*double.loop_lag_ms[-59:], round(worst * 1000, 1)]
+
+
 async def serve(host: str, port: int, *, api_key: str, api_secret: str) -> web.AppRunner:
     double = LiveKitServerDouble(api_key=api_key, api_secret=api_secret)
+    double.watcher = asyncio.get_running_loop().create_task(_watch_loop(double))
     runner = web.AppRunner(double.app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
