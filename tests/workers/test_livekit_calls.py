@@ -322,18 +322,21 @@ def test_twenty_concurrent_calls_in_one_worker_process_all_get_their_answer(
     wait_for(all_answered, timeout=120, interval=1.0,
              what=f"every caller's answer (answered so far: {sorted(answered)})")
     time.sleep(1.0)  # the replies' last frames
-    for room in rooms:  # each heard its reply whole, and it is the double's TTS tone
+    for room in rooms:  # each heard its whole reply, and it is the double's TTS tone
         pcm, _, rms = heard_pcm(lk, room, "caller")
         runs = _loud_runs(rms)
-        first, length = max(runs, key=lambda r: r[1])
-        per_frame = len(pcm) // len(rms)
-        reply = pcm[first * per_frame:(first + length) * per_frame]
+        # every loud stretch the caller heard, end to end: with twenty calls on two shared
+        # cores a loop stall may put a short silence inside a reply; how often, and how long,
+        # is bench/livekit_calls.py's to measure (a timing figure), what was heard is this test's
+        heard = loud_segment(pcm, rms)
         session = AgentSession.objects.get(job_id=jobs[room])
         turns = [(e["role"], e["content"], e["interrupted"]) for e in events(session.pk, "conversation_item_added")]
-        assert len(reply) / 48000 > len(answer) * 0.030 * 0.8, \
-            f"{room}: the longest reply heard lasts {len(reply) / 48000:.2f}s of {len(answer) * 0.030:.2f}s; " \
+        assert len(heard) / 48000 > len(answer) * 0.030 * 0.8, \
+            f"{room}: the caller heard {len(heard) / 48000:.2f}s of the {len(answer) * 0.030:.2f}s reply; " \
             f"loud runs (first frame, frames): {runs}; the conversation: {turns}"
-        assert abs(dominant_hz(reply) - TONE_HZ) < 5, f"{room}: heard {dominant_hz(reply):.0f} Hz, not the TTS tone"
+        assert abs(dominant_hz(heard) - TONE_HZ) < 5, f"{room}: heard {dominant_hz(heard):.0f} Hz, not the TTS tone"
+        # one question, one answer played out: a question heard as fragments would interrupt it
+        assert ("assistant", answer, False) in turns, f"{room}: the conversation: {turns}"
     for room, job_id in jobs.items():  # and the session heard the question and answered it
         session = AgentSession.objects.get(job_id=job_id)
         assert "what is the weather in paris" in [e["text"] for e in events(session.pk, "stt_result")], room
