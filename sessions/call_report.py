@@ -8,6 +8,7 @@ event log, the dashboard and the webhooks all carry it.
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
 
 from sessions.event_sink import session_events_append_and_broadcast
@@ -33,12 +34,15 @@ def transcript(session_id: str) -> list[TranscriptLine]:
 
 
 def call_report(session_id: str) -> CallEnded:
-    session = AgentSession.objects.select_related("agent").get(pk=session_id)
-    has_recording = Recording.objects.filter(session_id=session_id).exists()
+    # the row, its agent's public id and whether a recording exists: one statement
+    session = (AgentSession.objects.annotate(agent_public_id=F("agent__agent_id"),
+                                             has_recording=Exists(Recording.objects.filter(session_id=OuterRef("pk"))))
+               .get(pk=session_id))
+    has_recording = session.has_recording
     ended = session.ended_at
     duration = (ended - session.started_at).total_seconds() if ended else 0.0
     return CallEnded(
-        session_id=session_id, agent_id=session.agent.agent_id, status=session.status,
+        session_id=session_id, agent_id=session.agent_public_id, status=session.status,
         reason=session.end_reason, error=session.error, started_at=session.started_at, ended_at=ended,
         duration_s=round(duration, 3), transcript=transcript(session_id), metrics=dict(session.metrics or {}),
         recording_url=recording_url(session_id) if has_recording else None,

@@ -102,7 +102,7 @@ async def agent_session(ctx: JobContext) -> None:
     async def mirror() -> None:  # one writer, so the row sees the transitions in order
         while True:
             status, final = await statuses.get()
-            await asyncio.to_thread(session_mirror_status, ctx.session_id, status, final=final)
+            await asyncio.to_thread(session_mirror_status, ctx.session_id, status, final=final, job_id=ctx.job_id)
 
     ctx.create_task(mirror(), name=f"status-{ctx.session_id}")
     def operator(command: str) -> Callable[..., None]:
@@ -138,7 +138,7 @@ async def agent_session(ctx: JobContext) -> None:
             await session.stop(ctx.shutdown_reason or "worker_error")
         while not statuses.empty():
             status, final = statuses.get_nowait()
-            await asyncio.to_thread(session_mirror_status, ctx.session_id, status, final=final)
+            await asyncio.to_thread(session_mirror_status, ctx.session_id, status, final=final, job_id=ctx.job_id)
         if recorder is not None:  # before the worker closes the row and sends the end-of-call report
             await asyncio.to_thread(recorder.close)
 
@@ -157,8 +157,8 @@ async def echo_session(ctx: JobContext) -> None:
     metadata `echo_end_after_s` ends it on its own after that many seconds.
     """
     append = sync_to_async(_append, thread_sensitive=False)
-    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "connected")
-    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "active")
+    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "connected", job_id=ctx.job_id)
+    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "active", job_id=ctx.job_id)
     await append(ctx.session_id, "session_started", {"session_id": ctx.session_id, "agent_id": ctx.agent_id, "transport": "echo"})
 
     async def on_message(text: str | None = None, actor: str | None = None) -> None:

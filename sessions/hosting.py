@@ -6,8 +6,8 @@ The worker claims the job, builds its JobContext and lends the loop the session 
     session = session_open(job=job, agent_version=version)          # the row, `initializing`
     run = session_run(ctx, entry, config=config, on_loop=host.run)  # blocks until it is over
     reason = ctx.shutdown_reason or "completed"
-    session_close(session.session_id, error=run.error, reason=reason)
-    error = run.error or session_failure(session.session_id, reason=reason)
+    closed_as = session_close(session.session_id, error=run.error, reason=reason, session=session)
+    error = run.error or session_failure(session.session_id, reason=reason, closed_as=closed_as)
     session_ended(ctx, error=error, reason=reason)                  # report, metrics, log
 
 Every status change goes through `sessions.services` (the session state machine); entry
@@ -33,7 +33,15 @@ from sessions.limits import SessionLimits, enforce_session_limits, session_limit
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionStatus
 from runtime.transports.livekit import TransportAuthError
 from sessions.metrics import SESSIONS_ENDED
-from sessions.services import SESSION_MACHINE, session_close_disconnected, session_detach, session_fail, session_transition
+from sessions.services import (
+    SESSION_MACHINE,
+    session_close_disconnected,
+    session_detach,
+    session_end,
+    session_fail,
+    session_move,
+    session_transition,
+)
 
 log = logging.getLogger(__name__)
 EntryPoint = Callable[[JobContext], Awaitable[Any]]
@@ -176,11 +184,19 @@ def session_run(ctx: JobContext, entry: EntryPoint, *, config: dict[str, Any],
     return SessionRun()
 
 
-def session_mirror_status(session_id: str, status: str, reason: str = "", *, final: bool = True) -> None:
+PLAIN_MOVES = frozenset({SessionStatus.CONNECTED, SessionStatus.ACTIVE, SessionStatus.PAUSED})
+
+
+def session_mirror_status(session_id: str, status: str, reason: str = "", *, final: bool = True,
+                          job_id: str | None = None) -> None:
     """The runtime's status, into the row. A `disconnected` before the session's stop began
-    (`final=False`) is a transport reconnecting, not the end."""
+    (`final=False`) is a transport reconnecting, not the end. With the session's `job_id` a
+    plain move (connected / active / paused) is one conditional UPDATE, the row not read."""
     if status == SessionStatus.DISCONNECTED and final:
         return  # the worker closes the row with the end reason once the entry point returns
+    if job_id is not None and status in PLAIN_MOVES:
+        session_move(session_id=session_id, job_id=job_id, status=status)  # lost or already there: nothing to do
+        return
     session = AgentSession.objects.filter(pk=session_id).first()
     if session is None or session.status == status:
         return
@@ -198,31 +214,42 @@ def session_mirror_status(session_id: str, status: str, reason: str = "", *, fin
 # --- closing ----------------------------------------------------------------------------------
 
 
-def session_close(session_id: str, *, error: str | None, reason: str) -> None:
+def session_close(session_id: str, *, error: str | None, reason: str,
+                  session: AgentSession | None = None) -> str | None:
     """End a live (or reconnecting) session with its error or end reason. Idempotent: a row
-    already closed is left as it is."""
+    already closed is left as it is. Returns the status this call wrote when it is known to
+    be the row's final one (`error`, or `disconnected` with the end), else None.
+
+    `session`, the row as this process opened it: the usual end (from connected / active /
+    paused, or an error) is then one conditional UPDATE without reading the row first."""
+    if session is not None:
+        closed_as = session_end(session=session, error=error, reason=reason)
+        if closed_as is not None:
+            return closed_as
     session = AgentSession.objects.filter(pk=session_id).first()
     if session is None:
-        return
+        return None
     # disconnected without an end: its transport was reconnecting when the session ended
     reconnecting = session.status == SessionStatus.DISCONNECTED and session.ended_at is None
     if session.status not in LIVE_SESSION_STATUSES and not reconnecting:
         if error and session.status == SessionStatus.ERROR:
             _state_the_cause(session_id, error)
-        return
+        return None
     try:
         if error:
             session_fail(session=session, error=error)
-        elif reconnecting:
+            return SessionStatus.ERROR
+        if reconnecting:
             session_close_disconnected(session=session, reason=reason)
-        else:
-            if session.status == SessionStatus.INITIALIZING:  # the entry point never reported a connection
-                session_transition(session=session, status=SessionStatus.CONNECTED)
-            session_transition(session=session, status=SessionStatus.DISCONNECTED, end_reason=reason[:255])
+            return None
+        if session.status == SessionStatus.INITIALIZING:  # the entry point never reported a connection
+            session_transition(session=session, status=SessionStatus.CONNECTED)
+        session_transition(session=session, status=SessionStatus.DISCONNECTED, end_reason=reason[:255])
+        return SessionStatus.DISCONNECTED
     except IllegalTransition:
         if error:  # the status mirror failed the row meanwhile (its last write may land after ours began)
             _state_the_cause(session_id, error)
-        return
+        return None
 
 
 def _state_the_cause(session_id: str, error: str) -> None:
@@ -231,11 +258,14 @@ def _state_the_cause(session_id: str, error: str) -> None:
     AgentSession.objects.filter(pk=session_id, status=SessionStatus.ERROR).exclude(error=error).update(error=error[:4000])
 
 
-def session_failure(session_id: str, *, reason: str) -> str | None:
+def session_failure(session_id: str, *, reason: str, closed_as: str | None = None) -> str | None:
     """Why a session that ran without an exception still failed its job: the call was cut, or
-    the runtime ended it in its error state itself. None when it did its work."""
+    the runtime ended it in its error state itself. None when it did its work. `closed_as`:
+    what `session_close` wrote (`disconnected`: this process ended it, the row need not be read)."""
     if reason in ROOM_LOST_REASONS:
         return f"{reason}: {ROOM_LOST_REASONS[reason]}"
+    if closed_as == SessionStatus.DISCONNECTED:
+        return None
     final = AgentSession.objects.filter(pk=session_id).values_list("status", "error").first()
     if final and final[0] == SessionStatus.ERROR:
         return f"session error: {final[1] or 'unknown'}"

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from controlplane.fleet_events import FleetEvents
 from controlplane.state_machine import StateMachine
-from sessions.agent_metrics import agent_metrics_refresh
-from sessions.models import AgentSession, SessionEvent, SessionStatus
+from sessions.agent_metrics import agent_metrics_request
+from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionEvent, SessionStatus
 from sessions.participants import participants_apply
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,45 @@ def session_fail(*, session: AgentSession, error: str) -> AgentSession:
 
 
 def _refresh_agent_metrics(agent_pk: int) -> None:
-    """A session ended: its agent's metrics, once the end is committed (never failing the end)."""
+    """A session ended: its agent's metrics, once the end is committed (never failing the end;
+    concurrent ends of one agent share a recompute, see sessions.agent_metrics)."""
+    transaction.on_commit(lambda: agent_metrics_request(agent_pk=agent_pk))
 
-    def refresh() -> None:
-        try:
-            agent_metrics_refresh(agent_pk=agent_pk)
-        except Exception:  # noqa: BLE001 - figures are recomputed at the next session end
-            log.warning("metrics of agent %s not refreshed", agent_pk, exc_info=True)
 
-    transaction.on_commit(refresh)
+LIVE_OR_RECONNECTING = frozenset(LIVE_SESSION_STATUSES) | {S.DISCONNECTED}
+
+
+def session_end(*, session: AgentSession, error: str | None, reason: str) -> str | None:
+    """End a session this process holds (its row as opened: pk, job and agent known) in one
+    conditional UPDATE, without reading the row first: `error` → `error`, else → `disconnected`
+    with the end reason. Returns the status it wrote, or None when the row was not in a state
+    that allows that end from here (the caller then reads it and decides, see
+    sessions.hosting.session_close). The transition is the state machine's, with its fleet event."""
+    now = timezone.now()
+    if error:
+        # a live row, or one whose transport was reconnecting (disconnected, no end yet)
+        won = SESSION_MACHINE.try_transition(session, S.ERROR, from_=LIVE_OR_RECONNECTING,
+                                             where={"ended_at__isnull": True}, error=error[:4000],
+                                             ended_at=now, last_activity_at=now)
+        status = S.ERROR
+    else:
+        won = SESSION_MACHINE.try_transition(session, S.DISCONNECTED, from_={S.CONNECTED, S.ACTIVE, S.PAUSED},
+                                             end_reason=reason[:255], ended_at=now, last_activity_at=now)
+        status = S.DISCONNECTED
+    if not won:
+        return None
+    _refresh_agent_metrics(session.agent_id)
+    return status
+
+
+def session_move(*, session_id: str, job_id: str | None, status: str) -> bool:
+    """A plain status change reported by the runtime (connected / active / paused) in one
+    conditional UPDATE, without reading the row: False when the row is already there or may
+    not move there. The fleet event carries the session's job, as for a row read first."""
+    if status not in (S.CONNECTED, S.ACTIVE, S.PAUSED):
+        raise ValueError(f"not a plain status change: {status}")
+    session = AgentSession(session_id=session_id, job_id=job_id)
+    return SESSION_MACHINE.try_transition(session, status, where={"job_id": job_id}, last_activity_at=timezone.now())
 
 
 @transaction.atomic

@@ -186,7 +186,7 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         error = describe_failure(exc)
         log.error("[job=%s session=%s] session could not start: %s", job.job_id, session.session_id, error,
                   exc_info=not is_job_fault(exc))
-        session_close(session.session_id, error=error, reason="error")
+        session_close(session.session_id, error=error, reason="error", session=session)
         session_count_end("error")
         _end_room(job)
         if not is_job_fault(exc):
@@ -203,11 +203,13 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         node.untrack(ctx)
     reason = ctx.shutdown_reason or "completed"
     # idempotent (a conditional transition), so a retry after a lost commit is harmless
-    retry_database_write(f"session {session.session_id}: closing it",
-                         lambda: session_close(session.session_id, error=run.error, reason=reason))
+    closed_as = retry_database_write(
+        f"session {session.session_id}: closing it",
+        lambda: session_close(session.session_id, error=run.error, reason=reason, session=session))
     _end_room(job)
-    error = run.error or retry_database_write(f"session {session.session_id}: reading its outcome",
-                                              lambda: session_failure(session.session_id, reason=reason))
+    error = run.error or retry_database_write(
+        f"session {session.session_id}: reading its outcome",
+        lambda: session_failure(session.session_id, reason=reason, closed_as=closed_as))
     session_ended(ctx, error=error, reason=reason)
     if error and run.worker_fault:
         raise WorkerFault(error)

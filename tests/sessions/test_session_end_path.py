@@ -1,0 +1,230 @@
+"""The session's end on the hosting path without re-reading its row: the close in one
+conditional UPDATE from the row as opened, the runtime's plain moves without a read, the
+end-of-call report in one read, and agent metrics whose concurrent ends share a recompute
+yet end up equal to a recompute from scratch."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+
+from agents.models import Agent
+from controlplane import fleet_events
+from sessions import agent_metrics
+from sessions.agent_metrics import agent_metrics_refresh, agent_metrics_request
+from sessions.call_report import call_report
+from sessions.hosting import session_close, session_failure, session_mirror_status
+from sessions.models import AgentSession, Recording, SessionStatus
+from sessions.services import session_end
+from workers.models import Job
+
+S = SessionStatus
+
+
+@pytest.fixture
+def fleet_sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    sent: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(fleet_events, "publish_fleet_event", lambda kind, data: sent.append((kind, data)))
+    return sent
+
+
+def opened(agent: Agent, status: str = S.INITIALIZING, **fields: Any) -> AgentSession:
+    """A session row as `session_open` returns it (status as created), then moved to `status`
+    behind its back, as the entry point's mirror does."""
+    job = Job.objects.create(agent=agent, room_name="r", status="running")
+    session = AgentSession.objects.create(job=job, agent=agent, agent_version=agent.version, room_id="r")
+    AgentSession.objects.filter(pk=session.pk).update(status=status, **fields)
+    return session
+
+
+def stored(session: AgentSession) -> AgentSession:
+    return AgentSession.objects.get(pk=session.pk)
+
+
+def figures(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metrics.items() if key != "updated_at"}
+
+
+# --- the close --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closing_an_active_session_it_opened_is_one_update_and_announces_its_job(
+        active_agent: Agent, fleet_sent: list[tuple[str, dict[str, Any]]]) -> None:
+    session = opened(active_agent, S.ACTIVE)
+    with CaptureQueriesContext(connection) as queries:
+        closed_as = session_close(session.session_id, error=None, reason="completed", session=session)
+    # the agent's metrics recompute (an aggregate and the latest turns) reads the table too
+    session_sql = [q["sql"] for q in queries.captured_queries if "agent_sessions_agentsession" in q["sql"]
+                   and "COUNT(" not in q["sql"] and "agent_sessions_sessionevent" not in q["sql"]]
+    assert closed_as == S.DISCONNECTED
+    assert len(session_sql) == 1 and session_sql[0].startswith("UPDATE")
+    row = stored(session)
+    assert (row.status, row.end_reason, row.ended_at is not None) == (S.DISCONNECTED, "completed", True)
+    assert ("session", {"session_id": session.session_id, "status": S.DISCONNECTED,
+                        "job_id": session.job_id, "reason": "completed"}) in fleet_sent
+    assert session_failure(session.session_id, reason="completed", closed_as=closed_as) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_that_never_connected_is_connected_then_closed(active_agent: Agent) -> None:
+    session = opened(active_agent, S.INITIALIZING)
+    assert session_close(session.session_id, error=None, reason="completed", session=session) == S.DISCONNECTED
+    assert (stored(session).status, stored(session).end_reason) == (S.DISCONNECTED, "completed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_closes_a_live_or_reconnecting_session_as_error(active_agent: Agent) -> None:
+    live, reconnecting = opened(active_agent, S.CONNECTED), opened(active_agent, S.DISCONNECTED)
+    for session in (live, reconnecting):
+        assert session_close(session.session_id, error="boom", reason="error", session=session) == S.ERROR
+        assert (stored(session).status, stored(session).error) == (S.ERROR, "boom")
+        assert stored(session).ended_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_already_closed_is_left_as_it_is_and_its_own_outcome_is_read(
+        active_agent: Agent, fleet_sent: list[tuple[str, dict[str, Any]]]) -> None:
+    ended_at = stored(opened(active_agent)).started_at + timedelta(seconds=5)
+    failed = opened(active_agent, S.ERROR, error="runtime error: tts", ended_at=ended_at)
+    ended = opened(active_agent, S.DISCONNECTED, end_reason="caller_left", ended_at=ended_at)
+    fleet_sent.clear()
+    for session in (failed, ended):
+        assert session_close(session.session_id, error=None, reason="completed", session=session) is None
+        assert session_close(session.session_id, error="late", reason="error", session=session) is None
+    assert (stored(failed).error, stored(ended).end_reason, stored(ended).status) == (
+        "runtime error: tts", "caller_left", S.DISCONNECTED)
+    assert fleet_sent == []
+    assert session_failure(failed.session_id, reason="completed") == "session error: runtime error: tts"
+    assert session_failure(ended.session_id, reason="completed") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_close_retried_after_a_lost_commit_changes_nothing(active_agent: Agent) -> None:
+    session = opened(active_agent, S.ACTIVE)
+    assert session_close(session.session_id, error=None, reason="completed", session=session) == S.DISCONNECTED
+    first = stored(session)
+    assert session_close(session.session_id, error=None, reason="completed", session=session) is None
+    assert (stored(session).ended_at, stored(session).status) == (first.ended_at, S.DISCONNECTED)
+
+
+# --- the runtime's moves ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_move_with_the_job_is_one_update_and_a_repeat_or_illegal_move_does_nothing(
+        active_agent: Agent, fleet_sent: list[tuple[str, dict[str, Any]]]) -> None:
+    session = opened(active_agent, S.INITIALIZING)
+    with CaptureQueriesContext(connection) as queries:
+        session_mirror_status(session.session_id, S.CONNECTED, job_id=session.job_id)
+    assert len(queries.captured_queries) == 1 and queries.captured_queries[0]["sql"].startswith("UPDATE")
+    assert stored(session).status == S.CONNECTED
+    assert fleet_sent == [("session", {"session_id": session.session_id, "status": S.CONNECTED,
+                                       "job_id": session.job_id})]
+    session_mirror_status(session.session_id, S.CONNECTED, job_id=session.job_id)  # already there
+    session_mirror_status(session.session_id, S.PAUSED, job_id=session.job_id)  # paused only from active
+    assert stored(session).status == S.CONNECTED and len(fleet_sent) == 1
+    session_mirror_status(session.session_id, S.ACTIVE, job_id=session.job_id)
+    session_close(session.session_id, error=None, reason="completed", session=session)
+    session_mirror_status(session.session_id, S.ACTIVE, job_id=session.job_id)  # ended: no way back
+    assert stored(session).status == S.DISCONNECTED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_reported_by_the_runtime_still_fails_the_session(active_agent: Agent) -> None:
+    session = opened(active_agent, S.ACTIVE)
+    session_mirror_status(session.session_id, S.ERROR, "llm: quota", job_id=session.job_id)
+    assert (stored(session).status, stored(session).error) == (S.ERROR, "llm: quota")
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_report_reads_the_row_its_agent_and_recording_in_one_statement(active_agent: Agent) -> None:
+    session = opened(active_agent, S.ACTIVE, metrics={"responses": 2})
+    session_close(session.session_id, error=None, reason="completed", session=session)
+    with CaptureQueriesContext(connection) as queries:
+        report = call_report(session.session_id)
+    assert len(queries.captured_queries) == 2  # the row (+ agent id, recording) and the transcript
+    assert (report.agent_id, report.status, report.reason, report.metrics) == (
+        active_agent.agent_id, S.DISCONNECTED, "completed", {"responses": 2})
+    assert report.recording_url is None
+    Recording.objects.create(session_id=session.session_id, file="x.wav", sample_rate=16000)
+    assert call_report(session.session_id).recording_url.endswith(f"/sessions/{session.session_id}/recording")
+
+
+# --- agent metrics ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_after_many_concurrent_ends_equal_a_recompute_from_scratch(active_agent: Agent) -> None:
+    sessions = [opened(active_agent, S.ACTIVE) for _ in range(16)] + [opened(active_agent, S.CONNECTED)]
+    ending, staying = sessions[:16], sessions[16]
+    barrier = threading.Barrier(len(ending))
+
+    def end(i: int, session: AgentSession) -> None:
+        try:
+            barrier.wait()
+            session_end(session=session, error="boom" if i % 4 == 0 else None, reason="completed")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=end, args=(i, s)) for i, s in enumerate(ending)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metrics = Agent.objects.get(pk=active_agent.pk).metrics
+    assert (metrics["calls"], metrics["errors"], metrics["error_rate"], metrics["live_sessions"]) == (16, 4, 0.25, 1)
+    assert figures(metrics) == figures(agent_metrics_refresh(agent_pk=active_agent.pk))
+    assert stored(staying).status == S.CONNECTED and agent_metrics._running == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_end_during_a_recompute_makes_it_go_round_again(active_agent: Agent,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = opened(active_agent, S.ACTIVE), opened(active_agent, S.ACTIVE)
+    started, release, calls = threading.Event(), threading.Event(), []
+    recompute = agent_metrics.agent_metrics_refresh
+
+    def slow_refresh(*, agent_pk: int) -> dict[str, Any]:
+        calls.append(agent_pk)
+        if len(calls) == 1:
+            started.set()
+            release.wait(10)
+        return recompute(agent_pk=agent_pk)
+
+    monkeypatch.setattr(agent_metrics, "agent_metrics_refresh", slow_refresh)
+    AgentSession.objects.filter(pk=first.pk).update(status=S.DISCONNECTED, ended_at=first.started_at)
+    did = []
+    runner = threading.Thread(target=lambda: (did.append(agent_metrics_request(agent_pk=active_agent.pk)),
+                                              connections.close_all()))
+    runner.start()
+    assert started.wait(10)
+    # the second session ends while the first recompute runs: it only marks the agent stale
+    AgentSession.objects.filter(pk=second.pk).update(status=S.ERROR, ended_at=second.started_at)
+    assert agent_metrics_request(agent_pk=active_agent.pk) is False
+    release.set()
+    runner.join(10)
+    assert did == [True] and len(calls) == 2 and agent_metrics._running == {}
+    metrics = Agent.objects.get(pk=active_agent.pk).metrics
+    assert (metrics["calls"], metrics["errors"], metrics["live_sessions"]) == (2, 1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_recompute_neither_raises_nor_blocks_the_next(active_agent: Agent,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*, agent_pk: int) -> dict[str, Any]:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(agent_metrics, "agent_metrics_refresh", broken)
+    assert agent_metrics_request(agent_pk=active_agent.pk) is True
+    monkeypatch.undo()
+    session = opened(active_agent, S.ACTIVE)
+    session_end(session=session, error=None, reason="completed")
+    assert Agent.objects.get(pk=active_agent.pk).metrics["calls"] == 1
