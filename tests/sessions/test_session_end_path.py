@@ -95,12 +95,22 @@ def test_a_row_already_closed_is_left_as_it_is_and_its_own_outcome_is_read(
     fleet_sent.clear()
     for session in (failed, ended):
         assert session_close(session.session_id, error=None, reason="completed", session=session) is None
-        assert session_close(session.session_id, error="late", reason="error", session=session) is None
+    assert session_close(ended.session_id, error="late", reason="error", session=ended) is None
     assert (stored(failed).error, stored(ended).end_reason, stored(ended).status) == (
         "runtime error: tts", "caller_left", S.DISCONNECTED)
     assert fleet_sent == []
     assert session_failure(failed.session_id, reason="completed") == "session error: runtime error: tts"
     assert session_failure(ended.session_id, reason="completed") is None
+
+
+def test_a_row_the_mirror_already_failed_takes_the_jobs_reason_as_its_error(active_agent: Agent) -> None:
+    # the status mirror writes the runtime's error state without its cause; the exception that
+    # ended the session is the job's failure reason, and the row says it too (still `error`)
+    ended_at = stored(opened(active_agent)).started_at + timedelta(seconds=5)
+    failed = opened(active_agent, S.ERROR, error="runtime error", ended_at=ended_at)
+    assert session_close(failed.session_id, error="LiveKit authentication failed", reason="error", session=failed) is None
+    assert (stored(failed).status, stored(failed).error, stored(failed).ended_at) == (
+        S.ERROR, "LiveKit authentication failed", ended_at)
 
 
 @pytest.mark.django_db(transaction=True)
