@@ -44,7 +44,9 @@ class Transport(Protocol):
     `sample_rate`) and must not block; the buffer is reused after the call returns.
     A transport whose sink can stall (a native queue fed across threads) may set
     `output_lead_frames`: the playout then writes that many frames ahead of real time
-    (the first at once, so the reply does not start later), and `clear_audio` drops them.
+    (the first at once, so the reply does not start later), and `clear_audio` drops them and
+    returns how many seconds of written audio it dropped unheard (None or 0: it holds none),
+    so an interrupted reply's history keeps only what the listener heard.
     """
 
     name: str
@@ -53,7 +55,7 @@ class Transport(Protocol):
 
     def write_audio(self, frame: Any, sample_rate: int) -> None: ...
 
-    def clear_audio(self) -> None: ...
+    def clear_audio(self) -> float | None: ...
 
     async def send_text(self, text: str) -> None: ...
 

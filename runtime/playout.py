@@ -36,6 +36,18 @@ class PlayoutJob:
     first_frame_at: float | None = None
     drained: Any = None  # an asyncio.Future the owner may hang here
 
+    def rewind(self, samples: int) -> None:
+        """Audio written out but never heard (the transport dropped it from its buffer on a
+        cut) does not count as played: the last segments give it back, newest first."""
+        samples = min(max(0, samples), self.samples_played)
+        self.samples_played -= samples
+        for seg in reversed(self.segments):
+            if samples <= 0:
+                break
+            back = min(samples, seg.samples_played)
+            seg.samples_played -= back
+            samples -= back
+
     def played_text(self) -> str:
         parts: list[str] = []
         for seg in self.segments:
@@ -60,7 +72,7 @@ class Playout:
     def __init__(self, *, sample_rate: int, frame_ms: int, sink: Callable[[np.ndarray], None],
                  ticker: Ticker, on_frame: Callable[[PlayoutJob, np.ndarray, float], None] | None = None,
                  on_drained: Callable[[PlayoutJob], None] | None = None,
-                 on_cut: Callable[[], None] | None = None, lead_frames: int = 1) -> None:
+                 on_cut: Callable[[], float | None] | None = None, lead_frames: int = 1) -> None:
         self.rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000
         self.frame_s = frame_ms / 1000
@@ -68,7 +80,8 @@ class Playout:
         self._ticker = ticker
         self._on_frame = on_frame
         self._on_drained = on_drained
-        self._on_cut = on_cut  # the transport drops what it has buffered of a cut job
+        # the transport drops what it has buffered of a cut job, and says how many seconds that was
+        self._on_cut = on_cut
         self._lead = lead_frames
         self._buf = np.zeros(self.frame_samples, dtype=np.int16)
         self.job: PlayoutJob | None = None
@@ -137,7 +150,9 @@ class Playout:
             return False
         self.clear()
         if self._on_cut is not None:
-            self._on_cut()
+            dropped_s = self._on_cut()
+            if dropped_s:  # written ahead (output_lead_frames) but never heard
+                job.rewind(int(dropped_s * self.rate))
         return True
 
     @property

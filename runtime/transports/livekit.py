@@ -211,8 +211,8 @@ class LiveKitTransport:
     # long does not run it dry and put silence into the reply (twenty calls in a real worker
     # on two busy cores: stalls of 60-160 ms seen; at 80 ms ahead one reply in twenty still
     # had gaps). The first frame still goes at once, so a reply starts no later; a barge-in
-    # clears the queue, so it still stops at once (what the playout counts as played may run
-    # up to this far ahead of what was heard). output_queue_ms must hold it and a batch.
+    # clears the queue, so it still stops at once, and clear_audio says how much it dropped,
+    # so the history keeps only what was heard. output_queue_ms must hold it and a batch.
     output_lead_frames = 10
 
     def __init__(self, *, url: str, token: str, room: str = "", participant_identity: str | None = None,
@@ -452,12 +452,18 @@ class LiveKitTransport:
             if self._clears != cleared:  # a barge-in cleared the queue while this batch went in
                 self._source.clear_queue()
 
-    def clear_audio(self) -> None:
+    def clear_audio(self) -> float:
+        """Drop the reply's audio not yet heard; returns its length in seconds (the frames
+        waiting here and what the SDK's native queue still held)."""
         self._clears += 1
+        dropped = 0
         while not self._out_q.empty():
-            self._out_q.get_nowait()
+            dropped += self._out_q.get_nowait().size
+        dropped_s = dropped / self._out_rate if self._out_rate else 0.0
         if self._source is not None:
+            dropped_s += self._source.queued_duration
             self._source.clear_queue()
+        return dropped_s
 
     async def send_text(self, text: str) -> None:
         if self.room is not None and self.room.isconnected():

@@ -85,3 +85,25 @@ async def test_clear_stops_at_once_and_reports_played_text_in_whole_words():
     assert job.samples_played == 6 * 480
     assert job.played_text() == "One two three. Four five"
     assert drained == []
+
+
+async def test_a_cut_written_ahead_counts_only_what_the_transport_did_not_drop():
+    # a transport with a native queue (LiveKit) is written output_lead_frames ahead; on a cut
+    # it drops what it still held, and the history must keep only what was heard
+    clock, sent, dropped = HandClock(), [], []
+    p = Playout(sample_rate=24000, frame_ms=20, sink=lambda f: sent.append(f.copy()), ticker=clock,
+                on_cut=lambda: dropped.append(0.1) or 0.1, lead_frames=5)
+    job = p.begin("s1")
+    first = p.begin_segment("One two three.")
+    p.push(first, np.ones(480 * 2, dtype=np.int16))
+    first.complete = True
+    second = p.begin_segment("Four five six seven eight.")
+    p.push(second, np.ones(480 * 10, dtype=np.int16))
+    clock.tick(3)  # 8 frames written in all (5 of them ahead of the clock)
+    assert len(sent) == 8
+    assert p.cut(job) and dropped == [0.1]
+    # the transport still held the last 5 (0.1 s) when cut: heard, the first segment and
+    # 1 of the second's 10 frames (without the rewind: 6 of them, "Four five")
+    assert job.samples_played == 3 * 480
+    assert (first.samples_played, second.samples_played) == (2 * 480, 480)
+    assert job.played_text().startswith("One two three.") and "five" not in job.played_text()
