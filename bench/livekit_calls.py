@@ -260,6 +260,7 @@ def run_livekit(n: int, wav: str, *, profile_dir: Path | None = None) -> dict[st
                 time.sleep(0.2)
             heard = _caller_latencies(double, n)
             time.sleep(max(0.0, 0.2 * n + 8.0 - (time.monotonic() - t0)))  # the local run's window
+            gaps = _reply_gaps(double, heard)
             double_lag = double.client.state()["loop_lag_ms"]
             double_cpu = (_cpu_seconds(double.proc.pid) - double_cpu0) / (time.monotonic() - t0) * 100 \
                 if double.proc is not None else 0.0
@@ -276,6 +277,7 @@ def run_livekit(n: int, wav: str, *, profile_dir: Path | None = None) -> dict[st
     figures = _figures([(first - end) * 1000 for _, end, first in heard.values()], result, cpu, n)
     figures["double_cpu_percent"] = round(double_cpu, 1)
     figures["legs"] = _legs(heard, result)
+    figures["reply_gaps"] = gaps
     figures["double_loop_lag_ms_per_s"] = double_lag[-int(time.monotonic() - t0):]
     return figures
 
@@ -302,6 +304,28 @@ def _caller_latencies(double: Any, n: int, timeout: float = 60.0) -> dict[int, t
             if onsets:
                 found[i] = (spoken[0]["started_at"], end, onsets[0])
     return found
+
+
+def _reply_gaps(double: Any, heard: dict[int, tuple[float, float, float]], *, frame_s: float = 0.02,
+                end_s: float = 0.5) -> dict[str, Any]:
+    """Silences inside the replies the callers heard (a stalled worker loop ran the SDK's
+    queue dry): the reply is the loud frames from its onset until `end_s` of quiet; a gap is a
+    pause inside it longer than a frame and a half. The twenty-call test asserts what was
+    heard; this says how smoothly."""
+    with_gaps, longest = 0, 0.0
+    for i, (_, _, onset) in heard.items():
+        track = next(iter(double.client.caller(f"bench-{i}", "caller", loud_above=LOUD)["tracks"].values()))
+        reply = [t for t in track["loud_times"] if t >= onset]
+        inner = []
+        for a, b in zip(reply, reply[1:]):
+            if b - a > end_s:
+                break
+            if b - a > frame_s * 1.5:
+                inner.append(b - a - frame_s)
+        if inner:
+            with_gaps += 1
+            longest = max(longest, max(inner))
+    return {"replies": len(heard), "replies_with_gaps": with_gaps, "longest_gap_ms": round(longest * 1000, 1)}
 
 
 def _legs(heard: dict[int, tuple[float, float, float]], result: dict[str, Any]) -> dict[str, float | None]:
@@ -390,6 +414,8 @@ def main() -> None:
                           f"{fig['double_loop_lag_ms_per_s']}", flush=True)
                 if "legs" in fig:
                     print(f"N={n:<3} {name:8} reply latency legs (p50): {fig['legs']}", flush=True)
+                if "reply_gaps" in fig:
+                    print(f"N={n:<3} {name:8} silences inside the replies heard: {fig['reply_gaps']}", flush=True)
             results[str(n)] = dict(runs)
             if len(runs) == 2:
                 webrtc, local = runs["livekit"], runs["local"]
