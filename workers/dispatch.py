@@ -227,7 +227,7 @@ def worker_candidates(*, now: Any = None, worker_type: str = "") -> list[tuple[W
 
 
 @lru_cache(maxsize=2)
-def _fleet_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple[tuple[Any, ...], ...]]:
+def _fleet_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple[tuple[Any, tuple[Any, ...]], ...]]:
     # written once: building this query through the ORM (annotate + Subquery) cost more than
     # running it, on every dispatch
     q = connection.ops.quote_name
@@ -236,9 +236,11 @@ def _fleet_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple[tuple[Any, ...]
     select = ", ".join(f"w.{q(f.column)}" for f in Worker._meta.concrete_fields)
     sql = (f"SELECT {select}, (SELECT COUNT(*) FROM {job} j WHERE j.assigned_worker_id = w.worker_id "
            f"AND j.status IN (%s, %s)) FROM {worker} w WHERE w.status = %s AND w.last_heartbeat_at >= %s")
-    # each field's from-database converters (JSON, booleans and datetimes on SQLite), as a queryset applies them
-    converters = tuple(tuple(connection.ops.get_db_converters(f) + f.get_db_converters(connection))
-                       for f in Worker._meta.concrete_fields)
+    # each column's from-database converters (JSON, booleans and datetimes on SQLite), as a
+    # queryset applies them: the backend's take the column expression, not the bare field
+    cols = tuple(f.get_col(Worker._meta.db_table) for f in Worker._meta.concrete_fields)
+    converters = tuple((col, tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
+                       for col in cols)
     return sql, columns, converters
 
 
@@ -250,12 +252,11 @@ def _fleet(fresh_after: Any) -> list[Worker]:
         cursor.execute(sql, [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params])
         rows = cursor.fetchall()
     fleet = []
-    fields = Worker._meta.concrete_fields
     for row in rows:
         values = list(row[:-1])
-        for i, (field, field_converters) in enumerate(zip(fields, converters)):
-            for converter in field_converters:
-                values[i] = converter(values[i], field, connection)
+        for i, (col, col_converters) in enumerate(converters):
+            for converter in col_converters:
+                values[i] = converter(values[i], col, connection)
         worker = Worker.from_db(connection.alias, list(columns), values)
         worker.unfinished_jobs = row[-1]  # type: ignore[attr-defined]
         fleet.append(worker)
