@@ -92,15 +92,20 @@ def start_double(log_dir: Path) -> tuple[subprocess.Popen[str], int]:
     return proc, int(proc.stdout.readline())
 
 
-def start_worker(capacity: int, log_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "WORKER_MAX_CONCURRENT_JOBS": str(capacity), "WORKER_HEARTBEAT_SECONDS": "2", "PYTHONPATH": str(ROOT)}
+def start_worker(capacity: int, log_dir: Path, db_pool: int) -> subprocess.Popen[bytes]:
+    # With a pool (as docker-compose runs workers) the worker holds at most `db_pool` PostgreSQL
+    # connections however many sessions start or end together; without one, each Celery thread
+    # kept its own for CONN_MAX_AGE and N >= 100 ran the server out of connections.
+    env = {**os.environ, "WORKER_MAX_CONCURRENT_JOBS": str(capacity), "WORKER_HEARTBEAT_SECONDS": "2", "PYTHONPATH": str(ROOT),
+           "DB_POOL_MAX_SIZE": str(db_pool)}
     return subprocess.Popen([sys.executable, "manage.py", "start", "--name", f"capacity-{os.getpid()}@bench",
                              "--concurrency", str(capacity)], cwd=ROOT, env=env,
                             stdout=(log_dir / "capacity-worker.log").open("wb"), stderr=subprocess.STDOUT)
 
 
-def start_web(port: int, log_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # DB_CONN_MAX_AGE as in production (its default)
+def start_web(port: int, log_dir: Path, db_pool: int) -> subprocess.Popen[bytes]:
+    # the consumers' database work runs on executor threads: a pool bounds their connections too
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DB_POOL_MAX_SIZE": str(db_pool)}
     proc = subprocess.Popen([sys.executable, "-m", "controlplane.web_server", "-b", "127.0.0.1", "-p", str(port),
                              "server.asgi:application"], cwd=ROOT, env=env,
                             stdout=(log_dir / "capacity-web.log").open("wb"), stderr=subprocess.STDOUT)
@@ -199,6 +204,7 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
     failures: list[str] = []
     post_ms: list[float] = []
     samples: list[tuple[float, float, float, int, dict[str, float]]] = []  # (time, worker cpu s, rss MB, live calls, others' cpu s)
+    db_connections: list[int] = []  # the bench database's server connections, sampled each second
     profile: subprocess.Popen[bytes] | None = None
     profile_path = ROOT / "var" / "bench" / f"capacity-profile-{n}.txt"
 
@@ -249,6 +255,7 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         async def sample() -> None:
             while not stop.is_set():
                 live = await sync_to_async(Job.objects.filter(pk__in=list(sessions), status="running").count)()
+                db_connections.append(await sync_to_async(database_connections)())
                 others = {name: proc_cpu_s(pid) for name, pid in args.pids.items()}
                 samples.append((time.monotonic(), proc_cpu_s(worker_pid), proc_rss_mb(worker_pid), live, others))
                 await asyncio.sleep(1.0)
@@ -351,11 +358,20 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
                    "rss_mb_per_call": round((rss - rss_before) / n, 2), "full_load_samples": len(full)},
         # the rest of this machine's two cores while every call was up: where else the CPU went
         "other_processes_cpu_percent": others_cpu,
+        "db_connections_peak": max(db_connections, default=None),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
     if profile is not None:
         figures["profile"] = {"path": str(profile_path.relative_to(ROOT)), **top_frames(profile_path)}
     return figures
+
+
+def database_connections() -> int:
+    """Server connections to the bench's database (every process of the bench, this one included)."""
+    from django.db import connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
 
 
 def top_frames(path: Path, k: int = 15) -> dict[str, Any]:
@@ -387,7 +403,7 @@ def print_round(f: dict[str, Any]) -> None:
         f"events stored {f['events']['stored']} received {f['events']['received']} lost {f['events']['lost']} "
         f"dup {f['events']['duplicated']}  worker CPU {f['worker']['cpu_percent_of_one_core']} %  "
         f"RSS {f['worker']['rss_mb_per_call']} MB/call  failed {f['failed']}  load {f['load_average_1m']}  "
-        f"others' CPU % {f['other_processes_cpu_percent']}")
+        f"others' CPU % {f['other_processes_cpu_percent']}  DB connections peak {f['db_connections_peak']}")
     if "profile" in f:
         say(f"profile at N={f['n']} ({f['profile'].get('samples')} samples with the GIL), top self:")
         for frame, share in f["profile"].get("self", []):
@@ -404,6 +420,9 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=40.0, help="calls dispatched per second")
     parser.add_argument("--profile-n", type=int, default=0, help="py-spy the worker during the round with this N")
     parser.add_argument("--profile-seconds", type=int, default=15)
+    parser.add_argument("--worker-db-pool", type=int, default=20,
+                        help="DB_POOL_MAX_SIZE of the worker (0: no pool, a connection per Celery thread)")
+    parser.add_argument("--web-db-pool", type=int, default=10, help="DB_POOL_MAX_SIZE of the web process (0: no pool)")
     args = parser.parse_args()
     ns = [int(x) for x in args.ns.split(",")]
 
@@ -443,10 +462,10 @@ def main() -> None:
             stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"})
         agent_services.agent_activate(agent=agent)
         _, key = ApiKey.generate(name="capacity-bench", scopes=["jobs:write", "read", "sessions:control", "loadtest"])
-        worker = worker_proc = start_worker(max(ns), log_dir)
+        worker = worker_proc = start_worker(max(ns), log_dir, args.worker_db_pool)
         procs.append(worker)
         port = free_port()
-        web = start_web(port, log_dir)
+        web = start_web(port, log_dir, args.web_db_pool)
         procs.append(web)
         args.pids = {"web": web.pid, "openai_double": double.pid, "bench_client": os.getpid()}
         redis_pid = redis.Redis.from_url(settings.REDIS_URL).info("server").get("process_id")
@@ -499,7 +518,8 @@ def main() -> None:
         "no_failed_calls": all(r["failed"] == 0 and r["sessions"] == r["n"] for r in rounds),
     }
     print(json.dumps({"bench": "capacity", "duration_s": args.duration, "ramp_per_s": args.ramp,
-                      "reference_n": ns[0], "reply_p99_reference_ms": reference, "rounds": rounds, "goals": goals,
+                      "reference_n": ns[0], "db_pool": {"worker": args.worker_db_pool, "web": args.web_db_pool},
+                      "reply_p99_reference_ms": reference, "rounds": rounds, "goals": goals,
                       "goal_met": all(goals.values()),
                       "load_average_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2),
                                           "cores": os.cpu_count()}}))

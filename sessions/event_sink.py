@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from controlplane.broadcaster import GroupSend, asend, broadcaster
+from sessions.event_rows import EventValues, event_rows_insert
 from sessions.live_state import AudioSnapshot, LiveState
 from sessions.models import AgentSession, SessionEvent
 from sessions.participants import participants_apply
@@ -473,7 +474,7 @@ def _store_many(work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] 
     """Every sink's batch in a few statements, inside the caller's transaction: the seqs of all
     sessions from ONE `UPDATE … FROM (VALUES …) RETURNING` (each session's counter bumped by
     its batch's size under the row lock, as `session_events_append` does for one: gap-free),
-    then ONE multi-row INSERT. Per session only what is rare: participant rows, the live
+    then ONE multi-row INSERT (sessions.event_rows). Per session only what is rare: participant rows, the live
     state (at most once a second). A session whose row is gone fails the whole transaction,
     and the writer then stores each sink on its own."""
     table = AgentSession._meta.db_table
@@ -490,22 +491,17 @@ def _store_many(work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] 
         missing = {session_id for session_id, _ in counts} - set(last)
         if missing:
             raise SessionRowMissing(f"no session row for {', '.join(sorted(missing))}")
-    out = []
-    all_rows: list[SessionEvent] = []
+    values: list[EventValues] = []
     for sink, batch, live in work:
-        rows: list[SessionEvent] = []
         if batch:
             first = last[sink.session_id] - len(batch) + 1
-            rows = [SessionEvent(session_id=sink.session_id, seq=first + i, type=type_, at=at, data=data)
-                    for i, (type_, at, data) in enumerate(batch)]
-            all_rows.extend(rows)
+            values.extend((sink.session_id, first + i, type_, at, data) for i, (type_, at, data) in enumerate(batch))
             participants_apply(session_id=sink.session_id, events=batch)
         if live:
             session_live_state_write(session_id=sink.session_id, fields=live)
-        out.append((sink, batch, live, rows))
-    if all_rows:
-        SessionEvent.objects.bulk_create(all_rows)
-    return out
+    # one INSERT for every session's rows, without Model.__init__ per event (sessions.event_rows)
+    inserted = iter(event_rows_insert(values))
+    return [(sink, batch, live, [next(inserted) for _ in batch]) for sink, batch, live in work]
 
 
 _writer_instance = _Writer()

@@ -169,7 +169,16 @@ class OpenAILLM:
                 kwargs["tool_choice"] = tool_choice
 
         async def open_stream() -> Any:
-            return await _client(self.opts, "llm").chat.completions.create(**kwargs)
+            # The SDK's client.post (its documented way to call any endpoint) rather than
+            # chat.completions.create: create walks the whole conversation through its TypedDict
+            # transform on every request (~5 % of a busy worker's GIL, bench/capacity.py), and
+            # these params are plain JSON already (no aliases, files or dates to convert).
+            # Same client, headers, timeout and response parsing.
+            from openai import AsyncStream
+            from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+            return await _client(self.opts, "llm").post("/chat/completions", body=kwargs, cast_to=ChatCompletion,
+                                                        stream=True, stream_cls=AsyncStream[ChatCompletionChunk])
 
         stream = await _retrying("llm", self.opts, open_stream)
         calls: dict[int, dict[str, str]] = {}

@@ -87,3 +87,16 @@ def test_with_the_redirect_on_probes_stay_on_http_and_pages_move_to_https(client
     moved = client.get("/admin/")
     assert moved.status_code == 301 and moved["Location"].startswith("https://")
     assert client.get("/admin/", headers={"X-Forwarded-Proto": "https"}).status_code == 302  # to the login page
+
+
+@pytest.mark.parametrize(("pool", "expected"), [("20", "0 {'min_size': 1, 'max_size': 20, 'timeout': 10.0}"), ("0", "60 None")])
+def test_a_pooled_process_keeps_no_connection_of_its_own_beyond_the_pool(tmp_path: Path, pool: str, expected: str) -> None:
+    # with the pool, a thread's connection goes back to it (CONN_MAX_AGE 0) even when DB_CONN_MAX_AGE
+    # asks to keep it: the pool's max_size is the process's whole PostgreSQL budget
+    code = ("import django; django.setup(); from django.conf import settings as s; d = s.DATABASES['default']; "
+            "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool'))")
+    env = {**{k: v for k, v in os.environ.items() if k not in CLEARED + ("DB_POOL_MAX_SIZE", "DB_POOL_TIMEOUT")},
+           "DJANGO_SETTINGS_MODULE": "controlplane.settings", "CONTROLPLANE_VAR_DIR": str(tmp_path),
+           **production(SECRET_KEY=STRONG_KEY, DB_POOL_MAX_SIZE=pool, DB_CONN_MAX_AGE="60")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == expected, out.stderr

@@ -184,6 +184,34 @@ def test_many_sessions_events_are_stored_and_broadcast_together(active_agent: An
         assert [e["seq"] for e in listener.drain()] == expected
 
 
+def test_rows_of_a_shared_cycle_are_the_stored_rows(active_agent: Any) -> None:
+    """The shared cycle inserts without the ORM (sessions.event_rows): the rows it hands to the
+    stored-events listeners (webhooks) and the broadcaster are what the database holds."""
+    from sessions.event_sink import _writer, on_events_stored, _stored_listeners
+
+    sessions = [AgentSession.objects.create(agent=active_agent, agent_version=active_agent.version, room_id=f"s{i}",
+                                            status="active") for i in range(2)]
+    handed: list[SessionEvent] = []
+    on_events_stored(handed.extend)
+    try:
+        sinks = [DjangoEventSink(s.session_id) for s in sessions]
+        with _writer()._lock:
+            for n, sink in enumerate(sinks):
+                sink.emit(ev.TextReceived(text=f"first of {n}"))
+                sink.emit(ev.TextReceived(text=f"second of {n} ünïcode"))
+        assert all(sink.close() for sink in sinks)
+    finally:
+        _stored_listeners.pop()
+    assert len(handed) == 4
+    stored = {row.pk: row for row in SessionEvent.objects.filter(session__in=sessions)}
+    for row in handed:
+        assert row.pk in stored and not row._state.adding
+        assert row.envelope() == stored[row.pk].envelope()
+    assert sorted((r.session_id, r.seq, r.data["text"]) for r in handed) == sorted(
+        (s.session_id, seq, f"{'first' if seq == 1 else 'second'} of {n}{'' if seq == 1 else ' ünïcode'}")
+        for n, s in enumerate(sessions) for seq in (1, 2))
+
+
 def test_one_sessions_failing_batch_does_not_hold_back_the_others(live_session: AgentSession, active_agent: Any) -> None:
     from sessions.event_sink import _writer
 
