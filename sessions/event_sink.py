@@ -256,22 +256,14 @@ class DjangoEventSink:
             log.error("event backlog of %s over %d: dropped %d oldest", self.session_id, MAX_PENDING, overflow)
 
     def _write(self, force: bool) -> None:
-        with self._waiters_lock:
-            waiters, self._flush_waiters = self._flush_waiters, []
+        waiters = self._claim_waiters()
         force = force or bool(waiters)
         self._take()
         if self._pending and (force or time.monotonic() >= self._retry_at):
             self._store(force)
         elif not self._pending and time.monotonic() >= self._retry_at:
             self._store_live_state(force)
-        if waiters:
-            if self._pending or self._queue:
-                # Still failing: keep the waiters until a later attempt succeeds (or they time out).
-                with self._waiters_lock:
-                    self._flush_waiters[:0] = waiters
-            else:
-                for waiter in waiters:
-                    waiter.set()
+        self._release_waiters(waiters)
 
     def _store(self, force: bool = False) -> None:
         while self._pending:
@@ -299,7 +291,8 @@ class DjangoEventSink:
         return waiters
 
     def _release_waiters(self, waiters: list[threading.Event | _LoopWaiter]) -> None:
-        """Flushed if nothing is left to store; else the waiters wait for a later cycle."""
+        """Flushed if nothing is left to store; else (still failing) the waiters wait for a
+        later attempt that succeeds, or time out."""
         if not waiters:
             return
         if self._pending or self._queue:
