@@ -40,7 +40,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import ensure_database, pct  # noqa: E402
+from bench.common import fresh_fleet, pct  # noqa: E402
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/capacity_bench")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -428,26 +428,13 @@ def main() -> None:
 
     load_start = os.getloadavg()[0]
     say(f"load average (1 min) at start: {load_start:.2f} on {os.cpu_count()} cores")
-    ensure_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
+    fresh_fleet(os.environ["DATABASE_URL"], agent_id=AGENT)
     import redis
     from django.conf import settings
-    from django.core.management import call_command
 
     from agents import services as agent_services
-    from agents.models import Agent
     from controlplane.models import ApiKey
-    from sessions.models import AgentSession
-    from workers.models import Job, Worker, WorkerStatus
-
-    call_command("migrate", verbosity=0)
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    AgentSession.objects.all().delete()
-    Job.objects.all().delete()
-    Worker.objects.all().delete()
-    Agent.objects.filter(agent_id=AGENT).delete()
+    from workers.models import Worker, WorkerStatus
     log_dir = ROOT / "var" / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen[Any]] = []

@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: nearest-rank percentiles, summaries, a scratch database."""
+"""What the benchmark scripts share: nearest-rank percentiles, summaries, a scratch database
+and a clean fleet in it."""
 from __future__ import annotations
 
 import statistics
@@ -22,3 +23,27 @@ def ensure_database(url: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def fresh_fleet(database_url: str, *, agent_id: str) -> None:
+    """Django set up on the bench's database, migrated, its Redis db emptied, and no sessions,
+    jobs, workers or `agent_id` agent left from earlier runs (they would skew the per-key and
+    queue counters)."""
+    ensure_database(database_url)
+    import django
+
+    django.setup()
+    import redis
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from agents.models import Agent
+    from sessions.models import AgentSession
+    from workers.models import Job, Worker
+
+    call_command("migrate", verbosity=0)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    AgentSession.objects.all().delete()
+    Job.objects.all().delete()
+    Worker.objects.all().delete()
+    Agent.objects.filter(agent_id=agent_id).delete()

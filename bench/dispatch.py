@@ -36,7 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import ensure_database, summary, pct  # noqa: E402
+from bench.common import fresh_fleet, pct, summary  # noqa: E402
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleet_bench")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
@@ -110,30 +110,17 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     print(f"load average (1 min) at start: {load_before:.2f} on {os.cpu_count()} cores", flush=True)
-    ensure_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
-    import redis
+    fresh_fleet(os.environ["DATABASE_URL"], agent_id="bench-echo")
     from django.conf import settings
-    from django.core.management import call_command
     from django.db import connection
     from rest_framework.test import APIClient
 
     from agents import services as agent_services
-    from agents.models import Agent
     from controlplane.models import ApiKey
     from sessions.models import AgentSession
     from workers.models import Job, Worker, WorkerStatus
     from workers.tasks import ping
 
-    call_command("migrate", verbosity=0)
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    # a clean slate: earlier runs' rows would skew the per-key and queue counters
-    AgentSession.objects.all().delete()
-    Job.objects.all().delete()
-    Worker.objects.all().delete()
-    Agent.objects.filter(agent_id="bench-echo").delete()
     agent = agent_services.agent_create(agent_id="bench-echo", instructions="Echo.", actor="bench",
                                         llm_config={"provider": "openai", "model": "gpt-4o-mini"})
     agent_services.agent_activate(agent=agent)
