@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 import json
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
-from typing import Any
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection
@@ -19,6 +18,7 @@ from django.db.models import F, JSONField, OuterRef, Subquery
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
+from controlplane.sql_rows import model_from_json_row, model_from_row, select_columns
 from workers.models import Job, JobStatus
 from workers.services import JOB_MACHINE
 
@@ -54,57 +54,36 @@ def _claimed(job_id: str) -> Job:
             .get(pk=job_id))
 
 
-def _claim_returning(job_id: str, worker_id: str, now: datetime, lease: datetime) -> Job | None:
-    """UPDATE … RETURNING the row, the agent row and the version config in one statement."""
+@lru_cache(maxsize=1)
+def _claim_sql() -> str:
+    # written once: the statement is the same for every claim
     q = connection.ops.quote_name
     job_table, agent_table, version_table = q(Job._meta.db_table), q(Agent._meta.db_table), q(AgentVersion._meta.db_table)
-    job_cols = [f.column for f in Job._meta.concrete_fields]
-    agent_cols = [f.column for f in Agent._meta.concrete_fields]
-    agent_select = ", ".join(f"a.{q(c)}" for c in agent_cols)
-    sql = (
+    return (
         f"UPDATE {job_table} SET status = %s, started_at = %s, lease_expires_at = %s, attempts = attempts + 1 "
         f"WHERE job_id = %s AND status = %s AND assigned_worker_id = %s "
-        f"RETURNING {', '.join(f'{job_table}.{q(c)}' for c in job_cols)}, "
-        f"(SELECT ROW_TO_JSON(x) FROM (SELECT {agent_select} FROM {agent_table} a WHERE a.id = {job_table}.agent_id) x), "
+        f"RETURNING {select_columns(Job, job_table)}, "
+        f"(SELECT ROW_TO_JSON(x) FROM (SELECT {select_columns(Agent, 'a')} FROM {agent_table} a "
+        f"WHERE a.id = {job_table}.agent_id) x), "
         f"(SELECT v.config FROM {version_table} v WHERE v.agent_id = {job_table}.agent_id AND v.version = {job_table}.agent_version)"
     )
+
+
+def _claim_returning(job_id: str, worker_id: str, now: datetime, lease: datetime) -> Job | None:
+    """UPDATE … RETURNING the row, the agent row and the version config in one statement."""
+    sql = _claim_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [JobStatus.RUNNING, now, lease, job_id, JobStatus.ASSIGNED, worker_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    n = len(job_cols)
-    job = Job.from_db(connection.alias, [f.attname for f in Job._meta.concrete_fields], _convert(Job, row[:n]))
+    n = len(Job._meta.concrete_fields)
+    job = model_from_row(Job, row[:n])
     agent_row, config = row[n], row[n + 1]
     if agent_row is not None:
-        agent_row = json.loads(agent_row) if isinstance(agent_row, str) else agent_row
-        job.agent = Agent.from_db(connection.alias, [f.attname for f in Agent._meta.concrete_fields],
-                                  _convert_json_row(Agent, agent_row))
+        job.agent = model_from_json_row(Agent, json.loads(agent_row) if isinstance(agent_row, str) else agent_row)
     job.version_config = json.loads(config) if isinstance(config, str) else config  # type: ignore[attr-defined]
     return job
-
-
-def _convert(model: type[Any], values: tuple[Any, ...]) -> list[Any]:
-    """Apply the fields' from-database converters, as a queryset would."""
-    out = []
-    for field, value in zip(model._meta.concrete_fields, values):
-        for converter in connection.ops.get_db_converters(field) + field.get_db_converters(connection):
-            value = converter(value, field, connection)
-        out.append(value)
-    return out
-
-
-def _convert_json_row(model: type[Any], row: dict[str, Any]) -> list[Any]:
-    """A row that came back as JSON: JSON columns are already values, timestamps are text."""
-    out = []
-    for field in model._meta.concrete_fields:
-        value = row.get(field.column)
-        if value is not None and field.get_internal_type() == "DateTimeField":
-            value = datetime.fromisoformat(value)
-            if timezone.is_naive(value):
-                value = timezone.make_aware(value, dt_timezone.utc)
-        out.append(value)
-    return out
 
 
 def leases_renew(*, worker_id: str, job_ids: Iterable[str]) -> set[str]:

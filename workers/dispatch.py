@@ -26,6 +26,7 @@ from agents.models import Agent, AgentState
 from controlplane.celery import app
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.scopes import LOADTEST
+from controlplane.sql_rows import model_from_json_row, model_from_row, select_columns
 from sessions.control import stop_job_session
 from sessions.simulated_callers import simulated_caller_validate
 from workers import breaker
@@ -158,9 +159,10 @@ def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None
         if existing is not None:
             return _replay(existing, fingerprint)
 
-    agent = None
+    agent, fleet, now = None, None, timezone.now()
     if agent_id is not None or job_type == JobType.AGENT_SESSION:
-        agent = Agent.objects.filter(agent_id=agent_id).exclude(state=AgentState.DESTROYED).first()
+        # the fleet is read with the agent, for the worker choice below: one round trip
+        agent, fleet = _agent_and_fleet(agent_id, now)
         if agent is None:
             raise NotFound(f"agent '{agent_id}' does not exist", field="agent")
         if agent.state != AgentState.ACTIVE:
@@ -181,7 +183,7 @@ def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None
     # breaking the caller's transaction.
     try:
         with transaction.atomic() if idempotency_key else nullcontext():
-            worker = _pick_worker(job.worker_type)
+            worker = _pick_worker(job.worker_type, now=now, fleet=fleet)
             if worker is None:
                 _check_queue_room()
             job.created_at = timezone.now()
@@ -215,56 +217,84 @@ def _dispatched(job: Job, worker: Worker | None) -> None:
         job_route(job_id=job.job_id)
 
 
-def worker_candidates(*, now: Any = None, worker_type: str = "") -> list[tuple[Worker, Candidate]]:
-    """Online workers with a fresh heartbeat that serve `worker_type` and whose breaker lets a job through."""
+def worker_candidates(*, now: Any = None, worker_type: str = "", fleet: list[Worker] | None = None) -> list[tuple[Worker, Candidate]]:
+    """Online workers with a fresh heartbeat that serve `worker_type` and whose breaker lets a job through
+    (of `fleet`, when the caller has read it already: `_agent_and_fleet`)."""
     now = now or timezone.now()
-    fresh_after = now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
+    if fleet is None:
+        fleet = _fleet(_fresh_after(now))
     return [
         (w, Candidate(worker_id=w.worker_id, capacity=w.capacity, active=w.unfinished_jobs, load=w.load, weight=w.weight))
-        for w in _fleet(fresh_after)
+        for w in fleet
         if worker_serves(w, worker_type) and breaker.breaker_allows(w, now=now)
     ]
 
 
+def _fresh_after(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
+
+
 @lru_cache(maxsize=2)
-def _fleet_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple[tuple[Any, tuple[Any, ...]], ...]]:
+def _fleet_sql(vendor: str) -> str:
     # written once: building this query through the ORM (annotate + Subquery) cost more than
     # running it, on every dispatch
     q = connection.ops.quote_name
     job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
-    columns = tuple(f.attname for f in Worker._meta.concrete_fields)
-    select = ", ".join(f"w.{q(f.column)}" for f in Worker._meta.concrete_fields)
-    sql = (f"SELECT {select}, (SELECT COUNT(*) FROM {job} j WHERE j.assigned_worker_id = w.worker_id "
-           f"AND j.status IN (%s, %s)) FROM {worker} w WHERE w.status = %s AND w.last_heartbeat_at >= %s")
-    # each column's from-database converters (JSON, booleans and datetimes on SQLite), as a
-    # queryset applies them: the backend's take the column expression, not the bare field
-    cols = tuple(f.get_col(Worker._meta.db_table) for f in Worker._meta.concrete_fields)
-    converters = tuple((col, tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
-                       for col in cols)
-    return sql, columns, converters
+    return (f"SELECT {select_columns(Worker, 'w')}, (SELECT COUNT(*) FROM {job} j WHERE j.assigned_worker_id = w.worker_id "
+            f"AND j.status IN (%s, %s)) AS unfinished_jobs FROM {worker} w WHERE w.status = %s AND w.last_heartbeat_at >= %s")
 
 
-def _fleet(fresh_after: Any) -> list[Worker]:
+def _fleet_params(fresh_after: datetime) -> list[Any]:
+    return [*ACTIVE_JOB_STATUSES, WorkerStatus.ONLINE, connection.ops.adapt_datetimefield_value(fresh_after)]
+
+
+def _fleet(fresh_after: datetime) -> list[Worker]:
     """The fleet with each worker's unfinished-job count (from the status index), in one query."""
-    sql, columns, converters = _fleet_sql(connection.vendor)
-    params = [*ACTIVE_JOB_STATUSES, WorkerStatus.ONLINE, fresh_after]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params])
+        cursor.execute(_fleet_sql(connection.vendor), _fleet_params(fresh_after))
         rows = cursor.fetchall()
     fleet = []
     for row in rows:
-        values = list(row[:-1])
-        for i, (col, col_converters) in enumerate(converters):
-            for converter in col_converters:
-                values[i] = converter(values[i], col, connection)
-        worker = Worker.from_db(connection.alias, list(columns), values)
+        worker = model_from_row(Worker, row[:-1])
         worker.unfinished_jobs = row[-1]  # type: ignore[attr-defined]
         fleet.append(worker)
     return fleet
 
 
-def _pick_worker(worker_type: str = "") -> Worker | None:
-    pool = worker_candidates(worker_type=worker_type)
+@lru_cache(maxsize=1)
+def _agent_and_fleet_sql() -> str:
+    q = connection.ops.quote_name
+    agent = q(Agent._meta.db_table)
+    return (f"SELECT (SELECT ROW_TO_JSON(a) FROM (SELECT {select_columns(Agent, 'x')} FROM {agent} x "
+            f"WHERE x.agent_id = %s AND x.state <> %s) a), "
+            f"(SELECT JSON_AGG(ROW_TO_JSON(f)) FROM ({_fleet_sql('postgresql')}) f)")
+
+
+def _agent_and_fleet(agent_id: str | None, now: datetime) -> tuple[Agent | None, list[Worker]]:
+    """The job's agent (not destroyed; None when there is none) and the fleet as `_fleet` reads it.
+
+    On PostgreSQL one statement, each part as JSON (the agent once, however large the fleet);
+    elsewhere the two reads.
+    """
+    if connection.vendor != "postgresql":
+        return Agent.objects.filter(agent_id=agent_id).exclude(state=AgentState.DESTROYED).first(), _fleet(_fresh_after(now))
+    with connection.cursor() as cursor:
+        cursor.execute(_agent_and_fleet_sql(), [agent_id, AgentState.DESTROYED, *_fleet_params(_fresh_after(now))])
+        agent_row, fleet_rows = cursor.fetchone()
+    fleet = []
+    for row in _json(fleet_rows) or []:
+        worker = model_from_json_row(Worker, row)
+        worker.unfinished_jobs = row["unfinished_jobs"]  # type: ignore[attr-defined]
+        fleet.append(worker)
+    return (None if agent_row is None else model_from_json_row(Agent, _json(agent_row))), fleet
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _pick_worker(worker_type: str = "", *, now: datetime | None = None, fleet: list[Worker] | None = None) -> Worker | None:
+    pool = worker_candidates(worker_type=worker_type, now=now, fleet=fleet)
     while pool:
         chosen = choose(settings.DISPATCH_STRATEGY, [c for _, c in pool])
         if chosen is None:

@@ -1,0 +1,62 @@
+"""Model instances from rows of hand-written SQL, as a queryset would build them.
+
+The hot paths (the API-key lookup, the dispatcher's fleet read, the worker's claim) run
+SQL written once rather than built by the ORM on every request: compiling a queryset cost
+more than running it (bench/profile_dispatch.py). These helpers give them the column list
+and turn what comes back into model instances with the fields' from-database converters
+(JSON, booleans and datetimes on SQLite), or from a row PostgreSQL sent as JSON.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from django.db import connection, models
+from django.utils import timezone
+
+M = TypeVar("M", bound=models.Model)
+
+
+def select_columns(model: type[models.Model], alias: str) -> str:
+    """`alias."col", …` of the model's concrete fields, in the order `model_from_row` expects."""
+    q = connection.ops.quote_name
+    return ", ".join(f"{alias}.{q(f.column)}" for f in model._meta.concrete_fields)
+
+
+@lru_cache(maxsize=32)
+def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[Any, tuple[Any, ...]], ...]:
+    # the backend's converters take the column expression, not the bare field (SQLite's
+    # datetime and boolean converters read its output_field)
+    cols = tuple(f.get_col(model._meta.db_table) for f in model._meta.concrete_fields)
+    return tuple((col, tuple(connection.ops.get_db_converters(col) + col.get_db_converters(connection))) for col in cols)
+
+
+@lru_cache(maxsize=32)
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+def model_from_row(model: type[M], values: Sequence[Any]) -> M:
+    """An instance from the values of `select_columns(model, …)`, converted as a queryset would."""
+    converted = list(values)
+    for i, (col, col_converters) in enumerate(_converters(model, connection.vendor)):
+        for converter in col_converters:
+            converted[i] = converter(converted[i], col, connection)
+    return model.from_db(connection.alias, _attnames(model), converted)
+
+
+def model_from_json_row(model: type[M], row: Mapping[str, Any]) -> M:
+    """An instance from a row PostgreSQL sent as JSON (`row_to_json`): JSON columns are values
+    already, timestamps are ISO text."""
+    values = []
+    for field in model._meta.concrete_fields:
+        value = row.get(field.column)
+        if value is not None and field.get_internal_type() == "DateTimeField":
+            value = datetime.fromisoformat(value)
+            if timezone.is_naive(value):
+                value = timezone.make_aware(value, dt_timezone.utc)
+        values.append(value)
+    return model.from_db(connection.alias, _attnames(model), values)
