@@ -122,7 +122,7 @@ def session_events_append(*, session_id: str, events: Sequence[tuple[str, dateti
         return []
     if connection.vendor == "postgresql":
         return events_append_returning(session_id=session_id, events=events)
-    with transaction.atomic(savepoint=False):
+    with transaction.atomic():
         count = len(events)
         AgentSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + count, last_activity_at=timezone.now())
         last = AgentSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()

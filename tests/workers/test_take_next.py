@@ -89,3 +89,21 @@ def test_workers_freeing_slots_at_once_take_different_jobs(active_agent: Any, on
         if job_id is not None:
             assert Job.objects.get(pk=job_id).assigned_worker_id == worker_id
     assert Job.objects.filter(pk__in=[j.pk for j in jobs], status=JobStatus.ASSIGNED).count() == len(got)
+
+
+def test_a_freed_slot_already_refilled_does_not_route_the_queue_across_the_fleet(
+        active_agent: Any, online_worker: Any, echo_node: Any, busy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers import session_runner
+
+    job = waiting(active_agent, 1)[0]
+    worker = online_worker(echo_node.worker_id, capacity=1)
+    busy(worker, 1)  # a new dispatch took the slot the finished job freed
+    routed: list[int] = []
+    monkeypatch.setattr(session_runner, "jobs_assign_pending", lambda limit: routed.append(limit) or 0)
+    session_runner._route_waiting_jobs(echo_node.worker_id)
+    assert routed == [] and Job.objects.get(pk=job.pk).status == JobStatus.PENDING
+    # a free slot it may not use (its circuit opened after a fault of its own): the fleet is asked
+    Job.objects.filter(assigned_worker_id=echo_node.worker_id).update(status=JobStatus.COMPLETED)
+    Worker.objects.filter(pk=echo_node.worker_id).update(circuit_state=CircuitState.OPEN)
+    session_runner._route_waiting_jobs(echo_node.worker_id)
+    assert routed == [10]
