@@ -25,7 +25,9 @@ def recording_url(session_id: str) -> str:
 def transcript(session_id: str) -> list[TranscriptLine]:
     lines = []
     items = SessionEvent.objects.filter(session_id=session_id, type="conversation_item_added").order_by("seq")
-    for at, data in items.values_list("at", "data").iterator():
+    # not .iterator(): on PostgreSQL that is a server-side cursor (DECLARE, FETCH, CLOSE round
+    # trips) for what is a short list, built whole below anyway
+    for at, data in items.values_list("at", "data"):
         role = TRANSCRIPT_ROLES.get(str(data.get("role")))
         text = data.get("content")
         if role and isinstance(text, str) and text.strip():
