@@ -257,6 +257,9 @@ WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0)
 WORKER_OFFLINE_AFTER_SECONDS = env_float("WORKER_OFFLINE_AFTER_SECONDS", 20.0)
 # how long an operator command waits for the hosting worker's confirmation before a 503
 SESSION_COMMAND_ACK_TIMEOUT_SECONDS = env_float("SESSION_COMMAND_ACK_TIMEOUT_SECONDS", 3.0)
+# a process recomputes one agent's metrics (Agent.metrics) at most this often: a session end
+# right after a recompute is counted by one shared recompute at the end of the window
+AGENT_METRICS_MIN_INTERVAL_SECONDS = env_float("AGENT_METRICS_MIN_INTERVAL_SECONDS", 1.0)
 # how long a worker retries closing a finished session/job through a database outage
 DB_WRITE_RETRY_SECONDS = env_float("DB_WRITE_RETRY_SECONDS", 120.0)
 # how often `manage.py supervise` (and the embedded server) reaps and assigns

@@ -5,19 +5,25 @@ percentiles from the per-turn `metrics_collected` events of the agent's latest t
 busy agent's figures describe its recent calls). One aggregate query and one bounded event
 query per recompute: no counter to drift, and re-running it is harmless.
 
-Session ends of one agent are coalesced per process (`agent_metrics_request`): while a
-recompute of an agent runs, further ends of that agent only mark it stale, and the running
-recompute goes round once more when it is done. A lone end still refreshes at once, in the
-thread that ended the session; a burst of N concurrent ends costs a few recomputes, not N,
-and the last one starts after the last end was committed, so the stored figures end up the
-same as a recompute after every end.
+Session ends of one agent are coalesced per process (`agent_metrics_request`). A lone end
+refreshes at once, in the thread that ended the session. An end while a recompute of that
+agent runs, or within AGENT_METRICS_MIN_INTERVAL_SECONDS after one, only marks the agent
+stale: one trailing recompute (on a timer thread) at the end of the window counts them
+all. A burst of N ends a second costs about one recompute a second, not N (each reads all
+of the agent's sessions), and the last recompute starts after the last end was committed,
+so the stored figures end up the same as a recompute after every end, at most one window late.
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.utils import timezone
 
@@ -72,32 +78,80 @@ def agent_metrics_refresh(*, agent_pk: int) -> dict[str, Any]:
     return metrics
 
 
+@dataclass
+class _Refresh:
+    """One agent's recomputes in this process."""
+
+    running: bool = False
+    stale: bool = False  # an end came after the running (or last) recompute began
+    timer: threading.Timer | None = None  # the trailing recompute, scheduled
+    done_at: float = -math.inf  # monotonic time the last recompute finished
+
+
 _lock = threading.Lock()
-_running: dict[int, bool] = {}  # agent pk → stale since its running recompute began
+_settled = threading.Condition(_lock)
+_agents: dict[int, _Refresh] = {}
 
 
 def agent_metrics_request(*, agent_pk: int) -> bool:
-    """A session of the agent ended (and is committed): recompute its metrics here, or, when
-    a recompute of that agent already runs in this process, have it go round once more.
-    Returns whether this call did the recompute(s). Never raises: figures are recomputed at
-    the next end."""
+    """A session of the agent ended (and is committed): recompute its metrics here, or leave
+    it to the recompute that is running or scheduled, or schedule one at the end of the
+    window. Returns whether this call did the recompute. Never raises: figures are
+    recomputed at the next end."""
     with _lock:
-        if agent_pk in _running:
-            _running[agent_pk] = True
+        refresh = _agents.setdefault(agent_pk, _Refresh())
+        if refresh.running or refresh.timer is not None:
+            refresh.stale = True
             return False
-        _running[agent_pk] = False
+        wait = refresh.done_at + settings.AGENT_METRICS_MIN_INTERVAL_SECONDS - time.monotonic()
+        if wait > 0:
+            _schedule(agent_pk, refresh, wait)
+            return False
+        refresh.running = True
+    _recompute(agent_pk)
+    return True
+
+
+def _schedule(agent_pk: int, refresh: _Refresh, delay: float) -> None:
+    """With the lock held."""
+    refresh.timer = threading.Timer(delay, _trailing, args=(agent_pk,))
+    refresh.timer.daemon = True  # a figure a window late is recomputed at the next end anyway
+    refresh.timer.start()
+
+
+def _trailing(agent_pk: int) -> None:
+    with _lock:
+        refresh = _agents[agent_pk]
+        refresh.timer, refresh.stale, refresh.running = None, False, True
     try:
-        while True:
-            try:
-                agent_metrics_refresh(agent_pk=agent_pk)
-            except Exception:  # noqa: BLE001 - figures are recomputed at the next session end
-                log.warning("metrics of agent %s not refreshed", agent_pk, exc_info=True)
-            with _lock:
-                if not _running[agent_pk]:
-                    del _running[agent_pk]
-                    return True
-                _running[agent_pk] = False
-    except BaseException:
+        _recompute(agent_pk)
+    finally:
+        connection.close()  # this timer thread's own connection (back to the pool, if any)
+
+
+def _recompute(agent_pk: int) -> None:
+    """Run one recompute (the caller marked it running); then schedule the next if an end came meanwhile."""
+    try:
+        agent_metrics_refresh(agent_pk=agent_pk)
+    except Exception:  # noqa: BLE001 - figures are recomputed at the next session end
+        log.warning("metrics of agent %s not refreshed", agent_pk, exc_info=True)
+    finally:
         with _lock:
-            _running.pop(agent_pk, None)
-        raise
+            refresh = _agents[agent_pk]
+            refresh.running, refresh.done_at = False, time.monotonic()
+            if refresh.stale:
+                refresh.stale = False
+                _schedule(agent_pk, refresh, settings.AGENT_METRICS_MIN_INTERVAL_SECONDS)
+            _settled.notify_all()
+
+
+def agent_metrics_settle(timeout: float = 10.0) -> bool:
+    """Wait until no recompute runs or is scheduled in this process (tests, shutdown)."""
+    deadline = time.monotonic() + timeout
+    with _lock:
+        while any(r.running or r.timer is not None for r in _agents.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _settled.wait(left)
+    return True

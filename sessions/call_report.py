@@ -25,7 +25,9 @@ def recording_url(session_id: str) -> str:
 def transcript(session_id: str) -> list[TranscriptLine]:
     lines = []
     items = SessionEvent.objects.filter(session_id=session_id, type="conversation_item_added").order_by("seq")
-    for at, data in items.values_list("at", "data").iterator():
+    # not .iterator(): on PostgreSQL that is a server-side cursor (DECLARE, FETCH, CLOSE round
+    # trips) for what is a short list, built whole below anyway
+    for at, data in items.values_list("at", "data"):
         role = TRANSCRIPT_ROLES.get(str(data.get("role")))
         text = data.get("content")
         if role and isinstance(text, str) and text.strip():
@@ -33,19 +35,23 @@ def transcript(session_id: str) -> list[TranscriptLine]:
     return lines
 
 
+REPORT_FIELDS = ("status", "end_reason", "error", "started_at", "ended_at", "metrics")
+
+
 def call_report(session_id: str) -> CallEnded:
-    # the row, its agent's public id and whether a recording exists: one statement
-    session = (AgentSession.objects.annotate(agent_public_id=F("agent__agent_id"),
-                                             has_recording=Exists(Recording.objects.filter(session_id=OuterRef("pk"))))
-               .get(pk=session_id))
-    has_recording = session.has_recording
-    ended = session.ended_at
-    duration = (ended - session.started_at).total_seconds() if ended else 0.0
+    # the row's report fields, its agent's public id and whether a recording exists: one
+    # statement, without the row's other JSON columns (a long call's conversation state)
+    row = (AgentSession.objects.filter(pk=session_id)
+           .annotate(agent_public_id=F("agent__agent_id"),
+                     has_recording=Exists(Recording.objects.filter(session_id=OuterRef("pk"))))
+           .values(*REPORT_FIELDS, "agent_public_id", "has_recording").get())
+    started, ended = row["started_at"], row["ended_at"]
+    duration = (ended - started).total_seconds() if ended else 0.0
     return CallEnded(
-        session_id=session_id, agent_id=session.agent_public_id, status=session.status,
-        reason=session.end_reason, error=session.error, started_at=session.started_at, ended_at=ended,
-        duration_s=round(duration, 3), transcript=transcript(session_id), metrics=dict(session.metrics or {}),
-        recording_url=recording_url(session_id) if has_recording else None,
+        session_id=session_id, agent_id=row["agent_public_id"], status=row["status"],
+        reason=row["end_reason"], error=row["error"], started_at=started, ended_at=ended,
+        duration_s=round(duration, 3), transcript=transcript(session_id), metrics=dict(row["metrics"] or {}),
+        recording_url=recording_url(session_id) if row["has_recording"] else None,
     )
 
 

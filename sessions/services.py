@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -14,7 +14,8 @@ from controlplane.fleet_events import FleetEvents
 from controlplane.state_machine import StateMachine
 from sessions.agent_metrics import agent_metrics_request
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionEvent, SessionStatus
-from sessions.participants import participants_apply
+from sessions.event_append import events_append_returning
+from sessions.participants import PARTICIPANT_EVENTS, participants_apply
 
 log = logging.getLogger(__name__)
 S = SessionStatus
@@ -110,36 +111,42 @@ def session_move(*, session_id: str, job_id: str | None, status: str) -> bool:
     return SESSION_MACHINE.try_transition(session, status, where={"job_id": job_id}, last_activity_at=timezone.now())
 
 
-@transaction.atomic
 def session_events_append(*, session_id: str, events: Sequence[tuple[str, datetime, dict[str, Any]]]) -> list[SessionEvent]:
-    """Store events (type, at, data) with the next seqs of the session, in one transaction.
+    """Store events (type, at, data) with the next seqs of the session, atomically.
 
     The seq counter lives on the session row and is bumped with one UPDATE, which takes the
     row lock: concurrent writers for one session are serialised, so seqs never repeat or skip.
+    On PostgreSQL the bump and the INSERT are one statement (sessions.event_append).
     """
     if not events:
         return []
-    count = len(events)
-    AgentSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + count, last_activity_at=timezone.now())
-    last = AgentSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
-    first = last - count + 1
-    rows = [
-        SessionEvent(session_id=session_id, seq=first + i, type=type_, at=at, data=data)
-        for i, (type_, at, data) in enumerate(events)
-    ]
-    SessionEvent.objects.bulk_create(rows)
+    if connection.vendor == "postgresql":
+        return events_append_returning(session_id=session_id, events=events)
+    with transaction.atomic():
+        count = len(events)
+        AgentSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + count, last_activity_at=timezone.now())
+        last = AgentSession.objects.filter(pk=session_id).values_list("last_seq", flat=True).get()
+        first = last - count + 1
+        rows = [
+            SessionEvent(session_id=session_id, seq=first + i, type=type_, at=at, data=data)
+            for i, (type_, at, data) in enumerate(events)
+        ]
+        SessionEvent.objects.bulk_create(rows)
     return rows
 
 
-@transaction.atomic
 def session_events_store(*, session_id: str, events: Sequence[tuple[str, datetime, dict[str, Any]]],
                          live_state: dict[str, Any] | None = None) -> list[SessionEvent]:
     """What the event sink writes per batch: the events and, in the same transaction, what they
-    change in the session's own rows (its participants, and its live state when one is due)."""
-    rows = session_events_append(session_id=session_id, events=events)
-    participants_apply(session_id=session_id, events=events)
-    if live_state:
-        session_live_state_write(session_id=session_id, fields=live_state)
+    change in the session's own rows (its participants, and its live state when one is due).
+    Events that change nothing else (most of them) need no transaction of their own."""
+    if not live_state and not any(type_ in PARTICIPANT_EVENTS for type_, _, _ in events):
+        return session_events_append(session_id=session_id, events=events)
+    with transaction.atomic():
+        rows = session_events_append(session_id=session_id, events=events)
+        participants_apply(session_id=session_id, events=events)
+        if live_state:
+            session_live_state_write(session_id=session_id, fields=live_state)
     return rows
 
 

@@ -338,7 +338,8 @@ def send_to_worker(job_id: str, worker_id: str) -> None:
 
 def _take_next_sql() -> str:
     """One statement: the first waiting job this worker serves, assigned to it if the worker row
-    is online, its circuit closed and it has a free slot; plus whether other jobs still wait.
+    is online, its circuit closed and it has a free slot; plus whether other jobs still wait,
+    and whether the worker had no free slot at all.
 
     SKIP LOCKED: two workers freeing slots at once take two different jobs, never wait for
     each other. The trailing EXISTS sees the rows as they were before the UPDATE, so the job
@@ -347,43 +348,46 @@ def _take_next_sql() -> str:
     q = connection.ops.quote_name
     job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
     return (
-        f"WITH pick AS (SELECT j.job_id FROM {job} j WHERE j.status = %(pending)s "
+        f"WITH slot AS (SELECT w.status = %(online)s AND w.circuit_state = %(closed)s AS may_take, "
+        f"w.capacity <= (SELECT COUNT(*) FROM {job} a WHERE a.assigned_worker_id = %(worker)s "
+        f"AND a.status IN (%(assigned)s, %(running)s)) AS no_slot FROM {worker} w WHERE w.worker_id = %(worker)s), "
+        f"pick AS (SELECT j.job_id FROM {job} j WHERE j.status = %(pending)s "
         f"AND (j.worker_type = '' OR j.worker_type = ANY(%(serves)s)) "
-        f"AND EXISTS (SELECT 1 FROM {worker} w WHERE w.worker_id = %(worker)s AND w.status = %(online)s "
-        f"AND w.circuit_state = %(closed)s AND w.capacity > (SELECT COUNT(*) FROM {job} a "
-        f"WHERE a.assigned_worker_id = %(worker)s AND a.status IN (%(assigned)s, %(running)s))) "
+        f"AND EXISTS (SELECT 1 FROM slot WHERE slot.may_take AND NOT slot.no_slot) "
         f"ORDER BY j.priority, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED), "
         f"taken AS (UPDATE {job} SET status = %(assigned)s, assigned_worker_id = %(worker)s, assigned_at = %(now)s "
         f"WHERE job_id IN (SELECT job_id FROM pick) AND status = %(pending)s RETURNING job_id, attempts) "
         f"SELECT (SELECT job_id FROM taken), (SELECT attempts FROM taken), "
-        f"EXISTS (SELECT 1 FROM {job} o WHERE o.status = %(pending)s AND o.job_id NOT IN (SELECT job_id FROM taken))"
+        f"EXISTS (SELECT 1 FROM {job} o WHERE o.status = %(pending)s AND o.job_id NOT IN (SELECT job_id FROM taken)), "
+        f"COALESCE((SELECT no_slot FROM slot), FALSE)"
     )
 
 
-def job_take_next(*, worker_id: str, serves: list[str]) -> tuple[str | None, bool]:
+def job_take_next(*, worker_id: str, serves: list[str]) -> tuple[str | None, bool, bool]:
     """A slot just freed on `worker_id`: give it the first waiting job it serves, at once, and
-    send that job to its queue. Returns (the job id or None, whether other jobs still wait).
+    send that job to its queue. Returns (the job id or None, whether other jobs still wait,
+    whether the worker had no free slot: the dispatcher filled it meanwhile).
 
     PostgreSQL only (one round trip, no fleet read, no race with the other dispatchers: the
-    row lock is skipped, not waited for). Elsewhere returns (None, True): the caller routes
-    the queue the general way.
+    row lock is skipped, not waited for). Elsewhere returns (None, True, False): the caller
+    routes the queue the general way.
     """
     if connection.vendor != "postgresql":
-        return None, True
+        return None, True, False
     now = timezone.now()
     params = {"pending": JobStatus.PENDING, "assigned": JobStatus.ASSIGNED, "running": JobStatus.RUNNING,
               "online": WorkerStatus.ONLINE, "closed": CircuitState.CLOSED, "worker": worker_id,
               "serves": list(serves), "now": now}
     with connection.cursor() as cursor:
         cursor.execute(_take_next_sql(), params)
-        job_id, attempts, more = cursor.fetchone()
+        job_id, attempts, more, full = cursor.fetchone()
     if job_id is None:
-        return None, bool(more)
+        return None, bool(more), bool(full)
     job = Job(pk=job_id, status=JobStatus.ASSIGNED, assigned_worker_id=worker_id, assigned_at=now, attempts=attempts)
     job._state.adding = False  # a stored row: its event carries the worker and attempt
     JOB_MACHINE.announce(job)
     send_to_worker(job_id, worker_id)
-    return job_id, bool(more)
+    return job_id, bool(more), bool(full)
 
 
 def jobs_assign_pending(*, limit: int = 200) -> int:

@@ -114,13 +114,15 @@ def _route_waiting_jobs(worker_id: str, *, may_take: bool = True) -> None:
     This worker takes the first waiting job it serves itself (one statement, no fleet read).
     When it takes none although jobs wait (it serves none of them, it is draining, its circuit
     is not closed after a fault of its own) the queue is routed across the fleet. When it took
-    one, the others wait for the next freed slot (or the maintenance round).
+    one, the others wait for the next freed slot (or the maintenance round). So do they when
+    the slot was already filled again (a new dispatch went straight to this worker, as in a
+    burst): the fleet is full, and routing across it would only read it to find that out.
     """
     try:
-        taken, more = None, True
+        taken, more, full = None, True, False
         if may_take and not (node.draining or node.stopping) and node.worker_id == worker_id:
-            taken, more = job_take_next(worker_id=worker_id, serves=_served_here())
-        if taken is None and more and Job.objects.pending().exists():
+            taken, more, full = job_take_next(worker_id=worker_id, serves=_served_here())
+        if taken is None and more and not full and Job.objects.pending().exists():
             jobs_assign_pending(limit=10)
     except Exception:  # noqa: BLE001 - the periodic loop will do it; the job's outcome stands
         log.warning("could not route waiting jobs", exc_info=True)

@@ -55,3 +55,20 @@ def test_concurrent_writers_leave_no_gap_and_no_duplicate(active_agent: Agent) -
     assert not errors
     seqs = sorted(SessionEvent.objects.filter(session=session).values_list("seq", flat=True))
     assert seqs == list(range(1, 81))
+
+
+def test_an_append_to_a_session_without_a_row_stores_nothing(db: None, active_agent: Agent) -> None:
+    with pytest.raises(AgentSession.DoesNotExist):
+        session_events_append(session_id="ses_missing", events=[("error", timezone.now(), {})])
+    assert not SessionEvent.objects.filter(session_id="ses_missing").exists()
+
+
+def test_the_rows_returned_are_the_stored_ones_in_order(db: None, active_agent: Agent) -> None:
+    session = AgentSession.objects.create(agent=active_agent, agent_version=1, room_id="r")
+    now = timezone.now()
+    session_events_append(session_id=session.pk, events=[("error", now, {})])
+    rows = session_events_append(session_id=session.pk, events=[("a", now, {"n": 1}), ("b", now, {"n": 2}), ("c", now, {})])
+    stored = {row.pk: (row.seq, row.type, row.data) for row in SessionEvent.objects.filter(session=session)}
+    assert [(row.seq, row.type, row.data) for row in rows] == [(2, "a", {"n": 1}), (3, "b", {"n": 2}), (4, "c", {})]
+    assert all(stored[row.pk] == (row.seq, row.type, row.data) for row in rows)
+    assert all(row.session_id == session.pk and not row._state.adding for row in rows)

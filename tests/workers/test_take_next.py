@@ -27,12 +27,12 @@ def test_it_takes_the_first_job_in_dispatch_order_and_says_others_wait(active_ag
     low = waiting(active_agent, 1, priority=5)[0]
     high = job_dispatch(agent_id=active_agent.agent_id, room="urgent", transport="local", priority=1)
     online_worker("celery@w1", capacity=5)
-    taken, more = job_take_next(worker_id="celery@w1", serves=SERVES)
-    assert taken == high.job_id and more is True
+    taken, more, full = job_take_next(worker_id="celery@w1", serves=SERVES)
+    assert taken == high.job_id and more is True and full is False
     job = Job.objects.get(pk=high.pk)
     assert (job.status, job.assigned_worker_id) == (JobStatus.ASSIGNED, "celery@w1") and job.assigned_at is not None
-    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (low.job_id, False)
-    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (None, False)
+    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (low.job_id, False, False)
+    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (None, False, False)
 
 
 @pytest.mark.parametrize("row", [{"status": WorkerStatus.DRAINING}, {"status": WorkerStatus.UNREADY},
@@ -41,7 +41,8 @@ def test_a_worker_that_may_not_get_jobs_takes_none(active_agent: Any, online_wor
     job = waiting(active_agent, 1)[0]
     online_worker("celery@w1")
     Worker.objects.filter(pk="celery@w1").update(**row)
-    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (None, True)
+    # not for want of a slot: the caller routes the queue across the fleet
+    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (None, True, False)
     assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING
 
 
@@ -49,7 +50,7 @@ def test_a_worker_with_no_free_slot_takes_none(active_agent: Any, online_worker:
     jobs = waiting(active_agent, 2)
     online_worker("celery@w1", capacity=1)
     Job.objects.filter(pk=jobs[0].pk).update(status=JobStatus.RUNNING, assigned_worker_id="celery@w1")
-    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (None, True)
+    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (None, True, True)
     assert Job.objects.get(pk=jobs[1].pk).status == JobStatus.PENDING
 
 
@@ -57,8 +58,8 @@ def test_a_job_of_a_type_the_worker_does_not_serve_stays_waiting(active_agent: A
     job = waiting(active_agent, 1)[0]
     Job.objects.filter(pk=job.pk).update(worker_type="multimodal_agent")
     online_worker("celery@w1")
-    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (None, True)
-    assert job_take_next(worker_id="celery@w1", serves=["multimodal_agent"]) == (job.job_id, False)
+    assert job_take_next(worker_id="celery@w1", serves=SERVES) == (None, True, False)
+    assert job_take_next(worker_id="celery@w1", serves=["multimodal_agent"]) == (job.job_id, False, False)
 
 
 def test_workers_freeing_slots_at_once_take_different_jobs(active_agent: Any, online_worker: Any) -> None:
@@ -88,3 +89,21 @@ def test_workers_freeing_slots_at_once_take_different_jobs(active_agent: Any, on
         if job_id is not None:
             assert Job.objects.get(pk=job_id).assigned_worker_id == worker_id
     assert Job.objects.filter(pk__in=[j.pk for j in jobs], status=JobStatus.ASSIGNED).count() == len(got)
+
+
+def test_a_freed_slot_already_refilled_does_not_route_the_queue_across_the_fleet(
+        active_agent: Any, online_worker: Any, echo_node: Any, busy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers import session_runner
+
+    job = waiting(active_agent, 1)[0]
+    worker = online_worker(echo_node.worker_id, capacity=1)
+    busy(worker, 1)  # a new dispatch took the slot the finished job freed
+    routed: list[int] = []
+    monkeypatch.setattr(session_runner, "jobs_assign_pending", lambda limit: routed.append(limit) or 0)
+    session_runner._route_waiting_jobs(echo_node.worker_id)
+    assert routed == [] and Job.objects.get(pk=job.pk).status == JobStatus.PENDING
+    # a free slot it may not use (its circuit opened after a fault of its own): the fleet is asked
+    Job.objects.filter(assigned_worker_id=echo_node.worker_id).update(status=JobStatus.COMPLETED)
+    Worker.objects.filter(pk=echo_node.worker_id).update(circuit_state=CircuitState.OPEN)
+    session_runner._route_waiting_jobs(echo_node.worker_id)
+    assert routed == [10]
