@@ -1,7 +1,8 @@
 """controlplane.broadcaster.asend on channels_redis sends a hand-over's groups together
 (`controlplane.redis_group_send`): every group's channels get its messages in hand-over
 order, exactly as the layer's own group_send would deliver them, in two pipelines per round
-instead of four round trips per group; a failing Redis is logged, never raised."""
+instead of four round trips per group; to a BatchingRedisChannelLayer a round's messages
+for one process are one Redis entry; a failing Redis is logged, never raised."""
 from __future__ import annotations
 
 import asyncio
@@ -13,16 +14,17 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from controlplane import broadcaster
+from controlplane.channel_layer import BatchingRedisChannelLayer
 
 
-def make_layer(url: str) -> RedisChannelLayer:
-    return RedisChannelLayer(hosts=[url], prefix=f"bt-{uuid.uuid4().hex[:8]}", capacity=100, expiry=60)
+def make_layer(url: str, cls: type[RedisChannelLayer] = RedisChannelLayer) -> RedisChannelLayer:
+    return cls(hosts=[url], prefix=f"bt-{uuid.uuid4().hex[:8]}", capacity=100, expiry=60)
 
 
-@pytest.fixture
-def redis_layer(monkeypatch: pytest.MonkeyPatch) -> RedisChannelLayer:
+@pytest.fixture(params=[RedisChannelLayer, BatchingRedisChannelLayer])
+def redis_layer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RedisChannelLayer:
     assert settings.REDIS_URL, "set REDIS_URL: this test talks to a real channels_redis layer"
-    layer = make_layer(settings.REDIS_URL)
+    layer = make_layer(settings.REDIS_URL, request.param)
     monkeypatch.setattr(broadcaster, "get_channel_layer", lambda: layer)
     return layer
 
@@ -95,6 +97,29 @@ def test_a_message_arrives_as_the_layers_own_group_send_delivers_it(redis_layer:
 
     ours, theirs = asyncio.run(scenario())
     assert ours == theirs == message
+
+
+def test_a_batching_layer_gets_a_rounds_messages_for_one_process_as_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = make_layer(settings.REDIS_URL, BatchingRedisChannelLayer)
+    monkeypatch.setattr(broadcaster, "get_channel_layer", lambda: layer)
+    groups = [f"s{i}" for i in range(5)]
+
+    async def scenario() -> tuple[int, dict[str, list[int]]]:
+        channels = {}
+        for group in groups:
+            channels[group] = await layer.new_channel()  # all of this process: one Redis key
+            await layer.group_add(group, channels[group])
+        await broadcaster.asend([(group, {"type": "t", "n": n}) for n in range(2) for group in groups])
+        process_key = layer.prefix + layer.non_local_name(channels["s0"])
+        entries = await layer.connection(0).zcard(process_key)
+        got = {group: [(await asyncio.wait_for(layer.receive(channels[group]), 5))["n"] for _ in range(2)]
+               for group in reversed(groups)}
+        await layer.flush()
+        return entries, got
+
+    entries, got = asyncio.run(scenario())
+    assert entries == 2  # one per round, not one per group and round (10)
+    assert got == {group: [0, 1] for group in groups}
 
 
 def test_a_redis_that_refuses_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
