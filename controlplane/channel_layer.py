@@ -17,11 +17,21 @@ setting.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import redis.utils
 from channels_redis.core import RedisChannelLayer
 
 BATCH_KEY = "__batch__"
+
+# redis-py looks its own version up in the installed package metadata (importlib.metadata: a
+# directory scan and an e-mail header parse, about a millisecond) for every connection it
+# opens; a worker's session loop opening connections for hundreds of calls paid it over and
+# over (bench/capacity.py: 2.7 % of the worker's GIL at 400 calls). The version does not
+# change while the process runs.
+if not hasattr(redis.utils.get_lib_version, "cache_info"):
+    redis.utils.get_lib_version = functools.lru_cache(maxsize=1)(redis.utils.get_lib_version)
 
 
 class BatchingRedisChannelLayer(RedisChannelLayer):
