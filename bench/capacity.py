@@ -17,8 +17,8 @@ p50/p99 (end of caller speech → first audible agent frame), event → WebSocke
 (the event's `at` → received here, live events only), events stored vs received (lost,
 duplicated), and the worker's CPU % (of one core) and RSS per call while all N calls are up.
 Goals (issue 13): at N = 400 frame lag p99 < 20 ms, reply p99 within 50 ms of N = 10's,
-event → WebSocket p99 < 100 ms, 0 lost or duplicated. `--profile-n N` records the worker with
-py-spy (`--gil`, non-blocking) for `--profile-seconds` while N calls are up and prints its top
+event → WebSocket p99 < 100 ms, 0 lost or duplicated. `--profile-n N` records the worker and the
+web process with py-spy (`--gil`, non-blocking) for `--profile-seconds` while N calls are up and prints their top
 frames. Progress lines go to stdout as it runs; the last line is one JSON object.
 """
 from __future__ import annotations
@@ -205,8 +205,7 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
     post_ms: list[float] = []
     samples: list[tuple[float, float, float, int, dict[str, float]]] = []  # (time, worker cpu s, rss MB, live calls, others' cpu s)
     db_connections: list[int] = []  # the bench database's server connections, sampled each second
-    profile: subprocess.Popen[bytes] | None = None
-    profile_path = ROOT / "var" / "bench" / f"capacity-profile-{n}.txt"
+    profiles: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}  # process name → (py-spy, its output)
 
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60,
                                  limits=httpx.Limits(max_connections=20)) as client:
@@ -272,11 +271,14 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         # call's 60 s wait for its session (the calls may be over by then)
         await asyncio.wait(starts, timeout=min(5.0, args.duration / 3))
         if args.profile_n == n:
-            profile_path.parent.mkdir(parents=True, exist_ok=True)
-            profile = subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(worker_pid), "--gil",
-                                        "--nonblocking", "--format", "raw", "--duration", str(args.profile_seconds),
-                                        "--rate", "100", "--output", str(profile_path)],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # the worker, and the web process (the dashboard's sockets) that shares its cores
+            for name, pid in (("worker", worker_pid), ("web", args.pids["web"])):
+                path = ROOT / "var" / "bench" / f"capacity-profile-{name}-{n}.txt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                profiles[name] = (subprocess.Popen(
+                    [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(pid), "--gil", "--nonblocking",
+                     "--format", "raw", "--duration", str(args.profile_seconds), "--rate", "100", "--output", str(path)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path)
         await asyncio.gather(*starts)
         say(f"N={n}: {len(sessions)} sessions live, {len(failures)} failed ({time.monotonic() - t_start:.1f} s)")
         # progress while the calls are on; done when every job has ended
@@ -295,8 +297,8 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
             await asyncio.sleep(0.25)
         stop.set()
         await asyncio.gather(*watchers, sampler, resolver, return_exceptions=True)
-    if profile is not None:
-        profile.wait(args.profile_seconds + 30)
+    for spy, _ in profiles.values():
+        spy.wait(args.profile_seconds + 30)
 
     def stored() -> tuple[dict[str, list[int]], list[dict[str, Any]], dict[str, int]]:
         seqs: dict[str, list[int]] = collections.defaultdict(list)
@@ -361,8 +363,8 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         "db_connections_peak": max(db_connections, default=None),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
-    if profile is not None:
-        figures["profile"] = {"path": str(profile_path.relative_to(ROOT)), **top_frames(profile_path)}
+    for name, (_, path) in profiles.items():
+        figures["profile" if name == "worker" else f"profile_{name}"] = {"path": str(path.relative_to(ROOT)), **top_frames(path)}
     return figures
 
 
@@ -404,12 +406,14 @@ def print_round(f: dict[str, Any]) -> None:
         f"dup {f['events']['duplicated']}  worker CPU {f['worker']['cpu_percent_of_one_core']} %  "
         f"RSS {f['worker']['rss_mb_per_call']} MB/call  failed {f['failed']}  load {f['load_average_1m']}  "
         f"others' CPU % {f['other_processes_cpu_percent']}  DB connections peak {f['db_connections_peak']}")
-    if "profile" in f:
-        say(f"profile at N={f['n']} ({f['profile'].get('samples')} samples with the GIL), top self:")
-        for frame, share in f["profile"].get("self", []):
+    for key, name in (("profile", "worker"), ("profile_web", "web process")):
+        if key not in f:
+            continue
+        say(f"profile of the {name} at N={f['n']} ({f[key].get('samples')} samples with the GIL), top self:")
+        for frame, share in f[key].get("self", []):
             print(f"    {share:5.1f} %  {frame}", flush=True)
         say("top inclusive:")
-        for frame, share in f["profile"].get("inclusive", []):
+        for frame, share in f[key].get("inclusive", []):
             print(f"    {share:5.1f} %  {frame}", flush=True)
 
 
@@ -418,7 +422,7 @@ def main() -> None:
     parser.add_argument("--ns", default="10,100,200,400", help="concurrent calls per round (the first is the reference)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds each call lasts")
     parser.add_argument("--ramp", type=float, default=40.0, help="calls dispatched per second")
-    parser.add_argument("--profile-n", type=int, default=0, help="py-spy the worker during the round with this N")
+    parser.add_argument("--profile-n", type=int, default=0, help="py-spy the worker and the web process during the round with this N")
     parser.add_argument("--profile-seconds", type=int, default=15)
     parser.add_argument("--worker-db-pool", type=int, default=20,
                         help="DB_POOL_MAX_SIZE of the worker (0: no pool, a connection per Celery thread)")

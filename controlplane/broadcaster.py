@@ -25,10 +25,10 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from controlplane.redis_group_send import group_send_many, supports_many
+
 log = logging.getLogger(__name__)
 IN_MEMORY_SEND_TIMEOUT_S = 5.0
-# groups sent at once from one hand-over: each holds one Redis connection of the layer's pool
-SEND_CONCURRENCY = 16
 
 Message = dict[str, Any]
 GroupSend = tuple[str, Message]  # (group, message)
@@ -55,10 +55,10 @@ def _is_in_memory(layer: Any) -> bool:
 async def asend(sends: Sequence[GroupSend]) -> None:
     """Make the group sends now, from code already running on an event loop.
 
-    channels_redis (4.3) has no multi-group send: `group_send` is four Redis round trips per
-    group, awaited one after another. A writer cycle hands over one send per session, so the
-    groups go out concurrently (at most SEND_CONCURRENCY at once, each on a pooled connection);
-    the sends of one group stay in hand-over order, one after another.
+    On channels_redis every group of a hand-over goes out together, in two round trips per
+    Redis host (`controlplane.redis_group_send`: a writer cycle hands over one send per
+    live session); the sends of one group stay in hand-over order. Other layers send group
+    by group.
     """
     layer = get_channel_layer()
     if layer is None:
@@ -66,17 +66,14 @@ async def asend(sends: Sequence[GroupSend]) -> None:
     by_group: dict[str, list[Message]] = {}
     for group, message in sends:
         by_group.setdefault(group, []).append(message)
-    if len(by_group) == 1 or _is_in_memory(layer):
-        for group, messages in by_group.items():
-            await _send_group(layer, group, messages)
+    if supports_many(layer):
+        try:
+            await group_send_many(layer, by_group)
+        except Exception:  # noqa: BLE001 - best effort: the database is the record
+            log.warning("broadcast to %d groups failed", len(by_group), exc_info=True)
         return
-    limit = asyncio.Semaphore(SEND_CONCURRENCY)
-
-    async def bounded(group: str, messages: list[Message]) -> None:
-        async with limit:
-            await _send_group(layer, group, messages)
-
-    await asyncio.gather(*(bounded(group, messages) for group, messages in by_group.items()))
+    for group, messages in by_group.items():
+        await _send_group(layer, group, messages)
 
 
 async def _send_group(layer: Any, group: str, messages: list[Message]) -> None:

@@ -125,7 +125,7 @@ EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "controlplane.channel_layer.BatchingRedisChannelLayer",  # receives packed rounds (see there)
             "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "expiry": 60},
         }
     }

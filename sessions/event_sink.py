@@ -465,7 +465,7 @@ class SessionRowMissing(Exception):
 def _store_many(work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None]],
                 ) -> list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None, list[SessionEvent]]]:
     """Every sink's batch in a few statements, inside the caller's transaction: the seqs of all
-    sessions from ONE `UPDATE … FROM (VALUES …) RETURNING` (each session's counter bumped by
+    sessions from ONE `UPDATE … FROM unnest(…) RETURNING` (each session's counter bumped by
     its batch's size under the row lock, as `session_events_append` does for one: gap-free),
     then ONE multi-row INSERT (sessions.event_rows). Per session only what is rare: participant rows, the live
     state (at most once a second). A session whose row is gone fails the whole transaction,
@@ -474,12 +474,14 @@ def _store_many(work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] 
     counts = [(sink.session_id, len(batch)) for sink, batch, _ in work if batch]
     last: dict[str, int] = {}
     if counts:
-        values = ", ".join(["(%s::text, %s::bigint)"] * len(counts))
+        # arrays, not a VALUES list: the statement's text is the same whatever the count, so
+        # psycopg splits it once (a placeholder pair per session was re-parsed every cycle)
         with connection.cursor() as cursor:
             cursor.execute(
                 f'UPDATE "{table}" AS s SET last_seq = s.last_seq + v.n, last_activity_at = %s '
-                f"FROM (VALUES {values}) AS v(id, n) WHERE s.session_id = v.id RETURNING s.session_id, s.last_seq",
-                [timezone.now(), *(x for pair in counts for x in pair)])
+                "FROM unnest(%s::text[], %s::bigint[]) AS v(id, n) WHERE s.session_id = v.id "
+                "RETURNING s.session_id, s.last_seq",
+                [timezone.now(), [session_id for session_id, _ in counts], [n for _, n in counts]])
             last = dict(cursor.fetchall())
         missing = {session_id for session_id, _ in counts} - set(last)
         if missing:

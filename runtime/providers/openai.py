@@ -1,9 +1,11 @@
-"""OpenAI providers through the official SDK: chat completions, transcriptions, speech.
+"""OpenAI providers: chat completions, transcriptions, speech, over the REST API as the
+official SDK speaks it, through one shared aiohttp pool per loop (`openai_http`, which
+says why not the SDK's own client).
 
 `base_url` makes any OpenAI-compatible server work. Inside the control plane an `Endpoint`
 carries the base URL and key the Django side resolved (and checked against where the key
 may go); the runtime then reads no environment. Used alone (benches, runtime tests), a
-config's `api_key_env` and the SDK's OPENAI_BASE_URL / OPENAI_API_KEY apply.
+config's `api_key_env` and OPENAI_BASE_URL / OPENAI_API_KEY apply, as in the SDK.
 Transient failures (connection, timeout, 408/409/429/5xx) are retried with backoff
 before any output has been produced; a timeout bounds every read, so a stalled server
 cannot hang a session.
@@ -14,11 +16,11 @@ import asyncio
 import json
 import os
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 import numpy as np
 
 from runtime.provider_configs import Endpoint
@@ -26,6 +28,7 @@ from runtime.tool_types import ToolCall
 
 from ..audio import wav_bytes
 from .base import LLMDelta, ProviderError, Transcript, Usage
+from .openai_http import OpenAIHTTP, classify, shared_client, sse_json
 
 T = TypeVar("T")
 SPEECH_RATE = 24_000
@@ -43,17 +46,12 @@ class ClientOptions:
     endpoint: Endpoint | None = None  # resolved by the control plane; overrides the two above
 
 
-# Per event loop (an httpx pool is bound to its loop; ids of dead loops get reused).
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str | None, str | None, float], Any]]" = (
-    weakref.WeakKeyDictionary())
-
-
 def preload() -> None:
-    """Import the openai SDK and what it imports lazily on a first request (the chat and audio
-    resources behind the client's properties, anyio's asyncio backend, the HTTP transport).
-    A worker calls this at start: imported on first use they took the event loop for about a
-    second in the middle of live calls (twenty callers: the first reply reached its caller
-    with gaps of silence while the loop was importing)."""
+    """Import what the first request would import on a live call's event loop: aiohttp (the
+    providers' HTTP client) and the openai SDK (realtime sessions), with anyio's asyncio
+    backend and the SDK's lazily loaded resources. A worker calls this at start: imported on
+    first use they took the event loop for about a second in the middle of live calls
+    (twenty callers: the first reply reached its caller with gaps of silence)."""
     import anyio._backends._asyncio  # noqa: F401 - anyio loads its backend on first use
     from openai import AsyncOpenAI
 
@@ -61,26 +59,10 @@ def preload() -> None:
     _ = client.chat.completions, client.audio.transcriptions, client.audio.speech  # their modules load here
 
 
-def _client(opts: ClientOptions, source: str) -> Any:
-    """One AsyncOpenAI (and its connection pool) per loop and settings, shared by sessions."""
-    # imported here: the openai SDK takes about a second to import, and only OpenAI providers
-    # need it (a worker imports it at start, see preload)
-    from openai import AsyncOpenAI, OpenAIError
-
+def _client(opts: ClientOptions, source: str) -> OpenAIHTTP:
+    """The loop's shared client (one connection pool) for these settings."""
     base_url, api_key = resolved_key(opts.endpoint, opts.base_url, opts.api_key_env, source)
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    key = (base_url or os.environ.get("OPENAI_BASE_URL"), api_key or os.environ.get("OPENAI_API_KEY"),
-           opts.timeout_s)
-    c = per_loop.get(key)
-    if c is None:
-        try:
-            c = AsyncOpenAI(base_url=base_url or None, api_key=api_key,
-                            default_headers=pinned_auth(opts.endpoint, api_key),
-                            timeout=opts.timeout_s, max_retries=0)
-        except OpenAIError as exc:
-            raise ProviderError(source, str(exc), kind="config") from None
-        per_loop[key] = c
-    return c
+    return shared_client(base_url, api_key, opts.timeout_s, source)
 
 
 def pinned_auth(endpoint: Endpoint | None, api_key: str | None) -> dict[str, str] | None:
@@ -107,27 +89,6 @@ def resolved_key(endpoint: Endpoint | None, base_url: str | None, api_key_env: s
     return base_url, api_key
 
 
-def _classify(source: str, exc: BaseException) -> ProviderError:
-    import openai  # here, not at the top: see _client
-
-    if isinstance(exc, ProviderError):
-        return exc
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(source, f"timed out: {exc}", kind="timeout", retryable=True)
-    if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(source, f"connection failed: {exc}", kind="connection", retryable=True)
-    if isinstance(exc, openai.APIStatusError):
-        code = exc.status_code
-        return ProviderError(source, f"HTTP {code}: {exc.message}", kind="status",
-                             retryable=code in (408, 409, 429) or code >= 500)
-    if isinstance(exc, (json.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError,
-                        openai.APIResponseValidationError)):
-        return ProviderError(source, f"malformed response: {exc}", kind="garbage")
-    if isinstance(exc, asyncio.TimeoutError):
-        return ProviderError(source, "timed out", kind="timeout", retryable=True)
-    return ProviderError(source, f"{type(exc).__name__}: {exc}")
-
-
 async def _retrying(source: str, opts: ClientOptions, fn: Callable[[], Awaitable[T]]) -> T:
     attempt = 0
     while True:
@@ -136,7 +97,7 @@ async def _retrying(source: str, opts: ClientOptions, fn: Callable[[], Awaitable
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - classified below
-            err = _classify(source, exc)
+            err = classify(source, exc)
             err.attempt = attempt + 1
             if not err.retryable or attempt >= opts.max_retries:
                 raise err from None
@@ -169,46 +130,38 @@ class OpenAILLM:
                 kwargs["tool_choice"] = tool_choice
 
         async def open_stream() -> Any:
-            # The SDK's client.post (its documented way to call any endpoint) rather than
-            # chat.completions.create: create walks the whole conversation through its TypedDict
-            # transform on every request (~5 % of a busy worker's GIL, bench/capacity.py), and
-            # these params are plain JSON already (no aliases, files or dates to convert).
-            # Same client, headers, timeout and response parsing.
-            from openai import AsyncStream
-            from openai.types.chat import ChatCompletion, ChatCompletionChunk
+            return await _client(self.opts, "llm").post("llm", "/chat/completions", json_body=kwargs)
 
-            return await _client(self.opts, "llm").post("/chat/completions", body=kwargs, cast_to=ChatCompletion,
-                                                        stream=True, stream_cls=AsyncStream[ChatCompletionChunk])
-
-        stream = await _retrying("llm", self.opts, open_stream)
+        response = await _retrying("llm", self.opts, open_stream)
         calls: dict[int, dict[str, str]] = {}
         try:
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    u = chunk.usage
-                    yield LLMDelta("usage", usage=Usage(u.prompt_tokens or 0, u.completion_tokens or 0,
-                                                        u.total_tokens or 0))
-                for choice in chunk.choices or ():
-                    d = choice.delta
+            async for chunk in sse_json("llm", response):
+                u = chunk.get("usage")
+                if u is not None:
+                    yield LLMDelta("usage", usage=Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0,
+                                                        u.get("total_tokens") or 0))
+                for choice in chunk.get("choices") or ():
+                    d = choice.get("delta")
                     if d is None:
                         continue
-                    if d.content:
-                        yield LLMDelta("text", text=d.content)
-                    for tc in d.tool_calls or ():
-                        acc = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                        if tc.id:
-                            acc["id"] = tc.id
-                        if tc.function is not None:
-                            if tc.function.name:
-                                acc["name"] += tc.function.name
-                            if tc.function.arguments:
-                                acc["arguments"] += tc.function.arguments
+                    if d.get("content"):
+                        yield LLMDelta("text", text=d["content"])
+                    for tc in d.get("tool_calls") or ():
+                        acc = calls.setdefault(tc["index"], {"id": "", "name": "", "arguments": ""})
+                        if tc.get("id"):
+                            acc["id"] = tc["id"]
+                        function = tc.get("function")
+                        if function is not None:
+                            if function.get("name"):
+                                acc["name"] += function["name"]
+                            if function.get("arguments"):
+                                acc["arguments"] += function["arguments"]
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001
-            raise _classify("llm", exc) from None
+            raise classify("llm", exc) from None
         finally:
-            await _aclose(stream)
+            response.release()  # a stream read to its end goes back to the pool; a cut one is closed
         if calls:
             yield LLMDelta("tool_calls", tool_calls=[
                 ToolCall(call_id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
@@ -224,18 +177,26 @@ class OpenAISTT:
         self.opts = client
 
     async def transcribe(self, pcm: np.ndarray, sample_rate: int) -> Transcript:
-        data = wav_bytes(pcm, sample_rate)
-        kwargs: dict[str, Any] = {"model": self.model, "file": ("audio.wav", data, "audio/wav")}
-        if self.language:
-            kwargs["language"] = self.language
-        if self.prompt:
-            kwargs["prompt"] = self.prompt
+        def form() -> aiohttp.FormData:  # a FormData is consumed by its request: one per attempt
+            fields = aiohttp.FormData()
+            fields.add_field("model", self.model)
+            if self.language:
+                fields.add_field("language", self.language)
+            if self.prompt:
+                fields.add_field("prompt", self.prompt)
+            fields.add_field("file", data, filename="audio.wav", content_type="audio/wav")
+            return fields
 
         async def call() -> Any:
-            return await _client(self.opts, "stt").audio.transcriptions.create(**kwargs)
+            response = await _client(self.opts, "stt").post("stt", "/audio/transcriptions", form=form())
+            try:
+                return json.loads(await response.read())
+            finally:
+                response.release()
 
+        data = wav_bytes(pcm, sample_rate)
         res = await _retrying("stt", self.opts, call)
-        text = getattr(res, "text", None)
+        text = res.get("text") if isinstance(res, dict) else None
         if not isinstance(text, str):
             raise ProviderError("stt", f"malformed transcription response: {str(res)[:80]!r}", kind="garbage")
         return Transcript(text.strip(), self.language)
@@ -263,14 +224,12 @@ class OpenAITTS:
             kwargs["instructions"] = self.instructions
 
         async def open_response() -> Any:
-            cm = _client(self.opts, "tts").audio.speech.with_streaming_response.create(**kwargs)
-            resp = await cm.__aenter__()
-            return cm, resp
+            return await _client(self.opts, "tts").post("tts", "/audio/speech", json_body=kwargs)
 
-        cm, resp = await _retrying("tts", self.opts, open_response)
+        response = await _retrying("tts", self.opts, open_response)
         carry = b""
         try:
-            async for data in resp.iter_bytes(self.chunk_bytes):
+            async for data in response.content.iter_chunked(self.chunk_bytes):
                 if carry:
                     data, carry = carry + data, b""
                 if len(data) % 2:  # a sample split across reads
@@ -280,23 +239,9 @@ class OpenAITTS:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001
-            raise _classify("tts", exc) from None
+            raise classify("tts", exc) from None
         finally:
-            try:
-                await cm.__aexit__(None, None, None)
-            except Exception:  # noqa: BLE001 - closing a broken stream
-                pass
-
-
-async def _aclose(stream: Any) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        try:
-            res = close()
-            if asyncio.iscoroutine(res):
-                await res
-        except Exception:  # noqa: BLE001
-            pass
+            response.release()
 
 
 def now_ms() -> float:

@@ -1,6 +1,8 @@
-"""controlplane.broadcaster.asend sends a hand-over's groups concurrently on channels_redis:
-every group gets its messages, one group's messages in hand-over order, and a group that
-fails does not stop the others."""
+"""controlplane.broadcaster.asend on channels_redis sends a hand-over's groups together
+(`controlplane.redis_group_send`): every group's channels get its messages in hand-over
+order, exactly as the layer's own group_send would deliver them, in two pipelines per round
+instead of four round trips per group; to a BatchingRedisChannelLayer a round's messages
+for one process are one Redis entry; a failing Redis is logged, never raised."""
 from __future__ import annotations
 
 import asyncio
@@ -12,67 +14,116 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from controlplane import broadcaster
+from controlplane.channel_layer import BatchingRedisChannelLayer
 
 
-@pytest.fixture
-def redis_layer(monkeypatch: pytest.MonkeyPatch) -> RedisChannelLayer:
+def make_layer(url: str, cls: type[RedisChannelLayer] = RedisChannelLayer) -> RedisChannelLayer:
+    return cls(hosts=[url], prefix=f"bt-{uuid.uuid4().hex[:8]}", capacity=100, expiry=60)
+
+
+@pytest.fixture(params=[RedisChannelLayer, BatchingRedisChannelLayer])
+def redis_layer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RedisChannelLayer:
     assert settings.REDIS_URL, "set REDIS_URL: this test talks to a real channels_redis layer"
-    layer = RedisChannelLayer(hosts=[settings.REDIS_URL], prefix=f"bt-{uuid.uuid4().hex[:8]}", capacity=100, expiry=60)
+    layer = make_layer(settings.REDIS_URL, request.param)
     monkeypatch.setattr(broadcaster, "get_channel_layer", lambda: layer)
     return layer
 
 
+def count_pipelines(layer: RedisChannelLayer, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many pipelines the sends run, and how many commands go outside one."""
+    counts = {"pipelines": 0, "direct": 0}
+    real_connection = layer.connection
+
+    def connection(index: int) -> Any:
+        conn = real_connection(index)
+
+        class Counted:
+            def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+                counts["pipelines"] += 1
+                return conn.pipeline(*args, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                counts["direct"] += 1
+                return getattr(conn, name)
+
+        return Counted()
+
+    monkeypatch.setattr(layer, "connection", connection)
+    return counts
+
+
 def test_groups_go_out_together_and_each_group_keeps_its_order(redis_layer: RedisChannelLayer,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(broadcaster, "SEND_CONCURRENCY", 3)  # fewer than the groups: the bound is exercised
     groups = [f"g{i}" for i in range(6)]
-    real_send = redis_layer.group_send
-    in_flight = {"now": 0, "max": 0}
 
-    async def group_send(group: str, message: dict[str, Any]) -> None:
-        in_flight["now"] += 1
-        in_flight["max"] = max(in_flight["max"], in_flight["now"])
-        try:
-            await real_send(group, message)
-        finally:
-            in_flight["now"] -= 1
-
-    monkeypatch.setattr(redis_layer, "group_send", group_send)
-
-    async def scenario() -> dict[str, list[int]]:
+    async def scenario() -> tuple[dict[str, list[int]], list[int], dict[str, int]]:
         channels = {}
         for group in groups:
             channels[group] = await redis_layer.new_channel()
             await redis_layer.group_add(group, channels[group])
+        second = await redis_layer.new_channel()  # a second watcher of g0
+        await redis_layer.group_add("g0", second)
+        counts = count_pipelines(redis_layer, monkeypatch)
         sends: list[tuple[str, dict[str, Any]]] = [(group, {"type": "t", "n": n}) for n in range(3) for group in groups]
         await broadcaster.asend(sends)
+        monkeypatch.undo()  # receive on the layer's own connections
         got = {}
         for group in groups:
             got[group] = [(await asyncio.wait_for(redis_layer.receive(channels[group]), 5))["n"] for _ in range(3)]
+        got_second = [(await asyncio.wait_for(redis_layer.receive(second), 5))["n"] for _ in range(3)]
+        await redis_layer.flush()
+        return got, got_second, counts
+
+    got, got_second, counts = asyncio.run(scenario())
+    assert got == {group: [0, 1, 2] for group in groups}
+    assert got_second == [0, 1, 2]
+    # three rounds (each group's 1st, 2nd, 3rd message), two pipelines each, one host; the
+    # layer's own group_send would have made 4 round trips per group and message (72)
+    assert counts == {"pipelines": 6, "direct": 0}
+
+
+def test_a_message_arrives_as_the_layers_own_group_send_delivers_it(redis_layer: RedisChannelLayer) -> None:
+    message = {"type": "session.events", "events": [{"seq": 1, "type": "turn_ended", "data": {"text": "hé"}}]}
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        ours, theirs = await redis_layer.new_channel(), await redis_layer.new_channel()
+        await redis_layer.group_add("ours", ours)
+        await redis_layer.group_add("theirs", theirs)
+        await broadcaster.asend([("ours", message)])
+        await redis_layer.group_send("theirs", message)
+        got = (await asyncio.wait_for(redis_layer.receive(ours), 5), await asyncio.wait_for(redis_layer.receive(theirs), 5))
         await redis_layer.flush()
         return got
 
-    assert asyncio.run(scenario()) == {group: [0, 1, 2] for group in groups}
-    assert in_flight["max"] == 3  # concurrent across groups, never more than the bound
+    ours, theirs = asyncio.run(scenario())
+    assert ours == theirs == message
 
 
-def test_a_failing_group_does_not_stop_the_others(redis_layer: RedisChannelLayer, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_send = redis_layer.group_send
+def test_a_batching_layer_gets_a_rounds_messages_for_one_process_as_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    layer = make_layer(settings.REDIS_URL, BatchingRedisChannelLayer)
+    monkeypatch.setattr(broadcaster, "get_channel_layer", lambda: layer)
+    groups = [f"s{i}" for i in range(5)]
 
-    async def group_send(group: str, message: dict[str, Any]) -> None:
-        if group == "broken":
-            raise ConnectionError("redis said no")
-        await real_send(group, message)
+    async def scenario() -> tuple[int, dict[str, list[int]]]:
+        channels = {}
+        for group in groups:
+            channels[group] = await layer.new_channel()  # all of this process: one Redis key
+            await layer.group_add(group, channels[group])
+        await broadcaster.asend([(group, {"type": "t", "n": n}) for n in range(2) for group in groups])
+        process_key = layer.prefix + layer.non_local_name(channels["s0"])
+        entries = await layer.connection(0).zcard(process_key)
+        got = {group: [(await asyncio.wait_for(layer.receive(channels[group]), 5))["n"] for _ in range(2)]
+               for group in reversed(groups)}
+        await layer.flush()
+        return entries, got
 
-    monkeypatch.setattr(redis_layer, "group_send", group_send)
+    entries, got = asyncio.run(scenario())
+    assert entries == 2  # one per round, not one per group and round (10)
+    assert got == {group: [0, 1] for group in groups}
 
-    async def scenario() -> list[int]:
-        channel = await redis_layer.new_channel()
-        await redis_layer.group_add("fine", channel)
-        await broadcaster.asend([("broken", {"type": "t", "n": 0}), ("fine", {"type": "t", "n": 1}),
-                                 ("broken", {"type": "t", "n": 2}), ("fine", {"type": "t", "n": 3})])
-        got = [(await asyncio.wait_for(redis_layer.receive(channel), 5))["n"] for _ in range(2)]
-        await redis_layer.flush()
-        return got
 
-    assert asyncio.run(scenario()) == [1, 3]
+def test_a_redis_that_refuses_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    layer = make_layer("redis://127.0.0.1:9/0")  # nothing listens there
+    monkeypatch.setattr(broadcaster, "get_channel_layer", lambda: layer)
+    asyncio.run(broadcaster.asend([("g", {"type": "t", "n": 0}), ("h", {"type": "t", "n": 1})]))
+    assert "broadcast to 2 groups failed" in caplog.text

@@ -84,6 +84,36 @@ async def test_it_replays_after_seq_then_streams_live_without_gap_or_duplicate(l
     await comm.disconnect()
 
 
+async def test_live_events_and_client_frames_are_handled_without_a_database_thread_hop(
+        live_session: AgentSession, operator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # channels runs close_old_connections on its one sync thread before every handler; the
+    # live path skips it (its handlers reach the database only through database_sync_to_async)
+    import channels.consumer
+
+    hops: list[str] = []
+    real = channels.consumer.aclose_old_connections
+
+    async def counted() -> None:
+        hops.append("hop")
+        await real()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    sid = live_session.session_id
+    cookie = await in_thread(login_cookie, operator)
+    comm = communicator(f"/ws/sessions/{sid}/", cookie)
+    await comm.connect()
+    assert await comm.receive_json_from(timeout=5) == {"type": "replay_done", "last_seq": 0}
+    hops_at_connect = len(hops)
+    for i in range(1, 4):
+        await abroadcast_session_events(await in_thread(append, sid, f"live {i}"))
+    got = await collect_until(comm, 3)
+    assert [e["seq"] for e in got] == [1, 2, 3]
+    await comm.send_json_to({"type": "ping"})
+    assert await comm.receive_json_from(timeout=5) == {"type": "pong", "last_seq": 3}
+    assert hops_at_connect == 1 and len(hops) == 1  # the connect's, none for 3 broadcasts and a ping
+    await comm.disconnect()
+
+
 async def test_events_stored_while_connecting_are_sent_once(live_session: AgentSession, operator: Any) -> None:
     sid = live_session.session_id
     cookie = await in_thread(login_cookie, operator)
