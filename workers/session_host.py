@@ -10,18 +10,11 @@ import asyncio
 import concurrent.futures
 import gc
 import logging
-import sys
 import threading
 from collections.abc import Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-# The session loop gives up the GIL at every socket call and epoll; a thread busy in Python
-# meanwhile (the event sink's writer, the broadcaster) keeps it until the switch interval
-# runs out (5 ms by default) before the loop gets it back, every time: with hundreds of
-# calls that wait landed on the 20 ms audio ticks. A shorter interval bounds it.
-GIL_SWITCH_INTERVAL_S = 0.001
 
 
 class SessionHost:
@@ -54,7 +47,6 @@ class SessionHost:
         # objects allocated at start-up (modules, settings, pools) never need collecting;
         # keeping them out of the GC's generations shortens pauses on the shared loop
         gc.freeze()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         log.info("session host loop started")
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
