@@ -56,6 +56,7 @@ def test_a_command_crosses_to_a_listener_on_another_event_loop(live_session: Age
     received: list[tuple[str, Any]] = []
     done = threading.Event()
     subscribed = threading.Event()
+    sent = threading.Event()  # the sender has both confirmations
     ctx = JobContext(job_id="job_x", session_id=live_session.pk, agent_id="support", agent_version=1, agent_config={}, room={"name": "r"})
     ctx.on_command("say", lambda text=None, actor=None: received.append(("say", text)))
 
@@ -73,6 +74,9 @@ def test_a_command_crosses_to_a_listener_on_another_event_loop(live_session: Age
             received.append(("end", ctx.shutdown_reason))
             listener.cancel()
             await ctx.aclose()
+            # a worker's loop outlives its sessions; asyncio.run would cancel the `end`'s
+            # confirmation if it were still on its way to Redis when this coroutine returns
+            await asyncio.to_thread(sent.wait, 10)
             done.set()
 
         asyncio.run(main())
@@ -82,6 +86,7 @@ def test_a_command_crosses_to_a_listener_on_another_event_loop(live_session: Age
     assert subscribed.wait(10)
     send_session_command(live_session.pk, "say", actor="ops", text="hold on")
     send_session_command(live_session.pk, "end", actor="ops")
+    sent.set()
     assert done.wait(10)
     assert received == [("say", "hold on"), ("end", "ended by ops")]
 
