@@ -8,6 +8,7 @@ and turn what comes back into model instances with the fields' from-database con
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -46,6 +47,11 @@ def model_from_row(model: type[M], values: Sequence[Any]) -> M:
         for converter in col_converters:
             converted[i] = converter(converted[i], col, connection)
     return model.from_db(connection.alias, _attnames(model), converted)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column or `ROW_TO_JSON` value as psycopg returned it: decoded already, or text."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def model_from_json_row(model: type[M], row: Mapping[str, Any]) -> M:

@@ -14,7 +14,7 @@ from controlplane.fleet_events import FleetEvents
 from controlplane.state_machine import StateMachine
 from sessions.agent_metrics import agent_metrics_request
 from sessions.models import LIVE_SESSION_STATUSES, AgentSession, SessionEvent, SessionStatus
-from sessions.event_append import events_append_returning
+from sessions.event_rows import events_append_returning
 from sessions.participants import PARTICIPANT_EVENTS, participants_apply
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def session_events_append(*, session_id: str, events: Sequence[tuple[str, dateti
 
     The seq counter lives on the session row and is bumped with one UPDATE, which takes the
     row lock: concurrent writers for one session are serialised, so seqs never repeat or skip.
-    On PostgreSQL the bump and the INSERT are one statement (sessions.event_append).
+    On PostgreSQL the bump and the INSERT are one statement (sessions.event_rows).
     """
     if not events:
         return []

@@ -8,7 +8,6 @@ expires is taken back by the reaper.
 from __future__ import annotations
 
 from collections.abc import Iterable
-import json
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -18,7 +17,7 @@ from django.db.models import F, JSONField, OuterRef, Subquery
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
-from controlplane.sql_rows import model_from_json_row, model_from_row, select_columns
+from controlplane.sql_rows import json_value, model_from_json_row, model_from_row, select_columns
 from workers.models import Job, JobStatus
 from workers.services import JOB_MACHINE
 
@@ -81,8 +80,8 @@ def _claim_returning(job_id: str, worker_id: str, now: datetime, lease: datetime
     job = model_from_row(Job, row[:n])
     agent_row, config = row[n], row[n + 1]
     if agent_row is not None:
-        job.agent = model_from_json_row(Agent, json.loads(agent_row) if isinstance(agent_row, str) else agent_row)
-    job.version_config = json.loads(config) if isinstance(config, str) else config  # type: ignore[attr-defined]
+        job.agent = model_from_json_row(Agent, json_value(agent_row))
+    job.version_config = json_value(config)  # type: ignore[attr-defined]
     return job
 
 

@@ -26,7 +26,7 @@ from agents.models import Agent, AgentState
 from controlplane.celery import app
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.scopes import LOADTEST
-from controlplane.sql_rows import insert_row, model_from_json_row, model_from_row, select_columns
+from controlplane.sql_rows import insert_row, json_value, model_from_json_row, model_from_row, select_columns
 from sessions.control import stop_job_session
 from sessions.simulated_callers import simulated_caller_validate
 from workers import breaker
@@ -282,15 +282,11 @@ def _agent_and_fleet(agent_id: str | None, now: datetime) -> tuple[Agent | None,
         cursor.execute(_agent_and_fleet_sql(), [agent_id, AgentState.DESTROYED, *_fleet_params(_fresh_after(now))])
         agent_row, fleet_rows = cursor.fetchone()
     fleet = []
-    for row in _json(fleet_rows) or []:
+    for row in json_value(fleet_rows) or []:
         worker = model_from_json_row(Worker, row)
         worker.unfinished_jobs = row["unfinished_jobs"]  # type: ignore[attr-defined]
         fleet.append(worker)
-    return (None if agent_row is None else model_from_json_row(Agent, _json(agent_row))), fleet
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    return (None if agent_row is None else model_from_json_row(Agent, json_value(agent_row))), fleet
 
 
 def _pick_worker(worker_type: str = "", *, now: datetime | None = None, fleet: list[Worker] | None = None) -> Worker | None:
