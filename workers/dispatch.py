@@ -17,13 +17,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from celery.utils.nodenames import worker_direct
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent, AgentState
-from controlplane.celery import app
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.scopes import LOADTEST
 from controlplane.sql_rows import insert_row, json_value, model_from_json_row, model_from_row, select_columns
@@ -33,6 +31,7 @@ from workers import breaker
 from workers.models import CircuitState, Job, JobStatus, JobType, Transport, Worker, WorkerStatus
 from workers.services import JOB_MACHINE, job_assign, job_cancel
 from workers.rate_limit import retry_after_seconds
+from workers.run_session_publish import RUN_SESSION_TASK, send_run_session  # noqa: F401 - workers.tasks names its task with it
 from workers.serializers import idempotency_key_clean, job_request_clean
 from workers.strategies import Candidate, choose
 from workers.worker_types import required_worker_type, worker_serves
@@ -40,7 +39,6 @@ from workers.worker_types import required_worker_type, worker_serves
 log = logging.getLogger(__name__)
 
 ACTIVE_JOB_STATUSES = (JobStatus.ASSIGNED, JobStatus.RUNNING)
-RUN_SESSION_TASK = "workers.run_session"  # claims a job on the worker and runs it (workers.tasks)
 
 
 def livekit_configured() -> bool:
@@ -328,8 +326,9 @@ def _send(job_id: str, worker: Worker) -> None:
 
 
 def send_to_worker(job_id: str, worker_id: str) -> None:
-    # as the task's own apply_async would (it ignores its result): no result-backend subscription
-    app.send_task(RUN_SESSION_TASK, args=[job_id], queue=worker_direct(worker_id), ignore_result=True)
+    # as the task's own apply_async would (it ignores its result): no result-backend
+    # subscription; the message send_task builds, without its per-message Python
+    send_run_session(job_id, worker_id)
 
 
 def _take_next_sql() -> str:

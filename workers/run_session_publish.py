@@ -1,0 +1,159 @@
+"""Send `workers.run_session` to a worker's own queue: Celery's message, pushed straight to Redis.
+
+`app.send_task` spent about 0.75 ms of Python (option merging, routing, the producer pool,
+the publish-retry wrapper, kombu's message preparation) around one Redis LPUSH, on every
+dispatch: the largest part of a POST /jobs/ (bench/profile_dispatch.py). Here the protocol-2
+message is built field for field as
+
+    app.send_task(RUN_SESSION_TASK, args=[job_id], queue=worker_direct(worker_id), ignore_result=True)
+
+builds it (tests/workers/test_run_session_publish.py compares the two, and has a worker run
+a job sent this way) and pushed onto the queue's list with a client kombu's own Redis channel
+made for this broker (its connection parameters, key prefix and priority-queue names).
+
+Celery's send_task is used instead wherever the message or its side effects could differ:
+the broker is not kombu's Redis transport; the configuration changes the message (another
+protocol, serializer or compression, sent events, routes, annotations, a default or
+inherited priority, the task's own options); something listens to the publish signals; the
+first message to each queue in this process (Celery declares the queue then, once per
+connection); and a message the Redis client could not push (Celery's publish retry policy
+then has its turn; a worker's claim makes a message that got through twice a no-op).
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+from functools import lru_cache
+from typing import Any
+
+import redis
+from celery import signals
+from celery.utils.nodenames import anon_nodename, worker_direct
+from celery.utils.saferepr import saferepr
+from kombu.transport.redis import Channel as RedisChannel
+from kombu.utils.json import dumps
+from kombu.utils.uuid import uuid
+
+from controlplane.celery import app
+
+log = logging.getLogger(__name__)
+
+RUN_SESSION_TASK = "workers.run_session"  # claims a job on the worker and runs it (workers.tasks)
+
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+_SIGNALS = (signals.before_task_publish, signals.after_task_publish, signals.task_sent)
+_declared: set[str] = set()  # queues Celery has sent to (and so declared) from this process
+_declared_lock = threading.Lock()
+
+
+def send_run_session(job_id: str, worker_id: str) -> None:
+    """Put the job's `workers.run_session` message on `worker_id`'s own queue."""
+    queue = worker_direct(worker_id)
+    fast = _fast_path()
+    if fast is None or queue.name not in _declared or any(s.receivers for s in _SIGNALS) or _parent_priority():
+        _celery_send(job_id, queue)
+        return
+    task_id = uuid()
+    message = run_session_message(job_id, queue.name, task_id=task_id, delivery_tag=uuid())
+    try:
+        channel, client = fast
+        client.lpush(channel._q_for_pri(queue.name, 0), dumps(message))
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("run_session %s: pushing to Redis failed (%s); sending it the Celery way", job_id, exc)
+        _celery_send(job_id, queue, task_id=task_id)
+
+
+def _celery_send(job_id: str, queue: Any, task_id: str | None = None) -> None:
+    app.send_task(RUN_SESSION_TASK, args=[job_id], queue=queue, ignore_result=True, task_id=task_id)
+    with _declared_lock:
+        if len(_declared) > 10_000:  # a fleet's worth of names; forgetting one costs one slow send
+            _declared.clear()
+        _declared.add(queue.name)
+
+
+def run_session_message(job_id: str, queue_name: str, *, task_id: str, delivery_tag: str) -> dict[str, Any]:
+    """What kombu's Redis transport pushes for send_task(RUN_SESSION_TASK, args=[job_id],
+    queue=<queue_name>, ignore_result=True): Celery's protocol-2 headers and body, kombu's
+    envelope (the anonymous exchange: routing key = queue name, priority 0)."""
+    args = [job_id]
+    root_id, parent_id = task_id, None
+    parent = app.current_worker_task
+    if parent:  # sent from a task: the same lineage as send_task records
+        root_id, parent_id = parent.request.root_id or parent.request.id, parent.request.id
+    headers = {
+        "lang": "py", "task": RUN_SESSION_TASK, "id": task_id, "shadow": None, "eta": None, "expires": None,
+        "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": root_id,
+        "parent_id": parent_id,
+        "argsrepr": saferepr(args, app.amqp.argsrepr_maxsize, maxlevels=app.conf.task_repr_maxlevels),
+        "kwargsrepr": "{}", "origin": _origin(os.getpid()), "ignore_result": True, "replaced_task_nesting": 0,
+        "stamped_headers": None, "stamps": {},
+    }
+    body = dumps((args, {}, _EMBED)).encode()
+    return {
+        "body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": headers,
+        "properties": {
+            "correlation_id": task_id, "reply_to": app.thread_oid, "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue_name}, "priority": 0,
+            "body_encoding": "base64", "delivery_tag": delivery_tag,
+        },
+    }
+
+
+@lru_cache(maxsize=4)
+def _origin(pid: int) -> str:
+    return anon_nodename()  # 'gen<pid>@<host>', as send_task writes it
+
+
+def _parent_priority() -> bool:
+    return bool(app.conf.task_inherit_parent_priority and app.current_worker_task)
+
+
+_fast_lock = threading.Lock()
+_fast: dict[str, Any] = {}  # "path": (kombu's Redis channel, its client) or None once decided
+
+
+def _fast_path() -> tuple[RedisChannel, redis.Redis] | None:
+    """kombu's Redis channel to the broker and a client of its pool, when the message built
+    here is the one send_task would build; None (use send_task) otherwise. Decided once per
+    process (a broker down at the first send is asked again at the next)."""
+    if "path" not in _fast:
+        with _fast_lock:
+            if "path" not in _fast:
+                if not _message_is_default():
+                    _fast["path"] = None
+                else:
+                    opened = _open_channel()
+                    if opened is not False:
+                        _fast["path"] = opened
+    return _fast.get("path")
+
+
+def _message_is_default() -> bool:
+    conf = app.conf
+    task = app.tasks.get(RUN_SESSION_TASK)  # its options would join send_task's
+    task_options = {k: v for k, v in (task._get_exec_options() if task is not None else {}).items() if v is not None}
+    return (conf.task_protocol == 2 and conf.task_serializer == "json" and not conf.task_compression
+            and not conf.task_send_sent_event and not conf.task_routes and not conf.task_annotations
+            and conf.task_default_priority is None and conf.task_default_delivery_mode in (2, "persistent")
+            and task_options in ({}, {"serializer": "json"}))
+
+
+def _open_channel() -> tuple[RedisChannel, redis.Redis] | None | bool:
+    """(channel, client); None when the broker is not kombu's Redis transport; False when it
+    could not be reached."""
+    connection = app.connection_for_write()
+    try:
+        channel = connection.default_channel
+    except Exception as exc:  # noqa: BLE001 - send_task, with its retries, has this message
+        log.warning("run_session: no broker channel (%s); sending with send_task", exc)
+        connection.release()
+        return False
+    if not isinstance(channel, RedisChannel) or channel.priority(0) != 0:
+        connection.release()
+        return None
+    # the client kombu's `_put` makes for each message, made once: it shares the channel's
+    # connection pool (thread-safe; reset in a forked child)
+    return channel, channel._create_client()
