@@ -7,6 +7,7 @@ the services, so bad input gets a 400 or 404 naming the field instead of a 500.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -113,6 +114,21 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+def declared_fields_copy(declared: Mapping[str, serializers.Field]) -> dict[str, serializers.Field]:
+    """A serializer instance's own fields, for a hot serializer of plain fields.
+
+    DRF deep-copies every declared field for every instance, which re-runs each field's
+    constructor (choices, validators): more than the rest of the validation. A plain field
+    keeps nothing of its own after construction but what `bind` sets, so a shallow copy per
+    instance is enough (the validators and choices it shares are only read). A field with
+    a child or fields of its own (a list, a dict, a nested serializer) is deep-copied as DRF does.
+    """
+    return {
+        name: copy.deepcopy(field) if hasattr(field, "child") or hasattr(field, "_declared_fields") else copy.copy(field)
+        for name, field in declared.items()
+    }
 
 
 def get_or_404(queryset: models.QuerySet, what: str, **lookup: Any) -> Any:

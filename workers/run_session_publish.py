@@ -51,8 +51,11 @@ _declared_lock = threading.Lock()
 def send_run_session(job_id: str, worker_id: str) -> None:
     """Put the job's `workers.run_session` message on `worker_id`'s own queue."""
     queue = worker_direct(worker_id)
-    fast = _fast_path()
-    if fast is None or queue.name not in _declared or any(s.receivers for s in _SIGNALS) or _parent_priority():
+    # in this order: the fast path opens its channel only once send_task reached the broker
+    fast = None
+    if queue.name in _declared and not any(s.receivers for s in _SIGNALS) and not _parent_priority():
+        fast = _fast_path()
+    if fast is None:
         _celery_send(job_id, queue)
         return
     task_id = uuid()
@@ -112,23 +115,24 @@ def _parent_priority() -> bool:
 
 
 _fast_lock = threading.Lock()
-_fast: dict[str, Any] = {}  # "path": (kombu's Redis channel, its client) or None once decided
+_fast: dict[str, Any] = {}  # broker URL → (kombu's Redis channel, its client), or None: send_task
 
 
 def _fast_path() -> tuple[RedisChannel, redis.Redis] | None:
     """kombu's Redis channel to the broker and a client of its pool, when the message built
     here is the one send_task would build; None (use send_task) otherwise. Decided once per
-    process (a broker down at the first send is asked again at the next)."""
-    if "path" not in _fast:
+    process and broker URL (a broker that could not be reached is asked again next time)."""
+    url = app.conf.broker_url
+    if url not in _fast:
         with _fast_lock:
-            if "path" not in _fast:
+            if url not in _fast:
                 if not _message_is_default():
-                    _fast["path"] = None
+                    _fast[url] = None
                 else:
                     opened = _open_channel()
                     if opened is not False:
-                        _fast["path"] = opened
-    return _fast.get("path")
+                        _fast[url] = opened
+    return _fast.get(url)
 
 
 def _message_is_default() -> bool:
