@@ -36,6 +36,8 @@ os.environ.setdefault("DB_POOL_MAX_SIZE", "10")
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--posts", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="pace the unprofiled POSTs at this many a second (bench/dispatch.py's paced figure: 10); 0: back to back")
     args = parser.parse_args()
     ensure_database(os.environ["DATABASE_URL"])
     import django
@@ -89,7 +91,11 @@ def main() -> None:
     times = []
     with connection.execute_wrapper(count):
         cpu0 = time.process_time()
+        next_at = time.perf_counter()
         for i in range(args.posts):
+            if args.rate:
+                next_at += 1 / args.rate
+                time.sleep(max(0.0, next_at - time.perf_counter()))
             t0 = time.perf_counter()
             post(i)
             times.append((time.perf_counter() - t0) * 1000)
@@ -100,7 +106,7 @@ def main() -> None:
         post(args.posts + i)
     profiler.stop()
     print(profiler.output_text(unicode=False, color=False, show_all=False, timeline=False)[:6000])
-    result = {"posts": args.posts, "queries_per_post": round(statements / args.posts, 2),
+    result = {"posts": args.posts, "rate": args.rate or None, "queries_per_post": round(statements / args.posts, 2),
               "post": summary(times), "cpu_ms_per_post": round(cpu_ms, 2), "load_average_1m": round(os.getloadavg()[0], 2)}
     print(f"queries per POST {result['queries_per_post']}  POST p50 {result['post']['p50_ms']} ms  "
           f"p99 {result['post']['p99_ms']} ms  CPU {result['cpu_ms_per_post']} ms a POST (this process; unprofiled)  "

@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import authentication, exceptions, permissions
 
-from controlplane.models import ApiKey
+from controlplane.models import ApiKey, AuthCompanion
 from controlplane.scopes import READ, user_has_scope
 
 
@@ -38,13 +38,20 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'.")
-        key = ApiKey.authenticate(parts[1])
+        key = ApiKey.authenticate(parts[1], _companion_of(request))
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         return ApiKeyUser(key), key
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword
+
+
+def _companion_of(request: Any) -> AuthCompanion | None:
+    """The read the request's view asks to run with the key lookup (`auth_companion`), if any."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    make = getattr(view, "auth_companion", None)
+    return make(request) if make is not None else None
 
 
 def request_has_scope(request: Any, scope: str) -> bool:

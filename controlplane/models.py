@@ -74,8 +74,10 @@ class ApiKey(models.Model):
         return key, raw
 
     @classmethod
-    def authenticate(cls, raw_key: str) -> ApiKey | None:
-        key = _usable_key_by_hash(hash_key(raw_key))
+    def authenticate(cls, raw_key: str, companion: AuthCompanion | None = None) -> ApiKey | None:
+        """The usable key `raw_key` names, or None. A `companion` read rides along in the
+        same statement (its values are set on it when the key is found)."""
+        key = _usable_key_by_hash(hash_key(raw_key), companion)
         if key is not None:
             now = timezone.now()
             # Coarse last-used stamp: one write a minute at most per key.
@@ -90,18 +92,40 @@ class ApiKey(models.Model):
             ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=self.revoked_at)
 
 
-@lru_cache(maxsize=2)
-def _key_by_hash_sql(vendor: str) -> str:
+class AuthCompanion:
+    """A read a view needs anyway, run in the key lookup's statement (one round trip less).
+
+    `expressions` are scalar SQL expressions (subqueries) added to the lookup's SELECT list,
+    with their `params`; `values` holds what they gave, or None when no key was found (the
+    request is refused before the view runs). The view builds it before authentication
+    (`ApiView.auth_companion`); the key lookup itself, its checks and its errors are unchanged.
+    """
+
+    def __init__(self, expressions: str, params: list[Any]) -> None:
+        self.expressions, self.params = expressions, params
+        self.values: tuple[Any, ...] | None = None
+
+
+@lru_cache(maxsize=8)
+def _key_by_hash_sql(vendor: str, expressions: str = "") -> str:
     # written once: every API request looks its key up, and building this query through the
     # ORM cost more than running it (bench/profile_dispatch.py)
     q = connection.ops.quote_name
-    return (f"SELECT {select_columns(ApiKey, 'k')} FROM {q(ApiKey._meta.db_table)} k "
+    extra = f", {expressions}" if expressions else ""
+    return (f"SELECT {select_columns(ApiKey, 'k')}{extra} FROM {q(ApiKey._meta.db_table)} k "
             f"WHERE k.{q('key_hash')} = %s AND k.{q('revoked_at')} IS NULL")
 
 
-def _usable_key_by_hash(key_hash: str) -> ApiKey | None:
-    """`ApiKey.objects.usable().filter(key_hash=…).first()` (key_hash is unique), in one written statement."""
+def _usable_key_by_hash(key_hash: str, companion: AuthCompanion | None = None) -> ApiKey | None:
+    """`ApiKey.objects.usable().filter(key_hash=…).first()` (key_hash is unique), in one written
+    statement, with the companion's expressions after the key's columns."""
+    expressions, params = (companion.expressions, companion.params) if companion is not None else ("", [])
     with connection.cursor() as cursor:
-        cursor.execute(_key_by_hash_sql(connection.vendor), [key_hash])
+        cursor.execute(_key_by_hash_sql(connection.vendor, expressions), [*params, key_hash])
         row = cursor.fetchone()
-    return None if row is None else model_from_row(ApiKey, row)
+    if row is None:
+        return None
+    width = len(ApiKey._meta.concrete_fields)
+    if companion is not None:
+        companion.values = tuple(row[width:])
+    return model_from_row(ApiKey, row[:width])

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from agents.models import Agent, AgentState
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
+from controlplane.models import AuthCompanion
 from controlplane.scopes import LOADTEST
 from controlplane.sql_rows import insert_row, json_value, model_from_json_row, model_from_row, select_columns
 from sessions.control import stop_job_session
@@ -133,7 +134,8 @@ def job_dispatch(
     return job_create(request, idempotency_key=idempotency_key_clean(idempotency_key), api_key=api_key)
 
 
-def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None, api_key: Any = None) -> Job:
+def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None, api_key: Any = None,
+               prefetched: AgentAndFleetRead | None = None) -> Job:
     """Create a pending job from a validated request (JobCreateSerializer's data) and route it
     once committed.
 
@@ -141,7 +143,8 @@ def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None
     Idempotency-Key (and the same body) made it. Raises NotFound (unknown agent),
     Conflict (inactive agent; key reused with another body), Throttled (queue full or
     the API key's rate limit), DomainError (LiveKit not configured; a load-test call the
-    key may not make).
+    key may not make). `prefetched`: the agent and fleet read with the API key (the POST's
+    `agent_and_fleet_read`), used when it read this request's agent.
     """
     job_type, agent_id, room, metadata = request["job_type"], request["agent"], request["room"], request["metadata"]
     priority, participant_identity = request["priority"], request["participant_identity"]
@@ -159,8 +162,10 @@ def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None
 
     agent, fleet, now = None, None, timezone.now()
     if agent_id is not None or job_type == JobType.AGENT_SESSION:
-        # the fleet is read with the agent, for the worker choice below: one round trip
-        agent, fleet = _agent_and_fleet(agent_id, now)
+        # the fleet is read with the agent, for the worker choice below: one round trip, or
+        # none when it rode along with the API key's lookup
+        read = prefetched.result(agent_id) if prefetched is not None else None
+        agent, fleet = read if read is not None else _agent_and_fleet(agent_id, now)
         if agent is None:
             raise NotFound(f"agent '{agent_id}' does not exist", field="agent")
         if agent.state != AgentState.ACTIVE:
@@ -260,12 +265,38 @@ def _fleet(fresh_after: datetime) -> list[Worker]:
 
 
 @lru_cache(maxsize=1)
-def _agent_and_fleet_sql() -> str:
+def _agent_and_fleet_expressions() -> str:
     q = connection.ops.quote_name
     agent = q(Agent._meta.db_table)
-    return (f"SELECT (SELECT ROW_TO_JSON(a) FROM (SELECT {select_columns(Agent, 'x')} FROM {agent} x "
+    return (f"(SELECT ROW_TO_JSON(a) FROM (SELECT {select_columns(Agent, 'x')} FROM {agent} x "
             f"WHERE x.agent_id = %s AND x.state <> %s) a), "
             f"(SELECT JSON_AGG(ROW_TO_JSON(f)) FROM ({_fleet_sql('postgresql')}) f)")
+
+
+def _agent_and_fleet_params(agent_id: str | None, now: datetime) -> list[Any]:
+    return [agent_id, AgentState.DESTROYED, *_fleet_params(_fresh_after(now))]
+
+
+class AgentAndFleetRead(AuthCompanion):
+    """`_agent_and_fleet` as the companion of the API key lookup (PostgreSQL): the POST that
+    dispatches to `agent_id` reads its agent and the fleet in the key's statement."""
+
+    def __init__(self, agent_id: str, now: datetime) -> None:
+        super().__init__(_agent_and_fleet_expressions(), _agent_and_fleet_params(agent_id, now))
+        self.agent_id = agent_id
+
+    def result(self, agent_id: str | None) -> tuple[Agent | None, list[Worker]] | None:
+        """The agent and fleet it read, when it read them for `agent_id`; else None."""
+        if self.values is None or agent_id != self.agent_id:
+            return None
+        return _agent_and_fleet_decoded(*self.values)
+
+
+def agent_and_fleet_read(agent_id: Any) -> AgentAndFleetRead | None:
+    """The companion read for a POST naming `agent_id`, where one can ride along (PostgreSQL)."""
+    if connection.vendor != "postgresql" or not isinstance(agent_id, str) or not agent_id:
+        return None
+    return AgentAndFleetRead(agent_id, timezone.now())
 
 
 def _agent_and_fleet(agent_id: str | None, now: datetime) -> tuple[Agent | None, list[Worker]]:
@@ -277,8 +308,12 @@ def _agent_and_fleet(agent_id: str | None, now: datetime) -> tuple[Agent | None,
     if connection.vendor != "postgresql":
         return Agent.objects.filter(agent_id=agent_id).exclude(state=AgentState.DESTROYED).first(), _fleet(_fresh_after(now))
     with connection.cursor() as cursor:
-        cursor.execute(_agent_and_fleet_sql(), [agent_id, AgentState.DESTROYED, *_fleet_params(_fresh_after(now))])
+        cursor.execute(f"SELECT {_agent_and_fleet_expressions()}", _agent_and_fleet_params(agent_id, now))
         agent_row, fleet_rows = cursor.fetchone()
+    return _agent_and_fleet_decoded(agent_row, fleet_rows)
+
+
+def _agent_and_fleet_decoded(agent_row: Any, fleet_rows: Any) -> tuple[Agent | None, list[Worker]]:
     fleet = []
     for row in json_value(fleet_rows) or []:
         worker = model_from_json_row(Worker, row)
