@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from agents.models import Agent
 from controlplane import fleet_events
@@ -19,7 +20,7 @@ from sessions.agent_metrics import agent_metrics_refresh, agent_metrics_request,
 from sessions.call_report import call_report
 from sessions.hosting import session_close, session_failure, session_mirror_status
 from sessions.models import AgentSession, Recording, SessionStatus
-from sessions.services import session_end
+from sessions.services import session_end, session_events_append
 from workers.models import Job
 
 S = SessionStatus
@@ -155,18 +156,43 @@ def test_an_error_reported_by_the_runtime_still_fails_the_session(active_agent: 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_report_reads_the_row_its_agent_and_recording_in_one_statement(active_agent: Agent) -> None:
+def test_the_report_reads_the_row_its_agent_recording_and_transcript_in_one_statement(active_agent: Agent) -> None:
     session = opened(active_agent, S.ACTIVE, metrics={"responses": 2})
     session_close(session.session_id, error=None, reason="completed", session=session)
     with CaptureQueriesContext(connection) as queries:
         report = call_report(session.session_id)
-    assert len(queries.captured_queries) == 2  # the row (+ agent id, recording) and the transcript
+    assert len(queries.captured_queries) == 1  # the row, its agent's id, the recording's existence, the transcript
     assert (report.agent_id, report.status, report.reason, report.metrics) == (
         active_agent.agent_id, S.DISCONNECTED, "completed", {"responses": 2})
     assert report.recording_url is None
     Recording.objects.create(session_id=session.session_id, file="x.wav", sample_rate=16000)
     assert call_report(session.session_id).recording_url.endswith(f"/sessions/{session.session_id}/recording")
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reports_transcript_is_the_heard_turns_in_seq_order(active_agent: Agent) -> None:
+    session = opened(active_agent, S.ACTIVE)
+    t0 = timezone.now()
+    items = [
+        ("conversation_item_added", {"role": "user", "content": "hello"}),
+        ("stt_result", {"text": "not a turn"}),
+        ("conversation_item_added", {"role": "system", "content": "not heard"}),
+        ("conversation_item_added", {"role": "assistant", "content": "hi there", "interrupted": True}),
+        ("conversation_item_added", {"role": "user", "content": "   "}),
+        ("conversation_item_added", {"role": "user", "content": "bye"}),
+    ]
+    session_events_append(session_id=session.session_id,
+                          events=[(type_, t0 + timedelta(seconds=i), data) for i, (type_, data) in enumerate(items)])
+    session_close(session.session_id, error=None, reason="completed", session=session)
+    lines = call_report(session.session_id).transcript
+    assert [(line.role, line.text, line.interrupted) for line in lines] == [
+        ("user", "hello", False), ("assistant", "hi there", True), ("user", "bye", False)]
+    assert [line.at for line in lines] == [t0, t0 + timedelta(seconds=3), t0 + timedelta(seconds=5)]
+    other = opened(active_agent, S.ACTIVE)  # no conversation at all
+    assert call_report(other.session_id).transcript == []
+    with pytest.raises(AgentSession.DoesNotExist):
+        call_report("no-such-session")
 
 # --- agent metrics ----------------------------------------------------------------------------
 
