@@ -18,7 +18,7 @@ from controlplane import fleet_events
 from sessions import agent_metrics
 from sessions.agent_metrics import agent_metrics_refresh, agent_metrics_request, agent_metrics_settle
 from sessions.call_report import call_report
-from sessions.hosting import session_close, session_failure, session_mirror_status
+from sessions.hosting import session_close, session_failure, session_mirror_status, session_open
 from sessions.models import AgentSession, Recording, SessionStatus
 from sessions.services import session_end, session_events_append
 from workers.models import Job
@@ -48,6 +48,26 @@ def stored(session: AgentSession) -> AgentSession:
 
 def figures(metrics: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in metrics.items() if key != "updated_at"}
+
+
+# --- the open ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opening_a_session_is_one_insert_of_the_row_as_the_orm_would_store_it(
+        active_agent: Agent, fleet_sent: list[tuple[str, dict[str, Any]]]) -> None:
+    job = Job.objects.create(agent=active_agent, room_name="room-9", status="running", transport="local", attempts=1)
+    before = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        session = session_open(job=job, agent_version=active_agent.version)
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+    row = stored(session)
+    assert (row.job_id, row.agent_id, row.agent_version, row.room_id, row.transport, row.status, row.last_seq) == (
+        job.pk, active_agent.pk, active_agent.version, "room-9", "local", S.INITIALIZING, 0)
+    assert row.user_data == {"job_id": job.pk, "attempt": 1} and row.metrics == {} and row.conversation_state == {}
+    assert before <= row.started_at <= timezone.now() and row.started_at == session.started_at
+    assert row.ended_at is None and row.error == "" and row.agent_state == "initializing"
+    assert fleet_sent == [("session", {"session_id": session.pk, "status": S.INITIALIZING, "job_id": job.pk})]
 
 
 # --- the close --------------------------------------------------------------------------------
