@@ -59,13 +59,37 @@ class StateMachine:
         adds conditions (e.g. the worker that must still hold the job); its `field=value`
         equalities are known values of the row, as the updates are.
         """
-        sources = self.sources(target)
-        if from_ is not None:
-            sources = sources & frozenset(from_)
         where = dict(where or {})
-        won = _conditional_update(type(obj), obj.pk, self.field, sources, where, {self.field: target, **updates})
+        won = _conditional_update(type(obj), obj.pk, self.field, self._sources(target, from_), where,
+                                  {self.field: target, **updates})
         if not won:
             return False
+        self.won(obj, target, where=where, reason=reason, **updates)
+        return True
+
+    def statement(self, obj: models.Model, target: str, *, from_: Collection[str] | None = None,
+                  where: Mapping[str, Any] | None = None, **updates: Any) -> tuple[str, list[Any]] | None:
+        """`try_transition`'s conditional UPDATE as (sql, params), for a caller that sends it
+        inside a larger statement (a CTE, with its own RETURNING) to save round trips; None when
+        no source may enter `target`. The caller calls `won` with the same arguments when the
+        row changed, so the hooks run as for `try_transition`. Raises ValueError for a shape
+        only the ORM writes (an expression, a lookup other than `__isnull`, a model instance)."""
+        where = dict(where or {})
+        sources = self._sources(target, from_)
+        if not sources:
+            return None
+        values = {self.field: target, **updates}
+        if not _writable(where, values):
+            raise ValueError("a transition with expressions, lookups or instances has no written statement")
+        sql, params, _ = _update_statement(type(obj), obj.pk, self.field, sources, where, values)
+        return sql, params
+
+    def won(self, obj: models.Model, target: str, *, where: Mapping[str, Any] | None = None,
+            reason: str | None = None, **updates: Any) -> None:
+        """A transition of `obj` to `target` was made (by `try_transition`, or by a caller that
+        sent `statement` itself): `obj` takes the values it was filtered on and given, then the
+        hooks run with them."""
+        where = dict(where or {})
         setattr(obj, self.field, target)
         plain = {name: value for name, value in {**where, **updates}.items()
                  if "__" not in name and not isinstance(value, models.expressions.Combinable)}
@@ -73,7 +97,10 @@ class StateMachine:
             setattr(obj, name, value)
         known = {attname: getattr(obj, attname) for attname in (obj._meta.get_field(name).attname for name in plain)}
         self._changed(obj, known, reason)
-        return True
+
+    def _sources(self, target: str, from_: Collection[str] | None) -> frozenset[str]:
+        sources = self.sources(target)
+        return sources & frozenset(from_) if from_ is not None else sources
 
     def announce(self, obj: models.Model, *, reason: str | None = None) -> None:
         """Call the hooks for a change another statement made: the INSERT that created the row,
@@ -99,6 +126,14 @@ def _conditional_update(model: type[models.Model], pk: Any, field: str, sources:
         return 0  # nothing may enter the target from here (the ORM sends no statement either)
     if not _writable(where, updates):
         return model._default_manager.filter(pk=pk, **{f"{field}__in": sources}, **where).update(**updates)
+    sql, params, alias = _update_statement(model, pk, field, sources, where, updates)
+    with transaction.mark_for_rollback_on_error(using=alias), connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _update_statement(model: type[models.Model], pk: Any, field: str, sources: frozenset[str],
+                      where: Mapping[str, Any], updates: Mapping[str, Any]) -> tuple[str, list[Any], str]:
     alias = router.db_for_write(model)
     connection = connections[alias]
     where_shape = tuple((name, value if name.endswith("__isnull") else value is None) for name, value in where.items())
@@ -107,11 +142,9 @@ def _conditional_update(model: type[models.Model], pk: Any, field: str, sources:
     params = [f.get_db_prep_save(value, connection) for f, value in zip(set_fields, updates.values())]
     params.append(pk_field.get_db_prep_value(pk, connection))
     params.extend(state_field.get_db_prep_value(source, connection) for source in sorted(sources))
-    params.extend(f.get_db_prep_value(value, connection) for f, (name, value) in zip(where_fields, where.items())
+    params.extend(f.get_db_prep_value(value, connection) for f, value in zip(where_fields, where.values())
                   if f is not None)
-    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return sql, params, alias
 
 
 def _writable(where: Mapping[str, Any], updates: Mapping[str, Any]) -> bool:
