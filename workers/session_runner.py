@@ -27,6 +27,7 @@ from sessions.hosting import (
     is_job_fault,
     load_entry_point,
     session_close,
+    session_close_reporting,
     session_count_end,
     session_ended,
     session_failure,
@@ -205,14 +206,14 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         node.untrack(ctx)
     reason = ctx.shutdown_reason or "completed"
     # idempotent (a conditional transition), so a retry after a lost commit is harmless
-    closed_as = retry_database_write(
+    closed_as, read = retry_database_write(
         f"session {session.session_id}: closing it",
-        lambda: session_close(session.session_id, error=run.error, reason=reason, session=session))
+        lambda: session_close_reporting(session.session_id, error=run.error, reason=reason, session=session))
     _end_room(job)
     error = run.error or retry_database_write(
         f"session {session.session_id}: reading its outcome",
         lambda: session_failure(session.session_id, reason=reason, closed_as=closed_as))
-    session_ended(ctx, error=error, reason=reason)
+    session_ended(ctx, error=error, reason=reason, read=read)
     if error and run.worker_fault:
         raise WorkerFault(error)
     return error

@@ -15,10 +15,16 @@ from django.utils import timezone
 
 from agents.models import Agent
 from controlplane import fleet_events
-from sessions import agent_metrics
+from sessions import agent_metrics, services
 from sessions.agent_metrics import agent_metrics_refresh, agent_metrics_request, agent_metrics_settle
 from sessions.call_report import call_report
-from sessions.hosting import session_close, session_failure, session_mirror_status, session_open
+from sessions.hosting import (
+    session_close,
+    session_close_reporting,
+    session_failure,
+    session_mirror_status,
+    session_open,
+)
 from sessions.models import AgentSession, Recording, SessionStatus
 from sessions.services import session_end, session_events_append
 from workers.models import Job
@@ -213,6 +219,42 @@ def test_the_reports_transcript_is_the_heard_turns_in_seq_order(active_agent: Ag
     assert call_report(other.session_id).transcript == []
     with pytest.raises(AgentSession.DoesNotExist):
         call_report("no-such-session")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("error", [None, "RuntimeError: boom"])
+def test_the_usual_close_reads_the_report_in_the_same_statement_and_it_equals_a_later_read(
+        active_agent: Agent, fleet_sent: list[tuple[str, dict[str, Any]]], error: str | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    requested: list[int] = []  # the agent's metrics recompute, asked for once the end is committed
+    monkeypatch.setattr(services, "agent_metrics_request", lambda agent_pk: requested.append(agent_pk))
+    session = opened(active_agent, S.ACTIVE, metrics={"responses": 1})
+    session_events_append(session_id=session.session_id, events=[
+        ("conversation_item_added", timezone.now(), {"role": "user", "content": "hello"}),
+        ("conversation_item_added", timezone.now(), {"role": "assistant", "content": "hi"})])
+    Recording.objects.create(session_id=session.session_id, file="x.wav", sample_rate=16000)
+    with CaptureQueriesContext(connection) as queries:
+        closed_as, read = session_close_reporting(session.session_id, error=error, reason="completed", session=session)
+    assert len(queries.captured_queries) == 1 and read is not None and requested == [active_agent.pk]
+    assert closed_as == (S.ERROR if error else S.DISCONNECTED) and stored(session).status == closed_as
+    assert fleet_sent == [("session", {"session_id": session.pk, "status": closed_as, "job_id": session.job_id,
+                                       "reason": error or "completed"})]
+    with_close, later = call_report(session.session_id, read), call_report(session.session_id)
+    assert with_close.model_dump(exclude={"at"}) == later.model_dump(exclude={"at"})
+    assert (with_close.status, with_close.reason, with_close.error, with_close.metrics) == (
+        closed_as, "" if error else "completed", error or "", {"responses": 1})
+    assert [line.text for line in with_close.transcript] == ["hello", "hi"] and with_close.recording_url
+    assert with_close.ended_at == stored(session).ended_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_close_that_must_read_the_row_first_leaves_the_report_to_read_it(active_agent: Agent) -> None:
+    session = opened(active_agent, S.INITIALIZING)  # the entry point never reported a connection
+    closed_as, read = session_close_reporting(session.session_id, error=None, reason="completed", session=session)
+    assert (closed_as, read) == (S.DISCONNECTED, None) and stored(session).status == S.DISCONNECTED
+    ended = opened(active_agent, S.DISCONNECTED, ended_at=timezone.now(), end_reason="earlier")
+    assert session_close_reporting(ended.session_id, error=None, reason="completed", session=ended) == (None, None)
+    assert stored(ended).end_reason == "earlier"
 
 # --- agent metrics ----------------------------------------------------------------------------
 
