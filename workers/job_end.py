@@ -23,6 +23,7 @@ from functools import lru_cache
 from django.db import connection
 from django.utils import timezone
 
+from controlplane.fleet_events import fleet_events_together
 from workers import breaker
 from workers.claims import FinishTransition, job_finish, job_finish_transition
 from workers.db_retry import TRANSIENT_DATABASE_ERRORS
@@ -103,11 +104,12 @@ def _job_end_returning(job_id: str, worker_id: str, failure: str | None, close_c
     with connection.cursor() as cursor:
         cursor.execute(_end_sql(finish_sql, len(finish_params)), params)
         state_before, finished, taken, attempts, more, full = cursor.fetchone()
-    # the events, in the order the three statements alone would send them
-    if close_circuit:
-        breaker.circuit_closed(worker_id=worker_id, state_before=state_before)
-    if finished:
-        JOB_MACHINE.won(finish.job, finish.target, where=finish.where, **finish.values)
-    if taken is not None:
-        job_taken(job_id=taken, attempts=attempts, worker_id=worker_id, now=now)
+    # the events, in the order the three statements alone would send them, in one hand-over
+    with fleet_events_together():
+        if close_circuit:
+            breaker.circuit_closed(worker_id=worker_id, state_before=state_before)
+        if finished:
+            JOB_MACHINE.won(finish.job, finish.target, where=finish.where, **finish.values)
+        if taken is not None:
+            job_taken(job_id=taken, attempts=attempts, worker_id=worker_id, now=now)
     return JobEnd(bool(finished), taken, bool(more), bool(full))
