@@ -65,7 +65,7 @@ def _job_end_steps(job_id: str, worker_id: str, failure: str | None, close_circu
         except TRANSIENT_DATABASE_ERRORS:  # the circuit is advisory; the job's outcome is not
             log.warning("circuit breaker not updated for %s: database unavailable", worker_id)
     recorded = job_finish(job_id=job_id, worker_id=worker_id, failure=failure)
-    if not take_next:
+    if not take_next or connection.vendor != "postgresql":  # job_take_next is PostgreSQL's only
         return JobEnd(recorded)
     try:
         taken, more, full = job_take_next(worker_id=worker_id, serves=serves)
