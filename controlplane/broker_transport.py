@@ -25,9 +25,26 @@ from kombu.transport import redis
 
 
 class Channel(redis.Channel):
+    _sync_client: tuple[Any, Any] | None = None  # (the pool, the client built around it)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._client_info = self.connection.client
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        """kombu builds a new redis.Redis around the same pool for every synchronous command:
+        the QoS bookkeeping of each late-acknowledged task (its append on delivery, its ack),
+        and building one cost more than the pipeline it sends (bench/dispatch.py's worker during
+        a burst: 7.8 % of its GIL). A Redis client holds no connection of its own (the pool lends
+        one per command or pipeline), so one per pool serves them all; a pool replaced after a
+        connection error (`_disconnect_pools`) gets a client of its own."""
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        pool = self.pool
+        cached = self._sync_client
+        if cached is None or cached[0] is not pool:
+            cached = self._sync_client = (pool, super()._create_client())
+        return cached[1]
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None and self._client_info is not None:

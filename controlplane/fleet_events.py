@@ -11,7 +11,9 @@ Channel-layer message (consumed by `sessions.consumers.FleetConsumer`):
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import models
@@ -26,9 +28,35 @@ def fleet_message(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "fleet.event", "kind": kind, "at": timezone.now().isoformat(), "data": data}
 
 
+_batch = threading.local()
+
+
 def publish_fleet_event(kind: str, data: dict[str, Any]) -> None:
     """kind is job / worker / session; data holds at least the id and the new status."""
-    broadcaster.send([(FLEET_GROUP, fleet_message(kind, data))])
+    message = (FLEET_GROUP, fleet_message(kind, data))
+    pending: list[Any] | None = getattr(_batch, "messages", None)
+    if pending is not None:
+        pending.append(message)
+        return
+    broadcaster.send([message])
+
+
+@contextmanager
+def fleet_events_together() -> Iterator[None]:
+    """The fleet events this thread publishes inside go out as one broadcaster hand-over (one
+    channel-layer round instead of one each), in order, when the block ends, even by an
+    exception. For changes one statement made together (workers.job_end: a circuit closed, a
+    job finished, the next one assigned)."""
+    if getattr(_batch, "messages", None) is not None:  # nested: the outer block sends them
+        yield
+        return
+    _batch.messages = []
+    try:
+        yield
+    finally:
+        messages, _batch.messages = _batch.messages, None
+        if messages:
+            broadcaster.send(messages)
 
 
 def flush_fleet_events(timeout: float = 5.0) -> bool:

@@ -6,9 +6,9 @@ The worker claims the job, builds its JobContext and lends the loop the session 
     session = session_open(job=job, agent_version=version)          # the row, `initializing`
     run = session_run(ctx, entry, config=config, on_loop=host.run)  # blocks until it is over
     reason = ctx.shutdown_reason or "completed"
-    closed_as = session_close(session.session_id, error=run.error, reason=reason, session=session)
+    closed_as, read = session_close_reporting(session.session_id, error=run.error, reason=reason, session=session)
     error = run.error or session_failure(session.session_id, reason=reason, closed_as=closed_as)
-    session_ended(ctx, error=error, reason=reason)                  # report, metrics, log
+    session_ended(ctx, error=error, reason=reason, read=read)       # report, metrics, log
 
 Every status change goes through `sessions.services` (the session state machine); entry
 points mirror the runtime's status with `session_mirror_status`. An entry point is
@@ -24,8 +24,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from django.utils import timezone
+
 from controlplane.errors import IllegalTransition, JobConfigurationError
-from sessions.call_report import session_report_emit
+from controlplane.sql_rows import insert_row
+from sessions.call_report import ReportRead, session_end_reading_report, session_report_emit
 from sessions.control import command_listener, register_local, unregister_local
 from sessions.job_context import DEFAULT_ENTRY_POINT, JobContext
 from sessions.launch import ConfigError
@@ -118,10 +121,13 @@ def session_open(*, job: HostedJob, agent_version: int) -> AgentSession:
                 pass
         session_detach(session=previous, user_data={**previous.user_data, "job_id": job.job_id,
                                                     "attempt": job.attempts - 1})
-    session = AgentSession.objects.create(
+    session = AgentSession(
         job=job, agent=job.agent, agent_version=agent_version, room_id=job.room_name, transport=job.transport,
-        user_data={"job_id": job.job_id, "attempt": job.attempts},
+        user_data={"job_id": job.job_id, "attempt": job.attempts}, started_at=timezone.now(),
     )
+    # Model.save's INSERT, written once (its per-call preparation cost more than the statement);
+    # started_at set here, as auto_now_add would; no receiver listens to AgentSession saves
+    insert_row(session)
     SESSION_MACHINE.announce(session)  # created, not transitioned: the fleet hears of it here
     return session
 
@@ -226,6 +232,21 @@ def session_close(session_id: str, *, error: str | None, reason: str,
         closed_as = session_end(session=session, error=error, reason=reason)
         if closed_as is not None:
             return closed_as
+    return _close_read_first(session_id, error=error, reason=reason)
+
+
+def session_close_reporting(session_id: str, *, error: str | None, reason: str,
+                            session: AgentSession) -> tuple[str | None, ReportRead | None]:
+    """`session_close` for a session whose end-of-call report follows (`session_ended`): the
+    usual end also reads what the report needs, in the same statement. Returns (what
+    session_close returns, that read or None: the report then reads it itself)."""
+    closed_as, read = session_end_reading_report(session=session, error=error, reason=reason)
+    if closed_as is not None:
+        return closed_as, read
+    return _close_read_first(session_id, error=error, reason=reason), None
+
+
+def _close_read_first(session_id: str, *, error: str | None, reason: str) -> str | None:
     session = AgentSession.objects.filter(pk=session_id).first()
     if session is None:
         return None
@@ -272,10 +293,11 @@ def session_failure(session_id: str, *, reason: str, closed_as: str | None = Non
     return None
 
 
-def session_report(session_id: str) -> None:
-    """The end-of-call report, once the row holds the end reason (and the recording is saved)."""
+def session_report(session_id: str, read: ReportRead | None = None) -> None:
+    """The end-of-call report, once the row holds the end reason (and the recording is saved);
+    `read`: what the close read for it (session_close_reporting)."""
     try:
-        session_report_emit(session_id=session_id)
+        session_report_emit(session_id=session_id, read=read)
     except Exception:  # noqa: BLE001 - a report must not turn a finished call into a failed job
         log.exception("end-of-call report of %s not stored", session_id)
 
@@ -287,9 +309,9 @@ def session_count_end(outcome: str) -> None:
         log.debug("session outcome not counted", exc_info=True)
 
 
-def session_ended(ctx: JobContext, *, error: str | None, reason: str) -> None:
+def session_ended(ctx: JobContext, *, error: str | None, reason: str, read: ReportRead | None = None) -> None:
     """After the row is closed: the end-of-call report, the outcome counted, the log line."""
-    session_report(ctx.session_id)
+    session_report(ctx.session_id, read)
     session_count_end("error" if error else reason if reason in ("completed", DRAIN_REASON) else "ended")
     ctx.log.info("session over: %s", error or reason)
 

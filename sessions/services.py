@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -84,21 +85,37 @@ def session_end(*, session: AgentSession, error: str | None, reason: str) -> str
     with the end reason. Returns the status it wrote, or None when the row was not in a state
     that allows that end from here (the caller then reads it and decides, see
     sessions.hosting.session_close). The transition is the state machine's, with its fleet event."""
+    end = session_end_transition(error=error, reason=reason)
+    if not SESSION_MACHINE.try_transition(session, end.target, from_=end.from_, where=end.where, **end.values):
+        return None
+    _refresh_agent_metrics(session.agent_id)
+    return end.target
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    target: str
+    from_: frozenset[str]
+    where: dict[str, Any]
+    values: dict[str, Any]
+
+
+def session_end_transition(*, error: str | None, reason: str) -> SessionEnd:
+    """`session_end`'s transition, for it and for a caller that sends the machine's statement
+    inside a larger one (sessions.call_report: the end and the report's read together)."""
     now = timezone.now()
     if error:
         # a live row, or one whose transport was reconnecting (disconnected, no end yet)
-        won = SESSION_MACHINE.try_transition(session, S.ERROR, from_=LIVE_OR_RECONNECTING,
-                                             where={"ended_at__isnull": True}, error=error[:4000],
-                                             ended_at=now, last_activity_at=now)
-        status = S.ERROR
-    else:
-        won = SESSION_MACHINE.try_transition(session, S.DISCONNECTED, from_={S.CONNECTED, S.ACTIVE, S.PAUSED},
-                                             end_reason=reason[:255], ended_at=now, last_activity_at=now)
-        status = S.DISCONNECTED
-    if not won:
-        return None
+        return SessionEnd(S.ERROR, LIVE_OR_RECONNECTING, {"ended_at__isnull": True},
+                          {"error": error[:4000], "ended_at": now, "last_activity_at": now})
+    return SessionEnd(S.DISCONNECTED, frozenset({S.CONNECTED, S.ACTIVE, S.PAUSED}), {},
+                      {"end_reason": reason[:255], "ended_at": now, "last_activity_at": now})
+
+
+def session_end_won(*, session: AgentSession, end: SessionEnd) -> None:
+    """The caller's own statement made `end`'s transition: what `session_end` does after a win."""
+    SESSION_MACHINE.won(session, end.target, where=end.where, **end.values)
     _refresh_agent_metrics(session.agent_id)
-    return status
 
 
 def session_move(*, session_id: str, job_id: str | None, status: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection
@@ -63,15 +64,30 @@ def _close_returning(worker_id: str) -> bool:
 
     Not locked first (every finished job would queue on its worker's row): in a race with a
     concurrent change the event may name a stale earlier state; the row itself ends closed."""
-    table = connection.ops.quote_name(Worker._meta.db_table)
-    sql = (f"UPDATE {table} w SET circuit_state = %s, consecutive_failures = 0, circuit_opened_at = NULL "
-           f"FROM (SELECT worker_id, circuit_state FROM {table} WHERE worker_id = %s) before "
-           f"WHERE w.worker_id = before.worker_id AND (w.circuit_state <> %s OR w.consecutive_failures > 0) "
-           f"RETURNING before.circuit_state")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [CircuitState.CLOSED, worker_id, CircuitState.CLOSED])
+        cursor.execute(close_sql(), {"closed": CircuitState.CLOSED, "worker": worker_id, "close": True})
         row = cursor.fetchone()
     return row is not None and row[0] != CircuitState.CLOSED
+
+
+@lru_cache(maxsize=1)
+def close_sql() -> str:
+    """`breaker_record_success`'s UPDATE on PostgreSQL, RETURNING the state it found; for a caller
+    that sends it inside a larger statement too (workers.job_end). Parameters (pyformat):
+    closed, worker, close (false: the statement changes nothing)."""
+    table = connection.ops.quote_name(Worker._meta.db_table)
+    return (f"UPDATE {table} w SET circuit_state = %(closed)s, consecutive_failures = 0, circuit_opened_at = NULL "
+            f"FROM (SELECT worker_id, circuit_state FROM {table} WHERE worker_id = %(worker)s) before "
+            f"WHERE w.worker_id = before.worker_id AND %(close)s "
+            f"AND (w.circuit_state <> %(closed)s OR w.consecutive_failures > 0) "
+            f"RETURNING before.circuit_state")
+
+
+def circuit_closed(*, worker_id: str, state_before: str | None) -> None:
+    """After a close: announce it when the circuit was not closed (None: the row was clean)."""
+    if state_before is not None and state_before != CircuitState.CLOSED:
+        log.info("circuit closed for worker %s", worker_id)
+        circuit_changed(worker_id, CircuitState.CLOSED)
 
 
 def breaker_try_half_open(*, worker_id: str, now: datetime | None = None) -> bool:

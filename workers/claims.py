@@ -8,8 +8,10 @@ expires is taken back by the reaper.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -105,11 +107,26 @@ def job_holds(*, job_id: str, worker_id: str) -> bool:
 def job_finish(*, job_id: str, worker_id: str, failure: str | None = None) -> bool:
     """Record the outcome if this worker still holds the job; False when it no longer does
     (cancelled meanwhile, or taken back), in which case the job keeps that other outcome."""
-    return JOB_MACHINE.try_transition(
-        Job(pk=job_id), JobStatus.FAILED if failure else JobStatus.COMPLETED, from_=(JobStatus.RUNNING,),
-        where={"assigned_worker_id": worker_id},
-        completed_at=timezone.now(), lease_expires_at=None, failure_reason=(failure or "")[:2000],
-    )
+    finish = job_finish_transition(job_id=job_id, worker_id=worker_id, failure=failure)
+    return JOB_MACHINE.try_transition(finish.job, finish.target, from_=finish.from_, where=finish.where, **finish.values)
+
+
+@dataclass(frozen=True)
+class FinishTransition:
+    job: Job  # bare: the event says only what the transition filtered on and wrote
+    target: str
+    from_: tuple[str, ...]
+    where: dict[str, Any]
+    values: dict[str, Any]
+
+
+def job_finish_transition(*, job_id: str, worker_id: str, failure: str | None) -> FinishTransition:
+    """The transition that records a job's outcome, for `job_finish` and for workers.job_end's
+    one-statement end: running → completed / failed, while this worker holds the job."""
+    return FinishTransition(
+        Job(pk=job_id), JobStatus.FAILED if failure else JobStatus.COMPLETED, (JobStatus.RUNNING,),
+        {"assigned_worker_id": worker_id},
+        {"completed_at": timezone.now(), "lease_expires_at": None, "failure_reason": (failure or "")[:2000]})
 
 
 def job_release(*, job_id: str, worker_id: str, reason: str) -> bool:

@@ -366,10 +366,22 @@ def send_to_worker(job_id: str, worker_id: str) -> None:
     send_run_session(job_id, worker_id)
 
 
+@lru_cache(maxsize=1)
 def _take_next_sql() -> str:
     """One statement: the first waiting job this worker serves, assigned to it if the worker row
     is online, its circuit closed and it has a free slot; plus whether other jobs still wait,
-    and whether the worker had no free slot at all.
+    and whether the worker had no free slot at all (see take_next_statement)."""
+    ctes, columns = take_next_statement()
+    return f"WITH {ctes} SELECT {columns}"
+
+
+def take_next_statement(*, freed: str = "0", closing: str = "FALSE") -> tuple[str, str]:
+    """The CTEs and the select list of job_take_next's statement, for a caller that puts them
+    after CTEs of its own (workers.job_end: the finishing job's UPDATE in the same statement).
+    `freed`: SQL for how many of this worker's jobs those CTEs end (the statement's snapshot
+    still counts them as running); `closing`: SQL that is true when they close its circuit.
+    Parameters (pyformat): pending, assigned, running, online, closed, worker, serves, now, take
+    (false: take nothing, still say whether jobs wait).
 
     SKIP LOCKED: two workers freeing slots at once take two different jobs, never wait for
     each other. The trailing EXISTS sees the rows as they were before the UPDATE, so the job
@@ -377,20 +389,39 @@ def _take_next_sql() -> str:
     """
     q = connection.ops.quote_name
     job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
-    return (
-        f"WITH slot AS (SELECT w.status = %(online)s AND w.circuit_state = %(closed)s AS may_take, "
+    ctes = (
+        f"slot AS (SELECT w.status = %(online)s AND (w.circuit_state = %(closed)s OR {closing}) AS may_take, "
         f"w.capacity <= (SELECT COUNT(*) FROM {job} a WHERE a.assigned_worker_id = %(worker)s "
-        f"AND a.status IN (%(assigned)s, %(running)s)) AS no_slot FROM {worker} w WHERE w.worker_id = %(worker)s), "
+        f"AND a.status IN (%(assigned)s, %(running)s)) - ({freed}) AS no_slot FROM {worker} w "
+        f"WHERE w.worker_id = %(worker)s AND %(take)s), "
         f"pick AS (SELECT j.job_id FROM {job} j WHERE j.status = %(pending)s "
         f"AND (j.worker_type = '' OR j.worker_type = ANY(%(serves)s)) "
         f"AND EXISTS (SELECT 1 FROM slot WHERE slot.may_take AND NOT slot.no_slot) "
         f"ORDER BY j.priority, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED), "
         f"taken AS (UPDATE {job} SET status = %(assigned)s, assigned_worker_id = %(worker)s, assigned_at = %(now)s "
-        f"WHERE job_id IN (SELECT job_id FROM pick) AND status = %(pending)s RETURNING job_id, attempts) "
-        f"SELECT (SELECT job_id FROM taken), (SELECT attempts FROM taken), "
+        f"WHERE job_id IN (SELECT job_id FROM pick) AND status = %(pending)s RETURNING job_id, attempts)"
+    )
+    columns = (
+        f"(SELECT job_id FROM taken), (SELECT attempts FROM taken), "
         f"EXISTS (SELECT 1 FROM {job} o WHERE o.status = %(pending)s AND o.job_id NOT IN (SELECT job_id FROM taken)), "
         f"COALESCE((SELECT no_slot FROM slot), FALSE)"
     )
+    return ctes, columns
+
+
+def take_next_params(*, worker_id: str, serves: list[str], now: datetime, take: bool = True) -> dict[str, Any]:
+    return {"pending": JobStatus.PENDING, "assigned": JobStatus.ASSIGNED, "running": JobStatus.RUNNING,
+            "online": WorkerStatus.ONLINE, "closed": CircuitState.CLOSED, "worker": worker_id,
+            "serves": list(serves), "now": now, "take": take}
+
+
+def job_taken(*, job_id: str, attempts: int, worker_id: str, now: datetime) -> None:
+    """A waiting job was assigned to `worker_id` by the take-next statement: its fleet event,
+    then its task to that worker's queue."""
+    job = Job(pk=job_id, status=JobStatus.ASSIGNED, assigned_worker_id=worker_id, assigned_at=now, attempts=attempts)
+    job._state.adding = False  # a stored row: its event carries the worker and attempt
+    JOB_MACHINE.announce(job)
+    send_to_worker(job_id, worker_id)
 
 
 def job_take_next(*, worker_id: str, serves: list[str]) -> tuple[str | None, bool, bool]:
@@ -405,18 +436,12 @@ def job_take_next(*, worker_id: str, serves: list[str]) -> tuple[str | None, boo
     if connection.vendor != "postgresql":
         return None, True, False
     now = timezone.now()
-    params = {"pending": JobStatus.PENDING, "assigned": JobStatus.ASSIGNED, "running": JobStatus.RUNNING,
-              "online": WorkerStatus.ONLINE, "closed": CircuitState.CLOSED, "worker": worker_id,
-              "serves": list(serves), "now": now}
     with connection.cursor() as cursor:
-        cursor.execute(_take_next_sql(), params)
+        cursor.execute(_take_next_sql(), take_next_params(worker_id=worker_id, serves=serves, now=now))
         job_id, attempts, more, full = cursor.fetchone()
     if job_id is None:
         return None, bool(more), bool(full)
-    job = Job(pk=job_id, status=JobStatus.ASSIGNED, assigned_worker_id=worker_id, assigned_at=now, attempts=attempts)
-    job._state.adding = False  # a stored row: its event carries the worker and attempt
-    JOB_MACHINE.announce(job)
-    send_to_worker(job_id, worker_id)
+    job_taken(job_id=job_id, attempts=attempts, worker_id=worker_id, now=now)
     return job_id, bool(more), bool(full)
 
 

@@ -27,6 +27,7 @@ from sessions.hosting import (
     is_job_fault,
     load_entry_point,
     session_close,
+    session_close_reporting,
     session_count_end,
     session_ended,
     session_failure,
@@ -37,9 +38,10 @@ from sessions.job_context import DEFAULT_ENTRY_POINT, JobContext
 from sessions.models import AgentSession
 from runtime.vad import VAD
 from workers import breaker
-from workers.claims import job_claim, job_finish, job_release
+from workers.claims import job_claim, job_release
 from workers.db_retry import TRANSIENT_DATABASE_ERRORS, retry_database_write
-from workers.dispatch import job_route, job_take_next, jobs_assign_pending
+from workers.dispatch import job_route, jobs_assign_pending
+from workers.job_end import JobEnd, job_end
 from workers.livekit import prepare_room, room_delete_on_end
 from workers.metrics import observe_dispatch_latency
 from workers.models import Job, JobType, Transport
@@ -86,43 +88,42 @@ def run_claimed_job(*, job: Job, worker_id: str) -> str:
             log.exception("job %s failed", job.job_id)
         failure = str(exc) if isinstance(exc, WorkerFault) else f"{type(exc).__name__}: {exc}"
         worker_fault = True
-    # the breaker first: whoever sees the job finished also sees the worker's circuit updated
-    _record_breaker(worker_id, worker_fault=worker_fault, failed=bool(failure))
+    if worker_fault:  # before the outcome: whoever sees the job failed also sees the circuit updated
+        _record_breaker_failure(worker_id)
+    # a success closes the circuit in the same statement as the outcome (workers.job_end);
+    # this worker takes the next waiting job it serves into the freed slot in it too
+    may_take = not worker_fault and not (node.draining or node.stopping) and node.worker_id == worker_id
     # retried through a database outage (the caller holds the lease meanwhile): a job left
     # `running` would be re-dispatched once its lease expired, starting an ended call again
-    recorded = retry_database_write(f"job {job.job_id}: recording its outcome",
-                                    lambda: job_finish(job_id=job.job_id, worker_id=worker_id, failure=failure))
-    _route_waiting_jobs(worker_id, may_take=not worker_fault)
-    if not recorded:
+    end = retry_database_write(
+        f"job {job.job_id}: recording its outcome",
+        lambda: job_end(job_id=job.job_id, worker_id=worker_id, failure=failure, close_circuit=not failure,
+                        take_next=may_take, serves=_served_here() if may_take else []))
+    _route_waiting_jobs(end)
+    if not end.recorded:
         return "superseded"
     return "failed" if failure else "completed"
 
 
-def _record_breaker(worker_id: str, *, worker_fault: bool, failed: bool) -> None:
+def _record_breaker_failure(worker_id: str) -> None:
     try:
-        if worker_fault:
-            breaker.breaker_record_failure(worker_id=worker_id)
-        elif not failed:
-            breaker.breaker_record_success(worker_id=worker_id)
+        breaker.breaker_record_failure(worker_id=worker_id)
     except TRANSIENT_DATABASE_ERRORS:  # the circuit is advisory; the job's outcome is not
         log.warning("circuit breaker not updated for %s: database unavailable", worker_id)
 
 
-def _route_waiting_jobs(worker_id: str, *, may_take: bool = True) -> None:
+def _route_waiting_jobs(end: JobEnd) -> None:
     """A slot just freed: hand it to the queue now rather than at the next maintenance tick.
 
-    This worker takes the first waiting job it serves itself (one statement, no fleet read).
-    When it takes none although jobs wait (it serves none of them, it is draining, its circuit
+    This worker took the first waiting job it serves itself, with its job's end (no fleet read).
+    When it took none although jobs wait (it serves none of them, it is draining, its circuit
     is not closed after a fault of its own) the queue is routed across the fleet. When it took
     one, the others wait for the next freed slot (or the maintenance round). So do they when
     the slot was already filled again (a new dispatch went straight to this worker, as in a
     burst): the fleet is full, and routing across it would only read it to find that out.
     """
     try:
-        taken, more, full = None, True, False
-        if may_take and not (node.draining or node.stopping) and node.worker_id == worker_id:
-            taken, more, full = job_take_next(worker_id=worker_id, serves=_served_here())
-        if taken is None and more and not full and Job.objects.pending().exists():
+        if end.taken is None and not end.full and (end.more if end.more is not None else Job.objects.pending().exists()):
             jobs_assign_pending(limit=10)
     except Exception:  # noqa: BLE001 - the periodic loop will do it; the job's outcome stands
         log.warning("could not route waiting jobs", exc_info=True)
@@ -205,14 +206,14 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
         node.untrack(ctx)
     reason = ctx.shutdown_reason or "completed"
     # idempotent (a conditional transition), so a retry after a lost commit is harmless
-    closed_as = retry_database_write(
+    closed_as, read = retry_database_write(
         f"session {session.session_id}: closing it",
-        lambda: session_close(session.session_id, error=run.error, reason=reason, session=session))
+        lambda: session_close_reporting(session.session_id, error=run.error, reason=reason, session=session))
     _end_room(job)
     error = run.error or retry_database_write(
         f"session {session.session_id}: reading its outcome",
         lambda: session_failure(session.session_id, reason=reason, closed_as=closed_as))
-    session_ended(ctx, error=error, reason=reason)
+    session_ended(ctx, error=error, reason=reason, read=read)
     if error and run.worker_fault:
         raise WorkerFault(error)
     return error

@@ -46,3 +46,20 @@ def test_ours_restores_the_unacked_message_to_its_queue() -> None:
     with Connection(REDIS_URL, transport=Transport) as fresh:
         again = queue(fresh.channel()).get(no_ack=True)
     assert again is not None and again.payload == {"n": 1}
+
+
+def test_synchronous_commands_share_one_client_per_pool_and_a_new_pool_gets_its_own() -> None:
+    conn, channel, queue = delivered_but_unacked(Transport)
+    try:
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert first is second and first.connection_pool is channel.pool
+        channel._disconnect_pools()  # as after a connection error
+        with channel.conn_or_acquire() as third:
+            assert third is not first and third.connection_pool is channel.pool
+        # the QoS bookkeeping still works through it: the unacked message, acknowledged, is gone
+        [(tag, _)] = list(channel.qos._delivered.items())
+        assert channel.client.hexists(channel.unacked_key, tag)
+        channel.qos.ack(tag)
+        assert not channel.client.hexists(channel.unacked_key, tag)
+    finally:
+        conn.release()

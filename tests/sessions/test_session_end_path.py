@@ -11,15 +11,22 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from agents.models import Agent
 from controlplane import fleet_events
-from sessions import agent_metrics
+from sessions import agent_metrics, services
 from sessions.agent_metrics import agent_metrics_refresh, agent_metrics_request, agent_metrics_settle
 from sessions.call_report import call_report
-from sessions.hosting import session_close, session_failure, session_mirror_status
+from sessions.hosting import (
+    session_close,
+    session_close_reporting,
+    session_failure,
+    session_mirror_status,
+    session_open,
+)
 from sessions.models import AgentSession, Recording, SessionStatus
-from sessions.services import session_end
+from sessions.services import session_end, session_events_append
 from workers.models import Job
 
 S = SessionStatus
@@ -47,6 +54,26 @@ def stored(session: AgentSession) -> AgentSession:
 
 def figures(metrics: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in metrics.items() if key != "updated_at"}
+
+
+# --- the open ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opening_a_session_is_one_insert_of_the_row_as_the_orm_would_store_it(
+        active_agent: Agent, fleet_sent: list[tuple[str, dict[str, Any]]]) -> None:
+    job = Job.objects.create(agent=active_agent, room_name="room-9", status="running", transport="local", attempts=1)
+    before = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        session = session_open(job=job, agent_version=active_agent.version)
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+    row = stored(session)
+    assert (row.job_id, row.agent_id, row.agent_version, row.room_id, row.transport, row.status, row.last_seq) == (
+        job.pk, active_agent.pk, active_agent.version, "room-9", "local", S.INITIALIZING, 0)
+    assert row.user_data == {"job_id": job.pk, "attempt": 1} and row.metrics == {} and row.conversation_state == {}
+    assert before <= row.started_at <= timezone.now() and row.started_at == session.started_at
+    assert row.ended_at is None and row.error == "" and row.agent_state == "initializing"
+    assert fleet_sent == [("session", {"session_id": session.pk, "status": S.INITIALIZING, "job_id": job.pk})]
 
 
 # --- the close --------------------------------------------------------------------------------
@@ -155,18 +182,79 @@ def test_an_error_reported_by_the_runtime_still_fails_the_session(active_agent: 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_report_reads_the_row_its_agent_and_recording_in_one_statement(active_agent: Agent) -> None:
+def test_the_report_reads_the_row_its_agent_recording_and_transcript_in_one_statement(active_agent: Agent) -> None:
     session = opened(active_agent, S.ACTIVE, metrics={"responses": 2})
     session_close(session.session_id, error=None, reason="completed", session=session)
     with CaptureQueriesContext(connection) as queries:
         report = call_report(session.session_id)
-    assert len(queries.captured_queries) == 2  # the row (+ agent id, recording) and the transcript
+    assert len(queries.captured_queries) == 1  # the row, its agent's id, the recording's existence, the transcript
     assert (report.agent_id, report.status, report.reason, report.metrics) == (
         active_agent.agent_id, S.DISCONNECTED, "completed", {"responses": 2})
     assert report.recording_url is None
     Recording.objects.create(session_id=session.session_id, file="x.wav", sample_rate=16000)
     assert call_report(session.session_id).recording_url.endswith(f"/sessions/{session.session_id}/recording")
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reports_transcript_is_the_heard_turns_in_seq_order(active_agent: Agent) -> None:
+    session = opened(active_agent, S.ACTIVE)
+    t0 = timezone.now()
+    items = [
+        ("conversation_item_added", {"role": "user", "content": "hello"}),
+        ("stt_result", {"text": "not a turn"}),
+        ("conversation_item_added", {"role": "system", "content": "not heard"}),
+        ("conversation_item_added", {"role": "assistant", "content": "hi there", "interrupted": True}),
+        ("conversation_item_added", {"role": "user", "content": "   "}),
+        ("conversation_item_added", {"role": "user", "content": "bye"}),
+    ]
+    session_events_append(session_id=session.session_id,
+                          events=[(type_, t0 + timedelta(seconds=i), data) for i, (type_, data) in enumerate(items)])
+    session_close(session.session_id, error=None, reason="completed", session=session)
+    lines = call_report(session.session_id).transcript
+    assert [(line.role, line.text, line.interrupted) for line in lines] == [
+        ("user", "hello", False), ("assistant", "hi there", True), ("user", "bye", False)]
+    assert [line.at for line in lines] == [t0, t0 + timedelta(seconds=3), t0 + timedelta(seconds=5)]
+    other = opened(active_agent, S.ACTIVE)  # no conversation at all
+    assert call_report(other.session_id).transcript == []
+    with pytest.raises(AgentSession.DoesNotExist):
+        call_report("no-such-session")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("error", [None, "RuntimeError: boom"])
+def test_the_usual_close_reads_the_report_in_the_same_statement_and_it_equals_a_later_read(
+        active_agent: Agent, fleet_sent: list[tuple[str, dict[str, Any]]], error: str | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    requested: list[int] = []  # the agent's metrics recompute, asked for once the end is committed
+    monkeypatch.setattr(services, "agent_metrics_request", lambda agent_pk: requested.append(agent_pk))
+    session = opened(active_agent, S.ACTIVE, metrics={"responses": 1})
+    session_events_append(session_id=session.session_id, events=[
+        ("conversation_item_added", timezone.now(), {"role": "user", "content": "hello"}),
+        ("conversation_item_added", timezone.now(), {"role": "assistant", "content": "hi"})])
+    Recording.objects.create(session_id=session.session_id, file="x.wav", sample_rate=16000)
+    with CaptureQueriesContext(connection) as queries:
+        closed_as, read = session_close_reporting(session.session_id, error=error, reason="completed", session=session)
+    assert len(queries.captured_queries) == 1 and read is not None and requested == [active_agent.pk]
+    assert closed_as == (S.ERROR if error else S.DISCONNECTED) and stored(session).status == closed_as
+    assert fleet_sent == [("session", {"session_id": session.pk, "status": closed_as, "job_id": session.job_id,
+                                       "reason": error or "completed"})]
+    with_close, later = call_report(session.session_id, read), call_report(session.session_id)
+    assert with_close.model_dump(exclude={"at"}) == later.model_dump(exclude={"at"})
+    assert (with_close.status, with_close.reason, with_close.error, with_close.metrics) == (
+        closed_as, "" if error else "completed", error or "", {"responses": 1})
+    assert [line.text for line in with_close.transcript] == ["hello", "hi"] and with_close.recording_url
+    assert with_close.ended_at == stored(session).ended_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_close_that_must_read_the_row_first_leaves_the_report_to_read_it(active_agent: Agent) -> None:
+    session = opened(active_agent, S.INITIALIZING)  # the entry point never reported a connection
+    closed_as, read = session_close_reporting(session.session_id, error=None, reason="completed", session=session)
+    assert (closed_as, read) == (S.DISCONNECTED, None) and stored(session).status == S.DISCONNECTED
+    ended = opened(active_agent, S.DISCONNECTED, ended_at=timezone.now(), end_reason="earlier")
+    assert session_close_reporting(ended.session_id, error=None, reason="completed", session=ended) == (None, None)
+    assert stored(ended).end_reason == "earlier"
 
 # --- agent metrics ----------------------------------------------------------------------------
 

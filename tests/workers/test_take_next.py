@@ -94,16 +94,22 @@ def test_workers_freeing_slots_at_once_take_different_jobs(active_agent: Any, on
 def test_a_freed_slot_already_refilled_does_not_route_the_queue_across_the_fleet(
         active_agent: Any, online_worker: Any, echo_node: Any, busy: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from workers import session_runner
+    from workers.job_end import job_end
 
     job = waiting(active_agent, 1)[0]
     worker = online_worker(echo_node.worker_id, capacity=1)
-    busy(worker, 1)  # a new dispatch took the slot the finished job freed
+    busy(worker, 2)  # the job ending, and a new dispatch that took the slot it frees
+    ending, other = Job.objects.filter(assigned_worker=worker).order_by("pk")
     routed: list[int] = []
     monkeypatch.setattr(session_runner, "jobs_assign_pending", lambda limit: routed.append(limit) or 0)
-    session_runner._route_waiting_jobs(echo_node.worker_id)
+    end = job_end(job_id=ending.pk, worker_id=worker.pk, failure=None, close_circuit=True, take_next=True, serves=SERVES)
+    assert (end.recorded, end.taken, end.full) == (True, None, True)
+    session_runner._route_waiting_jobs(end)
     assert routed == [] and Job.objects.get(pk=job.pk).status == JobStatus.PENDING
     # a free slot it may not use (its circuit opened after a fault of its own): the fleet is asked
-    Job.objects.filter(assigned_worker_id=echo_node.worker_id).update(status=JobStatus.COMPLETED)
     Worker.objects.filter(pk=echo_node.worker_id).update(circuit_state=CircuitState.OPEN)
-    session_runner._route_waiting_jobs(echo_node.worker_id)
+    end = job_end(job_id=other.pk, worker_id=worker.pk, failure="crash", close_circuit=False, take_next=False, serves=[])
+    assert (end.recorded, end.taken, end.more, end.full) == (True, None, True, False)
+    session_runner._route_waiting_jobs(end)
     assert routed == [10]
+    assert Job.objects.get(pk=job.pk).status == JobStatus.PENDING
