@@ -302,6 +302,13 @@ class DjangoEventSink:
             for waiter in waiters:
                 waiter.set()
 
+    def _idle(self, now: float, force: bool) -> bool:
+        """Nothing to store this cycle: no event queued or pending, no flush waiting, and the
+        live state not due yet (`LiveState.due` would return None before its interval)."""
+        live = self._live
+        return (not force and not self._queue and not self._pending
+                and now - live._written_at < live.interval_s)
+
     def _due(self, force: bool) -> tuple[list[Pending], dict[str, Any] | None] | None:
         """The next batch (and the live state, when due) to store, or None: nothing due, or
         backing off after a failure."""
@@ -420,7 +427,10 @@ class _Writer:
         claimed = {sink: sink._claim_waiters() for sink in sinks}
         while True:
             work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None]] = []
+            now = time.monotonic()
             for sink in sinks:
+                if sink._idle(now, bool(claimed[sink])):
+                    continue  # what _due would say, without its calls: most sinks of a cycle have nothing
                 try:
                     due = sink._due(force=bool(claimed[sink]))
                 except Exception:  # noqa: BLE001 - one sink's bug must not stop the others
