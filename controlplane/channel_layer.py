@@ -9,9 +9,9 @@ sessions that dance was half of the web process's time (bench/capacity.py profil
 
 Here `receive` on a process-local channel only waits on the channel's buffer; ONE reader
 task per process (started by the first receive, gone a pop timeout after the last receiver
-left) pops the process key and fills the buffers. Redis keys, message encoding, the backup
-queue that survives a cancelled pop, capacity (a full buffer drops its oldest message) and
-expiry are channels_redis's own. A buffer lives while its channel is received from; a
+left) pops the process key, every entry waiting there at once, and fills the buffers.
+Redis keys, message encoding, the backup queue that survives a cancelled pop, capacity (a
+full buffer drops its oldest message) and expiry are channels_redis's own. A buffer lives while its channel is received from; a
 consumer that went away (its receive cancelled) leaves no buffer behind, and one a late
 message re-created is dropped after the layer's `expiry` with no receiver (its message
 would have expired in Redis by then too). A Redis error reaches every waiting receiver,
@@ -40,6 +40,17 @@ log = logging.getLogger(__name__)
 
 BATCH_KEY = "__batch__"
 READER_RETRY_S = 0.1  # after a Redis error, before the reader pops again for those still waiting
+POP_MANY = 100  # entries the reader takes off the process key per blocking pop, at most
+
+# after the blocking pop: the next entries (oldest first) off the key and onto its backup queue,
+# atomically, as channels_redis's pop does for one
+POP_MORE_LUA = """
+    local items = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
+    for i = 1, #items, 2 do
+        redis.call('ZADD', KEYS[2], items[i + 1], items[i])
+    end
+    return items
+"""
 
 # redis-py looks its own version up in the installed package metadata (importlib.metadata: a
 # directory scan and an e-mail header parse, about a millisecond) for every connection it
@@ -127,8 +138,8 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
                         self.receive_buffer[channel].put_nowait(_ReaderFailed(exc))
                     await asyncio.sleep(READER_RETRY_S)
                     continue
-                if popped is not None:
-                    self._deliver(*popped)
+                for message_channel, message in popped:  # in send order, no await between
+                    self._deliver(message_channel, message)
                 self._sweep(loop.time())
         finally:
             if self._reader is me:
@@ -143,9 +154,13 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
             for name in channels:
                 self.receive_buffer[name].put_nowait(item)
 
-    async def _pop(self, real_channel: str) -> tuple[Any, dict[str, Any]] | None:
-        """channels_redis's `receive_single` for the process key, but one BZPOPMIN: None when
-        it timed out (so the reader can see whether anyone still waits)."""
+    async def _pop(self, real_channel: str) -> list[tuple[Any, dict[str, Any]]]:
+        """channels_redis's `receive_single` for the process key, for every entry waiting
+        there (up to POP_MANY) and with one blocking pop: [] when it timed out (so the reader
+        can see whether anyone still waits). One entry per four round trips was the web
+        process's ceiling: in a burst its key held hundreds of entries, seconds of lateness
+        (bench/capacity.py, 200 calls). The others move to the same backup queue as the
+        first, in one script, so a reader that dies mid-way loses none of them."""
         index = self.consistent_hash(real_channel)
         channel_key = self.prefix + real_channel
         await self.receive_clean_locks.acquire(channel_key)
@@ -153,8 +168,11 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
             content = await self._brpop_with_clean(index, channel_key, timeout=self.brpop_timeout)
             if content is None:
                 self.receive_clean_locks.release(channel_key)
-                return None
-            cleaner = asyncio.ensure_future(self._clean_receive_backup(index, channel_key))
+                return []
+            more = await self.connection(index).eval(POP_MORE_LUA, 2, channel_key,
+                                                     self._backup_channel_name(channel_key), POP_MANY - 1)
+            contents = [content, *more[0::2]]
+            cleaner = asyncio.ensure_future(self._clean_backup(index, channel_key, len(contents)))
             self.receive_cleaners.append(cleaner)
 
             def _cleanup_done(cleaner: asyncio.Future[Any]) -> None:
@@ -165,9 +183,15 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
         except BaseException:
             self.receive_clean_locks.release(channel_key)
             raise
-        message = self.deserialize(content)
-        channel: Any = message.pop("__asgi_channel__", real_channel)
-        return channel, message
+        popped = []
+        for content in contents:
+            message = self.deserialize(content)
+            popped.append((message.pop("__asgi_channel__", real_channel), message))
+        return popped
+
+    async def _clean_backup(self, index: int, channel_key: str, count: int) -> None:
+        """The popped entries are buffered: off the backup queue (its oldest `count`)."""
+        await self.connection(index).zpopmin(self._backup_channel_name(channel_key), count)
 
     def _sweep(self, now: float) -> None:
         """Drop the buffers of channels nobody has received from for `expiry` seconds."""

@@ -174,3 +174,33 @@ def test_a_redis_error_reaches_the_waiting_receivers() -> None:
 
     results = asyncio.run(scenario())
     assert len(results) == 3 and all(isinstance(r, Exception) and "onnect" in str(r) for r in results), results
+
+
+def test_a_backlog_is_taken_off_the_key_in_few_pops_in_order_and_leaves_no_backup() -> None:
+    layer = make_layer(capacity=500)
+
+    async def scenario() -> tuple[list[int], int, int]:
+        channel = await layer.new_channel()
+        for n in range(250):  # queued in Redis before anyone receives
+            await layer.send(channel, {"type": "t", "n": n})
+        pops = 0
+        real_pop = layer._pop
+
+        async def counted(real_channel: str) -> Any:
+            nonlocal pops
+            popped = await real_pop(real_channel)
+            pops += bool(popped)
+            return popped
+
+        layer._pop = counted  # type: ignore[method-assign]
+        got = [(await asyncio.wait_for(layer.receive(channel), 10))["n"] for _ in range(250)]
+        await layer.wait_received()
+        key = layer.prefix + layer.non_local_name(channel)
+        in_backup = await layer.connection(0).zcard(layer._backup_channel_name(key))
+        await layer.flush()
+        return got, pops, in_backup
+
+    got, pops, in_backup = asyncio.run(scenario())
+    assert got == list(range(250))
+    assert pops <= 4  # a hundred entries a pop, not one
+    assert in_backup == 0
