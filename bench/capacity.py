@@ -135,6 +135,7 @@ class Watch:
     def __init__(self) -> None:
         self.seqs: list[int] = []
         self.latency_ms: list[float] = []
+        self.latency_at: list[float] = []  # time.monotonic() each latency_ms was taken
         self.stopped = asyncio.Event()
         self.reconnects = 0
         self.error = ""
@@ -166,6 +167,7 @@ async def watch_session(base: str, key: str, session_id: str, watch: Watch, stop
                             watch.seqs.append(event["seq"])
                             if live:
                                 watch.latency_ms.append((now - datetime.fromisoformat(event["at"]).timestamp()) * 1000)
+                                watch.latency_at.append(time.monotonic())
                             if event["type"] == "call_ended":
                                 watch.stopped.set()
                 return
@@ -320,6 +322,11 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         lost += len(set(stored_seqs[session_id]) - have)
         duplicated += len(watch.seqs) - len(have)
     latency = [ms for w in watches.values() for ms in w.latency_ms]
+    # the same, only for events received while every call was up (not the ramp, not the hang-ups):
+    # where a late tail comes from
+    full_window = [s[0] for s in samples if s[3] >= len(sessions)]
+    steady = [ms for w in watches.values() for ms, at in zip(w.latency_ms, w.latency_at)
+              if full_window and full_window[0] <= at <= full_window[-1]]
     replies = [ms for r in reports for ms in r["reply_ms"]]
     edges = reports[0]["lag_edges_ms"] if reports else []
 
@@ -352,7 +359,9 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
                      "n": len(replies), "missing": sum(r["missing_replies"] for r in reports)},
         "caller_reports": len(reports),
         "event_to_ws_ms": {"p50": round(pct(latency, 50), 1) if latency else None,
-                           "p99": round(pct(latency, 99), 1) if latency else None, "n": len(latency)},
+                           "p99": round(pct(latency, 99), 1) if latency else None, "n": len(latency),
+                           "all_calls_up": {"p50": round(pct(steady, 50), 1) if steady else None,
+                                            "p99": round(pct(steady, 99), 1) if steady else None, "n": len(steady)}},
         "events": {"stored": stored_total, "received": received_total, "lost": lost, "duplicated": duplicated,
                    "socket_reconnects": sum(w.reconnects for w in watches.values()),
                    "socket_errors": sorted({w.error for w in watches.values() if w.error})[:3]},
@@ -401,7 +410,8 @@ def print_round(f: dict[str, Any]) -> None:
     say(f"N={f['n']:4d}  in-lag p50/p99 {f['in_lag_ms']['p50']}/{f['in_lag_ms']['p99']} ms  "
         f"out-lag p50/p99 {f['out_lag_ms']['p50']}/{f['out_lag_ms']['p99']} ms  "
         f"reply p50/p99 {f['reply_ms']['p50']}/{f['reply_ms']['p99']} ms ({f['reply_ms']['n']} replies, "
-        f"{f['reply_ms']['missing']} missing)  event→WS p50/p99 {f['event_to_ws_ms']['p50']}/{f['event_to_ws_ms']['p99']} ms  "
+        f"{f['reply_ms']['missing']} missing)  event→WS p50/p99 {f['event_to_ws_ms']['p50']}/{f['event_to_ws_ms']['p99']} ms "
+        f"(all calls up: {f['event_to_ws_ms']['all_calls_up']['p50']}/{f['event_to_ws_ms']['all_calls_up']['p99']} ms)  "
         f"events stored {f['events']['stored']} received {f['events']['received']} lost {f['events']['lost']} "
         f"dup {f['events']['duplicated']}  worker CPU {f['worker']['cpu_percent_of_one_core']} %  "
         f"RSS {f['worker']['rss_mb_per_call']} MB/call  failed {f['failed']}  load {f['load_average_1m']}  "

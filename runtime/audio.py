@@ -47,31 +47,52 @@ class LevelMeter:
     """Frames, samples and level of one audio stream over an interval: the one place audio
     is metered (the session's in/out meters, the event they become, the sink stores it).
 
-    Per frame it costs a dot product in a reused float32 buffer, no allocation."""
+    Per frame it costs one copy into a float64 block; the block's sum of squares is taken
+    (one dot product) when it is full or the level is read. A dot per frame was the largest
+    self cost of a worker hosting hundreds of calls (bench/capacity.py), and float64 keeps
+    the sum exact however long the block (int16 squares overflow int16)."""
 
-    __slots__ = ("frames", "samples", "_sum_sq", "_scratch")
+    __slots__ = ("frames", "samples", "_sum_sq", "_block", "_used")
+
+    BLOCK_SAMPLES = 8192  # about half a second at 16 kHz: a few dozen frames per dot product
 
     def __init__(self) -> None:
         self.frames = 0
         self.samples = 0
         self._sum_sq = 0.0
-        self._scratch = np.zeros(0, dtype=np.float32)
+        self._block = np.empty(self.BLOCK_SAMPLES, dtype=np.float64)
+        self._used = 0  # samples of the block not yet in _sum_sq
 
     def add(self, frame: np.ndarray) -> None:
-        """One mono int16 frame (a stream's frames all have one size: the buffer is kept)."""
-        x = self._scratch
-        if x.size != frame.size:
-            x = self._scratch = np.empty(frame.size, dtype=np.float32)
-        np.copyto(x, frame)  # int16 squares overflow int16: sum them as float32
-        self._sum_sq += float(np.dot(x, x))
-        self.samples += frame.size
+        """One mono int16 frame."""
+        n = frame.size
+        used = self._used
+        if used + n > self.BLOCK_SAMPLES:
+            self._fold()
+            used = 0
+            if n > self.BLOCK_SAMPLES:  # a frame longer than the block: on its own
+                x = frame.astype(np.float64)
+                self._sum_sq += float(np.dot(x, x))
+                self.samples += n
+                self.frames += 1
+                return
+        np.copyto(self._block[used:used + n], frame)
+        self._used = used + n
+        self.samples += n
         self.frames += 1
 
+    def _fold(self) -> None:
+        if self._used:
+            x = self._block[:self._used]
+            self._sum_sq += float(np.dot(x, x))
+            self._used = 0
+
     def level(self) -> float:
+        self._fold()
         return dbfs(self._sum_sq, self.samples)
 
     def reset(self) -> None:
-        self.frames = self.samples = 0
+        self.frames = self.samples = self._used = 0
         self._sum_sq = 0.0
 
 

@@ -155,7 +155,8 @@ class AgentSession(SessionCore):
             self.endpointer.on_speech_end(pcm, self._audio_in.rate, silence_s=tr.silence_ms / 1000)
 
     def _maybe_interrupt_by_voice(self) -> None:
-        if self._vad.speech_ms >= self.options.turn.min_interruption_duration_ms:
+        # per voiced frame: nothing to interrupt is the usual case, decided without a call
+        if self._current is not None and self._vad.speech_ms >= self.options.turn.min_interruption_duration_ms:
             self.interrupt(reason="user_speech")
 
     # -- the Endpointer's hooks (turns.EndpointHooks) ----------------------------------------

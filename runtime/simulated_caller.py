@@ -156,13 +156,19 @@ class SimulatedCaller:
         self.config = config
         self._ticker = ticker
         self._silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        # the utterance as whole 20 ms frames (the last one padded with silence), cut once:
+        # per tick the caller hands one over, no slicing or padding per frame
+        padded = np.zeros(max(1, -(-self.speech.size // FRAME_SAMPLES)) * FRAME_SAMPLES, dtype=np.int16)
+        padded[:self.speech.size] = self.speech
+        padded.flags.writeable = False  # shared by every utterance: nobody writes into it
+        self._frames = [padded[i:i + FRAME_SAMPLES] for i in range(0, padded.size, FRAME_SAMPLES)]
         self._scratch = np.zeros(0, dtype=np.float32)
         self.session: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # what the caller is doing: "greeting" (let a greeting finish), "speaking", "waiting"
         # (for the reply to begin), "listening" (until the reply is over)
         self.phase = "greeting"
-        self._pos = 0
+        self._pos = 0  # the next frame of the utterance
         self._spoke_at = 0.0  # loop time of the last frame of the utterance
         self._phase_at = 0.0
         self.last_audio_at = 0.0  # loop time of the agent's last audible frame
@@ -224,14 +230,12 @@ class SimulatedCaller:
             self._pos = 0
         if self.phase != "speaking":
             return self._silence
-        frame = self.speech[self._pos:self._pos + FRAME_SAMPLES]
-        self._pos += FRAME_SAMPLES
-        if self._pos >= self.speech.size:
+        frame = self._frames[self._pos]
+        self._pos += 1
+        if self._pos >= len(self._frames):
             self.utterances += 1
             self._spoke_at = now
             self._enter("waiting", now)
-        if frame.size < FRAME_SAMPLES:
-            frame = np.pad(frame, (0, FRAME_SAMPLES - frame.size))
         return frame
 
     async def run(self, session: Any, push: Callable[[np.ndarray, int], None] | None = None) -> CallerReport:
@@ -245,16 +249,18 @@ class SimulatedCaller:
         start = loop.time()
         self._enter("greeting", start)
         sub = 0
+        # looked up once: the tick runs 50 times a second for every caller of the process
+        ends_at, now_of, lag_add, next_frame = start + self.config.duration_s, loop.time, self.in_lag.add, self._next_frame
 
         def tick(scheduled: float) -> None:
-            now = loop.time()
-            if now - start >= self.config.duration_s or session.closed:
+            now = now_of()
+            if now >= ends_at or session.closed:
                 clock.remove(sub)
                 if not done.done():
                     done.set_result(None)
                 return
-            self.in_lag.add(max(0.0, now - scheduled) * 1000)
-            push(self._next_frame(now), RATE)
+            lag_add((now - scheduled) * 1000 if now > scheduled else 0.0)
+            push(next_frame(now), RATE)
 
         sub = clock.add(tick)
         try:

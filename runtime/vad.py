@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import _webrtcvad
 import numpy as np
 import webrtcvad
 
@@ -41,6 +42,7 @@ class VAD:
         self.sample_rate = sample_rate
         self._frame_ms = opts.frame_ms
         self._vad = webrtcvad.Vad(webrtc_mode(opts.sensitivity))
+        self._handle = self._vad._vad  # the C detector: process() calls it without the wrapper
         self.frame_samples = sample_rate * opts.frame_ms // 1000
         self._start_frames = max(1, -(-opts.min_speech_ms // opts.frame_ms))
         self._end_frames = max(1, -(-opts.min_silence_ms // opts.frame_ms))
@@ -50,8 +52,13 @@ class VAD:
         self._speech_frames = 0
 
     def process(self, frame: np.ndarray) -> VadTransition | None:
-        # bytes view: len() of an int16 memoryview counts samples, and webrtcvad wants bytes
-        voiced = self._vad.is_speech(memoryview(frame).cast("B"), self.sample_rate)
+        # webrtcvad's C function, not Vad.is_speech: the wrapper's length arithmetic cost as
+        # much as the detection, per frame of every call. The length is the frame's own sample
+        # count, so the C code never reads past the buffer; a frame that is not int16 is refused
+        # (C reads int16 samples), and a size webrtcvad cannot take raises webrtcvad.Error as before.
+        if frame.dtype != np.int16:
+            raise ValueError(f"VAD frames are int16, not {frame.dtype}")
+        voiced = _webrtcvad.process(self._handle, self.sample_rate, frame, frame.size)
         fm = self._frame_ms
         if voiced:
             self._voiced_run += 1
@@ -89,8 +96,10 @@ class UtteranceBuffer:
     def __init__(self, *, rate: int, padding_ms: int, frame_samples: int) -> None:
         self.rate = rate
         self._pre = max(frame_samples, rate * padding_ms // 1000)
+        # the pre-roll is a circular buffer: one copy per idle frame, not a shift and a copy
         self._ring = np.zeros(self._pre, dtype=np.int16)
-        self._ring_n = 0
+        self._ring_n = 0  # samples held (at most _pre)
+        self._ring_w = 0  # where the next sample goes; once full, also the oldest sample
         self._buf = np.zeros(rate * 4, dtype=np.int16)
         self._n = 0
         self.active = False
@@ -109,22 +118,31 @@ class UtteranceBuffer:
             self._n = need
             return
         n = frame.size
-        if n >= self._pre:
-            self._ring[:] = frame[-self._pre:]
-            self._ring_n = self._pre
+        pre = self._pre
+        if n >= pre:
+            self._ring[:] = frame[-pre:]
+            self._ring_n, self._ring_w = pre, 0
             return
-        keep = min(self._ring_n, self._pre - n)
-        if keep:
-            self._ring[:keep] = self._ring[self._ring_n - keep:self._ring_n]
-        self._ring[keep:keep + n] = frame
-        self._ring_n = keep + n
+        w = self._ring_w
+        first = min(n, pre - w)
+        self._ring[w:w + first] = frame[:first]
+        if first < n:  # wraps round
+            self._ring[:n - first] = frame[first:]
+        self._ring_w = (w + n) % pre
+        self._ring_n = min(pre, self._ring_n + n)
 
     def begin(self) -> None:
-        """Speech started: the pre-roll becomes the head of the utterance."""
+        """Speech started: the pre-roll (oldest first) becomes the head of the utterance."""
         self.active = True
-        self._buf[: self._ring_n] = self._ring[: self._ring_n]
-        self._n = self._ring_n
-        self._ring_n = 0
+        held, w = self._ring_n, self._ring_w
+        if held < self._pre:  # never wrapped: the samples are ring[:held]
+            self._buf[:held] = self._ring[:held]
+        else:
+            tail = self._pre - w
+            self._buf[:tail] = self._ring[w:]
+            self._buf[tail:held] = self._ring[:w]
+        self._n = held
+        self._ring_n = self._ring_w = 0
 
     def take(self) -> np.ndarray:
         """Speech ended: the utterance (a copy) and back to pre-roll mode."""

@@ -4,7 +4,7 @@
 With hundreds of sessions in a worker process, `SessionEvent(...)` per event (Model.__init__
 and its pre_init/post_init signals) plus `bulk_create`'s per-object preparation was about half of
 the writer's Python time (bench/capacity.py profiles: bulk_create 3–6 % of the worker's GIL). Here the values go straight into one
-`INSERT … SELECT FROM unnest(arrays) RETURNING id`, and the rows handed on (to the broadcaster and the
+`INSERT … SELECT FROM jsonb_to_recordset(one JSON text) RETURNING id`, and the rows handed on (to the broadcaster and the
 stored-events listeners) are built the way the ORM leaves an instance it loaded from the
 database: the field values in `__dict__` and a `_state` that is not "adding".
 
@@ -15,10 +15,11 @@ plus BEGIN/COMMIT, three times per short call on the worker. `events_append_retu
 single statement is atomic on its own, and the UPDATE still takes the session row's lock, so
 concurrent writers of one session are serialised and seqs stay gap-free.
 
-PostgreSQL only (unnest, arrays, RETURNING); the writer uses it inside its transaction.
+PostgreSQL only (jsonb_to_recordset, unnest, arrays, RETURNING); the writer uses it inside its transaction.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -45,23 +46,38 @@ def _prepared_data(datas: Sequence[dict[str, Any]]) -> list[Any]:
     return [data_field.get_db_prep_save(data, connection) for data in datas]
 
 
+@lru_cache(maxsize=1)
 def _statement() -> str:
-    """One statement whatever the row count: a column per array parameter, unnested. Its text
-    never changes, so psycopg parses it once (a VALUES list with a placeholder per value was
-    re-split on every cycle: too long for its statement cache)."""
+    """One statement whatever the row count, its rows in ONE jsonb parameter (an array of
+    `{s, q, t, a, d}` objects) that PostgreSQL turns back into columns. Its text never
+    changes, so psycopg parses it once. Not an array parameter per column: psycopg quotes
+    arrays element by element in Python (every event's JSON escaped again inside a jsonb[]
+    literal), the largest share of the writer's time at hundreds of calls; one JSON text is
+    encoded by the json module's C encoder and quoted once."""
     meta = SessionEvent._meta
     return (f'INSERT INTO "{meta.db_table}" ({_columns()}) '
-            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::jsonb[]) "
+            "SELECT r.s, r.q, r.t, r.a, r.d FROM jsonb_to_recordset(%s::jsonb) "
+            "AS r(s text, q bigint, t text, a timestamptz, d jsonb) "
             f'RETURNING "{meta.pk.column}", "{meta.get_field("session").column}", "seq"')
 
 
-def _loaded_row(pk: int, values: EventValues) -> SessionEvent:
-    """A SessionEvent as a query would return it, without running Model.__init__."""
+def _rows_json(values: Sequence[EventValues]) -> str:
+    """The rows as the statement's one parameter; `data` encoded as the JSON column's own
+    adapter would (json.dumps with the field's encoder, if it has one)."""
+    encoder = SessionEvent._meta.get_field("data").encoder
+    return json.dumps([{"s": session_id, "q": seq, "t": type_, "a": at.isoformat(), "d": data}
+                       for session_id, seq, type_, at, data in values], cls=encoder)
+
+
+def _loaded_row(pk: int, values: EventValues, db: str) -> SessionEvent:
+    """A SessionEvent as a query would return it, without running Model.__init__. `db` is the
+    connection's alias, read once per statement by the caller (django.db.connection is a
+    thread-local proxy: a lookup per row was a tenth of the writer's time at 400 calls)."""
     session_id, seq, type_, at, data = values
     row = SessionEvent.__new__(SessionEvent)
     state = ModelState()
     state.adding = False
-    state.db = connection.alias
+    state.db = db
     row._state = state
     row.__dict__.update(id=pk, session_id=session_id, seq=seq, type=type_, at=at, data=data)
     return row
@@ -71,12 +87,12 @@ def event_rows_insert(values: Sequence[EventValues]) -> list[SessionEvent]:
     """Insert the rows (in the caller's transaction) and return them, ids set, in input order."""
     if not values:
         return []
-    session_ids, seqs, types, ats, datas = (list(column) for column in zip(*values))
     with connection.cursor() as cursor:
-        cursor.execute(_statement(), [session_ids, seqs, types, ats, _prepared_data(datas)])
+        cursor.execute(_statement(), [_rows_json(values)])
         # RETURNING's order is not promised: match the ids by (session, seq), unique per row
         ids = {(session_id, seq): pk for pk, session_id, seq in cursor.fetchall()}
-    return [_loaded_row(ids[(v[0], v[1])], v) for v in values]
+    db = connection.alias
+    return [_loaded_row(ids[(v[0], v[1])], v, db) for v in values]
 
 
 @lru_cache(maxsize=1)
@@ -102,6 +118,43 @@ def events_append_returning(*, session_id: str, events: Sequence[Pending]) -> li
         ids = {seq: pk for pk, seq in cursor.fetchall()}
     if not ids:
         raise AgentSession.DoesNotExist(f"no session row {session_id}")
-    first = min(ids)
-    return [_loaded_row(ids[first + i], (session_id, first + i, type_, at, data))
+    first, db = min(ids), connection.alias
+    return [_loaded_row(ids[first + i], (session_id, first + i, type_, at, data), db)
             for i, (type_, at, data) in enumerate(events)]
+
+
+# --- the live state of many sessions in one UPDATE ---------------------------------------------
+_LIVE_TEXT_FIELDS = ("agent_state", "user_state")
+_LIVE_JSON_FIELDS = ("audio_state", "metrics", "conversation_state")
+
+
+@lru_cache(maxsize=1)
+def _live_statement() -> str:
+    """Each session's changed live columns from one jsonb parameter (`[{id, f: {field: value}}]`):
+    a column a session's `f` lacks keeps its value, as `QuerySet.update(**fields)` leaves it."""
+    q = connection.ops.quote_name
+    meta = AgentSession._meta
+    sets = []
+    for name, op in [*((n, "->>") for n in _LIVE_TEXT_FIELDS), *((n, "->") for n in _LIVE_JSON_FIELDS)]:
+        column = q(meta.get_field(name).column)
+        sets.append(f"{column} = CASE WHEN v.f ? '{name}' THEN v.f {op} '{name}' ELSE s.{column} END")
+    return (f"UPDATE {q(meta.db_table)} AS s SET {', '.join(sets)} "
+            f"FROM jsonb_to_recordset(%s::jsonb) AS v(id text, f jsonb) WHERE s.{q(meta.pk.column)} = v.id")
+
+
+def live_states_write(states: dict[str, dict[str, Any]]) -> None:
+    """`session_live_state_write` for many sessions (session id → its changed live fields), in
+    the caller's transaction: the event sink's shared cycle wrote one ORM UPDATE per session
+    and second, the writer's largest statement count at hundreds of calls."""
+    if not states:
+        return
+    known = {*_LIVE_TEXT_FIELDS, *_LIVE_JSON_FIELDS}
+    for fields in states.values():
+        unknown = set(fields) - known
+        if unknown:
+            raise ValueError(f"not live-state fields: {', '.join(sorted(unknown))}")
+    # the JSON columns' own adapter is plain json.dumps (no encoder): the text sent is the same
+    assert all(AgentSession._meta.get_field(name).encoder is None for name in _LIVE_JSON_FIELDS)
+    payload = json.dumps([{"id": session_id, "f": fields} for session_id, fields in states.items()])
+    with connection.cursor() as cursor:
+        cursor.execute(_live_statement(), [payload])

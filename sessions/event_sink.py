@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from controlplane.broadcaster import GroupSend, asend, broadcaster
-from sessions.event_rows import EventValues, event_rows_insert
+from sessions.event_rows import EventValues, event_rows_insert, live_states_write
 from sessions.live_state import AudioSnapshot, LiveState
 from sessions.models import AgentSession, SessionEvent
 from sessions.participants import participants_apply
@@ -302,6 +302,13 @@ class DjangoEventSink:
             for waiter in waiters:
                 waiter.set()
 
+    def _idle(self, now: float, force: bool) -> bool:
+        """Nothing to store this cycle: no event queued or pending, no flush waiting, and the
+        live state not due yet (`LiveState.due` would return None before its interval)."""
+        live = self._live
+        return (not force and not self._queue and not self._pending
+                and now - live._written_at < live.interval_s)
+
     def _due(self, force: bool) -> tuple[list[Pending], dict[str, Any] | None] | None:
         """The next batch (and the live state, when due) to store, or None: nothing due, or
         backing off after a failure."""
@@ -420,7 +427,10 @@ class _Writer:
         claimed = {sink: sink._claim_waiters() for sink in sinks}
         while True:
             work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] | None]] = []
+            now = time.monotonic()
             for sink in sinks:
+                if sink._idle(now, bool(claimed[sink])):
+                    continue  # what _due would say, without its calls: most sinks of a cycle have nothing
                 try:
                     due = sink._due(force=bool(claimed[sink]))
                 except Exception:  # noqa: BLE001 - one sink's bug must not stop the others
@@ -467,8 +477,8 @@ def _store_many(work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] 
     """Every sink's batch in a few statements, inside the caller's transaction: the seqs of all
     sessions from ONE `UPDATE … FROM unnest(…) RETURNING` (each session's counter bumped by
     its batch's size under the row lock, as `session_events_append` does for one: gap-free),
-    then ONE multi-row INSERT (sessions.event_rows). Per session only what is rare: participant rows, the live
-    state (at most once a second). A session whose row is gone fails the whole transaction,
+    then ONE multi-row INSERT and ONE UPDATE of the due live states (sessions.event_rows). Per
+    session only what is rare: participant rows. A session whose row is gone fails the whole transaction,
     and the writer then stores each sink on its own."""
     table = AgentSession._meta.db_table
     counts = [(sink.session_id, len(batch)) for sink, batch, _ in work if batch]
@@ -487,13 +497,15 @@ def _store_many(work: list[tuple[DjangoEventSink, list[Pending], dict[str, Any] 
         if missing:
             raise SessionRowMissing(f"no session row for {', '.join(sorted(missing))}")
     values: list[EventValues] = []
+    lives: dict[str, dict[str, Any]] = {}
     for sink, batch, live in work:
         if batch:
             first = last[sink.session_id] - len(batch) + 1
             values.extend((sink.session_id, first + i, type_, at, data) for i, (type_, at, data) in enumerate(batch))
             participants_apply(session_id=sink.session_id, events=batch)
         if live:
-            session_live_state_write(session_id=sink.session_id, fields=live)
+            lives[sink.session_id] = live
+    live_states_write(lives)  # every due live state in one UPDATE (sessions.event_rows)
     # one INSERT for every session's rows, without Model.__init__ per event (sessions.event_rows)
     inserted = iter(event_rows_insert(values))
     return [(sink, batch, live, [next(inserted) for _ in batch]) for sink, batch, live in work]

@@ -40,20 +40,29 @@ class OpenAIHTTP:
         self._headers = {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT, **(headers or {})}
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._proxy: tuple[Any, Any] = (None, None)  # (proxy URL, its auth) from the environment
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            # trust_env: HTTP(S)_PROXY as httpx (the SDK's transport) honoured them
+            # HTTP(S)_PROXY / NO_PROXY as httpx (the SDK's transport) honoured them, looked up
+            # once per pool: aiohttp's trust_env did it per request, with two thread-pool hops
+            # (a netrc read and the proxy lookup, each iterating os.environ) competing with the
+            # session loop for the GIL, hundreds of times a second in a busy worker. No netrc:
+            # the key is the request's Authorization header (aiohttp refuses both at once).
+            self._proxy = env_proxy(self.base_url)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS), headers=self._headers,
-                timeout=self._timeout, trust_env=True, read_bufsize=READ_BUFFER_BYTES)
+                timeout=self._timeout, read_bufsize=READ_BUFFER_BYTES)
         return self._session
 
     async def post(self, source: str, path: str, *, json_body: Any = None,
                    form: aiohttp.FormData | None = None) -> aiohttp.ClientResponse:
         """The response once its status is a success (the caller reads it, then `release`s
         it); ProviderError for an error status, with the server's own message."""
-        response = await self._http().post(self.base_url + path, json=json_body, data=form)
+        session = self._http()
+        proxy, proxy_auth = self._proxy
+        response = await session.post(self.base_url + path, json=json_body, data=form, proxy=proxy,
+                                      proxy_auth=proxy_auth)
         if response.status >= 400:
             try:
                 body = await response.read()
@@ -71,6 +80,18 @@ class OpenAIHTTP:
                 connector._close()  # the synchronous part of close(): transports closed, pool marked closed
             except Exception:  # noqa: BLE001 - a loop already closed refuses the callbacks
                 pass
+
+
+def env_proxy(url: str) -> tuple[Any, Any]:
+    """(proxy URL, proxy auth) the environment gives `url` (HTTP_PROXY, HTTPS_PROXY, NO_PROXY,
+    as aiohttp's trust_env reads them), or (None, None)."""
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        return get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
 
 
 # Per event loop (an aiohttp session is bound to its loop). A session refers to its loop, so

@@ -152,3 +152,28 @@ def test_agent_metrics_add_up_its_sessions_when_one_ends(active_agent: Agent) ->
     assert metrics["latency_p50_ms"] == 1000.0 and metrics["latency_p95_ms"] == 1900.0
     assert metrics["latency_ms"]["end_to_end"]["count"] == 20
     assert third.status == SessionStatus.ACTIVE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_shared_cycle_writes_each_sessions_live_state_and_nothing_else(active_agent: Agent) -> None:
+    """The writer's shared cycle stores the live state of every session in one UPDATE
+    (sessions.event_rows.live_states_write): each row gets its own changed fields, the
+    columns a session did not change keep their values, and another session's row is untouched."""
+    from sessions.event_sink import _writer
+
+    rows = [AgentSession.objects.create(agent=active_agent, agent_version=active_agent.version, room_id=f"lv{i}",
+                                        status="active") for i in range(3)]
+    AgentSession.objects.filter(pk=rows[2].pk).update(agent_state="thinking", metrics={"kept": 1})
+    sinks = [DjangoEventSink(row.session_id) for row in rows[:2]]
+    with _writer()._lock:  # the writer's next cycle sees both sinks' events at once
+        sinks[0].emit(ev.AgentStateChanged(old_state="initializing", new_state="speaking"))
+        sinks[1].emit(ev.UserStateChanged(old_state="listening", new_state="speaking"))
+        sinks[1].emit(ev.ConversationItemAdded(role="user", content="it's \"quoted\" \\ and ünïcode"))
+    assert all(sink.close() for sink in sinks)
+    first, second, other = (AgentSession.objects.get(pk=row.pk) for row in rows)
+    assert (first.agent_state, first.user_state) == ("speaking", "listening")
+    assert (second.agent_state, second.user_state) == ("initializing", "speaking")
+    assert second.conversation_state["last_user_text"] == "it's \"quoted\" \\ and ünïcode"
+    assert (other.agent_state, other.metrics) == ("thinking", {"kept": 1})
+    for row in (first, second):
+        assert validate_audio_state(row.audio_state) == [] and row.metrics["turns"] == 0
