@@ -2,7 +2,22 @@
 and a clean fleet in it."""
 from __future__ import annotations
 
+import os
 import statistics
+
+
+def dispatch_bench_defaults(database: str, *, db_pool_max_size: int) -> None:
+    """The environment the dispatch benches run Django in, unless the caller set it: PostgreSQL
+    and Redis (the production setup, so a key is required), and no queue or rate limit that
+    would refuse a burst."""
+    os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{database}")
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
+    os.environ.setdefault("JOB_QUEUE_LIMIT", "100000")
+    os.environ.setdefault("DISPATCH_RATE_LIMIT_PER_MINUTE", "1000000")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DB_POOL_MAX_SIZE", str(db_pool_max_size))
 
 
 def pct(values: list[float], p: float) -> float:

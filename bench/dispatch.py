@@ -36,18 +36,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import fresh_fleet, pct, summary  # noqa: E402
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fleet_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)  # PostgreSQL/Redis: not embedded, a key is required
-os.environ.setdefault("JOB_QUEUE_LIMIT", "100000")
-os.environ.setdefault("DISPATCH_RATE_LIMIT_PER_MINUTE", "1000000")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+from bench.common import dispatch_bench_defaults, fresh_fleet, pct, summary  # noqa: E402
 # a pool per process, as docker-compose.yml's workers run: 40 here (2 workers, 50 threads each,
 # 80 of PostgreSQL's 100 connections); 20 there (sized for 4 workers). With 20 here the threads
 # queued for connections: 16.7 jobs/s against 35.7 with 40 and 24.8 without a pool (README)
-os.environ.setdefault("DB_POOL_MAX_SIZE", "40")
+dispatch_bench_defaults("fleet_bench", db_pool_max_size=40)
 
 
 def start_workers(n: int, concurrency: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:

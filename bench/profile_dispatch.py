@@ -19,18 +19,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import ensure_database, summary  # noqa: E402
+from bench.common import dispatch_bench_defaults, ensure_database, summary  # noqa: E402
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_profile")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
-os.environ.setdefault("JOB_QUEUE_LIMIT", "100000")
-os.environ.setdefault("DISPATCH_RATE_LIMIT_PER_MINUTE", "1000000")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
 # a connection pool, as compose's web processes run (WEB_DB_POOL_MAX_SIZE) and bench/dispatch.py
 # posts with: each request takes its connection from the pool and gives it back
-os.environ.setdefault("DB_POOL_MAX_SIZE", "10")
+dispatch_bench_defaults("cp_profile", db_pool_max_size=10)
 
 
 def main() -> None:

@@ -25,17 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import fresh_fleet, summary  # noqa: E402
+from bench.common import dispatch_bench_defaults, fresh_fleet, summary  # noqa: E402
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cp_profile")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 40)
-os.environ.setdefault("JOB_QUEUE_LIMIT", "100000")
-os.environ.setdefault("DISPATCH_RATE_LIMIT_PER_MINUTE", "1000000")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+dispatch_bench_defaults("cp_profile", db_pool_max_size=40)
 os.environ.setdefault("WORKER_ENTRY_POINT", "sessions.entrypoints:echo_session")
-os.environ.setdefault("DB_POOL_MAX_SIZE", "40")
 
 
 class StatementCounter:
