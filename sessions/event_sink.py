@@ -305,9 +305,7 @@ class DjangoEventSink:
     def _idle(self, now: float, force: bool) -> bool:
         """Nothing to store this cycle: no event queued or pending, no flush waiting, and the
         live state not due yet (`LiveState.due` would return None before its interval)."""
-        live = self._live
-        return (not force and not self._queue and not self._pending
-                and now - live._written_at < live.interval_s)
+        return not force and not self._queue and not self._pending and self._live.too_soon(now)
 
     def _due(self, force: bool) -> tuple[list[Pending], dict[str, Any] | None] | None:
         """The next batch (and the live state, when due) to store, or None: nothing due, or

@@ -223,10 +223,14 @@ class LiveState:
             fields["user_state"] = self.user_state
         return fields
 
+    def too_soon(self, now: float) -> bool:
+        """Less than the write interval since the last write: `due` answers None without `force`."""
+        return now - self._written_at < self.interval_s
+
     def due(self, *, force: bool = False, now: float | None = None) -> dict[str, Any] | None:
         """The row's new fields if they changed and a second has passed (or `force`), else None."""
         now = time.monotonic() if now is None else now
-        if not force and now - self._written_at < self.interval_s:
+        if not force and self.too_soon(now):
             return None
         if not self._changed and self.audio is None and self._written:
             return None
