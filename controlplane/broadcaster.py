@@ -1,7 +1,8 @@
 """The process's one broadcaster: one thread, one event loop, one channel-layer connection.
 
 Session events (the event sink, once a batch is stored) and fleet events (state changes)
-leave the process from here, in the order they were handed over. `async_to_sync` would
+leave the process from here, each group's in the order they were handed over (hand-overs
+queued behind one another go out together: see Broadcaster._waiting_too). `async_to_sync` would
 open a fresh loop per call, and with it a fresh Redis connection; sending on the caller's
 thread would make a state change or the sink's writer wait for Redis.
 
@@ -88,7 +89,7 @@ async def _send_group(layer: Any, group: str, messages: list[Message]) -> None:
 
 # --- the thread ----------------------------------------------------------------------------
 class Broadcaster:
-    """Sends in hand-over order on one long-lived loop, so one reused Redis connection."""
+    """Sends in hand-over order (per group) on one long-lived loop, so one reused Redis connection."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[Sequence[GroupSend], Future[None]] | None] = queue.SimpleQueue()

@@ -1,11 +1,12 @@
-"""Many group sends on channels_redis in two round trips per Redis host, not four per group.
+"""Many group sends on channels_redis in a few round trips per Redis host, not four per group.
 
 channels_redis (4.3) has no multi-group send: `group_send` prunes the group, reads its
 channels, prunes each channel and runs its Lua script, one awaited command after another,
 per group. The event sink's writer hands over one message per live session each cycle,
 so with hundreds of sessions that was the broadcaster's time and most of Redis's. Here one
-pipeline prunes and reads every group of a round, and one pipeline prunes every channel
-and runs the same Lua script once for all of them, on the layer's own connections, keys,
+pipeline prunes and reads every group of the hand-over, and per round (each group's next
+message) one pipeline prunes every channel and runs the same Lua script once for all of
+them; a group nobody is in costs its read only, on the layer's own connections, keys,
 serialisation, capacity and expiry, so a message arrives exactly as its own `group_send`
 delivers it. On `controlplane.channel_layer.BatchingRedisChannelLayer` a round's messages
 to one receiving process are one entry (see there why).
