@@ -18,13 +18,17 @@ with a connection error, which Celery ignores before reconnecting.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from kombu.transport import redis
 
+from controlplane.broker_bookkeeping import TickBatchedQoS
+
 
 class Channel(redis.Channel):
+    QoS = TickBatchedQoS  # the unacked bookkeeping, one pipeline per turn of the worker's loop
     _sync_client: tuple[Any, Any] | None = None  # (the pool, the client built around it)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -73,6 +77,19 @@ def _notify_connection_lost(exc: BaseException) -> None:
 
 class Transport(redis.Transport):
     Channel = Channel
+    hub_thread: int | None = None  # the thread of the event loop (hub) this transport polls on
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        super().register_with_event_loop(connection, loop)
+        self.hub_thread = threading.get_ident()
+        loop.on_tick.add(self._send_bookkeeping)
+
+    def _send_bookkeeping(self) -> None:
+        """Each turn of the hub: the unacked-key commands its deliveries and acks queued."""
+        for channel in list(self.channels):
+            qos = channel._qos
+            if isinstance(qos, TickBatchedQoS):
+                qos.send_queued()
 
     def on_readable(self, fileno: int) -> None:  # the worker's event loop (hub)
         try:

@@ -1,11 +1,12 @@
-"""Many group sends on channels_redis in two round trips per Redis host, not four per group.
+"""Many group sends on channels_redis in a few round trips per Redis host, not four per group.
 
 channels_redis (4.3) has no multi-group send: `group_send` prunes the group, reads its
 channels, prunes each channel and runs its Lua script, one awaited command after another,
 per group. The event sink's writer hands over one message per live session each cycle,
 so with hundreds of sessions that was the broadcaster's time and most of Redis's. Here one
-pipeline prunes and reads every group of a round, and one pipeline prunes every channel
-and runs the same Lua script once for all of them, on the layer's own connections, keys,
+pipeline prunes and reads every group of the hand-over, and per round (each group's next
+message) one pipeline prunes every channel and runs the same Lua script once for all of
+them; a group nobody is in costs its read only, on the layer's own connections, keys,
 serialisation, capacity and expiry, so a message arrives exactly as its own `group_send`
 delivers it. On `controlplane.channel_layer.BatchingRedisChannelLayer` a round's messages
 to one receiving process are one entry (see there why).
@@ -50,10 +51,16 @@ def supports_many(layer: Any) -> bool:
 
 
 async def group_send_many(layer: Any, by_group: dict[str, list[Message]]) -> None:
-    """Send each group its messages, in order; every group of a round at once."""
-    rounds = max((len(messages) for messages in by_group.values()), default=0)
+    """Send each group its messages, in order; every group of a round at once.
+
+    The groups' channels are read once for all rounds (a broadcaster hand-over is sent at
+    once: later rounds are not later sends), and groups nobody is in take no round at all."""
+    channels = await _channels_of(layer, list(by_group))
+    watched = {group: messages for group, messages in by_group.items() if channels[group]}
+    rounds = max((len(messages) for messages in watched.values()), default=0)
     for k in range(rounds):
-        await _send_round(layer, {group: messages[k] for group, messages in by_group.items() if len(messages) > k})
+        await _deliver_round(layer, {group: messages[k] for group, messages in watched.items() if len(messages) > k},
+                             channels)
 
 
 class _Entries:
@@ -103,21 +110,27 @@ def _payloads(layer: Any, entries: _Entries) -> tuple[list[str], list[bytes], li
     return keys, payloads, caps
 
 
-async def _send_round(layer: Any, batch: dict[str, Message]) -> None:
-    # 1. every group's channels, one pipeline per host holding group keys
+async def _channels_of(layer: Any, groups: list[str]) -> dict[str, list[str]]:
+    """1. every group's channels, one pipeline per host holding group keys."""
     by_host: dict[int, list[str]] = {}
-    for group in batch:
+    for group in groups:
         by_host.setdefault(layer.consistent_hash(group), []).append(group)
+    channels: dict[str, list[str]] = {}
+    for host, host_groups in by_host.items():
+        channels.update(zip(host_groups, await _group_channels(layer, host_groups, host)))
+    return channels
+
+
+async def _deliver_round(layer: Any, batch: dict[str, Message], channels_of: dict[str, list[str]]) -> None:
     targets: dict[int, _Entries] = {}  # host holding the channel keys → what goes there
-    for host, groups in by_host.items():
-        for group, channels in zip(groups, await _group_channels(layer, groups, host)):
-            per_key: dict[str, list[str]] = {}  # a group's channels in one process share its key
-            for channel in channels:
-                per_key.setdefault(layer.prefix + layer.non_local_name(channel), []).append(channel)
-            for key, key_channels in per_key.items():
-                channel_host = layer.consistent_hash(layer.non_local_name(key_channels[0]))
-                targets.setdefault(channel_host, _Entries()).add(key, key_channels, batch[group],
-                                                                 layer.get_capacity(key_channels[0]))
+    for group, message in batch.items():
+        per_key: dict[str, list[str]] = {}  # a group's channels in one process share its key
+        for channel in channels_of[group]:
+            per_key.setdefault(layer.prefix + layer.non_local_name(channel), []).append(channel)
+        for key, key_channels in per_key.items():
+            channel_host = layer.consistent_hash(layer.non_local_name(key_channels[0]))
+            targets.setdefault(channel_host, _Entries()).add(key, key_channels, message,
+                                                             layer.get_capacity(key_channels[0]))
     # 2. per host holding channel keys: drop expired messages, then the script for all entries
     for host, entries in targets.items():
         keys, payloads, caps = _payloads(layer, entries)

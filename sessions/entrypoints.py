@@ -151,15 +151,22 @@ def _append(session_id: str, type_: str, data: dict[str, Any]) -> None:
     session_events_append_and_broadcast(session_id=session_id, events=[(type_, datetime.now(timezone.utc), data)])
 
 
+def _echo_started(ctx: JobContext) -> None:
+    """connected, active, session_started: in this order, on one trip off the loop (each trip
+    is an executor submit and a thread wake-up: most of what the echo cost bench/dispatch.py's
+    workers)."""
+    session_mirror_status(ctx.session_id, "connected", job_id=ctx.job_id)
+    session_mirror_status(ctx.session_id, "active", job_id=ctx.job_id)
+    _append(ctx.session_id, "session_started", {"session_id": ctx.session_id, "agent_id": ctx.agent_id, "transport": "echo"})
+
+
 async def echo_session(ctx: JobContext) -> None:
     """Connects at once, echoes `message`s as responses, ends on `end` / cancel / drain.
 
     metadata `echo_end_after_s` ends it on its own after that many seconds.
     """
     append = sync_to_async(_append, thread_sensitive=False)
-    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "connected", job_id=ctx.job_id)
-    await sync_to_async(session_mirror_status, thread_sensitive=False)(ctx.session_id, "active", job_id=ctx.job_id)
-    await append(ctx.session_id, "session_started", {"session_id": ctx.session_id, "agent_id": ctx.agent_id, "transport": "echo"})
+    await sync_to_async(_echo_started, thread_sensitive=False)(ctx)
 
     async def on_message(text: str | None = None, actor: str | None = None) -> None:
         await append(ctx.session_id, "operator_action", {"action": "message", "text": text or "", "by": actor or ""})

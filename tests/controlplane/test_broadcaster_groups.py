@@ -77,9 +77,40 @@ def test_groups_go_out_together_and_each_group_keeps_its_order(redis_layer: Redi
     got, got_second, counts = asyncio.run(scenario())
     assert got == {group: [0, 1, 2] for group in groups}
     assert got_second == [0, 1, 2]
-    # three rounds (each group's 1st, 2nd, 3rd message), two pipelines each, one host; the
-    # layer's own group_send would have made 4 round trips per group and message (72)
-    assert counts == {"pipelines": 6, "direct": 0}
+    # the groups' channels read once, then three rounds (each group's 1st, 2nd, 3rd message),
+    # one pipeline each, one host; the layer's own group_send would have made 4 round trips per
+    # group and message (72)
+    assert counts == {"pipelines": 4, "direct": 0}
+
+
+def test_groups_nobody_is_in_cost_one_pipeline_and_the_watched_one_still_gets_its_messages(
+        redis_layer: RedisChannelLayer, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> tuple[list[int], dict[str, int]]:
+        watcher = await redis_layer.new_channel()
+        await redis_layer.group_add("watched", watcher)
+        counts = count_pipelines(redis_layer, monkeypatch)
+        sends: list[tuple[str, dict[str, Any]]] = [(f"unwatched-{i}", {"type": "t", "n": -1}) for i in range(20)]
+        sends += [("watched", {"type": "t", "n": n}) for n in range(2)]
+        await broadcaster.asend(sends)
+        monkeypatch.undo()
+        got = [(await asyncio.wait_for(redis_layer.receive(watcher), 5))["n"] for _ in range(2)]
+        await redis_layer.flush()
+        return got, counts
+
+    got, counts = asyncio.run(scenario())
+    assert got == [0, 1]
+    # one read of all 21 groups' channels, then two rounds for the one group somebody is in
+    assert counts == {"pipelines": 3, "direct": 0}
+
+
+def test_an_unwatched_hand_over_reads_the_groups_and_sends_nothing(redis_layer: RedisChannelLayer,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> dict[str, int]:
+        counts = count_pipelines(redis_layer, monkeypatch)
+        await broadcaster.asend([(f"nobody-{i}", {"type": "t", "n": i}) for i in range(5)])
+        return counts
+
+    assert asyncio.run(scenario()) == {"pipelines": 1, "direct": 0}
 
 
 def test_a_message_arrives_as_the_layers_own_group_send_delivers_it(redis_layer: RedisChannelLayer) -> None:
