@@ -1,7 +1,7 @@
 """Capacity of one worker process hosting real calls: N concurrent calls with simulated callers.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/capacity_bench REDIS_URL=redis://127.0.0.1:6379/7 \\
-        .venv/bin/python bench/capacity.py [--ns 10,100,200,400] [--duration 30] [--ramp 40] [--profile-n 400]
+        .venv/bin/python bench/capacity.py [--ns 10,100,200,400] [--duration 30] [--ramp 40] [--profile-n 400] [--gc-pauses]
 
 The production path, on this machine: PostgreSQL, Redis (broker and channel layer), ONE
 `manage.py start` worker process (Celery threads pool, the session loop, the production event
@@ -19,7 +19,7 @@ duplicated), and the worker's CPU % (of one core) and RSS per call while all N c
 Goals (issue 13): at N = 400 frame lag p99 < 20 ms, reply p99 within 50 ms of N = 10's,
 event → WebSocket p99 < 100 ms, 0 lost or duplicated. `--profile-n N` records the worker and the
 web process with py-spy (`--gil`, non-blocking) for `--profile-seconds` while N calls are up and prints their top
-frames. Progress lines go to stdout as it runs; the last line is one JSON object.
+frames; `--gc-pauses` reports the worker's cycle-collector pauses per generation per round. Progress lines go to stdout as it runs; the last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -92,12 +92,20 @@ def start_double(log_dir: Path) -> tuple[subprocess.Popen[str], int]:
     return proc, int(proc.stdout.readline())
 
 
-def start_worker(capacity: int, log_dir: Path, db_pool: int) -> subprocess.Popen[bytes]:
+GC_PAUSES_FILE = ROOT / "var" / "bench" / "capacity-gc-pauses.json"
+
+
+def start_worker(capacity: int, log_dir: Path, db_pool: int, gc_pauses: bool = False,
+                 gc_young: int = 0) -> subprocess.Popen[bytes]:
     # With a pool (as docker-compose runs workers) the worker holds at most `db_pool` PostgreSQL
     # connections however many sessions start or end together; without one, each Celery thread
     # kept its own for CONN_MAX_AGE and N >= 100 ran the server out of connections.
     env = {**os.environ, "WORKER_MAX_CONCURRENT_JOBS": str(capacity), "WORKER_HEARTBEAT_SECONDS": "2", "PYTHONPATH": str(ROOT),
            "DB_POOL_MAX_SIZE": str(db_pool)}
+    if gc_pauses:  # bench/gc_probe/sitecustomize.py records the worker's collections (gc.callbacks)
+        GC_PAUSES_FILE.unlink(missing_ok=True)
+        env.update(PYTHONPATH=f"{ROOT / 'bench' / 'gc_probe'}{os.pathsep}{ROOT}", CAPACITY_GC_PAUSES_FILE=str(GC_PAUSES_FILE),
+                   CAPACITY_ROOT=str(ROOT), **({"CAPACITY_GC_YOUNG": str(gc_young)} if gc_young else {}))
     return subprocess.Popen([sys.executable, "manage.py", "start", "--name", f"capacity-{os.getpid()}@bench",
                              "--concurrency", str(capacity)], cwd=ROOT, env=env,
                             stdout=(log_dir / "capacity-worker.log").open("wb"), stderr=subprocess.STDOUT)
@@ -117,6 +125,34 @@ def start_web(port: int, log_dir: Path, db_pool: int) -> subprocess.Popen[bytes]
         except OSError:
             time.sleep(0.2)
     raise SystemExit("the web process did not serve /health/live")
+
+
+def gc_pauses_now() -> dict[str, Any] | None:
+    try:
+        return json.loads(GC_PAUSES_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def gc_pauses_between(before: dict[str, Any] | None, after: dict[str, Any] | None, started_at: float) -> dict[str, Any] | None:
+    """Per generation, the collections of one round: count, total ms, collections over 20 ms;
+    the longest pause is the worker's longest so far (a maximum does not subtract)."""
+    if after is None:
+        return None
+    before = before or {}
+    out: dict[str, Any] = {"round_started_at": started_at}
+    for gen, a in after.items():
+        if gen == "round_started_at":
+            continue
+        if gen == "slow":  # the worker's last long pauses: (unix time, generation, ms, CPU ms, thread)
+            out["slow"] = [p for p in a if p[0] >= started_at]
+            continue
+        b = before.get(gen, {})
+        out[gen] = {"collections": a["collections"] - b.get("collections", 0),
+                    "total_ms": round(a["total_ms"] - b.get("total_ms", 0.0), 1),
+                    "cpu_ms": round(a["cpu_ms"] - b.get("cpu_ms", 0.0), 1),
+                    "over_20ms": a["over_20ms"] - b.get("over_20ms", 0), "max_ms_so_far": a["max_ms"]}
+    return out
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -262,6 +298,7 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
                 await asyncio.sleep(1.0)
 
         rss_before = proc_rss_mb(worker_pid)
+        gc_before, round_started_at = gc_pauses_now(), time.time()
         t_start = time.monotonic()
         sampler = asyncio.create_task(sample())
         resolver = asyncio.create_task(resolve())
@@ -301,6 +338,8 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         await asyncio.gather(*watchers, sampler, resolver, return_exceptions=True)
     for spy, _ in profiles.values():
         spy.wait(args.profile_seconds + 30)
+    time.sleep(1.1 if args.gc_pauses or args.gc_young else 0)  # the probe's next dump holds the round's last collections
+    gc_round = gc_pauses_between(gc_before, gc_pauses_now(), round_started_at) if args.gc_pauses or args.gc_young else None
 
     def stored() -> tuple[dict[str, list[int]], list[dict[str, Any]], dict[str, int]]:
         seqs: dict[str, list[int]] = collections.defaultdict(list)
@@ -370,6 +409,7 @@ async def round_of(n: int, args: argparse.Namespace, base: str, key: str, worker
         # the rest of this machine's two cores while every call was up: where else the CPU went
         "other_processes_cpu_percent": others_cpu,
         "db_connections_peak": max(db_connections, default=None),
+        "worker_gc_pauses": gc_round,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
     for name, (_, path) in profiles.items():
@@ -416,6 +456,13 @@ def print_round(f: dict[str, Any]) -> None:
         f"dup {f['events']['duplicated']}  worker CPU {f['worker']['cpu_percent_of_one_core']} %  "
         f"RSS {f['worker']['rss_mb_per_call']} MB/call  failed {f['failed']}  load {f['load_average_1m']}  "
         f"others' CPU % {f['other_processes_cpu_percent']}  DB connections peak {f['db_connections_peak']}")
+    if f.get("worker_gc_pauses"):
+        say("worker GC this round: " + "  ".join(
+            f"{gen} {g['collections']}x {g['total_ms']} ms, CPU {g['cpu_ms']} ms ({g['over_20ms']} over 20 ms, max so far {g['max_ms_so_far']})"
+            for gen, g in f["worker_gc_pauses"].items() if gen not in ("slow", "round_started_at")))
+        started = f["worker_gc_pauses"]["round_started_at"]
+        for at, gen, ms, cpu_ms, thread in f["worker_gc_pauses"].get("slow", []):
+            print(f"    +{at - started:5.1f} s  gen{gen} {ms} ms, CPU {cpu_ms} ms  ({thread})", flush=True)
     for key, name in (("profile", "worker"), ("profile_web", "web process")):
         if key not in f:
             continue
@@ -434,6 +481,10 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=40.0, help="calls dispatched per second")
     parser.add_argument("--profile-n", type=int, default=0, help="py-spy the worker and the web process during the round with this N")
     parser.add_argument("--profile-seconds", type=int, default=15)
+    parser.add_argument("--gc-pauses", action="store_true",
+                        help="record the worker's cycle-collector pauses per generation (gc.callbacks)")
+    parser.add_argument("--gc-young", type=int, default=0,
+                        help="with --gc-pauses: the worker's young-generation threshold instead of runtime.gc_policy's")
     parser.add_argument("--worker-db-pool", type=int, default=20,
                         help="DB_POOL_MAX_SIZE of the worker (0: no pool, a connection per Celery thread)")
     parser.add_argument("--web-db-pool", type=int, default=10, help="DB_POOL_MAX_SIZE of the web process (0: no pool)")
@@ -463,7 +514,7 @@ def main() -> None:
             stt_config={**provider, "model": "whisper-1"}, tts_config={**provider, "voice": "alloy"})
         agent_services.agent_activate(agent=agent)
         _, key = ApiKey.generate(name="capacity-bench", scopes=["jobs:write", "read", "sessions:control", "loadtest"])
-        worker = worker_proc = start_worker(max(ns), log_dir, args.worker_db_pool)
+        worker = worker_proc = start_worker(max(ns), log_dir, args.worker_db_pool, args.gc_pauses or bool(args.gc_young), args.gc_young)
         procs.append(worker)
         port = free_port()
         web = start_web(port, log_dir, args.web_db_pool)

@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 BATCH_KEY = "__batch__"
 READER_RETRY_S = 0.1  # after a Redis error, before the reader pops again for those still waiting
 POP_MANY = 100  # entries the reader takes off the process key per blocking pop, at most
+# Connections per pool unless a host's config sets its own. A receive on a channel that is not
+# process-local (a session's control channel in the worker) holds a connection in its blocking
+# pop; redis-py 6+ caps a pool at 100 by default (channels_redis expects no cap), so the 101st
+# call's control channel failed with MaxConnectionsError ("control channel unavailable", 80
+# times in a 200-call bench/capacity.py round). Redis's own default maxclients is the bound.
+MAX_CONNECTIONS = 10_000
 
 # after the blocking pop: the next entries (oldest first) off the key and onto its backup queue,
 # atomically, as channels_redis's pop does for one
@@ -75,6 +81,8 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for host in self.hosts:  # decoded by channels_redis: one kwargs dict per host, for its pool
+            host.setdefault("max_connections", MAX_CONNECTIONS)
         self._reader: asyncio.Task[None] | None = None
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         self._receivers: collections.Counter[str] = collections.Counter()  # channel → receive() calls waiting

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import gc
 import logging
 import threading
 from collections.abc import Coroutine
 from typing import Any
+
+from runtime.gc_policy import tune_for_live_audio
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ class SessionHost:
         self._thread.start()
         ready.wait()
         self._loop = loop
-        # objects allocated at start-up (modules, settings, pools) never need collecting;
-        # keeping them out of the GC's generations shortens pauses on the shared loop
-        gc.freeze()
+        # start-up's objects frozen, fewer objects promoted: the collector's pauses hold
+        # every call's frames (runtime.gc_policy says by how much)
+        tune_for_live_audio()
         log.info("session host loop started")
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:

@@ -204,3 +204,23 @@ def test_a_backlog_is_taken_off_the_key_in_few_pops_in_order_and_leaves_no_backu
     assert got == list(range(250))
     assert pops <= 4  # a hundred entries a pop, not one
     assert in_backup == 0
+
+
+def test_more_blocking_receives_than_redis_pys_default_pool_all_get_their_message() -> None:
+    # a worker's sessions each wait on their own control channel (not process-local): one
+    # connection per waiting receive; redis-py's default pool stops at 100
+    layer = make_layer()
+
+    async def scenario() -> list[Any]:
+        channels = [f"control.{uuid.uuid4().hex}" for _ in range(130)]
+        receives = [asyncio.create_task(layer.receive(channel)) for channel in channels]
+        await asyncio.sleep(0.5)  # every receive is in its blocking pop
+        for i, channel in enumerate(channels):
+            await layer.send(channel, {"type": "t", "n": i})
+        got = await asyncio.wait_for(asyncio.gather(*receives, return_exceptions=True), 30)
+        await layer.flush()
+        return got
+
+    got = asyncio.run(scenario())
+    assert [type(g).__name__ for g in got if not isinstance(g, dict)] == []
+    assert [g["n"] for g in got] == list(range(130))
