@@ -3,6 +3,8 @@ Django's own statements on the same connection are not prepared, and the cursor 
 error types, execute wrappers and query log."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import ProgrammingError, connection
 from django.test.utils import CaptureQueriesContext
@@ -10,10 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from controlplane.models import ApiKey
 from controlplane.prepared_statements import prepared_cursor
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"),
-]
+pytestmark = pytest.mark.django_db  # on PostgreSQL, as scripts/test runs every test
 
 
 def _prepared_statements() -> list[str]:
@@ -34,7 +33,7 @@ def test_the_key_lookup_is_prepared_once_and_answers_as_before() -> None:
     assert len(lookups) == 1, lookups
 
 
-def test_the_lookup_is_not_prepared_when_the_setting_is_off(settings: pytest.FixtureRequest) -> None:
+def test_the_lookup_is_not_prepared_when_the_setting_is_off(settings: Any) -> None:
     settings.DB_PREPARED_STATEMENTS = False
     key, raw = ApiKey.generate(name="ci", scopes=["read"])
 
