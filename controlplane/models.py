@@ -11,6 +11,7 @@ from django.db import connection, models
 from django.utils import timezone
 
 from controlplane.scopes import ADMIN, ALL_SCOPES
+from controlplane.prepared_statements import prepared_cursor
 from controlplane.sql_rows import model_from_row, select_columns
 
 KEY_PREFIX = "cpk"
@@ -120,7 +121,7 @@ def _usable_key_by_hash(key_hash: str, companion: AuthCompanion | None = None) -
     """`ApiKey.objects.usable().filter(key_hash=…).first()` (key_hash is unique), in one written
     statement, with the companion's expressions after the key's columns."""
     expressions, params = (companion.expressions, companion.params) if companion is not None else ("", [])
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planning it cost more than running it
         cursor.execute(_key_by_hash_sql(connection.vendor, expressions), [*params, key_hash])
         row = cursor.fetchone()
     if row is None:

@@ -117,6 +117,9 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL: the API-key lookup of every API request runs as a prepared statement
+# (controlplane.prepared_statements); false behind a transaction-pooling PgBouncer < 1.21.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 
 # --- Redis: Celery broker and channel layer ---------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")

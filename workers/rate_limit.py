@@ -10,6 +10,7 @@ limits on its own rather than failing every dispatch.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -61,10 +62,35 @@ class LocalBuckets:
 _local = LocalBuckets()
 
 
+_GCRA_SHA = hashlib.sha1(_GCRA.encode()).hexdigest()  # the name EVALSHA runs it by, as redis-py's Script has it
+
+
 @lru_cache(maxsize=4)
-def _script(url: str) -> redis.commands.core.Script:
-    client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return client.register_script(_GCRA)
+def _pool(url: str) -> redis.ConnectionPool:
+    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0).connection_pool
+
+
+def _shared_wait_us(url: str, bucket_key: str, interval_us: int, burst: int) -> float:
+    """The script's answer, from one EVALSHA on a pooled connection: what redis-py's Script sends,
+    without its per-command layers (retry wrapper, response callbacks: ~150 Python calls of each
+    POST /api/v1/jobs/). The pool replaces a connection Redis dropped before handing it out; a
+    script Redis lost (a restart, SCRIPT FLUSH) is loaded again. Raises RedisError when Redis
+    cannot answer (the caller then limits in-process)."""
+    pool = _pool(url)
+    for _ in range(2):
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", _GCRA_SHA, 1, bucket_key, interval_us, burst)
+            return float(conn.read_response())
+        except redis.exceptions.NoScriptError:
+            conn.send_command("SCRIPT", "LOAD", _GCRA)
+            conn.read_response()
+        except (redis.ConnectionError, redis.TimeoutError):
+            conn.disconnect()  # a reply may still be on its way: never reuse it
+            raise
+        finally:
+            pool.release(conn)
+    raise redis.RedisError("the rate-limit script could not be loaded")
 
 
 def retry_after_seconds(bucket: str, *, per_minute: int) -> int | None:
@@ -74,8 +100,7 @@ def retry_after_seconds(bucket: str, *, per_minute: int) -> int | None:
     if settings.REDIS_URL:
         try:
             # the limit is part of the key: a changed setting starts a fresh bucket
-            wait_us = float(_script(settings.REDIS_URL)(keys=[f"cp:ratelimit:{per_minute}:{bucket}"],
-                                                         args=[int(interval_us), per_minute]))
+            wait_us = _shared_wait_us(settings.REDIS_URL, f"cp:ratelimit:{per_minute}:{bucket}", int(interval_us), per_minute)
         except redis.RedisError as exc:
             log.warning("rate limit: Redis unreachable (%s); limiting in this process only", exc)
             wait_us = _local.wait_us(bucket, interval_us, per_minute)

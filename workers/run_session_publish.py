@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 from celery import signals
-from celery.utils.nodenames import anon_nodename, worker_direct
+from celery.utils.nodenames import WORKER_DIRECT_QUEUE_FORMAT, anon_nodename, worker_direct
 from celery.utils.saferepr import saferepr
 from kombu.transport.redis import Channel as RedisChannel
 from kombu.utils.json import dumps
@@ -50,22 +50,23 @@ _declared_lock = threading.Lock()
 
 def send_run_session(job_id: str, worker_id: str) -> None:
     """Put the job's `workers.run_session` message on `worker_id`'s own queue."""
-    queue = worker_direct(worker_id)
+    # worker_direct(worker_id).name, without building the kombu Queue only send_task needs
+    queue_name = WORKER_DIRECT_QUEUE_FORMAT.format(hostname=worker_id)
     # in this order: the fast path opens its channel only once send_task reached the broker
     fast = None
-    if queue.name in _declared and not any(s.receivers for s in _SIGNALS) and not _parent_priority():
+    if queue_name in _declared and not any(s.receivers for s in _SIGNALS) and not _parent_priority():
         fast = _fast_path()
     if fast is None:
-        _celery_send(job_id, queue)
+        _celery_send(job_id, worker_direct(worker_id))
         return
     task_id = uuid()
-    message = run_session_message(job_id, queue.name, task_id=task_id, delivery_tag=uuid())
+    message = run_session_message(job_id, queue_name, task_id=task_id, delivery_tag=uuid())
     try:
         channel, client = fast
-        client.lpush(channel._q_for_pri(queue.name, 0), dumps(message))
+        client.lpush(channel._q_for_pri(queue_name, 0), dumps(message))
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("run_session %s: pushing to Redis failed (%s); sending it the Celery way", job_id, exc)
-        _celery_send(job_id, queue, task_id=task_id)
+        _celery_send(job_id, worker_direct(worker_id), task_id=task_id)
 
 
 def _celery_send(job_id: str, queue: Any, task_id: str | None = None) -> None:
@@ -89,7 +90,7 @@ def run_session_message(job_id: str, queue_name: str, *, task_id: str, delivery_
         "lang": "py", "task": RUN_SESSION_TASK, "id": task_id, "shadow": None, "eta": None, "expires": None,
         "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": root_id,
         "parent_id": parent_id,
-        "argsrepr": saferepr(args, app.amqp.argsrepr_maxsize, maxlevels=app.conf.task_repr_maxlevels),
+        "argsrepr": _argsrepr(args),
         "kwargsrepr": "{}", "origin": _origin(os.getpid()), "ignore_result": True, "replaced_task_nesting": 0,
         "stamped_headers": None, "stamps": {},
     }
@@ -103,6 +104,19 @@ def run_session_message(job_id: str, queue_name: str, *, task_id: str, delivery_
             "body_encoding": "base64", "delivery_tag": delivery_tag,
         },
     }
+
+
+def _argsrepr(args: list[str]) -> str:
+    """saferepr(args) as send_task writes it. Of one short printable id that is its repr (a
+    test holds the two equal; `_message_is_default` sends nothing this way under a limit that
+    would cut it): no stream machinery and no two configuration reads on every dispatch."""
+    (job_id,) = args
+    if type(job_id) is str and len(job_id) <= _SHORT_ID and job_id.isprintable():
+        return repr(args)
+    return saferepr(args, app.amqp.argsrepr_maxsize, maxlevels=app.conf.task_repr_maxlevels)
+
+
+_SHORT_ID = 100  # far below argsrepr_maxsize (1024 by default), where saferepr starts to cut
 
 
 @lru_cache(maxsize=4)
@@ -142,6 +156,7 @@ def _message_is_default() -> bool:
     return (conf.task_protocol == 2 and conf.task_serializer == "json" and not conf.task_compression
             and not conf.task_send_sent_event and not conf.task_routes and not conf.task_annotations
             and conf.task_default_priority is None and conf.task_default_delivery_mode in (2, "persistent")
+            and app.amqp.argsrepr_maxsize > _SHORT_ID + 4 and conf.task_repr_maxlevels >= 1  # see _argsrepr
             and task_options in ({}, {"serializer": "json"}))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Model
 from django.utils import timezone
 
@@ -57,4 +58,32 @@ def test_a_job_inserted_by_the_written_statement_reads_back_as_it_was_built(acti
               assigned_at=now, created_at=now, priority=2, idempotency_key=None, request_fingerprint="f" * 64)
     insert_row(job)
     assert not job._state.adding
+    assert _values(Job.objects.get(pk=job.pk)) == _values(job)
+
+
+def _comparable(value: Any) -> Any:
+    """A statement parameter as a comparable value (psycopg's JSON wrapper has no equality)."""
+    return ("json", value.obj) if hasattr(value, "obj") and hasattr(value, "dumps") else (type(value), value)
+
+
+def test_the_written_insert_sends_the_values_get_db_prep_save_gives(active_agent: Agent, online_worker: Any) -> None:
+    """insert_row skips get_db_prep_save where it would hand back the value unchanged (text,
+    aware datetimes on PostgreSQL): the statement's parameters are still exactly its."""
+    worker = online_worker("w1@unit")
+    now = timezone.now()
+    job = Job(agent=active_agent, agent_version=active_agent.version, room_name="r", room={"name": "r"},
+              metadata={"k": "v"}, status=JobStatus.ASSIGNED, assigned_worker=worker, assigned_at=now,
+              created_at=now, priority=2, idempotency_key=None, request_fingerprint="f" * 64,
+              participant_identity="", failure_reason="")
+    expected = [f.get_db_prep_save(getattr(job, f.attname), connection) for f in Job._meta.concrete_fields]
+    sent: list[Any] = []
+
+    def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent.extend(params)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        insert_row(job)
+
+    assert [_comparable(v) for v in sent] == [_comparable(v) for v in expected]
     assert _values(Job.objects.get(pk=job.pk)) == _values(job)

@@ -148,3 +148,12 @@ def test_a_worker_runs_jobs_whose_message_was_pushed_straight_to_redis(
         wait_for(lambda job=job: Job.objects.get(pk=job.pk).status == JobStatus.COMPLETED, timeout=30,
                  what=f"job {job.pk} completed")
         assert AgentSession.objects.filter(job_id=job.pk).count() == 1
+
+
+@pytest.mark.parametrize("job_id", ["job-abc", "job_01JABCDEFGHJKMNPQRSTVWXYZ0", "it's \"quoted\"", "ünïcode-id", "x" * 100,
+                                    "x" * 2000, "tab\there", ""])
+def test_the_args_repr_is_the_one_send_task_writes(job_id: str) -> None:
+    from celery.utils.saferepr import saferepr
+
+    expected = saferepr([job_id], app.amqp.argsrepr_maxsize, maxlevels=app.conf.task_repr_maxlevels)
+    assert run_session_publish._argsrepr([job_id]) == expected
