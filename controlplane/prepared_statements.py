@@ -28,6 +28,7 @@ from django.db import connection
 # (`prepare=True`); Django leaves the connection's threshold unset, which refuses even that.
 # Set this high, only the statements that ask are prepared.
 _ONLY_WHEN_ASKED = 2**31
+CACHED_PLAN_CHANGED = "cached plan must not change result type"  # PostgreSQL's message (SQLSTATE 0A000)
 
 
 @lru_cache(maxsize=1)
@@ -36,13 +37,25 @@ def _postgresql() -> tuple[type, Any]:
     connection's adapters disagree with it (as DatabaseWrapper.create_cursor does)."""
     from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
     from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.errors import FeatureNotSupported
     from psycopg.pq import Format
 
     class PreparingCursor(ServerBindingCursor):
         """Django's server-binding psycopg cursor, each statement prepared."""
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            return super().execute(query, params, prepare=True, **kwargs)
+            try:
+                return super().execute(query, params, prepare=True, **kwargs)
+            except FeatureNotSupported as exc:
+                # "cached plan must not change result type": a migration (run by another
+                # process) changed the type of a column this plan returns. DEALLOCATE ALL drops
+                # the server's plans and psycopg its names of them (it watches for that
+                # command), so the second try plans anew; only in autocommit, where the failure
+                # aborted no transaction of the caller's
+                if CACHED_PLAN_CHANGED not in str(exc) or not self.connection.autocommit:
+                    raise
+                super().execute("DEALLOCATE ALL", prepare=False)
+                return super().execute(query, params, prepare=True, **kwargs)
 
     def same_timezone(raw: Any, cursor: Any) -> None:
         if connection.timezone != raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).timezone:

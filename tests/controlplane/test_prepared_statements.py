@@ -72,3 +72,51 @@ def test_its_errors_are_djangos_and_while_queries_are_logged_the_log_has_its_sql
     with pytest.raises(ProgrammingError):
         with prepared_cursor() as cursor:
             cursor.execute("SELECT no_such_column FROM controlplane_apikey")
+
+
+@pytest.fixture
+def probe_table() -> Any:
+    """A committed table whose column type another connection changes, as a migration run by
+    another process would; dropped afterwards."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE prepared_probe (v integer)")
+        cursor.execute("INSERT INTO prepared_probe VALUES (7)")
+    yield "prepared_probe"
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE prepared_probe")
+
+
+def _retype_from_another_connection(table: str) -> None:
+    import psycopg
+
+    params = connection.get_connection_params()
+    with psycopg.connect(dbname=params["dbname"], host=params.get("host"), port=params.get("port"),
+                         user=params.get("user"), autocommit=True) as other:
+        other.execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE bigint")
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as a request's key lookup runs
+def test_a_plan_whose_result_type_a_migration_changed_is_planned_anew(probe_table: str) -> None:
+    def read() -> Any:
+        with prepared_cursor() as cursor:
+            cursor.execute(f"SELECT v FROM {probe_table} WHERE v = %s", [7])
+            return cursor.fetchone()
+
+    assert read() == (7,)  # prepared
+    _retype_from_another_connection(probe_table)
+
+    assert read() == (7,)  # PostgreSQL refused the old plan; the lookup planned it again
+    assert [s for s in _prepared_statements() if "prepared_probe" in s]  # and it is prepared again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_the_changed_plan_is_an_error_not_a_silent_retry(probe_table: str) -> None:
+    from django.db import NotSupportedError, transaction
+
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT v FROM {probe_table}")
+    _retype_from_another_connection(probe_table)
+
+    with pytest.raises(NotSupportedError, match="cached plan"):
+        with transaction.atomic(), prepared_cursor() as cursor:
+            cursor.execute(f"SELECT v FROM {probe_table}")
