@@ -16,10 +16,11 @@ from workers.worker_types import WorkerType
 
 # Sessions per worker process, from bench/capacity.py (one `manage.py start` process with the
 # production event sink, PostgreSQL, Redis, daphne and a socket per session, on a 2-core
-# machine it shares with them): real time held (frame lag p99 ≈ 20 ms, replies as fast as
-# at N = 10) up to about 50 calls and was lost at 75 (p99 80-100 ms). 40 leaves headroom; a
-# worker with a core of its own may be given more (WORKER_MAX_CONCURRENT_JOBS).
-DEFAULT_MAX_CONCURRENT_JOBS = 40
+# machine it shares with them and with the OpenAI double): at N = 100 every goal of issue 13
+# held (frame lag p99 12/15.5 ms, reply p99 307 ms against 326 at N = 10, event → WebSocket
+# p99 89 ms, nothing lost); at 200 it did not (lag p99 80/200 ms, reply p99 1.4 s). 80 leaves
+# headroom; a worker with a core of its own may be given more (WORKER_MAX_CONCURRENT_JOBS).
+DEFAULT_MAX_CONCURRENT_JOBS = 80
 
 
 class WorkerOptions(BaseModel):

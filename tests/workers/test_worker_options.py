@@ -19,7 +19,7 @@ def error_fields(**overrides: Any) -> set[str]:
 
 def test_valid_options_pass() -> None:
     options = WorkerOptions(**VALID)
-    assert options.max_concurrent_jobs == 40 and options.worker_type == "voice_agent"
+    assert options.max_concurrent_jobs == 80 and options.worker_type == "voice_agent"
 
 
 @pytest.mark.parametrize("url", ["http://livekit.example.com", "livekit.example.com", "ws://", ""])
