@@ -44,6 +44,15 @@ def in_redis(channel: Any, tag: str) -> tuple[bool, bool]:
     return (channel.client.hexists(channel.unacked_key, tag), channel.client.zscore(channel.unacked_index_key, tag) is not None)
 
 
+def delivered_on_the_hub(broker: Any, n: int) -> tuple[Any, Any, Any, Any]:
+    """One published message, taken (unacked) by a consumer polling on the hub's thread:
+    (transport, channel, bound queue, message)."""
+    conn, channel, bound, publish = broker
+    transport = on_the_hub(conn)
+    publish(n)
+    return transport, channel, bound, bound.get(no_ack=False)
+
+
 def test_the_hub_tick_sends_what_deliveries_and_acks_queued(broker: Any) -> None:
     conn, channel, bound, publish = broker
     transport = on_the_hub(conn)
@@ -61,10 +70,7 @@ def test_the_hub_tick_sends_what_deliveries_and_acks_queued(broker: Any) -> None
 
 
 def test_another_thread_sends_at_once(broker: Any) -> None:
-    conn, channel, bound, publish = broker
-    on_the_hub(conn)
-    publish(1)
-    message = bound.get(no_ack=False)
+    _, channel, _, message = delivered_on_the_hub(broker, 1)
     worker = threading.Thread(target=message.ack)
     worker.start()
     worker.join(5)
@@ -73,10 +79,7 @@ def test_another_thread_sends_at_once(broker: Any) -> None:
 
 
 def test_a_restore_at_close_sends_the_queue_first_and_puts_the_message_back(broker: Any) -> None:
-    conn, channel, bound, publish = broker
-    on_the_hub(conn)
-    publish(7)
-    message = bound.get(no_ack=False)
+    _, channel, bound, message = delivered_on_the_hub(broker, 7)
     assert in_redis(channel, message.delivery_tag) == (False, False)  # not sent yet
     channel.close()  # restores what is unacked, as at shutdown
     with Connection(REDIS_URL, transport=Transport) as fresh:
@@ -85,10 +88,7 @@ def test_a_restore_at_close_sends_the_queue_first_and_puts_the_message_back(brok
 
 
 def test_a_reject_leaves_no_record_a_later_restore_could_find(broker: Any) -> None:
-    conn, channel, bound, publish = broker
-    transport = on_the_hub(conn)
-    publish(3)
-    message = bound.get(no_ack=False)
+    transport, channel, bound, message = delivered_on_the_hub(broker, 3)
     message.reject()  # not requeued: dropped
     transport._send_bookkeeping()
     assert in_redis(channel, message.delivery_tag) == (False, False)
