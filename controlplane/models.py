@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, models
 from django.utils import timezone
 
-from controlplane.scopes import ADMIN, ALL_SCOPES
 from controlplane.prepared_statements import prepared_cursor
+from controlplane.scopes import ADMIN, ALL_SCOPES
 from controlplane.sql_rows import model_from_row, select_columns
 
 KEY_PREFIX = "cpk"
