@@ -13,7 +13,8 @@ runtime-free echo entry point, so the figures are the fleet's own cost:
    the POST's own response time;
 3. paced: POSTs at 10 requests/s (the issue's "at 10 requests/s" figures), POST p50/p99;
 4. sustained throughput: a burst of dispatches from 4 client processes; jobs per second from
-   the first POST to the last session started.
+   the first POST to the last session started, and the CPU a job cost in that window: in the
+   POSTing processes, the workers, PostgreSQL (when it runs on this machine) and Redis.
 
 Goals: ≥ 200 jobs/s; POST p50 ≤ 5 ms and p99 ≤ 20 ms at 10 requests/s; dispatch → session
 started p50 ≤ 10 ms and ≤ 4 × the bare Celery round trip of the same run. The 1-minute load
@@ -37,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import dispatch_bench_defaults, fresh_fleet, pct, summary  # noqa: E402
+from bench.server_cpu import postgres_cpu_seconds, redis_cpu_seconds  # noqa: E402
 # a pool per process, as docker-compose.yml's workers run: 40 here (2 workers, 50 threads each,
 # 80 of PostgreSQL's 100 connections); 20 there (sized for 4 workers). With 20 here the threads
 # queued for connections: 16.7 jobs/s against 35.7 with 40 and 24.8 without a pool (README)
@@ -62,13 +64,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> Any:
+def wait_until(predicate: Any, timeout: float, what: str, *, every: float = 0.005) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.005)
+        time.sleep(every)
     raise SystemExit(f"timed out waiting for {what}")
 
 
@@ -104,6 +106,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     print(f"load average (1 min) at start: {load_before:.2f} on {os.cpu_count()} cores", flush=True)
     fresh_fleet(os.environ["DATABASE_URL"], agent_id="bench-echo")
+    import redis
     from django.conf import settings
     from django.db import connection
     from rest_framework.test import APIClient
@@ -169,9 +172,13 @@ def main() -> None:
         wait_until(lambda: not Job.objects.exclude(status__in=["completed", "failed", "cancelled"]).exists(), 60, "paced jobs done")
 
         # sustained throughput: 4 client processes (forked after setup, so no GIL is shared)
+        with connection.cursor() as cursor:
+            postgres_cpu0 = postgres_cpu_seconds(cursor)
         connection.close()
         if getattr(connection, "pool", None) is not None:
             connection.close_pool()  # a forked child must not share the parent's pooled sockets
+        redis_server = redis.Redis.from_url(settings.REDIS_URL)
+        redis_cpu0 = redis_cpu_seconds(redis_server)
         workers_cpu0 = sum(cpu_seconds(p.pid) for p in procs)
         clients_cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
@@ -181,12 +188,20 @@ def main() -> None:
         post_done = time.perf_counter() - t0
         clients_cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's processes, reaped
         clients_cpu = (clients_cpu1.ru_utime + clients_cpu1.ru_stime) - (clients_cpu0.ru_utime + clients_cpu0.ru_stime)
-        wait_until(lambda: AgentSession.objects.filter(job_id__in=ids).count() == len(ids), 120, "the burst's sessions")
+        # polled 10 times a second, not 200: the count of hundreds of ids cost PostgreSQL ~2 ms
+        # each, CPU the jobs still starting need (the figures come from the rows' timestamps)
+        wait_until(lambda: AgentSession.objects.filter(job_id__in=ids).count() == len(ids), 120, "the burst's sessions",
+                   every=0.1)
         first = Job.objects.filter(pk__in=ids).order_by("created_at").values_list("created_at", flat=True).first()
         last = AgentSession.objects.filter(job_id__in=ids).order_by("-started_at").values_list("started_at", flat=True).first()
         span = (last - first).total_seconds()
         workers_cpu = sum(cpu_seconds(p.pid) for p in procs) - workers_cpu0
-        wait_until(lambda: not Job.objects.filter(pk__in=ids).exclude(status="completed").exists(), 120, "the burst's jobs to complete")
+        redis_cpu = redis_cpu_seconds(redis_server) - redis_cpu0
+        with connection.cursor() as cursor:
+            postgres_cpu1 = postgres_cpu_seconds(cursor)
+        postgres_cpu = None if postgres_cpu0 is None or postgres_cpu1 is None else postgres_cpu1 - postgres_cpu0
+        wait_until(lambda: not Job.objects.filter(pk__in=ids).exclude(status="completed").exists(), 120, "the burst's jobs to complete",
+                   every=0.1)
         failed = Job.objects.exclude(status="completed").count()
 
         result = {
@@ -198,7 +213,11 @@ def main() -> None:
                            "post_seconds": round(post_done, 3), "client_processes": 4,
                            # where the CPU went: per job, in the web side (the 4 POSTing processes) and the 2 workers
                            "client_cpu_ms_per_job": round(clients_cpu * 1000 / len(ids), 2),
-                           "worker_cpu_ms_per_job": round(workers_cpu * 1000 / len(ids), 2)},
+                           "worker_cpu_ms_per_job": round(workers_cpu * 1000 / len(ids), 2),
+                           # the servers' share (PostgreSQL: None unless it runs on this machine);
+                           # the bench's own polling of the rows is in it, a few queries a second
+                           "postgres_cpu_ms_per_job": None if postgres_cpu is None else round(postgres_cpu * 1000 / len(ids), 2),
+                           "redis_cpu_ms_per_job": round(redis_cpu * 1000 / len(ids), 2)},
             "workers": 2, "sessions_per_worker": args.concurrency, "strategy": settings.DISPATCH_STRATEGY,
             "not_completed": failed,
             "load_average_1m": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2), "cores": os.cpu_count()},
@@ -223,7 +242,9 @@ def main() -> None:
         print(f"throughput                   {result['throughput']['jobs_per_second']} jobs/s ({len(ids)} jobs, 2 workers; "
               f"POSTs done in {result['throughput']['post_seconds']} s)")
         print(f"CPU per job in the burst     web {result['throughput']['client_cpu_ms_per_job']} ms, "
-              f"workers {result['throughput']['worker_cpu_ms_per_job']} ms (until the last session started)")
+              f"workers {result['throughput']['worker_cpu_ms_per_job']} ms, PostgreSQL "
+              f"{result['throughput']['postgres_cpu_ms_per_job']} ms, Redis {result['throughput']['redis_cpu_ms_per_job']} ms "
+              f"(until the last session started)")
         print(json.dumps(result))
     finally:
         for p in procs:
