@@ -216,8 +216,8 @@ def _dispatched(job: Job, worker: Worker | None) -> None:
     JOB_MACHINE.announce(job)
     if worker is not None:
         _send(job.job_id, worker)
-    else:
-        job_route(job_id=job.job_id)
+    else:  # no free slot when it was read: one more try, now the row is visible to the workers
+        job_route(job_id=job.job_id, worker_type=job.worker_type)
 
 
 def worker_candidates(*, now: Any = None, worker_type: str = "", fleet: list[Worker] | None = None) -> list[tuple[Worker, Candidate]]:
@@ -335,15 +335,17 @@ def _pick_worker(worker_type: str = "", *, now: datetime | None = None, fleet: l
     return None
 
 
-def job_route(*, job_id: str) -> str | None:
+def job_route(*, job_id: str, worker_type: str | None = None) -> str | None:
     """Assign a pending job to a worker and send it there; returns the worker id or None.
 
     None leaves the job pending (no capacity, or another dispatcher took it); the periodic
-    `jobs_assign_pending` picks it up when capacity frees.
+    `jobs_assign_pending` picks it up when capacity frees. `worker_type`: the job's, when the
+    caller has it (the POST that made the job); otherwise read from the row.
     """
-    worker_type = Job.objects.filter(pk=job_id).values_list("worker_type", flat=True).first()
     if worker_type is None:
-        return None
+        worker_type = Job.objects.filter(pk=job_id).values_list("worker_type", flat=True).first()
+        if worker_type is None:
+            return None
     worker = _pick_worker(worker_type)
     if worker is None:
         return None

@@ -41,6 +41,25 @@ def test_a_dispatch_is_the_key_lookup_with_its_reads_and_the_insert(
     assert sqls[1].startswith('INSERT INTO "workers_job"')
 
 
+def test_a_dispatch_that_finds_no_free_worker_tries_once_more_without_reading_its_row_back(
+    api_key_factory: Callable[..., tuple[ApiKey, str]], active_agent: Agent, django_capture_on_commit_callbacks: Any
+) -> None:
+    _, raw = api_key_factory("jobs:write", "read")
+    client = _client(raw)
+    client.post("/api/v1/jobs/", {**BODY, "room": "warm-up"}, format="json")
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/api/v1/jobs/", BODY, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == JobStatus.PENDING
+    sqls = [q["sql"] for q in queries.captured_queries]
+    # the key lookup with its reads, the queue's room, the INSERT, then the second try's
+    # fleet read: the job's worker type comes from the request, not from its row
+    assert sqls[2].startswith('INSERT INTO "workers_job"'), sqls
+    assert len(sqls) == 4 and "workers_worker" in sqls[3], sqls
+    assert not any(sql.startswith('SELECT "workers_job"."worker_type"') for sql in sqls), sqls
+
+
 def test_a_revoked_or_unknown_key_is_refused_and_nothing_is_dispatched(
     api_key_factory: Callable[..., tuple[ApiKey, str]], active_agent: Agent
 ) -> None:
