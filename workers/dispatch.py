@@ -24,6 +24,7 @@ from django.utils import timezone
 from agents.models import Agent, AgentState
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.models import AuthCompanion
+from controlplane.prepared_statements import prepared_cursor
 from controlplane.scopes import LOADTEST
 from controlplane.sql_rows import insert_row, json_value, model_from_json_row, model_from_row, select_columns
 from sessions.control import stop_job_session
@@ -253,7 +254,7 @@ def _fleet_params(fresh_after: datetime) -> list[Any]:
 
 def _fleet(fresh_after: datetime) -> list[Worker]:
     """The fleet with each worker's unfinished-job count (from the status index), in one query."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection, as the key lookup it rides along with
         cursor.execute(_fleet_sql(connection.vendor), _fleet_params(fresh_after))
         rows = cursor.fetchall()
     fleet = []
@@ -307,7 +308,7 @@ def _agent_and_fleet(agent_id: str | None, now: datetime) -> tuple[Agent | None,
     """
     if connection.vendor != "postgresql":
         return Agent.objects.filter(agent_id=agent_id).exclude(state=AgentState.DESTROYED).first(), _fleet(_fresh_after(now))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(f"SELECT {_agent_and_fleet_expressions()}", _agent_and_fleet_params(agent_id, now))
         agent_row, fleet_rows = cursor.fetchone()
     return _agent_and_fleet_decoded(agent_row, fleet_rows)
@@ -436,7 +437,7 @@ def job_take_next(*, worker_id: str, serves: list[str]) -> tuple[str | None, boo
     if connection.vendor != "postgresql":
         return None, True, False
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_take_next_sql(), take_next_params(worker_id=worker_id, serves=serves, now=now))
         job_id, attempts, more, full = cursor.fetchone()
     if job_id is None:
