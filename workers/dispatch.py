@@ -244,12 +244,22 @@ def _fleet_sql(vendor: str) -> str:
     # running it, on every dispatch
     q = connection.ops.quote_name
     job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
+    # the statuses are constants, written into the text, not parameters: the statement is
+    # prepared, and a generic plan that does not know them counted each worker's unfinished jobs
+    # by scanning all the jobs it ever ran instead of the few active ones by the status index
+    active = ", ".join(_sql_literal(status) for status in ACTIVE_JOB_STATUSES)
     return (f"SELECT {select_columns(Worker, 'w')}, (SELECT COUNT(*) FROM {job} j WHERE j.assigned_worker_id = w.worker_id "
-            f"AND j.status IN (%s, %s)) AS unfinished_jobs FROM {worker} w WHERE w.status = %s AND w.last_heartbeat_at >= %s")
+            f"AND j.status IN ({active})) AS unfinished_jobs FROM {worker} w "
+            f"WHERE w.status = {_sql_literal(WorkerStatus.ONLINE)} AND w.last_heartbeat_at >= %s")
+
+
+def _sql_literal(constant: str) -> str:
+    assert constant.isidentifier(), constant  # a status name of ours, never a value from outside
+    return f"'{constant}'"
 
 
 def _fleet_params(fresh_after: datetime) -> list[Any]:
-    return [*ACTIVE_JOB_STATUSES, WorkerStatus.ONLINE, connection.ops.adapt_datetimefield_value(fresh_after)]
+    return [connection.ops.adapt_datetimefield_value(fresh_after)]
 
 
 def _fleet(fresh_after: datetime) -> list[Worker]:

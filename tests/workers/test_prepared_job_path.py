@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tests.prepared_helpers import prepared_runs
@@ -85,6 +86,17 @@ def test_the_fleet_reads_run_prepared(active_agent: Any, online_worker: Any) -> 
     assert agent == active_agent and [w.worker_id for w in workers] == [WORKER]
 
     assert (prepared_runs(fleet), prepared_runs(combined)) == (before[0] + 1, before[1] + 1)
+
+
+def test_the_fleet_reads_statuses_are_in_its_text_so_its_generic_plan_knows_them(online_worker: Any) -> None:
+    """Its one parameter is the heartbeat deadline: a generic plan blind to the statuses counted
+    each worker's active jobs by scanning every job it ever ran."""
+    online_worker(WORKER)
+    dispatch.worker_candidates()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT parameter_types::text[] FROM pg_prepared_statements "
+                       "WHERE starts_with(statement, %s)", ['SELECT w."worker_id"'])
+        assert cursor.fetchall() == [(["timestamp with time zone"],)]
 
 
 def test_the_circuit_close_and_the_machines_transitions_run_prepared(active_agent: Any, online_worker: Any) -> None:
