@@ -391,7 +391,7 @@ def take_next_statement(*, freed: str = "0", closing: str = "FALSE") -> tuple[st
     after CTEs of its own (workers.job_end: the finishing job's UPDATE in the same statement).
     `freed`: SQL for how many of this worker's jobs those CTEs end (the statement's snapshot
     still counts them as running); `closing`: SQL that is true when they close its circuit.
-    Parameters (pyformat): pending, assigned, running, online, closed, worker, serves, now, take
+    Parameters (pyformat): online, closed, worker, serves, now, take
     (false: take nothing, still say whether jobs wait).
 
     SKIP LOCKED: two workers freeing slots at once take two different jobs, never wait for
@@ -400,29 +400,32 @@ def take_next_statement(*, freed: str = "0", closing: str = "FALSE") -> tuple[st
     """
     q = connection.ops.quote_name
     job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
+    # the job statuses are constants in the text, not parameters (as in _fleet_sql): the
+    # statement is prepared, and a generic plan blind to them counted the worker's active jobs by
+    # a seq scan of every job, where the status index finds the few
+    pending, assigned, running = (_sql_literal(s) for s in (JobStatus.PENDING, JobStatus.ASSIGNED, JobStatus.RUNNING))
     ctes = (
         f"slot AS (SELECT w.status = %(online)s AND (w.circuit_state = %(closed)s OR {closing}) AS may_take, "
         f"w.capacity <= (SELECT COUNT(*) FROM {job} a WHERE a.assigned_worker_id = %(worker)s "
-        f"AND a.status IN (%(assigned)s, %(running)s)) - ({freed}) AS no_slot FROM {worker} w "
+        f"AND a.status IN ({assigned}, {running})) - ({freed}) AS no_slot FROM {worker} w "
         f"WHERE w.worker_id = %(worker)s AND %(take)s), "
-        f"pick AS (SELECT j.job_id FROM {job} j WHERE j.status = %(pending)s "
+        f"pick AS (SELECT j.job_id FROM {job} j WHERE j.status = {pending} "
         f"AND (j.worker_type = '' OR j.worker_type = ANY(%(serves)s)) "
         f"AND EXISTS (SELECT 1 FROM slot WHERE slot.may_take AND NOT slot.no_slot) "
         f"ORDER BY j.priority, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED), "
-        f"taken AS (UPDATE {job} SET status = %(assigned)s, assigned_worker_id = %(worker)s, assigned_at = %(now)s "
-        f"WHERE job_id IN (SELECT job_id FROM pick) AND status = %(pending)s RETURNING job_id, attempts)"
+        f"taken AS (UPDATE {job} SET status = {assigned}, assigned_worker_id = %(worker)s, assigned_at = %(now)s "
+        f"WHERE job_id IN (SELECT job_id FROM pick) AND status = {pending} RETURNING job_id, attempts)"
     )
     columns = (
         f"(SELECT job_id FROM taken), (SELECT attempts FROM taken), "
-        f"EXISTS (SELECT 1 FROM {job} o WHERE o.status = %(pending)s AND o.job_id NOT IN (SELECT job_id FROM taken)), "
+        f"EXISTS (SELECT 1 FROM {job} o WHERE o.status = {pending} AND o.job_id NOT IN (SELECT job_id FROM taken)), "
         f"COALESCE((SELECT no_slot FROM slot), FALSE)"
     )
     return ctes, columns
 
 
 def take_next_params(*, worker_id: str, serves: list[str], now: datetime, take: bool = True) -> dict[str, Any]:
-    return {"pending": JobStatus.PENDING, "assigned": JobStatus.ASSIGNED, "running": JobStatus.RUNNING,
-            "online": WorkerStatus.ONLINE, "closed": CircuitState.CLOSED, "worker": worker_id,
+    return {"online": WorkerStatus.ONLINE, "closed": CircuitState.CLOSED, "worker": worker_id,
             "serves": list(serves), "now": now, "take": take}
 
 

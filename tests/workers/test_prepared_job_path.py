@@ -74,6 +74,12 @@ def test_the_take_next_runs_prepared(active_agent: Any, online_worker: Any, sent
     assert dispatch.job_take_next(worker_id=WORKER, serves=[]) == (waiting.pk, False, False)  # an empty list too
 
     assert prepared_runs("WITH slot AS") == before + 1
+    # the job statuses are in its text (a generic plan blind to them seq-scanned every job to
+    # count the worker's active ones)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE starts_with(statement, 'WITH slot AS')")
+        [(statement,)] = cursor.fetchall()
+    assert "a.status IN ('assigned', 'running')" in statement and "j.status = 'pending'" in statement
 
 
 def test_the_fleet_reads_run_prepared(active_agent: Any, online_worker: Any) -> None:
