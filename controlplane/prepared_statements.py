@@ -7,6 +7,16 @@ companion read: a dispatch's agent and fleet) took longer to plan than to run (E
 ANALYZE: 0.20 ms planning, 0.09 ms execution); prepared, the lookup took 0.24-0.40 ms instead
 of 0.68-0.78 ms, with less CPU in the web process too.
 The job INSERT gained nothing measurable (its time is the commit) and stays as it was.
+The statements every job runs (the claim, the end, the take-next, the session close with its
+report, the event appends, the machines' conditional UPDATEs, the fleet reads) are prepared too:
+unprepared, PostgreSQL spent about a third of their time planning them (pg_stat_statements,
+bench/dispatch.py).
+
+A plan whose result type a migration (in another process) changed is refused by PostgreSQL
+("cached plan must not change result type"). In autocommit the cursor drops the connection's
+plans and tries again. Inside a transaction the error stands (the transaction is aborted; a
+retry in it cannot succeed): the caller's rollback, of the transaction or of a savepoint, makes
+psycopg drop the connection's prepared statements, so the caller's own retry plans anew.
 
 Only the statements run through `prepared_cursor` are prepared, on first use on each
 connection (psycopg keeps the names; a pooled connection keeps them); Django's own cursors on
@@ -22,7 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 # psycopg prepares a statement after this many executions, or at once when asked
 # (`prepare=True`); Django leaves the connection's threshold unset, which refuses even that.
@@ -51,13 +61,13 @@ def _postgresql() -> tuple[type, Any]:
                 # process) changed the type of a column this plan returns. DEALLOCATE ALL drops
                 # the server's plans and psycopg its names of them (it watches for that
                 # command), so the second try plans anew; only in autocommit, where the failure
-                # aborted no transaction of the caller's
+                # aborted no transaction of the caller's (in one, the caller's rollback drops them)
                 if CACHED_PLAN_CHANGED not in str(exc) or not self.connection.autocommit:
                     raise
                 super().execute("DEALLOCATE ALL", prepare=False)
                 return super().execute(query, params, prepare=True, **kwargs)
 
-    def same_timezone(raw: Any, cursor: Any) -> None:
+    def same_timezone(connection: Any, raw: Any, cursor: Any) -> None:
         if connection.timezone != raw.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT).timezone:
             register_tzloader(connection.timezone, cursor)
 
@@ -65,10 +75,11 @@ def _postgresql() -> tuple[type, Any]:
 
 
 @contextmanager
-def prepared_cursor() -> Iterator[Any]:
-    """A Django cursor (its error wrapping and execute wrappers as usual) whose statements are
-    prepared on PostgreSQL; a plain `connection.cursor()` elsewhere, when off, or while queries
-    are logged."""
+def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[Any]:
+    """A Django cursor of the `using` connection (its error wrapping and execute wrappers as
+    usual) whose statements are prepared on PostgreSQL; a plain `connection.cursor()` elsewhere,
+    when off, or while queries are logged."""
+    connection = connections[using]
     # while Django logs queries (DEBUG, CaptureQueriesContext) a plain cursor: psycopg keeps no
     # SQL text of a prepared execution for the log to show
     if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS or connection.queries_logged:
@@ -84,7 +95,7 @@ def prepared_cursor() -> Iterator[Any]:
         if raw.prepare_threshold is None:
             raw.prepare_threshold = _ONLY_WHEN_ASKED
         cursor = cursor_class(raw)
-        same_timezone(raw, cursor)
+        same_timezone(connection, raw, cursor)
     connection.validate_thread_sharing()
     with connection.make_cursor(cursor) as wrapped:
         yield wrapped

@@ -21,6 +21,7 @@ from typing import Any
 from django.db import connections, models, router, transaction
 
 from controlplane.errors import IllegalTransition
+from controlplane.prepared_statements import prepared_cursor
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,8 @@ def _conditional_update(model: type[models.Model], pk: Any, field: str, sources:
     if not _writable(where, updates):
         return model._default_manager.filter(pk=pk, **{f"{field}__in": sources}, **where).update(**updates)
     sql, params, alias = _update_statement(model, pk, field, sources, where, updates)
-    with transaction.mark_for_rollback_on_error(using=alias), connections[alias].cursor() as cursor:
-        cursor.execute(sql, params)
+    with transaction.mark_for_rollback_on_error(using=alias), prepared_cursor(alias) as cursor:
+        cursor.execute(sql, params)  # prepared: one text per shape, planned once per connection
         return cursor.rowcount
 
 

@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
 
+from controlplane.prepared_statements import prepared_cursor
 from controlplane.sql_rows import json_value
 from sessions.event_sink import session_events_append_and_broadcast
 from sessions.services import SESSION_MACHINE, session_end, session_end_transition, session_end_won
@@ -87,7 +88,7 @@ def session_end_reading_report(*, session: AgentSession, error: str | None, reas
     if statement is None:
         return None, None
     update, params = statement
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection: planning it cost more than running it
         cursor.execute(_end_report_sql(update), [*params, TRANSCRIPT_EVENT])
         found = cursor.fetchone()
     if found is None:  # not in a state this end may leave: the caller reads the row and decides
@@ -137,7 +138,7 @@ def _end_report_sql(update: str) -> str:
 
 def _report_row_returning(session_id: str) -> ReportRead:
     """The report's row fields and its transcript in one statement (PostgreSQL)."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_report_sql(), [TRANSCRIPT_EVENT, session_id])
         found = cursor.fetchone()
     if found is None:

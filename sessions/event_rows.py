@@ -29,6 +29,7 @@ from django.db import connection
 from django.db.models.base import ModelState
 from django.utils import timezone
 
+from controlplane.prepared_statements import prepared_cursor
 from sessions.models import AgentSession, SessionEvent
 
 EventValues = tuple[str, int, str, datetime, dict[str, Any]]  # (session_id, seq, type, at, data)
@@ -87,7 +88,7 @@ def event_rows_insert(values: Sequence[EventValues]) -> list[SessionEvent]:
     """Insert the rows (in the caller's transaction) and return them, ids set, in input order."""
     if not values:
         return []
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_statement(), [_rows_json(values)])
         # RETURNING's order is not promised: match the ids by (session, seq), unique per row
         ids = {(session_id, seq): pk for pk, session_id, seq in cursor.fetchall()}
@@ -113,7 +114,7 @@ def events_append_returning(*, session_id: str, events: Sequence[Pending]) -> li
     params = {"n": len(events), "now": timezone.now(), "session": session_id,
               "types": [type_ for type_, _, _ in events], "ats": [at for _, at, _ in events],
               "datas": _prepared_data([data for _, _, data in events])}
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection: three times per short call
         cursor.execute(_append_statement(), params)
         ids = {seq: pk for pk, seq in cursor.fetchall()}
     if not ids:
@@ -156,5 +157,5 @@ def live_states_write(states: dict[str, dict[str, Any]]) -> None:
     # the JSON columns' own adapter is plain json.dumps (no encoder): the text sent is the same
     assert all(AgentSession._meta.get_field(name).encoder is None for name in _LIVE_JSON_FIELDS)
     payload = json.dumps([{"id": session_id, "f": fields} for session_id, fields in states.items()])
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_live_statement(), [payload])

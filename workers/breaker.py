@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from controlplane.prepared_statements import prepared_cursor
 from workers.events import circuit_changed
 from workers.models import CircuitState, Worker
 
@@ -64,7 +65,7 @@ def _close_returning(worker_id: str) -> bool:
 
     Not locked first (every finished job would queue on its worker's row): in a race with a
     concurrent change the event may name a stale earlier state; the row itself ends closed."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(close_sql(), {"closed": CircuitState.CLOSED, "worker": worker_id, "close": True})
         row = cursor.fetchone()
     return row is not None and row[0] != CircuitState.CLOSED

@@ -19,6 +19,7 @@ from django.db.models import F, JSONField, OuterRef, Subquery
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
+from controlplane.prepared_statements import prepared_cursor
 from controlplane.sql_rows import json_value, model_from_json_row, model_from_row, select_columns
 from workers.models import Job, JobStatus
 from workers.services import JOB_MACHINE
@@ -73,7 +74,7 @@ def _claim_sql() -> str:
 def _claim_returning(job_id: str, worker_id: str, now: datetime, lease: datetime) -> Job | None:
     """UPDATE … RETURNING the row, the agent row and the version config in one statement."""
     sql = _claim_sql()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection: planning it cost more than running it
         cursor.execute(sql, [JobStatus.RUNNING, now, lease, job_id, JobStatus.ASSIGNED, worker_id])
         row = cursor.fetchone()
     if row is None:

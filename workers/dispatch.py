@@ -24,6 +24,7 @@ from django.utils import timezone
 from agents.models import Agent, AgentState
 from controlplane.errors import Conflict, DomainError, Forbidden, IllegalTransition, NotFound, Throttled
 from controlplane.models import AuthCompanion
+from controlplane.prepared_statements import prepared_cursor
 from controlplane.scopes import LOADTEST
 from controlplane.sql_rows import insert_row, json_value, model_from_json_row, model_from_row, select_columns
 from sessions.control import stop_job_session
@@ -243,17 +244,27 @@ def _fleet_sql(vendor: str) -> str:
     # running it, on every dispatch
     q = connection.ops.quote_name
     job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
+    # the statuses are constants, written into the text, not parameters: the statement is
+    # prepared, and a generic plan that does not know them counted each worker's unfinished jobs
+    # by scanning all the jobs it ever ran instead of the few active ones by the status index
+    active = ", ".join(_sql_literal(status) for status in ACTIVE_JOB_STATUSES)
     return (f"SELECT {select_columns(Worker, 'w')}, (SELECT COUNT(*) FROM {job} j WHERE j.assigned_worker_id = w.worker_id "
-            f"AND j.status IN (%s, %s)) AS unfinished_jobs FROM {worker} w WHERE w.status = %s AND w.last_heartbeat_at >= %s")
+            f"AND j.status IN ({active})) AS unfinished_jobs FROM {worker} w "
+            f"WHERE w.status = {_sql_literal(WorkerStatus.ONLINE)} AND w.last_heartbeat_at >= %s")
+
+
+def _sql_literal(constant: str) -> str:
+    assert constant.isidentifier(), constant  # a status name of ours, never a value from outside
+    return f"'{constant}'"
 
 
 def _fleet_params(fresh_after: datetime) -> list[Any]:
-    return [*ACTIVE_JOB_STATUSES, WorkerStatus.ONLINE, connection.ops.adapt_datetimefield_value(fresh_after)]
+    return [connection.ops.adapt_datetimefield_value(fresh_after)]
 
 
 def _fleet(fresh_after: datetime) -> list[Worker]:
     """The fleet with each worker's unfinished-job count (from the status index), in one query."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection, as the key lookup it rides along with
         cursor.execute(_fleet_sql(connection.vendor), _fleet_params(fresh_after))
         rows = cursor.fetchall()
     fleet = []
@@ -307,7 +318,7 @@ def _agent_and_fleet(agent_id: str | None, now: datetime) -> tuple[Agent | None,
     """
     if connection.vendor != "postgresql":
         return Agent.objects.filter(agent_id=agent_id).exclude(state=AgentState.DESTROYED).first(), _fleet(_fresh_after(now))
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(f"SELECT {_agent_and_fleet_expressions()}", _agent_and_fleet_params(agent_id, now))
         agent_row, fleet_rows = cursor.fetchone()
     return _agent_and_fleet_decoded(agent_row, fleet_rows)
@@ -382,7 +393,7 @@ def take_next_statement(*, freed: str = "0", closing: str = "FALSE") -> tuple[st
     after CTEs of its own (workers.job_end: the finishing job's UPDATE in the same statement).
     `freed`: SQL for how many of this worker's jobs those CTEs end (the statement's snapshot
     still counts them as running); `closing`: SQL that is true when they close its circuit.
-    Parameters (pyformat): pending, assigned, running, online, closed, worker, serves, now, take
+    Parameters (pyformat): online, closed, worker, serves, now, take
     (false: take nothing, still say whether jobs wait).
 
     SKIP LOCKED: two workers freeing slots at once take two different jobs, never wait for
@@ -391,29 +402,32 @@ def take_next_statement(*, freed: str = "0", closing: str = "FALSE") -> tuple[st
     """
     q = connection.ops.quote_name
     job, worker = q(Job._meta.db_table), q(Worker._meta.db_table)
+    # the job statuses are constants in the text, not parameters (as in _fleet_sql): the
+    # statement is prepared, and a generic plan blind to them counted the worker's active jobs by
+    # a seq scan of every job, where the status index finds the few
+    pending, assigned, running = (_sql_literal(s) for s in (JobStatus.PENDING, JobStatus.ASSIGNED, JobStatus.RUNNING))
     ctes = (
         f"slot AS (SELECT w.status = %(online)s AND (w.circuit_state = %(closed)s OR {closing}) AS may_take, "
         f"w.capacity <= (SELECT COUNT(*) FROM {job} a WHERE a.assigned_worker_id = %(worker)s "
-        f"AND a.status IN (%(assigned)s, %(running)s)) - ({freed}) AS no_slot FROM {worker} w "
+        f"AND a.status IN ({assigned}, {running})) - ({freed}) AS no_slot FROM {worker} w "
         f"WHERE w.worker_id = %(worker)s AND %(take)s), "
-        f"pick AS (SELECT j.job_id FROM {job} j WHERE j.status = %(pending)s "
+        f"pick AS (SELECT j.job_id FROM {job} j WHERE j.status = {pending} "
         f"AND (j.worker_type = '' OR j.worker_type = ANY(%(serves)s)) "
         f"AND EXISTS (SELECT 1 FROM slot WHERE slot.may_take AND NOT slot.no_slot) "
         f"ORDER BY j.priority, j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED), "
-        f"taken AS (UPDATE {job} SET status = %(assigned)s, assigned_worker_id = %(worker)s, assigned_at = %(now)s "
-        f"WHERE job_id IN (SELECT job_id FROM pick) AND status = %(pending)s RETURNING job_id, attempts)"
+        f"taken AS (UPDATE {job} SET status = {assigned}, assigned_worker_id = %(worker)s, assigned_at = %(now)s "
+        f"WHERE job_id IN (SELECT job_id FROM pick) AND status = {pending} RETURNING job_id, attempts)"
     )
     columns = (
         f"(SELECT job_id FROM taken), (SELECT attempts FROM taken), "
-        f"EXISTS (SELECT 1 FROM {job} o WHERE o.status = %(pending)s AND o.job_id NOT IN (SELECT job_id FROM taken)), "
+        f"EXISTS (SELECT 1 FROM {job} o WHERE o.status = {pending} AND o.job_id NOT IN (SELECT job_id FROM taken)), "
         f"COALESCE((SELECT no_slot FROM slot), FALSE)"
     )
     return ctes, columns
 
 
 def take_next_params(*, worker_id: str, serves: list[str], now: datetime, take: bool = True) -> dict[str, Any]:
-    return {"pending": JobStatus.PENDING, "assigned": JobStatus.ASSIGNED, "running": JobStatus.RUNNING,
-            "online": WorkerStatus.ONLINE, "closed": CircuitState.CLOSED, "worker": worker_id,
+    return {"online": WorkerStatus.ONLINE, "closed": CircuitState.CLOSED, "worker": worker_id,
             "serves": list(serves), "now": now, "take": take}
 
 
@@ -438,7 +452,7 @@ def job_take_next(*, worker_id: str, serves: list[str]) -> tuple[str | None, boo
     if connection.vendor != "postgresql":
         return None, True, False
     now = timezone.now()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_take_next_sql(), take_next_params(worker_id=worker_id, serves=serves, now=now))
         job_id, attempts, more, full = cursor.fetchone()
     if job_id is None:

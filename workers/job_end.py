@@ -24,6 +24,7 @@ from django.db import connection
 from django.utils import timezone
 
 from controlplane.fleet_events import fleet_events_together
+from controlplane.prepared_statements import prepared_cursor
 from workers import breaker
 from workers.claims import FinishTransition, job_finish, job_finish_transition
 from workers.db_retry import TRANSIENT_DATABASE_ERRORS
@@ -101,7 +102,7 @@ def _job_end_returning(job_id: str, worker_id: str, failure: str | None, close_c
     finish_sql, finish_params = _finish_statement(finish)
     params = {**take_next_params(worker_id=worker_id, serves=serves, now=now, take=take_next),
               "close": close_circuit, **{f"finish{i}": value for i, value in enumerate(finish_params)}}
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection: planning it cost a third of its time
         cursor.execute(_end_sql(finish_sql, len(finish_params)), params)
         state_before, finished, taken, attempts, more, full = cursor.fetchone()
     # the events, in the order the three statements alone would send them, in one hand-over

@@ -120,3 +120,44 @@ def test_inside_a_transaction_the_changed_plan_is_an_error_not_a_silent_retry(pr
     with pytest.raises(NotSupportedError, match="cached plan"):
         with transaction.atomic(), prepared_cursor() as cursor:
             cursor.execute(f"SELECT v FROM {probe_table}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_the_transaction_the_changed_plan_failed_rolls_back_the_caller_may_retry(probe_table: str) -> None:
+    """The job path's statements run inside transactions too (the event writer's): no retry in
+    there, but the rollback (psycopg drops the connection's prepared statements on ROLLBACK)
+    leaves a connection whose next try plans anew, not one failing until it is recycled."""
+    from django.db import NotSupportedError, transaction
+
+    def read() -> Any:
+        with prepared_cursor() as cursor:
+            cursor.execute(f"SELECT v FROM {probe_table} WHERE v = %s", [7])
+            return cursor.fetchone()
+
+    assert read() == (7,)
+    _retype_from_another_connection(probe_table)
+    with pytest.raises(NotSupportedError, match="cached plan"):
+        with transaction.atomic():
+            read()
+
+    with transaction.atomic():  # the caller's retry
+        assert read() == (7,)
+    assert [s for s in _prepared_statements() if "prepared_probe" in s]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_savepoint_rolled_back_after_the_changed_plan_failed_lets_the_transaction_go_on(probe_table: str) -> None:
+    from django.db import NotSupportedError, transaction
+
+    def read() -> Any:
+        with prepared_cursor() as cursor:
+            cursor.execute(f"SELECT v FROM {probe_table} WHERE v = %s", [7])
+            return cursor.fetchone()
+
+    assert read() == (7,)
+    _retype_from_another_connection(probe_table)
+    with transaction.atomic():
+        with pytest.raises(NotSupportedError, match="cached plan"):
+            with transaction.atomic():  # a savepoint
+                read()
+        assert read() == (7,)  # ROLLBACK TO SAVEPOINT dropped the plans too
