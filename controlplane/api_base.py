@@ -57,8 +57,10 @@ class ApiContentNegotiation(DefaultContentNegotiation):
     def select_renderer(self, request: Any, renderers: Any, format_suffix: str | None = None) -> Any:
         if renderers and not format_suffix:
             first, accept = renderers[0], request.META.get("HTTP_ACCEPT")
+            # no query string, no `format` in it: its QueryDict (built on first use of
+            # query_params, ~20 Python calls) is not needed to know that
             if (accept is None or accept == "*/*" or accept == first.media_type) and (
-                    self.settings.URL_FORMAT_OVERRIDE not in request.query_params):
+                    not request.META.get("QUERY_STRING") or self.settings.URL_FORMAT_OVERRIDE not in request.query_params):
                 return first, first.media_type
         return super().select_renderer(request, renderers, format_suffix)
 

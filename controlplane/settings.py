@@ -70,6 +70,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks: answers locked-out logins
 ]
 
+# Django's cookie-then-session storage, its backends built only for a request that uses
+# messages (controlplane.message_storage): not for every API request
+MESSAGE_STORAGE = "controlplane.message_storage.LazyFallbackStorage"
+
 ROOT_URLCONF = "server.urls"
 ASGI_APPLICATION = "server.asgi.application"
 WSGI_APPLICATION = None

@@ -12,6 +12,11 @@ from workers import api as workers_api
 _authenticated = {"permission_classes": [HasScope]}  # reads need `read`
 
 urlpatterns = [
+    # jobs first: Django tries the patterns in order, and POST jobs/ (dispatch) is the hot path;
+    # no other route here starts with "jobs/": where they stand changes no URL's view, only how soon it is found
+    path("jobs/", workers_api.JobListView.as_view(), name="api-jobs"),
+    path("jobs/<str:job_id>/", workers_api.JobDetailView.as_view(), name="api-job"),
+    path("jobs/<str:job_id>/cancel", workers_api.JobCancelView.as_view(), name="api-job-cancel"),
     path("schema/", SpectacularAPIView.as_view(**_authenticated), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", **_authenticated), name="api-docs"),
     # agents
@@ -24,10 +29,6 @@ urlpatterns = [
     path("", include("agents.tools.urls")),
     # named credentials (names and hosts; values are written in the admin)
     path("credentials/", api_credentials.CredentialListView.as_view(), name="api-credentials"),
-    # jobs
-    path("jobs/", workers_api.JobListView.as_view(), name="api-jobs"),
-    path("jobs/<str:job_id>/", workers_api.JobDetailView.as_view(), name="api-job"),
-    path("jobs/<str:job_id>/cancel", workers_api.JobCancelView.as_view(), name="api-job-cancel"),
     # sessions
     path("sessions/", sessions_api.SessionListView.as_view(), name="api-sessions"),
     path("sessions/<str:session_id>/", sessions_api.SessionDetailView.as_view(), name="api-session"),

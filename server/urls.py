@@ -4,6 +4,8 @@ from django.urls import include, path
 from server import probes
 
 urlpatterns = [
+    # the REST API first: POST api/v1/jobs/ is the hot path, and no other prefix here overlaps it
+    path("api/v1/", include("server.api_urls")),
     path("health", probes.health, name="health"),
     path("health/ready", probes.ready, name="health-ready"),
     path("health/live", probes.live, name="health-live"),
@@ -11,6 +13,5 @@ urlpatterns = [
     path("status", probes.status, name="status"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("api/v1/", include("server.api_urls")),
     path("", include("dashboard.urls")),
 ]

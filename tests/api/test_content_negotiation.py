@@ -42,3 +42,10 @@ def test_an_api_answer_is_json_without_an_accept_header_and_the_browsable_page_f
     assert plain.status_code == 200 and plain["Content-Type"] == "application/json"
     browser = api_client.get("/api/v1/jobs/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
     assert browser.status_code == 200 and browser["Content-Type"].startswith("text/html")
+
+
+def test_without_a_query_string_the_query_is_not_parsed_to_answer() -> None:
+    django_request = APIRequestFactory().get("/api/v1/jobs/")
+    renderer, media_type = ApiContentNegotiation().select_renderer(Request(django_request), [JSONRenderer()])
+    assert (type(renderer), media_type) == (JSONRenderer, "application/json")
+    assert "GET" not in django_request.__dict__  # its QueryDict, a cached_property, never built
