@@ -1,16 +1,18 @@
 """Operator commands to a live session, wherever it runs.
 
-`send_session_command` (called by the API and the dashboard) reaches the hosting worker
-through the channel layer group `session-control-<session_id>`; the worker-side session
-host listens on a channel in that group (`command_listener`) and hands each command to
-the session's JobContext, then confirms on the command's reply channel: the sender answers
-only once the command reached the session (else Unavailable, 503, with the reason). When the session runs in this very process (the embedded mode,
-whose in-memory channel layer does not cross threads' event loops) the command is handed
-over directly.
+`send_session_command` (called by the API and the dashboard) reaches the worker hosting the
+session (its job's assigned worker) through that worker's channel layer group
+`worker-control-<worker_id>`, naming the session in the message; the worker process's one
+listener (`sessions.control_listener`) hands each command to that session's JobContext,
+then confirms on the command's reply channel: the sender answers only once the command
+reached the session (else Unavailable, 503, with the reason). When the session runs in this
+very process (the embedded mode, whose in-memory channel layer does not cross threads' event
+loops) the command is handed over directly.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import threading
@@ -20,7 +22,6 @@ from typing import Any
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from controlplane.errors import Conflict, DomainError, NotFound, Unavailable
 from sessions.job_context import JobContext
@@ -48,18 +49,18 @@ COMMANDS = tuple(COMMAND_SPECS)
 MAX_TEXT = 10_000
 # Worker.status of a dead worker (workers.models.WorkerStatus.OFFLINE; sessions does not import workers)
 OFFLINE_WORKER_STATUS = "offline"
-# the listener renews its group membership this often: an emptied channel layer (a Redis
-# restart without persistence) forgets groups without the listener's receive failing
-REJOIN_SECONDS = 15.0
 log = logging.getLogger(__name__)
 
 _local_lock = threading.Lock()
 _local_sessions: dict[str, JobContext] = {}
-_confirming: set[asyncio.Future[None]] = set()  # confirmations in flight (a reference keeps each alive)
 
 
-def control_group(session_id: str) -> str:
-    return f"session-control-{session_id}"
+def worker_control_group(worker_id: str) -> str:
+    """The group a worker process's command listener is in. Channel layer group names are
+    under 100 ASCII letters, digits, hyphens, underscores and periods (a worker id's `@` is
+    not one): the id, so made readable and cut short, then a digest of it, so two ids never share one."""
+    readable = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in worker_id)[:48]
+    return f"worker-control-{readable}.{hashlib.blake2b(worker_id.encode(), digest_size=8).hexdigest()}"
 
 
 def register_local(ctx: JobContext) -> None:
@@ -78,7 +79,7 @@ def local_sessions() -> list[JobContext]:
         return list(_local_sessions.values())
 
 
-def _deliver(session_id: str, payload: dict[str, Any], *, acknowledged: bool = True) -> None:
+def _deliver(session_id: str, worker_id: str | None, payload: dict[str, Any], *, acknowledged: bool = True) -> None:
     with _local_lock:
         ctx = _local_sessions.get(session_id)
     if ctx is not None:
@@ -91,14 +92,19 @@ def _deliver(session_id: str, payload: dict[str, Any], *, acknowledged: bool = T
         # the in-memory layer does not leave this process, and the session is not hosted here
         raise Unavailable(f"session '{session_id}' is not hosted by this process and the in-memory channel layer "
                           "cannot reach other processes", field="session")
-    async_to_sync(_send_and_wait_for_ack)(layer, session_id, payload, acknowledged)
+    if not worker_id:
+        raise Unavailable(f"session '{session_id}' is not hosted by any worker (its job has no assigned worker)",
+                          field="session")
+    async_to_sync(_send_and_wait_for_ack)(layer, session_id, worker_id, payload, acknowledged)
 
 
-async def _send_and_wait_for_ack(layer: Any, session_id: str, payload: dict[str, Any], acknowledged: bool) -> None:
+async def _send_and_wait_for_ack(layer: Any, session_id: str, worker_id: str, payload: dict[str, Any],
+                                 acknowledged: bool) -> None:
     # a plain (not process-local "!") channel: any thread's loop may wait on it
     reply_to = f"session-ack.{secrets.token_hex(12)}" if acknowledged else None
+    message = {"type": "session.command", **payload, "session_id": session_id, "reply_to": reply_to}
     try:
-        await layer.group_send(control_group(session_id), {"type": "session.command", **payload, "reply_to": reply_to})
+        await layer.group_send(worker_control_group(worker_id), message)
     except Exception as exc:  # noqa: BLE001 - redis down or restarting
         raise Unavailable(f"the channel layer is unavailable ({type(exc).__name__}: {exc}); the command was not sent",
                           field="session") from exc
@@ -144,7 +150,7 @@ def send_session_command(session_id: str, command: str, *, actor: str, text: str
     if spec.required_status is not None and status != spec.required_status:
         raise Conflict(f"session '{session_id}' is {status}; only a {spec.required_status} session can {command}",
                        field="session")
-    _deliver(session_id, {"command": command, "actor": actor, "text": text})
+    _deliver(session_id, worker_id, {"command": command, "actor": actor, "text": text})
 
 
 async def asend_session_command(session_id: str, command: str, *, actor: str, text: str | None = None) -> None:
@@ -155,75 +161,12 @@ async def asend_session_command(session_id: str, command: str, *, actor: str, te
 def stop_job_session(*, job_id: str, reason: str, actor: str = "") -> None:
     """End the live session of a job (after a cancel). Best effort: the hosting worker's
     lease heartbeat also notices the job is no longer its own and ends the session."""
-    session_id = AgentSession.objects.live().filter(job_id=job_id).values_list("session_id", flat=True).first()
-    if session_id is None:
+    row = AgentSession.objects.live().filter(job_id=job_id).values_list("session_id", "job__assigned_worker_id").first()
+    if row is None:
         return
+    session_id, worker_id = row
     try:
-        _deliver(session_id, {"command": "end", "actor": actor, "text": None, "reason": reason}, acknowledged=False)
+        _deliver(session_id, worker_id, {"command": "end", "actor": actor, "text": None, "reason": reason},
+                 acknowledged=False)
     except Exception:  # noqa: BLE001 - the heartbeat path still ends it
         log.warning("end command for session %s not delivered", session_id, exc_info=True)
-
-
-async def command_listener(ctx: JobContext) -> None:
-    """Worker side: feed commands from the channel layer group to the session until cancelled,
-    confirming each to its sender; rejoin the group after channel-layer failures."""
-    layer = get_channel_layer()
-    if layer is None or isinstance(layer, InMemoryChannelLayer):
-        return  # in-process delivery only (see module docstring)
-    group = control_group(ctx.session_id)
-    channel = await layer.new_channel()
-    joined_at: float | None = None
-    failing_since: float | None = None
-    try:
-        while True:
-            loop_time = asyncio.get_running_loop().time()
-            try:
-                if joined_at is None or loop_time - joined_at >= REJOIN_SECONDS:
-                    await layer.group_add(group, channel)
-                    joined_at = loop_time
-                message = await asyncio.wait_for(layer.receive(channel), timeout=REJOIN_SECONDS)
-            except asyncio.CancelledError:
-                raise
-            except (asyncio.TimeoutError, RedisTimeoutError):
-                continue  # an idle blocking receive timing out is normal: nobody sent a command
-            except Exception as exc:  # noqa: BLE001 - redis down or restarting; cancellation can surface as one
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError from None
-                if failing_since is None:
-                    failing_since = loop_time
-                    ctx.log.warning("control channel unavailable (%s: %s); rejoining when it is back", type(exc).__name__, exc)
-                joined_at = None  # an emptied Redis forgot the group: join again
-                await asyncio.sleep(0.5)
-                continue
-            if failing_since is not None:
-                ctx.log.info("control channel back after %.1fs", asyncio.get_running_loop().time() - failing_since)
-                failing_since = None
-            if message.get("type") != "session.command":
-                continue
-            # shielded: an `end` makes the host cancel this listener while the session stops,
-            # and the sender must still get its confirmation
-            confirming = asyncio.ensure_future(_handle_and_confirm(ctx, layer, message))
-            _confirming.add(confirming)
-            confirming.add_done_callback(_confirming.discard)
-            await asyncio.shield(confirming)
-    finally:
-        try:
-            await asyncio.shield(layer.group_discard(group, channel))
-        except BaseException:  # noqa: BLE001
-            pass
-
-
-async def _handle_and_confirm(ctx: JobContext, layer: Any, message: dict[str, Any]) -> None:
-    reply: dict[str, Any] = {"type": "session.command.ack", "ok": True}
-    try:
-        await ctx.handle_command(message["command"], message)
-    except Exception as exc:  # noqa: BLE001 - a bad command must not end the listener
-        ctx.log.exception("operator command %s failed", message.get("command"))
-        reply = {"type": "session.command.ack", "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    reply_to = message.get("reply_to")
-    if reply_to:
-        try:
-            await layer.send(reply_to, reply)
-        except Exception:  # noqa: BLE001 - the sender times out and says so
-            ctx.log.warning("could not confirm operator command %s", message.get("command"), exc_info=True)

@@ -29,7 +29,8 @@ from django.utils import timezone
 from controlplane.errors import IllegalTransition, JobConfigurationError
 from controlplane.sql_rows import insert_row
 from sessions.call_report import ReportRead, session_end_reading_report, session_report_emit
-from sessions.control import command_listener, register_local, unregister_local
+from sessions.control import register_local, unregister_local
+from sessions.control_listener import control_close, control_open
 from sessions.job_context import DEFAULT_ENTRY_POINT, JobContext
 from sessions.launch import ConfigError
 from sessions.limits import SessionLimits, enforce_session_limits, session_limits
@@ -65,7 +66,6 @@ ROOM_LOST_REASONS = {
     "livekit_unreachable": "the LiveKit server could not be reached again after the connection dropped",
     "room_disconnected": "the LiveKit server disconnected the agent",
 }
-_listeners: set[asyncio.Task[None]] = set()
 
 
 class EntryPointError(Exception):
@@ -140,11 +140,8 @@ async def host_session(ctx: JobContext, entry: EntryPoint, limits: SessionLimits
     ctx.bind_loop(asyncio.get_running_loop())
     if limits is not None:
         ctx.create_task(enforce_session_limits(ctx, limits), name=f"limits-{ctx.session_id}")
-    # not one of the context's tasks: a cancelled channel-layer receive can take seconds to
-    # unwind, and the session's end must not wait for it
-    listener = asyncio.get_running_loop().create_task(command_listener(ctx), name=f"control-{ctx.session_id}")
-    _listeners.add(listener)
-    listener.add_done_callback(_listeners.discard)
+    # operator commands sent to this worker for this session reach it from now on
+    control_open(ctx)
     session_task = asyncio.ensure_future(entry(ctx))
     shutdown = asyncio.ensure_future(ctx.wait_for_shutdown())
     try:
@@ -158,7 +155,7 @@ async def host_session(ctx: JobContext, entry: EntryPoint, limits: SessionLimits
         if not session_task.cancelled() and session_task.exception() is not None:
             raise session_task.exception()  # type: ignore[misc]
     finally:
-        listener.cancel()
+        control_close(ctx)
         shutdown.cancel()
         if not session_task.done():
             session_task.cancel()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from sessions.control import control_group
+from sessions.control import worker_control_group
 from sessions.models import AgentSession
 from workers.dispatch import job_dispatch
 
@@ -42,11 +42,11 @@ def ids(active_agent: Any, job: Any, live_session: AgentSession, worker: Any, li
 
 
 class ControlListener:
-    """Stands where the hosting worker listens: a channel in the session's control group, on
+    """Stands where the hosting worker listens: a channel in the worker's control group, on
     a loop of its own, confirming each command on its reply channel as the worker does."""
 
-    def __init__(self, session_id: str) -> None:
-        self.group = control_group(session_id)
+    def __init__(self, worker_id: str) -> None:
+        self.group = worker_control_group(worker_id)
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
         self._joined = threading.Event()
         self._stop = threading.Event()
@@ -80,7 +80,9 @@ class ControlListener:
 
 
 @pytest.fixture
-def listener(live_session: Any) -> Any:
-    listener = ControlListener(live_session.session_id)
+def listener(live_session: Any, job: Any, worker: Any) -> Any:
+    """The session's job hosted by `worker`, whose listener this stands for."""
+    type(job).objects.filter(pk=job.pk).update(assigned_worker=worker)
+    listener = ControlListener(worker.worker_id)
     yield listener
     listener.close()
