@@ -307,6 +307,11 @@ def test_twenty_concurrent_calls_in_one_worker_process_all_get_their_answer(
     wait_for(lambda: AgentSession.objects.filter(job_id__in=jobs.values(), status=SessionStatus.ACTIVE).count() == n,
              timeout=60, what="every call up at once")
     assert {Job.objects.get(pk=j).assigned_worker_id for j in jobs.values()} == {worker.name}
+    # and every caller gets the agent's voice track: the double (one Python process) negotiates
+    # forty peers' media; a question asked before the agent's track reaches its caller would be
+    # answered into a track nobody receives yet
+    wait_for(lambda: all(lk.client.caller(room, "caller")["tracks"] for room in rooms), timeout=120, interval=1.0,
+             what="every caller to receive the agent's track")
     for room in rooms:
         lk.client.speak(room, "caller", wav)
     frames_needed = int(len(answer) * 0.030 / 0.020 * 0.9)  # the whole reply: 30 ms of tone per character
