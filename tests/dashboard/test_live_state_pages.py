@@ -10,6 +10,8 @@ from django.urls import reverse
 
 from agents.models import Agent
 from sessions.models import AgentSession, Participant, SessionStatus
+from workers.dispatch import job_dispatch
+from workers.models import Job, Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -27,10 +29,15 @@ def test_an_active_session_offers_pause_and_a_paused_one_resume(operator_client:
     assert "hidden" in button(html, "pause") and "hidden" not in button(html, "resume")
 
 
-def test_the_dashboard_pause_action_is_delivered(operator_client: Client, live_session: AgentSession) -> None:
+def test_the_dashboard_pause_action_is_delivered(operator_client: Client, live_session: AgentSession,
+                                                worker: Worker) -> None:
     from tests.api.conftest import ControlListener
 
-    listener = ControlListener(live_session.session_id)
+    # the session's job runs on `worker`, whose control group the listener stands in
+    live_session.job = job_dispatch(agent_id=live_session.agent.agent_id, room="room-1")
+    live_session.save(update_fields=["job"])
+    Job.objects.filter(pk=live_session.job.pk).update(assigned_worker=worker)
+    listener = ControlListener(worker.worker_id)
     try:
         response = operator_client.post(reverse("dashboard:session-action", args=[live_session.session_id, "pause"]))
         assert response.status_code == 202, response.content
