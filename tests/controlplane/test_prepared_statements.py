@@ -95,17 +95,18 @@ def _retype_from_another_connection(table: str) -> None:
         other.execute(f"ALTER TABLE {table} ALTER COLUMN v TYPE bigint")
 
 
+def _read_seven(probe_table: str) -> Any:
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT v FROM {probe_table} WHERE v = %s", [7])
+        return cursor.fetchone()
+
+
 @pytest.mark.django_db(transaction=True)  # autocommit, as a request's key lookup runs
 def test_a_plan_whose_result_type_a_migration_changed_is_planned_anew(probe_table: str) -> None:
-    def read() -> Any:
-        with prepared_cursor() as cursor:
-            cursor.execute(f"SELECT v FROM {probe_table} WHERE v = %s", [7])
-            return cursor.fetchone()
-
-    assert read() == (7,)  # prepared
+    assert _read_seven(probe_table) == (7,)  # prepared
     _retype_from_another_connection(probe_table)
 
-    assert read() == (7,)  # PostgreSQL refused the old plan; the lookup planned it again
+    assert _read_seven(probe_table) == (7,)  # PostgreSQL refused the old plan; the lookup planned it again
     assert [s for s in _prepared_statements() if "prepared_probe" in s]  # and it is prepared again
 
 
@@ -129,19 +130,14 @@ def test_after_the_transaction_the_changed_plan_failed_rolls_back_the_caller_may
     leaves a connection whose next try plans anew, not one failing until it is recycled."""
     from django.db import NotSupportedError, transaction
 
-    def read() -> Any:
-        with prepared_cursor() as cursor:
-            cursor.execute(f"SELECT v FROM {probe_table} WHERE v = %s", [7])
-            return cursor.fetchone()
-
-    assert read() == (7,)
+    assert _read_seven(probe_table) == (7,)
     _retype_from_another_connection(probe_table)
     with pytest.raises(NotSupportedError, match="cached plan"):
         with transaction.atomic():
-            read()
+            _read_seven(probe_table)
 
     with transaction.atomic():  # the caller's retry
-        assert read() == (7,)
+        assert _read_seven(probe_table) == (7,)
     assert [s for s in _prepared_statements() if "prepared_probe" in s]
 
 
@@ -149,15 +145,10 @@ def test_after_the_transaction_the_changed_plan_failed_rolls_back_the_caller_may
 def test_a_savepoint_rolled_back_after_the_changed_plan_failed_lets_the_transaction_go_on(probe_table: str) -> None:
     from django.db import NotSupportedError, transaction
 
-    def read() -> Any:
-        with prepared_cursor() as cursor:
-            cursor.execute(f"SELECT v FROM {probe_table} WHERE v = %s", [7])
-            return cursor.fetchone()
-
-    assert read() == (7,)
+    assert _read_seven(probe_table) == (7,)
     _retype_from_another_connection(probe_table)
     with transaction.atomic():
         with pytest.raises(NotSupportedError, match="cached plan"):
             with transaction.atomic():  # a savepoint
-                read()
-        assert read() == (7,)  # ROLLBACK TO SAVEPOINT dropped the plans too
+                _read_seven(probe_table)
+        assert _read_seven(probe_table) == (7,)  # ROLLBACK TO SAVEPOINT dropped the plans too

@@ -10,8 +10,17 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from workers import dispatch
 from workers.health_server import start_health_server, stop_health_server
 from workers.models import Job, Worker
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Tasks sent to workers' queues (job id, worker id), instead of the broker."""
+    tasks: list[tuple[str, str]] = []
+    monkeypatch.setattr(dispatch, "send_to_worker", lambda job_id, worker_id: tasks.append((job_id, worker_id)))
+    return tasks
 
 
 @pytest.fixture

@@ -13,21 +13,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.workers.test_events import fleet_events_during
-from workers import dispatch, job_end as job_end_module
+from workers import job_end as job_end_module
 from workers.job_end import JobEnd, _job_end_steps, job_end
 from workers.models import CircuitState, Job, JobStatus, Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SERVES = ["voice_agent"]
 WORKER = "celery@end"
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Tasks sent to workers' queues (job id, worker id), instead of the broker."""
-    tasks: list[tuple[str, str]] = []
-    monkeypatch.setattr(dispatch, "send_to_worker", lambda job_id, worker_id: tasks.append((job_id, worker_id)))
-    return tasks
 
 
 def running_job(agent: Any, worker: Worker, room: str = "r") -> Job:

@@ -25,14 +25,6 @@ pytestmark = pytest.mark.django_db
 WORKER = "celery@prepared"
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Tasks sent to workers' queues (job id, worker id), instead of the broker."""
-    tasks: list[tuple[str, str]] = []
-    monkeypatch.setattr(dispatch, "send_to_worker", lambda job_id, worker_id: tasks.append((job_id, worker_id)))
-    return tasks
-
-
 def job(agent: Any, status: str, worker: Worker | None = None, room: str = "r") -> Job:
     return Job.objects.create(agent=agent, room_name=room, status=status, assigned_worker=worker,
                               lease_expires_at=timezone.now() + timedelta(seconds=60) if worker else None)
