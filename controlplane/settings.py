@@ -121,7 +121,7 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# PostgreSQL: the API-key lookup of every API request runs as a prepared statement
+# PostgreSQL: the hot path's statements (the API-key lookup, what every job runs) are prepared
 # (controlplane.prepared_statements); false behind a transaction-pooling PgBouncer < 1.21.
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 
