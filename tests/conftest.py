@@ -176,10 +176,9 @@ def short_channel_layer_pops() -> Iterator[None]:
     cancel at a test's loop teardown does not interrupt the pop in flight, so every async test
     that left a reader waited out channels_redis's 5 s pop (58 teardowns of 5.2 s, 5.4 min of
     the suite). One-second pops keep the same code path; no test asserts the 5 s."""
-    default = BatchingRedisChannelLayer.brpop_timeout
-    BatchingRedisChannelLayer.brpop_timeout = 1
-    yield
-    BatchingRedisChannelLayer.brpop_timeout = default
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BatchingRedisChannelLayer, "brpop_timeout", 1)
+        yield
 
 
 # -- real worker processes ------------------------------------------------------------------
