@@ -36,6 +36,8 @@ from typing import Any
 import redis.utils
 from channels_redis.core import RedisChannelLayer
 
+from controlplane.redis_cancel import keeping_cancels
+
 log = logging.getLogger(__name__)
 
 BATCH_KEY = "__batch__"
@@ -88,6 +90,12 @@ class BatchingRedisChannelLayer(RedisChannelLayer):
         self._receivers: collections.Counter[str] = collections.Counter()  # channel → receive() calls waiting
         self._idle_since: dict[str, float] = {}  # buffered channel nobody receives from → since (loop time)
         self._next_sweep = 0.0
+
+    def create_pool(self, index: int) -> Any:
+        # a cancelled reader must end at once, not after its next blocking pop (see the module)
+        pool = super().create_pool(index)
+        pool.connection_class = keeping_cancels(pool.connection_class)
+        return pool
 
     # -- receiving on a process-local channel ------------------------------------------------------
     async def receive(self, channel: str) -> dict[str, Any]:

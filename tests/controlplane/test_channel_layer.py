@@ -162,6 +162,40 @@ def test_the_reader_stops_once_nobody_receives() -> None:
     assert asyncio.run(scenario()) == (1, 0)
 
 
+@pytest.mark.timeout(120)
+def test_a_cancelled_reader_ends_without_waiting_out_its_blocking_pop() -> None:
+    """Python 3.11's asyncio.wait_for, which redis-py's command send runs in, returns the
+    result and drops a cancel that arrives as the write completes: the reader, cancelled while
+    it opened its connection, went on into a blocking pop and ended only when that timed out
+    (5 s at every async test's loop teardown; a process's shutdown late by as much). A pop of
+    a minute here: a reader that waits it out fails the wait below. Cancelled after 0..39 loop
+    turns, so some land in the connection's handshake."""
+    missed = []
+    for turns in range(40):
+        layer = make_layer()
+        layer.brpop_timeout = 60
+
+        async def scenario(turns: int = turns, layer: BatchingRedisChannelLayer = layer) -> bool:
+            channel = await layer.new_channel()
+            waiting = asyncio.create_task(layer.receive(channel))
+            while not readers():
+                await asyncio.sleep(0)
+            reader = readers()[0]
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            waiting.cancel()
+            reader.cancel()
+            done, _ = await asyncio.wait([reader], timeout=5)
+            await asyncio.gather(waiting, return_exceptions=True)
+            await layer.flush()
+            return bool(done)
+
+        if not asyncio.run(scenario()):
+            missed.append(turns)
+            break  # one is enough: each costs the 5 s wait
+    assert missed == [], f"a reader still popping 5 s after its cancel (cancelled after {missed} loop turns)"
+
+
 def test_a_redis_error_reaches_the_waiting_receivers() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
