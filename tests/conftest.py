@@ -15,7 +15,6 @@ from rest_framework.test import APIClient
 
 from agents import services as agent_services
 from agents.models import Agent, Tool
-from controlplane.channel_layer import BatchingRedisChannelLayer
 from controlplane.models import ApiKey
 from controlplane.scopes import ALL_SCOPES, READ
 from sessions.models import AgentSession, SessionStatus
@@ -168,17 +167,6 @@ def as_node(online_worker: Callable[..., Worker], drop_stray_connections: None) 
     if registration._drain_timer is not None:  # a drain started here must not end a later test's sessions
         registration._drain_timer.cancel()
     node.worker_id, node.options, node.draining = saved
-
-
-@pytest.fixture(scope="session", autouse=True)
-def short_channel_layer_pops() -> Iterator[None]:
-    """The channel layer's reader task ends only when its blocking pop (BZPOPMIN) returns: a
-    cancel at a test's loop teardown does not interrupt the pop in flight, so every async test
-    that left a reader waited out channels_redis's 5 s pop (58 teardowns of 5.2 s, 5.4 min of
-    the suite). One-second pops keep the same code path; no test asserts the 5 s."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(BatchingRedisChannelLayer, "brpop_timeout", 1)
-        yield
 
 
 # -- real worker processes ------------------------------------------------------------------
