@@ -24,7 +24,9 @@ def server(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def raw_request(port: int, head: bytes, body_chunks: Iterator[bytes]) -> bytes:
-    """Send a request as a client would, keep sending while the server reads, return its answer."""
+    """Send a request as a client would, keep sending while the server reads, return its answer
+    once it is all in (its Content-Length), as a client would: the server keeps the connection
+    for a while after a 413 (web_server.LINGER_SECONDS) to drain what is still being sent."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head)
         try:
@@ -34,11 +36,22 @@ def raw_request(port: int, head: bytes, body_chunks: Iterator[bytes]) -> bytes:
             pass  # the server closed once it had answered; the answer is in our buffer
         answer = b""
         try:
-            while data := sock.recv(65536):
+            while not answer_complete(answer) and (data := sock.recv(65536)):
                 answer += data
         except ConnectionResetError:
             pass
         return answer
+
+
+def answer_complete(answer: bytes) -> bool:
+    headers, separator, body = answer.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    for line in headers.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False  # no length: the answer ends when the server closes
 
 
 def test_a_declared_600_mb_body_is_refused_with_413_at_once(server: DaphneServer) -> None:
