@@ -42,14 +42,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if minimum is not None and not value >= minimum:  # `not >=`: NaN is refused too
+        raise ImproperlyConfigured(f"{name} must be at least {minimum:g}, got {raw!r}")
+    if maximum is not None and not value <= maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum:g}, got {raw!r}")
+    return value
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:

@@ -267,6 +267,9 @@ SESSION_COMMAND_ACK_TIMEOUT_SECONDS = env_float("SESSION_COMMAND_ACK_TIMEOUT_SEC
 # a process recomputes one agent's metrics (Agent.metrics) at most this often: a session end
 # right after a recompute is counted by one shared recompute at the end of the window
 AGENT_METRICS_MIN_INTERVAL_SECONDS = env_float("AGENT_METRICS_MIN_INTERVAL_SECONDS", 1.0)
+# ...and longer when a recompute is costly (it reads all of the agent's sessions): a process's
+# recomputes of one agent take at most this share of its time
+AGENT_METRICS_MAX_SHARE = env_float("AGENT_METRICS_MAX_SHARE", 0.05, minimum=0.001, maximum=1.0)
 # how long a worker retries closing a finished session/job through a database outage
 DB_WRITE_RETRY_SECONDS = env_float("DB_WRITE_RETRY_SECONDS", 120.0)
 # how often `manage.py supervise` (and the embedded server) reaps and assigns

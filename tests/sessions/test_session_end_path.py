@@ -5,6 +5,7 @@ yet end up equal to a recompute from scratch."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -329,3 +330,29 @@ def test_a_failing_recompute_neither_raises_nor_blocks_the_next(active_agent: Ag
     session_end(session=session, error=None, reason="completed")
     assert agent_metrics_settle()
     assert Agent.objects.get(pk=active_agent.pk).metrics["calls"] == 1
+
+
+def test_a_costly_recompute_widens_the_window_before_the_next(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    """A recompute reads every session of the agent (0.4 s at a million): the next one waits
+    its cost over AGENT_METRICS_MAX_SHARE, so a busy agent's history keeps PostgreSQL busy a
+    bounded share of the time; a cheap one keeps the configured window."""
+    settings.AGENT_METRICS_MIN_INTERVAL_SECONDS, settings.AGENT_METRICS_MAX_SHARE = 1.0, 0.02
+    cost = {"seconds": 0.2}
+    monkeypatch.setattr(agent_metrics, "agent_metrics_refresh", lambda *, agent_pk: time.sleep(cost["seconds"]))
+    cheap, costly = 10**9 + 1, 10**9 + 2  # agents of this test only: no rows are read
+    try:
+        windows = {}
+        for agent_pk, seconds in ((cheap, 0.0), (costly, 0.2)):
+            cost["seconds"] = seconds
+            assert agent_metrics_request(agent_pk=agent_pk) is True  # a lone end: at once
+            assert agent_metrics_request(agent_pk=agent_pk) is False  # within the window: scheduled
+            with agent_metrics._lock:
+                windows[agent_pk] = agent_metrics._agents[agent_pk].timer.interval
+        assert 0.9 < windows[cheap] <= 1.0  # what was left of the configured second
+        assert windows[costly] >= 0.2 / 0.02 - 0.1  # ≥ 10 s: the 0.2 s it took over a 2 % share
+    finally:
+        with agent_metrics._lock:
+            for agent_pk in (cheap, costly):
+                refresh = agent_metrics._agents.pop(agent_pk, None)
+                if refresh is not None and refresh.timer is not None:
+                    refresh.timer.cancel()
