@@ -123,7 +123,13 @@ def test_a_failed_push_goes_the_celery_way_with_the_same_task_id(
     def refused(*args: Any, **kwargs: Any) -> None:
         raise redis.ConnectionError("connection reset by peer")
 
-    monkeypatch.setattr(client, "lpush", refused)
+    # the connection the push gets from its client's pool fails as it sends (the Celery way
+    # has connections of its own)
+    pool = client.connection_pool
+    failing = pool.get_connection()
+    pool.release(failing)
+    monkeypatch.setattr(failing, "send_command", refused)
+    monkeypatch.setattr(pool, "get_connection", lambda *args, **kwargs: failing)
     send_run_session("job-2", worker_id)
 
     assert celery_sends == ["job-1", "job-2"]
