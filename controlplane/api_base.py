@@ -8,6 +8,7 @@ the services, so bad input gets a 400 or 404 naming the field instead of a 500.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, pagination, parsers, serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
+from rest_framework.utils import json as drf_json
 from rest_framework.views import APIView
 
 from controlplane.api_auth import HasScope
@@ -25,6 +27,7 @@ from controlplane.models import ApiKey
 from controlplane.scopes import READ
 
 MAX_JSON_DEPTH = 32
+_NOT_PARSED = object()
 
 
 class Pagination(pagination.LimitOffsetPagination):
@@ -36,11 +39,33 @@ class Pagination(pagination.LimitOffsetPagination):
         return min(super().get_offset(request), self.max_offset)
 
 
+_PARSED_BODY = "_api_json_body"  # on the HttpRequest: its JSON body, parsed by json_body_early
+
+
+def json_body_early(request: Request) -> Any:
+    """The request's JSON body, decoded before DRF parses it (a view that must read a field of
+    it before authentication: workers.api), as SafeJSONParser decodes it: the request's UTF-8
+    text, NaN and Infinity refused (STRICT_JSON). The parser then hands this value to
+    `request.data` instead of decoding the body a second time. Raises what decoding raises
+    (ValueError, RecursionError; the body may be unreadable): nothing is kept then, and
+    `request.data` decodes as usual and reports the error in its turn, after authentication.
+    Other charsets are decoded here only (DRF decodes those as a stream)."""
+    http = request._request
+    value = json.loads(http.body.decode("utf-8"),
+                       parse_constant=drf_json.strict_constant if SafeJSONParser.strict else None)
+    if (request.parser_context or {}).get("encoding") == "utf-8":  # the charset the parser will use
+        setattr(http, _PARSED_BODY, value)
+    return value
+
+
 class SafeJSONParser(parsers.JSONParser):
     """DRF's JSON parser turns ValueError into a 400 but lets RecursionError (absurdly
     nested input, e.g. 100,000 '[') escape as a 500."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        parsed = getattr(getattr((parser_context or {}).get("request"), "_request", None), _PARSED_BODY, _NOT_PARSED)
+        if parsed is not _NOT_PARSED:  # decoded as this would decode it (json_body_early)
+            return parsed
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:

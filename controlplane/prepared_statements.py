@@ -6,7 +6,9 @@ parses and plans every statement anew. The API-key lookup of every API request (
 companion read: a dispatch's agent and fleet) took longer to plan than to run (EXPLAIN
 ANALYZE: 0.20 ms planning, 0.09 ms execution); prepared, the lookup took 0.24-0.40 ms instead
 of 0.68-0.78 ms, with less CPU in the web process too.
-The job INSERT gained nothing measurable (its time is the commit) and stays as it was.
+The job INSERT's time is its commit, but bound on the client psycopg quoted its 25 values into
+the text in Python on every dispatch: prepared (`insert_row(prepared=True)`) a POST /api/v1/jobs/
+costs 5.06 → 4.94 M instructions (callgrind, bench/profile_dispatch.py's POST).
 The statements every job runs (the claim, the end, the take-next, the session close with its
 report, the event appends, the machines' conditional UPDATEs, the fleet reads) are prepared too:
 unprepared, PostgreSQL spent about a third of their time planning them (pg_stat_statements,

@@ -1,7 +1,6 @@
 """Jobs and workers API: dispatch (idempotent, back-pressured), follow, cancel; the fleet."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -10,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from controlplane.api_auth import actor_name
-from controlplane.api_base import ApiView, api_key_of, get_or_404
+from controlplane.api_base import ApiView, api_key_of, get_or_404, json_body_early
 from controlplane.scopes import JOBS_WRITE, WORKERS_WRITE
 from workers.dispatch import AgentAndFleetRead, agent_and_fleet_read, job_cancel_request, job_create
 from workers.models import Job, Worker
@@ -41,7 +40,7 @@ def _agent_named_in(request: Request) -> Any:
     if request.method != "POST" or request.content_type.split(";")[0].strip() != "application/json":
         return None
     try:
-        body = json.loads(request._request.body)
+        body = json_body_early(request)  # decoded once: request.data is this value
     except Exception:  # noqa: BLE001 - malformed, too large, …: DRF's parser reports it, in its turn
         return None
     return body.get("agent") if isinstance(body, dict) else None

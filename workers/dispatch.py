@@ -193,7 +193,7 @@ def job_create(request: Mapping[str, Any], *, idempotency_key: str | None = None
             job.created_at = timezone.now()
             if worker is not None:
                 job.status, job.assigned_worker, job.assigned_at = JobStatus.ASSIGNED, worker, job.created_at
-            insert_row(job)  # Job.save's SQL, written once: compiling it cost more than the INSERT
+            insert_row(job, prepared=True)  # Job.save's SQL, written once: compiling it cost more than the INSERT
             # robust: a broker hiccup must not turn an accepted dispatch into an error; the
             # reaper re-routes an assigned job nobody claimed within the lease. In autocommit
             # on_commit runs at once, after the row is visible.

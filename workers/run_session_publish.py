@@ -63,10 +63,32 @@ def send_run_session(job_id: str, worker_id: str) -> None:
     message = run_session_message(job_id, queue_name, task_id=task_id, delivery_tag=uuid())
     try:
         channel, client = fast
-        client.lpush(channel._q_for_pri(queue_name, 0), dumps(message))
+        _lpush(client, channel._q_for_pri(queue_name, 0), dumps(message))
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("run_session %s: pushing to Redis failed (%s); sending it the Celery way", job_id, exc)
         _celery_send(job_id, worker_direct(worker_id), task_id=task_id)
+
+
+def _lpush(client: redis.Redis, key: str, payload: str) -> None:
+    """`client.lpush(key, payload)` as one command on a connection of the client's pool, without
+    redis-py's per-command layers (retry wrapper, response callbacks: ~100 Python calls of each
+    POST /api/v1/jobs/), as the rate limit sends its script. A client that prefixes keys
+    (kombu's `global_keyprefix`) pushes through its own lpush, which adds the prefix. The pool
+    replaces a connection Redis dropped before handing it out; a push that fails on the way
+    raises (the caller then sends the Celery way, whose publish retries have their turn)."""
+    if type(client) is not redis.Redis:
+        client.lpush(key, payload)
+        return
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_command("LPUSH", key, payload)
+        conn.read_response()
+    except (redis.ConnectionError, redis.TimeoutError):
+        conn.disconnect()  # a reply may still be on its way: never reuse it
+        raise
+    finally:
+        pool.release(conn)
 
 
 def _celery_send(job_id: str, queue: Any, task_id: str | None = None) -> None:

@@ -87,3 +87,43 @@ def test_the_written_insert_sends_the_values_get_db_prep_save_gives(active_agent
 
     assert [_comparable(v) for v in sent] == [_comparable(v) for v in expected]
     assert _values(Job.objects.get(pk=job.pk)) == _values(job)
+
+
+def _forget_prepared_statements() -> None:
+    """This connection's plans dropped (other tests on it may have prepared the INSERT);
+    psycopg forgets its names of them as it sees the command."""
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+
+
+def _prepared_job_inserts() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall() if row[0].startswith('INSERT INTO "workers_job"')]
+
+
+def test_the_dispatch_insert_is_prepared_and_reads_back_as_it_was_built(active_agent: Agent, online_worker: Any) -> None:
+    worker = online_worker("w1@unit")
+    _forget_prepared_statements()
+    assert not _prepared_job_inserts()
+    jobs = []
+    for i in range(2):  # the second runs the statement the first prepared
+        now = timezone.now()
+        job = Job(agent=active_agent, agent_version=active_agent.version, room_name=f"r{i}", room={"name": f"r{i}"},
+                  metadata={"caller": "+1555", "nested": [1, {"a": None}]}, status=JobStatus.ASSIGNED,
+                  assigned_worker=worker, assigned_at=now, created_at=now, priority=2, idempotency_key=None,
+                  request_fingerprint="f" * 64)
+        insert_row(job, prepared=True)
+        jobs.append(job)
+
+    assert len(_prepared_job_inserts()) == 1
+    for job in jobs:
+        assert _values(Job.objects.get(pk=job.pk)) == _values(job)
+
+
+def test_an_insert_not_asked_to_be_prepared_is_not(active_agent: Agent) -> None:
+    _forget_prepared_statements()
+    insert_row(Job(agent=active_agent, room_name="r", room={"name": "r"}, metadata={}, created_at=timezone.now(),
+                   request_fingerprint="f" * 64))
+
+    assert not _prepared_job_inserts()

@@ -123,7 +123,13 @@ def test_a_failed_push_goes_the_celery_way_with_the_same_task_id(
     def refused(*args: Any, **kwargs: Any) -> None:
         raise redis.ConnectionError("connection reset by peer")
 
-    monkeypatch.setattr(client, "lpush", refused)
+    # the connection the push gets from its client's pool fails as it sends (the Celery way
+    # has connections of its own)
+    pool = client.connection_pool
+    failing = pool.get_connection()
+    pool.release(failing)
+    monkeypatch.setattr(failing, "send_command", refused)
+    monkeypatch.setattr(pool, "get_connection", lambda *args, **kwargs: failing)
     send_run_session("job-2", worker_id)
 
     assert celery_sends == ["job-1", "job-2"]
@@ -157,3 +163,24 @@ def test_the_args_repr_is_the_one_send_task_writes(job_id: str) -> None:
 
     expected = saferepr([job_id], app.amqp.argsrepr_maxsize, maxlevels=app.conf.task_repr_maxlevels)
     assert run_session_publish._argsrepr([job_id]) == expected
+
+
+def test_a_key_prefixing_client_pushes_under_its_prefix(broker: redis.Redis) -> None:
+    """kombu's `global_keyprefix` makes its client prefix every key: the push keeps that client's
+    own lpush, so the message lands where the worker's consumer reads (prefix + queue)."""
+    from kombu.transport.redis import PrefixedStrictRedis
+
+    client = PrefixedStrictRedis(connection_pool=broker.connection_pool, global_keyprefix="cp-test:")
+    queue_name = f"prefixed-{uuid.uuid4().hex[:8]}"
+    run_session_publish._lpush(client, queue_name, "payload")
+
+    assert broker.lrange(f"cp-test:{queue_name}", 0, -1) == [b"payload"]
+    assert not broker.exists(queue_name)
+
+
+def test_a_plain_client_pushes_onto_the_queue_itself(broker: redis.Redis) -> None:
+    queue_name = f"plain-{uuid.uuid4().hex[:8]}"
+    run_session_publish._lpush(redis.Redis(connection_pool=broker.connection_pool), queue_name, "one")
+    run_session_publish._lpush(redis.Redis(connection_pool=broker.connection_pool), queue_name, "two")
+
+    assert broker.lrange(queue_name, 0, -1) == [b"two", b"one"]  # LPUSH: the newest first, as before
