@@ -19,8 +19,9 @@ import atexit
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from concurrent.futures import thread as _futures_thread
 from typing import Any
 
@@ -87,20 +88,70 @@ async def _send_group(layer: Any, group: str, messages: list[Message]) -> None:
             log.warning("broadcast to %s failed", group, exc_info=True)
 
 
+# --- hand-overs of one thread, together ------------------------------------------------------
+_together = threading.local()
+
+
+@contextmanager
+def broadcasts_together() -> Iterator[None]:
+    """What this thread hands to the process's broadcaster inside the block goes out as ONE
+    hand-over when the block ends (even by an exception), in the order it was handed over; each
+    send's future is done once that hand-over went out. Nested: the outer block sends. For the
+    steps of one job that follow one another on one thread (its claim and its session's row; its
+    session's close, end-of-call report and the job's end): bench/dispatch.py's echo job made 9
+    hand-overs, each a broadcaster wake-up and a Redis round of its own.
+
+    Sends are only held back, never reordered: whoever needs them out before the block ends (it
+    waits for a listener's answer, or blocks for long) calls `hand_over_together()` first;
+    `send_and_wait` does."""
+    if getattr(_together, "items", None) is not None:
+        yield
+        return
+    _together.items = []
+    try:
+        yield
+    finally:
+        hand_over_together()
+        _together.items = None
+
+
+def hand_over_together() -> None:
+    """Hand over now what this thread's `broadcasts_together` block has collected so far (the
+    block stays open)."""
+    items: list[Item] | None = getattr(_together, "items", None)
+    if not items:
+        return
+    _together.items = []
+    broadcaster._hand_over(items)
+
+
 # --- the thread ----------------------------------------------------------------------------
+Item = tuple[Sequence[GroupSend], Future[None]]  # one send's group sends, done once they went out
+
+
 class Broadcaster:
     """Sends in hand-over order (per group) on one long-lived loop, so one reused Redis connection."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Sequence[GroupSend], Future[None]] | None] = queue.SimpleQueue()
+        # each entry one hand-over: the items of one send, or of a `broadcasts_together` block
+        self._queue: queue.SimpleQueue[list[Item] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
         self._pending = 0
 
     def send(self, sends: Sequence[GroupSend]) -> Future[None]:
-        """Queue group sends without waiting; the future is done once they went out (or failed)."""
+        """Queue group sends without waiting; the future is done once they went out (or failed).
+        Inside this thread's `broadcasts_together` block they wait for the block's hand-over."""
         done: Future[None] = Future()
+        items: list[Item] | None = getattr(_together, "items", None)
+        if items is not None and self is broadcaster:
+            items.append((sends, done))
+        else:
+            self._hand_over([(sends, done)])
+        return done
+
+    def _hand_over(self, items: list[Item]) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 try:
@@ -108,18 +159,25 @@ class Broadcaster:
                     thread.start()
                 except RuntimeError:  # the interpreter is shutting down: no new threads
                     log.warning("broadcast dropped: the process is exiting")
-                    done.set_result(None)
-                    return done
+                    for _, done in items:
+                        done.set_result(None)
+                    return
                 self._thread = thread
         with self._idle:
-            self._pending += 1
-        self._queue.put((sends, done))
-        return done
+            self._pending += len(items)
+        self._queue.put(items)
 
     def send_and_wait(self, sends: Sequence[GroupSend], timeout: float = 10.0) -> None:
         """Queue group sends and wait until they went out (the event sink: stored, then sent)."""
+        done: Future[None] = Future()
+        items: list[Item] = [(sends, done)]
+        held: list[Item] | None = getattr(_together, "items", None) if self is broadcaster else None
+        if held:  # what this thread's block held back goes first, in the same hand-over: this waits for none
+            items[:0] = held
+            _together.items = []
+        self._hand_over(items)
         try:
-            self.send(sends).result(timeout)
+            done.result(timeout)
         except Exception:  # noqa: BLE001 - a slow layer: the sends stay queued, in order
             log.warning("broadcast not done within %.1fs", timeout, exc_info=True)
 
@@ -140,10 +198,10 @@ class Broadcaster:
         try:
             stopping = False
             while not stopping:
-                item = self._queue.get()
-                if item is None:
+                items = self._queue.get()
+                if items is None:
                     return
-                batch, stopping = self._waiting_too(item)
+                batch, stopping = self._waiting_too(items)
                 try:
                     if not _futures_thread._shutdown:  # the interpreter is exiting: executors are gone
                         self._deliver_all(loop, batch)
@@ -158,31 +216,29 @@ class Broadcaster:
         finally:
             loop.close()  # channels_redis closes this loop's connections when it closes
 
-    def _waiting_too(self, first: tuple[Sequence[GroupSend], Future[None]]
-                     ) -> tuple[list[tuple[Sequence[GroupSend], Future[None]]], bool]:
-        """The first hand-over and those queued behind it (up to MAX_HANDOVERS_TOGETHER), and
-        whether the stop marker came after them. A job's state changes and events are ~10
-        hand-overs of one message each; sent one by one, each paid its own Redis round trips
-        (bench/dispatch.py's worker in a burst: 45 % of its GIL in the broadcaster)."""
-        batch = [first]
+    def _waiting_too(self, first: list[Item]) -> tuple[list[Item], bool]:
+        """The first hand-over's items and those of the hand-overs queued behind it (up to
+        MAX_HANDOVERS_TOGETHER items), and whether the stop marker came after them. A job's state
+        changes and events are ~10 sends of one message each; sent one by one, each paid its own
+        Redis round trips (bench/dispatch.py's worker in a burst: 45 % of its GIL in the broadcaster)."""
+        batch = list(first)
         while len(batch) < MAX_HANDOVERS_TOGETHER:
             try:
-                item = self._queue.get_nowait()
+                items = self._queue.get_nowait()
             except queue.Empty:
                 return batch, False
-            if item is None:
+            if items is None:
                 return batch, True
-            batch.append(item)
+            batch.extend(items)
         return batch, False
 
-    def _deliver_all(self, loop: asyncio.AbstractEventLoop,
-                     batch: list[tuple[Sequence[GroupSend], Future[None]]]) -> None:
+    def _deliver_all(self, loop: asyncio.AbstractEventLoop, batch: list[Item]) -> None:
         if len(batch) == 1 or not supports_many(get_channel_layer()):
-            # other layers send group by group: keep each hand-over's order across its groups
+            # other layers send group by group: keep each send's order across its groups
             for sends, _ in batch:
                 self._deliver(loop, sends)
             return
-        # one hand-over of them all: each group's messages stay in hand-over order (asend)
+        # one delivery of them all: each group's messages stay in send order (asend)
         self._deliver(loop, [send for sends, _ in batch for send in sends])
 
     @staticmethod

@@ -18,6 +18,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from controlplane.broadcaster import broadcasts_together
 from agents.credentials import agent_endpoints
 from runtime.provider_configs import ProviderConfigError, parse_recording_config
 from agents.tools.executor import build_tool_executor
@@ -154,10 +155,12 @@ def _append(session_id: str, type_: str, data: dict[str, Any]) -> None:
 def _echo_started(ctx: JobContext) -> None:
     """connected, active, session_started: in this order, on one trip off the loop (each trip
     is an executor submit and a thread wake-up: most of what the echo cost bench/dispatch.py's
-    workers)."""
-    session_mirror_status(ctx.session_id, "connected", job_id=ctx.job_id)
-    session_mirror_status(ctx.session_id, "active", job_id=ctx.job_id)
-    _append(ctx.session_id, "session_started", {"session_id": ctx.session_id, "agent_id": ctx.agent_id, "transport": "echo"})
+    workers), their broadcasts in one hand-over (each stored before it)."""
+    with broadcasts_together():
+        session_mirror_status(ctx.session_id, "connected", job_id=ctx.job_id)
+        session_mirror_status(ctx.session_id, "active", job_id=ctx.job_id)
+        _append(ctx.session_id, "session_started", {"session_id": ctx.session_id, "agent_id": ctx.agent_id,
+                                                    "transport": "echo"})
 
 
 async def echo_session(ctx: JobContext) -> None:

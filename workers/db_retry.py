@@ -15,6 +15,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
+from controlplane.broadcaster import hand_over_together
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
@@ -39,6 +41,7 @@ def retry_database_write(what: str, write: Callable[[], T], *, give_up_after: fl
                             what, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "", give_up_after)
             if not connection.in_atomic_block:
                 connection.close()  # the broken connection; the next query opens a new one
+            hand_over_together()  # what the caller's block holds (workers.session_runner) does not wait out the outage
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
             attempt += 1

@@ -18,6 +18,7 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
+from controlplane.broadcaster import broadcasts_together, hand_over_together
 from runtime.provider_configs import WebRTCVADConfig
 from agents.services import agent_version_config
 from agents.tools.remote import execute_remote_call
@@ -54,18 +55,22 @@ log = logging.getLogger(__name__)
 
 def run_job(*, job_id: str, worker_id: str) -> str:
     """What `run_session` does. Returns a short outcome word for the task result."""
-    if node.draining:
-        # refuse: hand the job back and let the dispatcher pick another worker
-        if job_release(job_id=job_id, worker_id=worker_id, reason=f"worker {worker_id} is draining"):
-            job_route(job_id=job_id)
-        return "refused"
-    job = job_claim(job_id=job_id, worker_id=worker_id)
-    if job is None:
-        log.info("job %s: claim taken or job no longer assigned here; duplicate delivery ignored", job_id)
-        return "duplicate"
-    # the heartbeat renews the lease until the outcome is stored, not only while the session lives
-    with node.lease_held(job.job_id):
-        return run_claimed_job(job=job, worker_id=worker_id)
+    # the live view's sends of each phase of the job (claim and opening; close, report and end)
+    # leave in one broadcaster hand-over each: run_agent_session hands the first over once the
+    # session's row is open, a database retry before it waits (workers.db_retry)
+    with broadcasts_together():
+        if node.draining:
+            # refuse: hand the job back and let the dispatcher pick another worker
+            if job_release(job_id=job_id, worker_id=worker_id, reason=f"worker {worker_id} is draining"):
+                job_route(job_id=job_id)
+            return "refused"
+        job = job_claim(job_id=job_id, worker_id=worker_id)
+        if job is None:
+            log.info("job %s: claim taken or job no longer assigned here; duplicate delivery ignored", job_id)
+            return "duplicate"
+        # the heartbeat renews the lease until the outcome is stored, not only while the session lives
+        with node.lease_held(job.job_id):
+            return run_claimed_job(job=job, worker_id=worker_id)
 
 
 def run_claimed_job(*, job: Job, worker_id: str) -> str:
@@ -82,6 +87,8 @@ def run_claimed_job(*, job: Job, worker_id: str) -> str:
     try:
         if handler is None:
             raise EntryPointError(f"no handler for job type {job.job_type!r}")
+        if handler is not run_agent_session:  # it sends the claim's event with its session's opening
+            hand_over_together()  # a tool may run for minutes: the claim is not held that long
         failure = handler(job, worker_id)
     except Exception as exc:  # noqa: BLE001 - any failure becomes the job's reason
         if not isinstance(exc, WorkerFault):
@@ -182,6 +189,7 @@ def run_agent_session(job: Job, worker_id: str) -> str | None:
     else:
         version, config = agent_version_config(agent=job.agent, version=job.agent_version)
     session = session_open(job=job, agent_version=version)
+    hand_over_together()  # the claim's and the opening's live view, before the room is prepared (LiveKit: a request)
     _observe_dispatch_latency(job)
     try:
         ctx = build_job_context(job, session, config, worker_id)

@@ -1,6 +1,7 @@
 """SessionEvent.seq is gap-free per session, even with concurrent writers."""
 from __future__ import annotations
 
+import datetime
 import threading
 
 import pytest
@@ -72,3 +73,19 @@ def test_the_rows_returned_are_the_stored_ones_in_order(db: None, active_agent: 
     assert [(row.seq, row.type, row.data) for row in rows] == [(2, "a", {"n": 1}), (3, "b", {"n": 2}), (4, "c", {})]
     assert all(stored[row.pk] == (row.seq, row.type, row.data) for row in rows)
     assert all(row.session_id == session.pk and not row._state.adding for row in rows)
+
+
+def test_the_stored_times_and_data_are_the_given_ones(db: None, active_agent: Agent) -> None:
+    # the events travel as one JSON text: each instant (its microseconds, any UTC offset) and
+    # each payload (nested, non-ASCII, JSON null) must come back as given
+    session = AgentSession.objects.create(agent=active_agent, agent_version=1, room_id="r")
+    paris = datetime.timezone(datetime.timedelta(hours=1))
+    at_utc = datetime.datetime(2026, 12, 4, 10, 0, 0, 123456, tzinfo=datetime.timezone.utc)
+    at_paris = datetime.datetime(2026, 12, 4, 11, 0, 0, 654321, tzinfo=paris)
+    data = {"text": "Ça va? \"quoted\" \\ 日本", "nested": {"list": [1, 2.5, None, True]}, "none": None}
+
+    session_events_append(session_id=session.pk, events=[("a", at_utc, data), ("b", at_paris, {})])
+
+    stored = list(SessionEvent.objects.filter(session=session).order_by("seq").values_list("type", "at", "data"))
+    assert stored == [("a", at_utc, data), ("b", at_paris, {})]
+    assert stored[1][1] - stored[0][1] == datetime.timedelta(microseconds=530865)

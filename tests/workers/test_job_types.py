@@ -70,3 +70,28 @@ def test_an_audio_processing_job_without_audio_fails_with_the_reason(online_work
                              metadata={}, status=JobStatus.ASSIGNED, assigned_worker=worker, assigned_at=timezone.now())
     done = run(job, worker.pk)
     assert done.status == JobStatus.FAILED and "pcm16_base64" in done.failure_reason
+
+
+def test_a_tool_execution_job_hands_its_claim_to_the_live_view_before_the_tool_runs(
+        online_worker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a tool may run for minutes: the claim's event is not held back for the job's end
+    from controlplane import broadcaster as broadcaster_module
+    from workers.session_runner import run_job
+
+    tool_sync()
+    worker = online_worker("w1@unit")
+    job = job_dispatch(agent_id=None, room="-", transport="local", job_type="tool_execution",
+                       metadata={"tool": "get_weather", "arguments": {"city": "Paris"}})
+    hand_overs: list[list[str]] = []
+    real_hand_over = broadcaster_module.broadcaster._hand_over
+
+    def record(items: Any) -> None:
+        hand_overs.append([f"{message['kind']} {message['data']['status']}" for sends, _ in items
+                           for _, message in sends if message["type"] == "fleet.event"])
+        real_hand_over(items)
+
+    monkeypatch.setattr(broadcaster_module.broadcaster, "_hand_over", record)
+
+    assert run_job(job_id=job.pk, worker_id=worker.pk) == "completed"
+
+    assert [h for h in hand_overs if any(e.startswith("job ") for e in h)] == [["job running"], ["job completed"]]

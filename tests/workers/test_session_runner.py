@@ -203,3 +203,34 @@ def test_a_freed_slot_goes_to_the_waiting_job_at_once(active_agent: Any, online_
     assert task.join() == "completed"
     # no maintenance tick ran: the finishing job handed its slot on
     assert Job.objects.get(pk=waiting.pk).assigned_worker_id == echo_node.worker_id
+
+
+def test_each_phase_of_a_job_reaches_the_broadcaster_in_one_hand_over(assigned: Job, echo_node: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # claim and opening, the echo's start, its stop, close + report + the job's end: each one
+    # hand-over, every change stored before it, in the order the changes were made
+    from controlplane import broadcaster as broadcaster_module
+
+    hand_overs: list[list[str]] = []
+    real_hand_over = broadcaster_module.broadcaster._hand_over
+
+    def label(group: str, message: dict[str, Any]) -> list[str]:
+        if message["type"] == "fleet.event":
+            return [f"{message['kind']} {message['data']['status']}"]
+        return [envelope["type"] for envelope in message["events"]]
+
+    def record(items: Any) -> None:
+        hand_overs.append([name for sends, _ in items for group, message in sends for name in label(group, message)])
+        real_hand_over(items)
+
+    monkeypatch.setattr(broadcaster_module.broadcaster, "_hand_over", record)
+    Job.objects.filter(pk=assigned.pk).update(metadata={"echo_end_after_s": 0})
+
+    assert run_job(job_id=assigned.pk, worker_id=echo_node.worker_id) == "completed"
+
+    assert hand_overs == [
+        ["job running", "session initializing"],
+        ["session connected", "session active", "session_started"],
+        ["session_stopped"],
+        ["session disconnected", "call_ended", "job completed"],
+    ]
