@@ -33,6 +33,9 @@ def fleet_events_during(action: Callable[[], Any]) -> list[dict[str, Any]]:
         # a layer instance of our own, as a web process listening on /ws/fleet/ has
         layer = RedisChannelLayer(hosts=[settings.REDIS_URL])
         channel = await layer.new_channel()
+        # what was handed over before the action (the test's own setup) goes out before we
+        # listen: the broadcaster delivers a moment after a hand-over (DELIVERY_DELAY_S)
+        assert await asyncio.to_thread(flush_fleet_events, 10)
         await layer.group_add(FLEET_GROUP, channel)
         try:
             await asyncio.to_thread(run)
