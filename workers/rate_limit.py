@@ -20,6 +20,8 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from workers.redis_command import pooled_command
+
 log = logging.getLogger(__name__)
 
 # KEYS[1] bucket; ARGV[1] emission interval (µs), ARGV[2] burst size. Returns 0 when the
@@ -78,18 +80,10 @@ def _shared_wait_us(url: str, bucket_key: str, interval_us: int, burst: int) -> 
     cannot answer (the caller then limits in-process)."""
     pool = _pool(url)
     for _ in range(2):
-        conn = pool.get_connection()
         try:
-            conn.send_command("EVALSHA", _GCRA_SHA, 1, bucket_key, interval_us, burst)
-            return float(conn.read_response())
+            return float(pooled_command(pool, "EVALSHA", _GCRA_SHA, 1, bucket_key, interval_us, burst))
         except redis.exceptions.NoScriptError:
-            conn.send_command("SCRIPT", "LOAD", _GCRA)
-            conn.read_response()
-        except (redis.ConnectionError, redis.TimeoutError):
-            conn.disconnect()  # a reply may still be on its way: never reuse it
-            raise
-        finally:
-            pool.release(conn)
+            pooled_command(pool, "SCRIPT", "LOAD", _GCRA)
     raise redis.RedisError("the rate-limit script could not be loaded")
 
 

@@ -37,6 +37,7 @@ from kombu.utils.json import dumps
 from kombu.utils.uuid import uuid
 
 from controlplane.celery import app
+from workers.redis_command import pooled_command
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +80,7 @@ def _lpush(client: redis.Redis, key: str, payload: str) -> None:
     if type(client) is not redis.Redis:
         client.lpush(key, payload)
         return
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_command("LPUSH", key, payload)
-        conn.read_response()
-    except (redis.ConnectionError, redis.TimeoutError):
-        conn.disconnect()  # a reply may still be on its way: never reuse it
-        raise
-    finally:
-        pool.release(conn)
+    pooled_command(client.connection_pool, "LPUSH", key, payload)
 
 
 def _celery_send(job_id: str, queue: Any, task_id: str | None = None) -> None:
